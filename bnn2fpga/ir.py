@@ -1,0 +1,401 @@
+"""The bnn2fpga intermediate representation.
+
+One graph type serves both stages of the compiler:
+
+* the *float* stage, produced by a frontend: binary matrix-vector nodes still followed by
+  float nodes (``ChannelAffine``, ``BatchNorm``, ``Sign``) taken from the Keras model;
+* the *hardware* stage, after the passes: integers only.  Every backend (reference, HLS, RTL,
+  estimator) consumes this stage and nothing else.
+
+Tensors are channels-last and carry no batch dimension.  Value encodings
+(``TensorType.encoding``):
+
+``bipolar``   1 bit, bit 1 = +1, bit 0 = -1
+``unipolar``  1 bit, bit 1 = +1, bit 0 = 0 (Si-BNN)
+``uint``      unsigned ``bits``-bit code k; real value = offset + scale * k
+``int``       signed ``bits``-bit integer (an accumulator); real value = scale * k
+``float``     float32 (only in the float stage)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+ENCODINGS = ("bipolar", "unipolar", "uint", "int", "float")
+
+
+class IRError(ValueError):
+    """An IR that violates an invariant (bad folding, bad shape, bad parameter)."""
+
+
+@dataclass(frozen=True)
+class TensorType:
+    shape: tuple[int, ...]
+    encoding: str
+    bits: int = 1
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise IRError(f"unknown encoding {self.encoding!r}; expected one of {ENCODINGS}")
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+
+    @property
+    def channels(self) -> int:
+        return self.shape[-1]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def is_binary(self) -> bool:
+        return self.encoding in ("bipolar", "unipolar")
+
+    def with_shape(self, shape: tuple[int, ...]) -> TensorType:
+        return dataclasses.replace(self, shape=tuple(shape))
+
+
+def signed_bits_for(max_abs: int) -> int:
+    """Bits of a two's-complement integer that holds every value in [-max_abs, max_abs]."""
+    return max(2, int(max_abs).bit_length() + 1)
+
+
+# ----------------------------------------------------------------------------------------
+# Nodes
+# ----------------------------------------------------------------------------------------
+
+_NODE_TYPES: dict[str, type[Node]] = {}
+
+
+@dataclass(eq=False)
+class Node:
+    """A graph node.  ``inputs`` name earlier nodes; ``out`` is the node's output tensor."""
+
+    name: str
+    inputs: list[str]
+    out: TensorType
+
+    op: ClassVar[str] = "node"
+    hardware: ClassVar[bool] = True  # False for float-stage nodes removed by the passes
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _NODE_TYPES[cls.op] = cls
+
+
+@dataclass(eq=False)
+class Input(Node):
+    """The graph input.  The host turns float frames into the integer codes of ``out``.
+
+    ``quantizer`` is ``None`` when the input must already lie on the grid
+    (x = offset + scale * k exactly), or ``"round_half_even"`` when the model's own input
+    quantizer rounds and clips (QKeras ``quantized_bits``/``quantized_relu`` do).
+    """
+
+    quantizer: str | None = None
+    op: ClassVar[str] = "input"
+
+
+@dataclass(eq=False)
+class Dense(Node):
+    """Binary-weight matrix-vector unit (MVTU): XNOR-popcount, then thresholds or accumulator.
+
+    ``weights``: int8 in {-1, +1}, shape (out_channels, fan_in); fan-in order is the input
+    tensor flattened channels-last.  A channel whose BatchNorm scale was negative has had its
+    weights negated already (the flip is folded into the weights once, here).
+    ``thresholds``: int64 (out_channels, n) ascending; output code = #{j : acc >= T[c, j]}.
+    ``None`` means the node outputs the accumulator itself (the network's last layer).
+    ``output_affine``: (scale, offset) float64 per channel, applied by the host only, to
+    turn the last layer's accumulator into the Keras model's float output.
+    """
+
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
+    thresholds: np.ndarray | None = None
+    output_affine: tuple[np.ndarray, np.ndarray] | None = None
+    pe: int = 1
+    simd: int = 1
+    op: ClassVar[str] = "dense"
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def fan_in(self) -> int:
+        return int(self.weights.shape[1])
+
+
+@dataclass(eq=False)
+class Conv2D(Dense):
+    """Binary-weight 2D convolution = sliding window + MVTU.
+
+    Fan-in order is (ky, kx, c).  ``pads`` = (top, bottom, left, right).  ``pad`` is the value
+    of padded taps: ``"zero"`` contributes exactly 0 to the dot product (for a bipolar input
+    the sliding window flags the tap invalid and the MVTU adds nothing for it; for a uint
+    input it is the code 0), or an integer code (bit 1 = +1 for bipolar, Larq
+    ``pad_values=1``; a code k for uint).
+    """
+
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    pad: str | int = "zero"
+    op: ClassVar[str] = "conv2d"
+
+
+@dataclass(eq=False)
+class MaxPool2D(Node):
+    """Max-pool over a window.  Padded positions are ignored (Keras 'same' semantics).
+
+    ``min_channels`` lists channels that take the minimum instead (AND for bits): this is how
+    a max-pool that stood before a BatchNorm with a negative scale stays exact once the
+    threshold has moved in front of it.  Bits are pooled as codes: max = OR, min = AND.
+    """
+
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    min_channels: tuple[int, ...] = ()
+    op: ClassVar[str] = "maxpool2d"
+
+
+@dataclass(eq=False)
+class Reshape(Node):
+    """Flatten/Reshape: channels-last order is unchanged, so hardware sees a no-op."""
+
+    op: ClassVar[str] = "reshape"
+
+
+# ---- float-stage nodes: produced by frontends, removed by passes ----------------------
+
+Evaluator = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(eq=False)
+class ChannelAffine(Node):
+    """y = x * mul + add per channel, in float32 (a weight scale or a bias)."""
+
+    mul: np.ndarray | None = None
+    add: np.ndarray | None = None
+    op: ClassVar[str] = "channel_affine"
+    hardware: ClassVar[bool] = False
+
+
+@dataclass(eq=False)
+class BatchNorm(Node):
+    """Inference BatchNorm over the last axis.
+
+    ``evaluate`` (optional, not serialised) runs the model's own layer on float32 values of
+    shape (n, channels); the threshold pass uses it to decide ties exactly as the model does.
+    """
+
+    gamma: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    beta: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    var: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    eps: float = 1e-3
+    evaluate: Evaluator | None = None
+    op: ClassVar[str] = "batchnorm"
+    hardware: ClassVar[bool] = False
+
+    def scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """(s, t) in float64 with BN(x) = s * x + t."""
+        g = self.gamma.astype(np.float64)
+        s = g / np.sqrt(self.var.astype(np.float64) + np.float64(np.float32(self.eps)))
+        return s, self.beta.astype(np.float64) - self.mean.astype(np.float64) * s
+
+
+@dataclass(eq=False)
+class Sign(Node):
+    """Bipolar binarisation: +1 iff x >= 0 (QKeras ``binary``, Larq ``ste_sign``).
+
+    ``evaluate`` (optional, not serialised) runs the model's own quantizer.
+    """
+
+    evaluate: Evaluator | None = None
+    op: ClassVar[str] = "sign"
+    hardware: ClassVar[bool] = False
+
+
+# ----------------------------------------------------------------------------------------
+# Graph
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Graph:
+    """Nodes in topological order; the first is the ``Input``, the last is the output."""
+
+    name: str
+    nodes: list[Node]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def __getitem__(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"no node named {name!r} in graph {self.name!r}")
+
+    @property
+    def input(self) -> Input:
+        node = self.nodes[0]
+        assert isinstance(node, Input)
+        return node
+
+    @property
+    def output(self) -> Node:
+        return self.nodes[-1]
+
+    def producer(self, node: Node) -> Node:
+        """The single producer of ``node``'s input."""
+        if len(node.inputs) != 1:
+            raise IRError(f"node {node.name!r} has {len(node.inputs)} inputs, expected 1")
+        return self[node.inputs[0]]
+
+    def consumers(self, name: str) -> list[Node]:
+        return [n for n in self.nodes if name in n.inputs]
+
+    def replace(self, old: list[Node], new: list[Node]) -> None:
+        """Replace the consecutive chain ``old`` by ``new``; rewires consumers of the chain's
+        last node to the last new node."""
+        first = self.nodes.index(old[0])
+        old_names = {n.name for n in old}
+        last_old, last_new = old[-1].name, new[-1].name
+        self.nodes = self.nodes[:first] + new + [n for n in self.nodes[first:]
+                                                 if n.name not in old_names]
+        for node in self.nodes[first + len(new):]:
+            node.inputs = [last_new if i == last_old else i for i in node.inputs]
+
+    def matvec_nodes(self) -> list[Dense]:
+        return [n for n in self.nodes if isinstance(n, Dense)]
+
+    def is_hardware(self) -> bool:
+        return all(type(n).hardware for n in self.nodes)
+
+
+# ----------------------------------------------------------------------------------------
+# Serialisation (design.json)
+# ----------------------------------------------------------------------------------------
+
+FORMAT_VERSION = 1
+
+
+def _array_to_json(a: np.ndarray) -> dict[str, Any]:
+    if a.dtype == np.int8 and a.size and set(np.unique(a)) <= {-1, 1}:
+        # bipolar weights: one packed hex string per row (bit i = element i, see packing.py)
+        from bnn2fpga.packing import pack_bits_hex
+
+        rows = a.reshape(a.shape[0], -1)
+        return {"bipolar_hex": [pack_bits_hex(r > 0) for r in rows], "shape": list(a.shape)}
+    if np.issubdtype(a.dtype, np.integer):
+        return {"int": a.tolist(), "shape": list(a.shape)}
+    return {"float": [float(x) for x in a.reshape(-1)], "shape": list(a.shape),
+            "dtype": str(a.dtype)}
+
+
+def _array_from_json(d: dict[str, Any]) -> np.ndarray:
+    shape = tuple(d["shape"])
+    if "bipolar_hex" in d:
+        from bnn2fpga.packing import unpack_bits_hex
+
+        n = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        rows = [unpack_bits_hex(h, n) for h in d["bipolar_hex"]]
+        bits = np.array(rows, dtype=np.int8).reshape(shape)
+        return (2 * bits - 1).astype(np.int8)
+    if "int" in d:
+        return np.array(d["int"], dtype=np.int64).reshape(shape)
+    return np.array(d["float"], dtype=d.get("dtype", "float64")).reshape(shape)
+
+
+def _value_to_json(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return _array_to_json(v)
+    if isinstance(v, TensorType):
+        return dataclasses.asdict(v)
+    if isinstance(v, tuple):
+        return [_value_to_json(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def node_to_json(node: Node) -> dict[str, Any]:
+    if not type(node).hardware:
+        raise IRError(f"node {node.name!r} ({node.op}) is a float-stage node; run the passes "
+                      "before serialising")
+    d: dict[str, Any] = {"op": node.op}
+    for f in dataclasses.fields(node):
+        d[f.name] = _value_to_json(getattr(node, f.name))
+    return d
+
+
+def node_from_json(d: dict[str, Any]) -> Node:
+    cls = _NODE_TYPES.get(d["op"])
+    if cls is None:
+        raise IRError(f"unknown node op {d['op']!r} in design.json")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in d:
+            continue
+        v = d[f.name]
+        if f.name == "out":
+            v = TensorType(**v)
+        elif isinstance(v, dict) and "shape" in v:
+            v = _array_from_json(v)
+            if f.name == "weights":
+                v = v.astype(np.int8)
+        elif f.name == "output_affine" and v is not None:
+            v = (_array_from_json(v[0]), _array_from_json(v[1]))
+        elif isinstance(v, list) and f.name in ("kernel", "stride", "pads", "min_channels"):
+            v = tuple(v)
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+def graph_to_json(graph: Graph) -> dict[str, Any]:
+    return {"format": "bnn2fpga-design", "version": FORMAT_VERSION, "name": graph.name,
+            "meta": graph.meta, "nodes": [node_to_json(n) for n in graph.nodes]}
+
+
+def graph_from_json(d: dict[str, Any]) -> Graph:
+    if d.get("format") != "bnn2fpga-design":
+        raise IRError("not a bnn2fpga design.json (missing format: bnn2fpga-design)")
+    if d.get("version") != FORMAT_VERSION:
+        raise IRError(f"design.json version {d.get('version')} is not supported by this "
+                      f"bnn2fpga (expects {FORMAT_VERSION}); recompile the model")
+    return Graph(d["name"], [node_from_json(n) for n in d["nodes"]], dict(d.get("meta", {})))
+
+
+def graphs_equal(a: Graph, b: Graph) -> bool:
+    """Structural equality of two hardware graphs (used to test the JSON round trip)."""
+    if a.name != b.name or len(a.nodes) != len(b.nodes):
+        return False
+    for x, y in zip(a.nodes, b.nodes, strict=True):
+        if type(x) is not type(y):
+            return False
+        for f in dataclasses.fields(x):
+            u, v = getattr(x, f.name), getattr(y, f.name)
+            if isinstance(u, tuple) and u and isinstance(u[0], np.ndarray):
+                if not all(np.array_equal(p, q) for p, q in zip(u, v, strict=True)):
+                    return False
+            elif isinstance(u, np.ndarray) or isinstance(v, np.ndarray):
+                if not (isinstance(u, np.ndarray) and isinstance(v, np.ndarray)
+                        and u.shape == v.shape and np.array_equal(u, v)):
+                    return False
+            elif isinstance(u, float) and isinstance(v, float):
+                if not (u == v or (math.isnan(u) and math.isnan(v))):
+                    return False
+            elif u != v:
+                return False
+    return True

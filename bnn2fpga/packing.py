@@ -1,0 +1,111 @@
+"""Bit packing: the one definition shared by the reference, the writers and the tests.
+
+Convention: element i of a group is bit i of the packed word (LSB first).  For bipolar
+values bit 1 = +1 and bit 0 = -1; for unipolar values bit 1 = +1 and bit 0 = 0.  A packed
+row written as an integer literal (hex in design.json, ``ap_uint`` in C++, ``'h`` in
+SystemVerilog) therefore has element 0 in its least significant bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WORD = 64
+_M1 = np.uint64(0x5555555555555555)
+_M2 = np.uint64(0x3333333333333333)
+_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+_H01 = np.uint64(0x0101010101010101)
+
+
+def bipolar_to_bits(x: np.ndarray) -> np.ndarray:
+    """{-1,+1} -> {0,1} (uint8)."""
+    return (np.asarray(x) > 0).astype(np.uint8)
+
+
+def bits_to_bipolar(b: np.ndarray) -> np.ndarray:
+    """{0,1} -> {-1,+1} (int8)."""
+    return (2 * np.asarray(b, dtype=np.int8) - 1).astype(np.int8)
+
+
+def pack_words(bits: np.ndarray) -> np.ndarray:
+    """Pack the last axis of a 0/1 array into uint64 words (bit i of word w = element 64w+i).
+
+    Lanes past the end are 0; callers mask them (see ``lane_mask``)."""
+    bits = np.asarray(bits, dtype=np.uint8)
+    n = bits.shape[-1]
+    nwords = max(1, -(-n // WORD))
+    padded = np.zeros(bits.shape[:-1] + (nwords * WORD,), dtype=np.uint8)
+    padded[..., :n] = bits
+    as_bytes = np.packbits(padded, axis=-1, bitorder="little")
+    return np.ascontiguousarray(as_bytes).view("<u8").reshape(bits.shape[:-1] + (nwords,))
+
+
+def lane_mask(n: int) -> np.ndarray:
+    """uint64 words with exactly the first n lanes set."""
+    return pack_words(np.ones(n, dtype=np.uint8))
+
+
+def popcount(words: np.ndarray) -> np.ndarray:
+    """Per-word population count of a uint64 array (SWAR, exact)."""
+    x = np.asarray(words, dtype=np.uint64)
+    x = x - ((x >> np.uint64(1)) & _M1)
+    x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+    x = (x + (x >> np.uint64(4))) & _M4
+    return ((x * _H01) >> np.uint64(56)).astype(np.int64)
+
+
+def bits_to_int(bits: np.ndarray) -> int:
+    """A 0/1 vector as one integer, element i at bit i."""
+    value = 0
+    for i, b in enumerate(np.asarray(bits).reshape(-1)):
+        if b:
+            value |= 1 << i
+    return value
+
+
+def int_to_bits(value: int, n: int) -> np.ndarray:
+    return np.array([(value >> i) & 1 for i in range(n)], dtype=np.uint8)
+
+
+def pack_bits_hex(bits: np.ndarray) -> str:
+    """A 0/1 vector as a hex literal (no prefix), element 0 in the least significant bit."""
+    n = int(np.asarray(bits).size)
+    return format(bits_to_int(bits), "0{}x".format(max(1, -(-n // 4))))
+
+
+def unpack_bits_hex(text: str, n: int) -> np.ndarray:
+    return int_to_bits(int(text, 16), n)
+
+
+def codes_to_int(codes: np.ndarray, bits: int) -> int:
+    """Multi-bit codes packed into one integer: element i occupies bits [i*bits, (i+1)*bits)."""
+    value = 0
+    mask = (1 << bits) - 1
+    for i, c in enumerate(np.asarray(codes).reshape(-1)):
+        value |= (int(c) & mask) << (i * bits)
+    return value
+
+
+def int_to_codes(value: int, n: int, bits: int, signed: bool = False) -> np.ndarray:
+    mask = (1 << bits) - 1
+    out = np.array([(value >> (i * bits)) & mask for i in range(n)], dtype=np.int64)
+    if signed:
+        out = np.where(out >= (1 << (bits - 1)), out - (1 << bits), out)
+    return out
+
+
+def weight_memory(weights: np.ndarray, pe: int, simd: int) -> np.ndarray:
+    """FINN-style weight layout: bits of shape (PE, NF*SF, SIMD).
+
+    Output row r goes to PE r % PE at neuron fold r // PE; word index = nf * SF + sf holds
+    fan-in elements [sf*SIMD, (sf+1)*SIMD) of that row (bit 1 = +1)."""
+    out_ch, fan_in = weights.shape
+    nf, sf = out_ch // pe, fan_in // simd
+    bits = bipolar_to_bits(weights).reshape(nf, pe, sf, simd)
+    return bits.transpose(1, 0, 2, 3).reshape(pe, nf * sf, simd)
+
+
+def threshold_memory(thresholds: np.ndarray, pe: int) -> np.ndarray:
+    """Thresholds of shape (PE, NF, n): channel c goes to PE c % PE at fold c // PE."""
+    out_ch, n = thresholds.shape
+    return thresholds.reshape(out_ch // pe, pe, n).transpose(1, 0, 2)
