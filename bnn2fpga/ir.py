@@ -63,6 +63,17 @@ class TensorType:
         return dataclasses.replace(self, shape=tuple(shape))
 
 
+def conv_out_size(size: int, k: int, stride: int, pad_lo: int, pad_hi: int) -> int:
+    return (size + pad_lo + pad_hi - k) // stride + 1
+
+
+def same_pads(size: int, k: int, stride: int) -> tuple[int, int]:
+    """TF/Keras 'same' padding along one axis (the odd extra pad goes to the bottom/right)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + k - size, 0)
+    return total // 2, total - total // 2
+
+
 def signed_bits_for(max_abs: int) -> int:
     """Bits of a two's-complement integer that holds every value in [-max_abs, max_abs]."""
     return max(2, int(max_abs).bit_length() + 1)

@@ -12,20 +12,11 @@ from bnn2fpga.ir import (
     MaxPool2D,
     Reshape,
     TensorType,
+    conv_out_size,
+    same_pads,
     signed_bits_for,
 )
 from bnn2fpga.reference import accumulator_bound
-
-
-def conv_out_size(size: int, k: int, stride: int, pad_lo: int, pad_hi: int) -> int:
-    return (size + pad_lo + pad_hi - k) // stride + 1
-
-
-def same_pads(size: int, k: int, stride: int) -> tuple[int, int]:
-    """TF/Keras 'same' padding (extra pad goes to the bottom/right)."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + k - size, 0)
-    return total // 2, total - total // 2
 
 
 def random_weights(rng: np.random.Generator, out_ch: int, fan_in: int) -> np.ndarray:
