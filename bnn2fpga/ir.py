@@ -126,11 +126,15 @@ class Dense(Node):
     ``None`` means the node outputs the accumulator itself (the network's last layer).
     ``output_affine``: (scale, offset) float64 per channel, applied by the host only, to
     turn the last layer's accumulator into the Keras model's float output.
+    ``acc_bits``: signed width of the accumulator and of the thresholds, derived from the
+    worst case |acc| <= bound by ``passes.assign_accumulator_widths`` (thresholds lie in
+    [-bound, bound + 1], so the width holds bound + 1).  Backends use it as is.
     """
 
     weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
     thresholds: np.ndarray | None = None
     output_affine: tuple[np.ndarray, np.ndarray] | None = None
+    acc_bits: int = 0
     pe: int = 1
     simd: int = 1
     op: ClassVar[str] = "dense"

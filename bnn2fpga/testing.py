@@ -42,11 +42,12 @@ def input_node(shape: tuple[int, ...], encoding: str, bits: int = 1) -> Input:
 def finish_matvec(node: Dense, in_type: TensorType, rng: np.random.Generator,
                   output: str, out_shape: tuple[int, ...]) -> Dense:
     bound = accumulator_bound(node, in_type)
+    node.acc_bits = signed_bits_for(bound + 1)
     if output == "threshold":
         node.thresholds = random_thresholds(rng, node.out_channels, bound)
         node.out = TensorType(out_shape, "bipolar")
     else:
-        node.out = TensorType(out_shape, "int", signed_bits_for(bound))
+        node.out = TensorType(out_shape, "int", node.acc_bits)
         node.output_affine = (np.ones(node.out_channels), np.zeros(node.out_channels))
     return node
 
