@@ -292,6 +292,13 @@ class Graph:
         for node in self.nodes[first + len(new):]:
             node.inputs = [last_new if i == last_old else i for i in node.inputs]
 
+    def bypass(self, node: Node) -> None:
+        """Remove a single-input node, wiring its consumers to its producer."""
+        src = self.producer(node).name
+        self.nodes.remove(node)
+        for n in self.nodes:
+            n.inputs = [src if i == node.name else i for i in n.inputs]
+
     def matvec_nodes(self) -> list[Dense]:
         return [n for n in self.nodes if isinstance(n, Dense)]
 

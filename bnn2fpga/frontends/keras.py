@@ -1,0 +1,333 @@
+"""Keras model -> float-stage IR.
+
+The walker visits the model's layers in order (a linear chain) and asks a converter,
+registered per layer class, for the IR nodes of that layer.  The QKeras and Larq converters
+live in their own modules; plain Keras layers are here.  A layer without a converter, or
+with an option a converter does not support, is an ``UnsupportedError`` that names the layer,
+its class, what is unsupported and what is supported.  Nothing is approximated silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bnn2fpga.ir import (
+    BatchNorm,
+    ChannelAffine,
+    Conv2D,
+    Dense,
+    Graph,
+    Input,
+    MaxPool2D,
+    Node,
+    Reshape,
+    Sign,
+    TensorType,
+    same_pads,
+)
+
+
+class FrontendError(ValueError):
+    """A model that cannot be read or converted."""
+
+
+class UnsupportedError(FrontendError):
+    def __init__(self, layer: Any, what: str, supported: str) -> None:
+        super().__init__(f"layer {layer.name!r} ({type(layer).__name__}): {what} is not "
+                         f"supported; supported: {supported}")
+
+
+Converter = Callable[[Any, "Builder"], None]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*class_names: str) -> Callable[[Converter], Converter]:
+    def register(fn: Converter) -> Converter:
+        for name in class_names:
+            CONVERTERS[name] = fn
+        return fn
+    return register
+
+
+@dataclass
+class Builder:
+    """Accumulates nodes while the walker visits layers; tracks the current tensor."""
+
+    nodes: list[Node] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def current(self) -> Node:
+        return self.nodes[-1]
+
+    def add(self, node: Node) -> Node:
+        if any(n.name == node.name for n in self.nodes):
+            raise FrontendError(f"duplicate node name {node.name!r}")
+        self.nodes.append(node)
+        return node
+
+    def float_out(self, shape: tuple[int, ...]) -> TensorType:
+        return TensorType(tuple(shape), "float", 32)
+
+
+def layer_out_shape(layer: Any) -> tuple[int, ...]:
+    shape = layer.output_shape
+    if isinstance(shape, list):
+        raise UnsupportedError(layer, "a layer with several outputs", "single-output layers")
+    return tuple(int(s) for s in shape[1:])
+
+
+def layer_in_shape(layer: Any) -> tuple[int, ...]:
+    shape = layer.input_shape
+    if isinstance(shape, list):
+        raise UnsupportedError(layer, "a layer with several inputs (a residual or concat)",
+                               "linear chains of layers")
+    return tuple(int(s) for s in shape[1:])
+
+
+# ----------------------------------------------------------------------------------------
+# Building blocks shared by the QKeras and Larq converters
+# ----------------------------------------------------------------------------------------
+
+
+def bipolar_kernel(layer: Any, quantized: np.ndarray, what: str
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Quantized kernel (kh, kw, cin, cout) or (cin, cout) -> (weights ±1 (cout, fan_in),
+    per-channel scale or None).  The scale must be a power of two so that Keras's float32
+    sums of scaled weights equal scale * (integer sum) exactly."""
+    q = np.asarray(quantized, dtype=np.float32)
+    flat = q.reshape(-1, q.shape[-1]).T  # (cout, fan_in) in (ky, kx, c) order
+    mag = np.abs(flat)
+    alpha = mag[:, :1]
+    if not np.all(mag == alpha) or np.any(alpha == 0):
+        raise UnsupportedError(layer, f"{what} producing values other than ±alpha per "
+                               "output channel", "binary kernels (±1, or ±alpha with alpha "
+                               "a power of two per output channel)")
+    a = alpha[:, 0].astype(np.float64)
+    if not np.all(np.exp2(np.round(np.log2(a))) == a):
+        raise UnsupportedError(layer, f"{what} with a kernel scale that is not a power of "
+                               f"two (e.g. {a[0]!r}): Keras sums scaled weights in float32 "
+                               "and that rounding cannot be reproduced bit-exactly",
+                               "alpha=None/1, a power-of-two alpha, or alpha='auto_po2'")
+    weights = np.where(flat > 0, 1, -1).astype(np.int8)
+    scale = None if np.all(a == 1.0) else alpha[:, 0].astype(np.float32)
+    return weights, scale
+
+
+def quantize_kernel(quantizer: Any, kernel: Any) -> np.ndarray:
+    """The kernel as the layer's forward pass sees it: its quantizer applied to the latent
+    (float) weights."""
+    import tensorflow as tf
+
+    latent = getattr(kernel, "latent_variable", kernel)
+    return np.asarray(quantizer(tf.constant(np.asarray(latent.numpy(), np.float32))))
+
+
+def add_matvec(b: Builder, layer: Any, weights: np.ndarray, scale: np.ndarray | None,
+               bias: np.ndarray | None, pad_value: float = 0.0) -> None:
+    """The binary matrix-vector node of a Dense/Conv2D layer, then its scale and bias."""
+    out_shape = layer_out_shape(layer)
+    in_shape = layer_in_shape(layer)
+    placeholder = TensorType(out_shape, "int", 2)
+    src = [b.current.name]
+    if len(in_shape) == 3:  # convolution
+        if getattr(layer, "data_format", "channels_last") != "channels_last":
+            raise UnsupportedError(layer, f"data_format={layer.data_format!r}",
+                                   "channels_last")
+        if tuple(layer.dilation_rate) != (1, 1):
+            raise UnsupportedError(layer, f"dilation_rate={tuple(layer.dilation_rate)}",
+                                   "dilation_rate=(1, 1)")
+        if getattr(layer, "groups", 1) != 1:
+            raise UnsupportedError(layer, f"groups={layer.groups}", "groups=1")
+        kh, kw = (int(k) for k in layer.kernel_size)
+        sh, sw = (int(s) for s in layer.strides)
+        if layer.padding == "same":
+            pads = same_pads(in_shape[0], kh, sh) + same_pads(in_shape[1], kw, sw)
+        elif layer.padding == "valid":
+            pads = (0, 0, 0, 0)
+        else:
+            raise UnsupportedError(layer, f"padding={layer.padding!r}", "'same', 'valid'")
+        pad: str | float = "zero" if pad_value == 0.0 else float(pad_value)
+        node: Dense = Conv2D(layer.name, src, placeholder, weights=weights, kernel=(kh, kw),
+                             stride=(sh, sw), pads=pads, pad=pad)
+    else:
+        if len(in_shape) != 1:
+            raise UnsupportedError(layer, f"a Dense input of rank {len(in_shape)} "
+                                   f"(shape {in_shape})", "flattened (rank-1) inputs")
+        node = Dense(layer.name, src, placeholder, weights=weights)
+    b.add(node)
+    if scale is not None or bias is not None:
+        b.add(ChannelAffine(f"{layer.name}/affine", [node.name], b.float_out(out_shape),
+                            mul=scale, add=None if bias is None else
+                            np.asarray(bias, dtype=np.float32)))
+
+
+def add_sign(b: Builder, name: str, evaluate: Callable[[Any], Any]) -> None:
+    """A bipolar binarisation whose float decisions are taken by ``evaluate`` (the model's own
+    quantizer, run in TensorFlow)."""
+
+    def run(v: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        return np.asarray(evaluate(tf.constant(v, dtype=tf.float32)))
+
+    b.add(Sign(name, [b.current.name], b.current.out, evaluate=run))
+
+
+def check_linear_activation(layer: Any) -> None:
+    act = getattr(layer, "activation", None)
+    name = getattr(act, "__name__", None) or type(act).__name__
+    if act is not None and name != "linear":
+        raise UnsupportedError(layer, f"activation={name!r}",
+                               "activation=None/'linear' (put the binarisation in a "
+                               "QActivation or the next layer's input_quantizer)")
+
+
+# ----------------------------------------------------------------------------------------
+# Plain Keras layers
+# ----------------------------------------------------------------------------------------
+
+
+@converter("InputLayer", "Dropout", "SpatialDropout2D", "GaussianNoise")
+def convert_identity(layer: Any, b: Builder) -> None:
+    """Layers that do nothing at inference."""
+
+
+@converter("Activation")
+def convert_activation(layer: Any, b: Builder) -> None:
+    check_linear_activation(layer)
+
+
+@converter("Flatten", "Reshape")
+def convert_reshape(layer: Any, b: Builder) -> None:
+    shape = layer_out_shape(layer)
+    b.add(Reshape(layer.name, [b.current.name], b.current.out.with_shape(shape)))
+
+
+@converter("BatchNormalization")
+def convert_batchnorm(layer: Any, b: Builder) -> None:
+    in_shape = layer_in_shape(layer)
+    axis = layer.axis if isinstance(layer.axis, int) else list(layer.axis)
+    if axis not in (-1, len(in_shape), [len(in_shape)], [-1]):
+        raise UnsupportedError(layer, f"axis={layer.axis}", "the channel (last) axis")
+    c = in_shape[-1]
+    weights = {w.name.split("/")[-1].split(":")[0]: w.numpy() for w in layer.weights}
+    gamma = weights.get("gamma", np.ones(c, np.float32))
+    beta = weights.get("beta", np.zeros(c, np.float32))
+    rank = len(in_shape) + 1
+
+    def evaluate(v: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        shaped = v.reshape((v.shape[0],) + (1,) * (rank - 2) + (v.shape[-1],))
+        return layer(tf.constant(shaped, tf.float32), training=False).numpy().reshape(v.shape)
+
+    b.add(BatchNorm(layer.name, [b.current.name], b.float_out(layer_out_shape(layer)),
+                    gamma=gamma.astype(np.float32), beta=beta.astype(np.float32),
+                    mean=weights["moving_mean"].astype(np.float32),
+                    var=weights["moving_variance"].astype(np.float32),
+                    eps=float(layer.epsilon), evaluate=evaluate))
+
+
+@converter("MaxPooling2D", "MaxPool2D")
+def convert_maxpool(layer: Any, b: Builder) -> None:
+    in_shape = layer_in_shape(layer)
+    if layer.data_format != "channels_last":
+        raise UnsupportedError(layer, f"data_format={layer.data_format!r}", "channels_last")
+    kh, kw = (int(k) for k in layer.pool_size)
+    sh, sw = (int(s) for s in layer.strides)
+    if layer.padding == "same":
+        pads = same_pads(in_shape[0], kh, sh) + same_pads(in_shape[1], kw, sw)
+    else:
+        pads = (0, 0, 0, 0)
+    b.add(MaxPool2D(layer.name, [b.current.name],
+                    b.current.out.with_shape(layer_out_shape(layer)),
+                    kernel=(kh, kw), stride=(sh, sw), pads=pads))
+
+
+# ----------------------------------------------------------------------------------------
+# The walker
+# ----------------------------------------------------------------------------------------
+
+
+def _check_linear_chain(model: Any) -> list[Any]:
+    layers = list(model.layers)
+    for prev, layer in zip(layers, layers[1:], strict=False):
+        inbound = getattr(layer, "_inbound_nodes", [])
+        if not inbound:
+            continue
+        parents = inbound[0].inbound_layers
+        parents = parents if isinstance(parents, list) else [parents]
+        if len(parents) != 1 or parents[0] is not prev:
+            names = [p.name for p in parents]
+            raise UnsupportedError(layer, f"a non-sequential connection (inputs from {names})",
+                                   "linear chains of layers (Sequential, or a functional "
+                                   "model without branches)")
+    return layers
+
+
+def supported_layers() -> str:
+    return ", ".join(sorted(CONVERTERS))
+
+
+def model_to_graph(model: Any, name: str | None = None) -> Graph:
+    """Convert an in-memory Keras model to the float-stage IR."""
+    # register the library converters
+    from bnn2fpga.frontends import larq as _larq  # noqa: F401
+    from bnn2fpga.frontends import qkeras as _qkeras  # noqa: F401
+
+    if isinstance(model.input_shape, list):
+        raise FrontendError(f"model {model.name!r} has {len(model.input_shape)} inputs; "
+                            "bnn2fpga compiles single-input models")
+    in_shape = tuple(int(s) for s in model.input_shape[1:])
+    b = Builder()
+    b.add(Input("input", [], TensorType(in_shape, "float", 32)))
+    for layer in _check_linear_chain(model):
+        fn = CONVERTERS.get(type(layer).__name__)
+        if fn is None:
+            raise UnsupportedError(layer, f"the layer class {type(layer).__name__}",
+                                   supported_layers())
+        fn(layer, b)
+    graph = Graph(name or model.name, b.nodes)
+    graph.meta["keras_output_shape"] = [int(s) for s in model.output_shape[1:]]
+    graph.meta["frontend_notes"] = b.notes
+    return graph
+
+
+def custom_objects() -> dict[str, Any]:
+    """Every custom object the QKeras and Larq loaders need."""
+    import larq  # noqa: F401  (registers its objects with Keras)
+    from qkeras.utils import _add_supported_quantized_objects
+
+    objects: dict[str, Any] = {}
+    _add_supported_quantized_objects(objects)
+    from bnn2fpga.frontends.larq import larq_custom_objects
+
+    objects.update(larq_custom_objects())
+    return objects
+
+
+def load_model(path: str | os.PathLike[str]) -> Any:
+    """Load a Keras model file (.h5 or .keras) with the QKeras and Larq custom objects."""
+    p = Path(path)
+    if not p.exists():
+        raise FrontendError(f"model file {str(p)!r} does not exist")
+    if p.suffix not in (".h5", ".keras", ".hdf5"):
+        raise FrontendError(f"model file {str(p)!r}: unknown extension {p.suffix!r}; "
+                            "expected a Keras model saved as .h5 or .keras")
+    import tensorflow as tf
+
+    try:
+        return tf.keras.models.load_model(str(p), custom_objects=custom_objects(),
+                                          compile=False)
+    except Exception as e:  # Keras raises many types for a bad file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FrontendError(f"cannot load Keras model {str(p)!r}: {first[:300]} "
+                            "(expected a .h5 or .keras file written by model.save(); the "
+                            "file may be corrupt or truncated)") from e

@@ -1,0 +1,65 @@
+"""Larq layers -> float-stage IR (QuantDense, QuantConv2D with sign quantizers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bnn2fpga.frontends.keras import (
+    Builder,
+    UnsupportedError,
+    add_matvec,
+    add_sign,
+    bipolar_kernel,
+    check_linear_activation,
+    converter,
+    quantize_kernel,
+)
+
+# quantizers whose forward pass is exactly sign(x) with sign(0) = +1
+SIGN_QUANTIZERS = ("SteSign", "ApproxSign", "SwishSign")
+SUPPORTED = "input_quantizer None/'ste_sign'/'approx_sign'/'swish_sign'"
+
+
+def larq_custom_objects() -> dict[str, Any]:
+    import larq
+
+    objs: dict[str, Any] = {}
+    for mod in (larq.layers, larq.quantizers, larq.constraints):
+        for name in getattr(mod, "__all__", []):
+            objs[name] = getattr(mod, name)
+    return objs
+
+
+def quantizer_class(q: Any) -> str | None:
+    if q is None:
+        return None
+    return type(q).__name__ if not isinstance(q, str) else q
+
+
+@converter("QuantDense", "QuantConv2D")
+def convert_quant_layer(layer: Any, b: Builder) -> None:
+    iq = quantizer_class(layer.input_quantizer)
+    kq = quantizer_class(layer.kernel_quantizer)
+    if iq is not None and iq not in SIGN_QUANTIZERS:
+        raise UnsupportedError(layer, f"input_quantizer={iq}", SUPPORTED)
+    if kq not in SIGN_QUANTIZERS:
+        raise UnsupportedError(layer, f"kernel_quantizer={kq}",
+                               "kernel_quantizer 'ste_sign'/'approx_sign'/'swish_sign' "
+                               "(real-valued kernels cannot be binarised exactly)")
+    check_linear_activation(layer)
+    if iq is not None:
+        add_sign(b, f"{layer.name}/input_quantizer", layer.input_quantizer)
+    weights, scale = bipolar_kernel(layer, quantize_kernel(layer.kernel_quantizer, layer.kernel),
+                                    "kernel_quantizer")
+    bias = np.asarray(layer.bias, np.float32) if layer.use_bias else None
+    pad_value = 0.0
+    if hasattr(layer, "pad_values"):
+        import tensorflow as tf
+
+        pad_value = float(tf.keras.backend.get_value(layer.pad_values))
+        if layer.padding == "same" and pad_value not in (0.0, 1.0, -1.0):
+            raise UnsupportedError(layer, f"pad_values={pad_value}",
+                                   "pad_values 0.0, 1.0 or -1.0")
+    add_matvec(b, layer, weights, scale, bias, pad_value)

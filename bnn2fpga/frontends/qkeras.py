@@ -1,0 +1,119 @@
+"""QKeras layers -> float-stage IR (QDense, QConv2D, QActivation)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from bnn2fpga.frontends.keras import (
+    Builder,
+    UnsupportedError,
+    add_matvec,
+    add_sign,
+    bipolar_kernel,
+    converter,
+    quantize_kernel,
+)
+from bnn2fpga.ir import Input, TensorType
+
+INPUT_QUANTIZERS = "quantized_bits(keep_negative=False, alpha=None/1) or quantized_relu"
+ACTIVATIONS = ("'binary' (use_01=False, alpha=None/1); as the model's first layer also "
+               f"{INPUT_QUANTIZERS}")
+
+
+def quantizer_name(q: Any) -> str:
+    return type(q).__name__ if not isinstance(q, str) else q
+
+
+def _is_unit_alpha(alpha: Any) -> bool:
+    return alpha is None or (not isinstance(alpha, str) and float(np.max(alpha)) == 1.0
+                             and float(np.min(alpha)) == 1.0)
+
+
+def check_binary(layer: Any, q: Any, role: str) -> None:
+    """A QKeras ``binary`` quantizer whose forward pass is sign with 0 -> +1, outputs ±1."""
+    if q.use_01:
+        raise UnsupportedError(layer, f"{role} binary(use_01=True) ({{0,1}} outputs)",
+                               "binary(use_01=False)")
+    if q.use_stochastic_rounding:
+        raise UnsupportedError(layer, f"{role} binary(use_stochastic_rounding=True)",
+                               "deterministic binary")
+
+
+def input_format(layer: Any, q: Any) -> tuple[int, float]:
+    """(bits, scale) of an unsigned fixed-point input quantizer: value = scale * k,
+    k = clip(round_half_even(x / scale), 0, 2^bits - 1)."""
+    name = quantizer_name(q)
+    if name == "quantized_bits":
+        if q.keep_negative:
+            raise UnsupportedError(layer, "a signed input quantizer quantized_bits("
+                                   "keep_negative=True)", INPUT_QUANTIZERS)
+        if not _is_unit_alpha(q.alpha) or q.use_stochastic_rounding:
+            raise UnsupportedError(layer, f"quantized_bits(alpha={q.alpha!r}, "
+                                   f"stochastic={q.use_stochastic_rounding})", INPUT_QUANTIZERS)
+        bits = int(q.bits)
+    elif name == "quantized_relu":
+        if q.negative_slope != 0.0 or q.use_sigmoid or q.use_stochastic_rounding or \
+                q.relu_upper_bound is not None:
+            raise UnsupportedError(layer, "quantized_relu with negative_slope, use_sigmoid, "
+                                   "relu_upper_bound or stochastic rounding",
+                                   INPUT_QUANTIZERS)
+        bits = int(q.bits)
+    else:
+        raise UnsupportedError(layer, f"the input quantizer {name}", INPUT_QUANTIZERS)
+    if not getattr(q, "qnoise_factor", 1.0) == 1.0:
+        raise UnsupportedError(layer, f"qnoise_factor={q.qnoise_factor}", "qnoise_factor=1")
+    return bits, float(2.0 ** (int(q.integer) - bits))
+
+
+@converter("QActivation")
+def convert_qactivation(layer: Any, b: Builder) -> None:
+    q = layer.quantizer
+    name = quantizer_name(q)
+    if name == "binary":
+        check_binary(layer, q, "activation")
+        if not _is_unit_alpha(q.alpha):
+            raise UnsupportedError(layer, f"binary(alpha={q.alpha!r}) as an activation",
+                                   "binary(alpha=None/1)")
+        add_sign(b, layer.name, layer)
+        return
+    if name in ("quantized_bits", "quantized_relu"):
+        if len(b.nodes) != 1 or not isinstance(b.current, Input):
+            raise UnsupportedError(layer, f"{name} as a hidden activation (multi-bit "
+                                   "activations arrive with the FracBNN work)", ACTIVATIONS)
+        bits, scale = input_format(layer, q)
+        inp = b.current
+        inp.out = TensorType(inp.out.shape, "uint", bits, scale)
+        inp.quantizer = "round_half_even"
+        b.notes.append(f"input quantized by {layer.name!r}: {bits}-bit unsigned, "
+                       f"scale {scale!r}")
+        return
+    raise UnsupportedError(layer, f"the activation quantizer {name}", ACTIVATIONS)
+
+
+@converter("QDense", "QConv2D")
+def convert_qdense(layer: Any, b: Builder) -> None:
+    kq = layer.kernel_quantizer_internal
+    if kq is None or quantizer_name(kq) != "binary":
+        raise UnsupportedError(layer, f"kernel_quantizer={quantizer_name(kq)}",
+                               "kernel_quantizer=binary (alpha None/1/power of two/"
+                               "'auto_po2')")
+    check_binary(layer, kq, "kernel_quantizer")
+    weights, scale = bipolar_kernel(layer, quantize_kernel(kq, layer.kernel), "kernel_quantizer")
+    bias = None
+    if layer.use_bias:
+        bq = layer.bias_quantizer_internal
+        bias = np.asarray(bq(layer.bias) if bq is not None else layer.bias, np.float32)
+    add_matvec(b, layer, weights, scale, bias)
+    act = layer.activation
+    # a Keras activation is a function; a QKeras quantizer is an object
+    act_name = "linear" if act is None else (
+        act.__name__ if inspect.isfunction(act) else type(act).__name__)
+    if act_name == "binary":
+        check_binary(layer, act, "activation")
+        add_sign(b, f"{layer.name}/activation", act)
+    elif act_name != "linear":
+        raise UnsupportedError(layer, f"activation={act_name!r}",
+                               "activation=None/'linear'/'binary'")

@@ -1,0 +1,97 @@
+"""Passes over the graph's structure: pad codes, folding, and the final invariant check."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bnn2fpga.folding import default_folding, folding_error
+from bnn2fpga.ir import Conv2D, Dense, Graph, IRError, MaxPool2D, Reshape, TensorType
+from bnn2fpga.reference import accumulator_bound
+
+
+def lower_pad_values(graph: Graph) -> Graph:
+    """A real pad value (Larq ``pad_values``) becomes the input tensor's code for it."""
+    for node in graph.matvec_nodes():
+        if not isinstance(node, Conv2D) or not isinstance(node.pad, float):
+            continue
+        t = graph.producer(node).out
+        value = node.pad
+        if t.encoding == "bipolar" and value in (1.0, -1.0):
+            node.pad = int(value > 0)
+        elif t.encoding == "uint":
+            k = (value - t.offset) / t.scale
+            if k != int(k) or not 0 <= k < (1 << t.bits):
+                raise IRError(f"layer {node.name!r}: pad value {value} is not representable "
+                              f"in its input format (scale {t.scale}, {t.bits} bits)")
+            node.pad = "zero" if k == 0 else int(k)
+        else:
+            raise IRError(f"layer {node.name!r}: pad value {value} on a {t.encoding} input; "
+                          "supported: 0, and +1/-1 on a binary input")
+    return graph
+
+
+def assign_folding(graph: Graph, folding: dict[str, tuple[int, int]] | None = None) -> Graph:
+    """Set (PE, SIMD) per binary layer: from ``folding`` where given, else the default."""
+    folding = dict(folding or {})
+    names = {n.name for n in graph.matvec_nodes()}
+    unknown = sorted(set(folding) - names)
+    if unknown:
+        raise IRError(f"folding names unknown layers {unknown}; the binary layers are "
+                      f"{sorted(names)}")
+    errors = []
+    for node in graph.matvec_nodes():
+        pe, simd = folding.get(node.name, default_folding(node))
+        if (err := folding_error(node, pe, simd)) is not None:
+            errors.append(err)
+        node.pe, node.simd = int(pe), int(simd)
+    if errors:
+        raise IRError("invalid folding:\n  " + "\n  ".join(errors))
+    return graph
+
+
+def check_hardware_graph(graph: Graph) -> Graph:
+    """Invariants every backend relies on.  Raises IRError naming the node."""
+    for node in graph.nodes[1:]:
+        where = f"node {node.name!r} ({node.op})"
+        if not type(node).hardware:
+            raise IRError(f"{where} is a float operation that no pass could fold into the "
+                          "hardware (it must sit between a binary layer and a binarisation, "
+                          "or at the output)")
+        if len(node.inputs) != 1:
+            raise IRError(f"{where}: expected one input")
+        src = graph.producer(node).out
+        if isinstance(node, Dense):
+            bound = accumulator_bound(node, src)
+            if node.acc_bits < 2 or (1 << (node.acc_bits - 1)) <= bound:
+                raise IRError(f"{where}: accumulator width {node.acc_bits} cannot hold "
+                              f"+-{bound + 1}")
+            if node.thresholds is not None:
+                t = node.thresholds
+                if t.dtype.kind != "i" or t.min() < -bound or t.max() > bound + 1:
+                    raise IRError(f"{where}: thresholds outside [-{bound}, {bound + 1}]")
+                if np.any(np.diff(t, axis=1) < 0):
+                    raise IRError(f"{where}: thresholds not ascending")
+            elif node.output_affine is None:
+                raise IRError(f"{where}: an accumulator output needs an output affine")
+            if folding_error(node, node.pe, node.simd):
+                raise IRError(folding_error(node, node.pe, node.simd))
+        elif isinstance(node, (MaxPool2D, Reshape)):
+            if node.out.encoding != src.encoding:
+                raise IRError(f"{where}: encoding {node.out.encoding} != input "
+                              f"{src.encoding}")
+            if isinstance(node, Reshape) and node.out.size != src.size:
+                raise IRError(f"{where}: reshape from {src.shape} to {node.out.shape}")
+    if graph.input.out.encoding not in ("uint", "bipolar"):
+        raise IRError(f"input encoding {graph.input.out.encoding}: expected uint or bipolar")
+    return graph
+
+
+def propagate_types(graph: Graph) -> Graph:
+    """Pools and reshapes carry their producer's encoding."""
+    for node in graph.nodes[1:]:
+        if isinstance(node, (MaxPool2D, Reshape)):
+            src = graph.producer(node).out
+            node.out = TensorType(node.out.shape, src.encoding, src.bits, src.scale,
+                                  src.offset)
+    return graph
+

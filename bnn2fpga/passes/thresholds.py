@@ -1,0 +1,202 @@
+"""BatchNorm + sign -> integer thresholds (and the max-pools in between stay exact).
+
+For a binary matrix-vector node with integer accumulator d, the float chain that Keras
+evaluates before the sign is a per-channel composition of monotone steps (input scale,
+weight scale, bias, BatchNorm, max-pool).  Its float64 composition A*d + B gives the crossing
+tau = -B/A; the bit is +1 iff d >= ceil(tau) when A > 0, iff d <= floor(tau) when A < 0
+(the channel is flipped: its weights are negated, so the unit always tests acc >= T), and
+constant when A = 0.  Ties are then settled exactly as the model settles them: the candidate
+integers around tau are run through the model's own float32 layers (``evaluate`` hooks set
+by the frontend) or, without hooks, through a float32 emulation.
+
+A max-pool inside the chain commutes with the threshold: max then an increasing map equals
+the map then max (OR of bits); with a decreasing remainder it becomes min (AND of bits).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bnn2fpga.ir import (
+    BatchNorm,
+    ChannelAffine,
+    Dense,
+    Graph,
+    IRError,
+    MaxPool2D,
+    Node,
+    Reshape,
+    Sign,
+    TensorType,
+)
+from bnn2fpga.reference import accumulator_bound
+
+CHAIN_OPS = (ChannelAffine, BatchNorm, MaxPool2D, Reshape)
+_WINDOW = np.arange(-4, 5)
+
+
+def input_scale(in_type: TensorType) -> float:
+    """Real value of one accumulator unit (the uint input's scale; 1 for bipolar)."""
+    if in_type.encoding == "uint":
+        if in_type.offset != 0.0:
+            raise IRError("a uint input with a non-zero offset needs an offset term in the "
+                          "threshold (not supported yet)")
+        return in_type.scale
+    return 1.0
+
+
+def channel_vector(node: Node, value: np.ndarray | None, channels: int, default: float
+                   ) -> np.ndarray:
+    if value is None:
+        return np.full(channels, default, dtype=np.float32)
+    v = np.asarray(value, dtype=np.float32).reshape(-1)
+    if v.size == 1:
+        return np.full(channels, v[0], dtype=np.float32)
+    if v.size != channels:
+        raise IRError(f"node {node.name!r} has {v.size} per-channel parameters but the "
+                      f"binary layer before it has {channels} output channels (a BatchNorm "
+                      "or scale after Flatten is per feature, not per channel: unsupported)")
+    return v
+
+
+def affine_terms(op: Node, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mul, add) in float64 with op(x) = mul * x + add (exact arithmetic)."""
+    if isinstance(op, ChannelAffine):
+        mul = channel_vector(op, op.mul, channels, 1.0).astype(np.float64)
+        return mul, channel_vector(op, op.add, channels, 0.0).astype(np.float64)
+    if isinstance(op, BatchNorm):
+        for attr in ("gamma", "beta", "mean", "var"):
+            channel_vector(op, getattr(op, attr), channels, 0.0)
+        return op.scale_shift()
+    return np.ones(channels), np.zeros(channels)
+
+
+def evaluate_float32(ops: list[Node], x: np.ndarray) -> np.ndarray:
+    """Run float32 values (n, channels) through the chain's value-changing ops, as the model
+    does (through its own layers when the frontend attached them)."""
+    for op in ops:
+        if isinstance(op, ChannelAffine):
+            c = x.shape[1]
+            if op.mul is not None:
+                x = (x * channel_vector(op, op.mul, c, 1.0)).astype(np.float32)
+            if op.add is not None:
+                x = (x + channel_vector(op, op.add, c, 0.0)).astype(np.float32)
+        elif isinstance(op, BatchNorm):
+            if op.evaluate is not None:
+                x = np.asarray(op.evaluate(x), dtype=np.float32)
+            else:  # Keras's non-fused formula: x * s + (beta - mean * s)
+                s = (np.float32(1) / np.sqrt(op.var + np.float32(op.eps))) * op.gamma
+                s = s.astype(np.float32)
+                x = (x * s + (op.beta - op.mean * s)).astype(np.float32)
+    return x
+
+
+def sign_bits(sign: Sign, x: np.ndarray) -> np.ndarray:
+    if sign.evaluate is not None:
+        return np.asarray(sign.evaluate(x)) > 0
+    return x >= 0
+
+
+def collect_chain(graph: Graph, sign: Sign) -> tuple[Dense, list[Node]]:
+    """The binary layer feeding ``sign`` and the ops between them (in order)."""
+    ops: list[Node] = []
+    node = graph.producer(sign)
+    while isinstance(node, CHAIN_OPS):
+        if len(graph.consumers(node.name)) != 1:
+            raise IRError(f"node {node.name!r} feeds several layers; a binarisation after it "
+                          "cannot be folded into thresholds")
+        ops.insert(0, node)
+        node = graph.producer(node)
+    if not isinstance(node, Dense) or node.thresholds is not None:
+        raise IRError(f"binarisation {sign.name!r} follows {node.name!r} ({node.op}), not a "
+                      "binary layer's accumulator; supported: a binary Dense/Conv2D followed "
+                      "by scale, bias, BatchNorm and max-pool, then the sign")
+    return node, ops
+
+
+def threshold_channels(matvec: Dense, in_type: TensorType, ops: list[Node], sign: Sign
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel: (T, flip) with bit = [acc' >= T] where acc' = -acc for flipped channels."""
+    channels = matvec.out_channels
+    bound = accumulator_bound(matvec, in_type)
+    scale = input_scale(in_type)
+    a = np.full(channels, scale, dtype=np.float64)
+    b = np.zeros(channels, dtype=np.float64)
+    for op in ops:
+        mul, add = affine_terms(op, channels)
+        a, b = a * mul, b * mul + add
+
+    def decide(d: np.ndarray) -> np.ndarray:
+        x = (d.astype(np.float32) * np.float32(scale)).astype(np.float32)
+        return sign_bits(sign, evaluate_float32(ops, x))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau = np.where(a != 0, -b / np.where(a != 0, a, 1.0), 0.0)
+    centre = np.clip(np.nan_to_num(np.round(tau), posinf=bound + 1, neginf=-bound - 1),
+                     -bound - 1, bound + 1).astype(np.int64)
+    cand = centre[None, :] + _WINDOW[:, None]                     # (window, channels)
+    ends = np.array([[-bound] * channels, [bound] * channels])     # range end points
+    probe = np.clip(np.concatenate([cand, ends]), -bound, bound)
+    bits = decide(probe)
+    win_d, win_bits = probe[:-2], bits[:-2]
+    lo_bit, hi_bit = bits[-2], bits[-1]
+
+    flip = a < 0
+    thresholds = np.empty(channels, dtype=np.int64)
+    for c in range(channels):
+        if a[c] == 0 or lo_bit[c] == hi_bit[c]:
+            # constant over the whole reachable range
+            on = bool(hi_bit[c]) if a[c] != 0 else bool(decide(np.zeros((1, channels),
+                                                                        np.int64))[0, c])
+            thresholds[c] = -bound if on else bound + 1
+            flip[c] = False
+            continue
+        d, bit = win_d[:, c], win_bits[:, c]
+        order = np.argsort(d) if a[c] > 0 else np.argsort(-d)   # walk towards "on"
+        d, bit = d[order], bit[order]
+        if bit[0] or not bit[-1] or np.any(np.diff(bit.astype(np.int8)) < 0):
+            raise IRError(f"layer {matvec.name!r} channel {c}: the model's float decisions "
+                          f"around the crossing {tau[c]!r} are not monotone ({bit.tolist()} "
+                          f"at {d.tolist()}); cannot fold into one threshold")
+        first_on = int(d[np.argmax(bit)])
+        thresholds[c] = first_on if a[c] > 0 else -first_on
+    return thresholds, flip
+
+
+def pool_min_channels(ops: list[Node], pool_index: int, channels: int) -> tuple[int, ...]:
+    """Channels whose chain after the pool is decreasing: their pool becomes a min (AND)."""
+    direction = np.ones(channels)
+    for op in ops[pool_index + 1:]:
+        direction *= np.sign(affine_terms(op, channels)[0])
+    return tuple(int(c) for c in np.flatnonzero(direction < 0))
+
+
+def fold_sign_into_thresholds(graph: Graph) -> Graph:
+    """Every Sign after a binary layer's chain -> integer thresholds on that layer."""
+    while True:
+        sign = next((n for n in graph.nodes if isinstance(n, Sign)), None)
+        if sign is None:
+            return graph
+        matvec, ops = collect_chain(graph, sign)
+        in_type = graph.producer(matvec).out
+        thresholds, flip = threshold_channels(matvec, in_type, ops, sign)
+        matvec.weights = np.where(flip[:, None], -matvec.weights, matvec.weights).astype(np.int8)
+        matvec.thresholds = thresholds[:, None]
+        matvec.out = TensorType(matvec.out.shape, "bipolar")
+        kept: list[Node] = [matvec]
+        for i, op in enumerate(ops):
+            if isinstance(op, (MaxPool2D, Reshape)):
+                op.inputs = [kept[-1].name]
+                op.out = TensorType(op.out.shape, "bipolar")
+                if isinstance(op, MaxPool2D):
+                    op.min_channels = pool_min_channels(ops, i, matvec.out_channels)
+                kept.append(op)
+        graph.replace([matvec, *ops, sign], kept)
+
+
+def remove_redundant_signs(graph: Graph) -> Graph:
+    """A Sign on an already bipolar tensor is the identity."""
+    for node in list(graph.nodes):
+        if isinstance(node, Sign) and graph.producer(node).out.encoding == "bipolar":
+            graph.bypass(node)
+    return graph

@@ -1,0 +1,143 @@
+"""Small trained BNNs on scikit-learn's bundled digits (8x8, no download): for the demo, the
+tests and the benchmarks.  Seeded, seconds to train on a CPU.
+
+Pixels are 0..16; the models see x = pixel / 16, exactly 5-bit unsigned fixed point with
+scale 1/16 (``DIGITS_INPUT_SCALE``, ``DIGITS_INPUT_BITS``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+DIGITS_INPUT_SCALE = 1.0 / 16.0
+DIGITS_INPUT_BITS = 5
+
+
+@dataclass(frozen=True)
+class Digits:
+    x_train: np.ndarray  # (N, 8, 8, 1) float32 in [0, 1]
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def digits_data(seed: int = 0, test_fraction: float = 0.25) -> Digits:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / np.float32(16.0))[..., None]
+    y = d.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_test = int(len(y) * test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    return Digits(x[train], y[train], x[test], y[test])
+
+
+def _seed_everything(seed: int) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except Exception:  # noqa: BLE001 - older TF: determinism is best effort
+        pass
+
+
+def _fit(model: Any, data: Digits, epochs: int, flat: bool) -> None:
+    import tensorflow as tf
+
+    x = data.x_train.reshape(len(data.x_train), -1) if flat else data.x_train
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(x, data.y_train, epochs=epochs, batch_size=64, verbose=0, shuffle=True)
+
+
+def train_qkeras_mlp(seed: int = 0, data: Digits | None = None, epochs: int = 25) -> Any:
+    """QKeras MLP: 5-bit input quantizer -> 64 -> 32 -> 10 binary dense layers, BN + binary
+    activations, a final BatchNorm on the class scores.  Takes flat (N, 64) inputs."""
+    _seed_everything(seed)
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, binary, quantized_bits
+
+    data = data or digits_data()
+    layers = tf.keras.layers
+    model = tf.keras.Sequential([
+        layers.InputLayer(input_shape=(64,)),
+        QActivation(quantized_bits(DIGITS_INPUT_BITS, 1, keep_negative=False), name="in_q"),
+        QDense(64, kernel_quantizer=binary(), use_bias=False, name="fc1"),
+        layers.BatchNormalization(name="bn1"),
+        QActivation(binary(), name="act1"),
+        QDense(32, kernel_quantizer=binary(), use_bias=False, name="fc2"),
+        layers.BatchNormalization(name="bn2"),
+        QActivation(binary(), name="act2"),
+        QDense(10, kernel_quantizer=binary(), use_bias=False, name="fc3"),
+        layers.BatchNormalization(name="bn3"),
+    ], name="qkeras_mlp")
+    _fit(model, data, epochs, flat=True)
+    return model
+
+
+def train_larq_cnn(seed: int = 0, data: Digits | None = None, epochs: int = 25) -> Any:
+    """Larq CNN exercising the hard cases: odd channel counts, 'same' padding with
+    pad_values 0 and 1, stride 2, a max-pool before BatchNorm, and (set after training)
+    negative and zero BatchNorm scales.  Real-valued input: compile with
+    --input-scale 0.0625 --input-bits 5."""
+    _seed_everything(seed)
+    import larq as lq
+    import tensorflow as tf
+
+    data = data or digits_data()
+    layers = tf.keras.layers
+    sign = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign",
+            "kernel_constraint": "weight_clip", "use_bias": False}
+    model = tf.keras.Sequential([
+        layers.InputLayer(input_shape=(8, 8, 1)),
+        lq.layers.QuantConv2D(15, 3, padding="same", kernel_quantizer="ste_sign",
+                              kernel_constraint="weight_clip", use_bias=False, name="conv1"),
+        layers.MaxPooling2D(2, name="pool1"),
+        layers.BatchNormalization(name="bn1"),
+        lq.layers.QuantConv2D(21, 3, strides=2, padding="same", pad_values=1.0, **sign,
+                              name="conv2"),
+        layers.BatchNormalization(name="bn2"),
+        lq.layers.QuantConv2D(13, 3, padding="same", pad_values=0.0, **sign, name="conv3"),
+        layers.BatchNormalization(name="bn3"),
+        layers.Flatten(name="flatten"),
+        lq.layers.QuantDense(10, **sign, name="fc"),
+        layers.BatchNormalization(name="bn_out"),
+    ], name="larq_cnn")
+    _fit(model, data, epochs, flat=False)
+    make_negative_and_zero_scales(model, "bn1", "conv2", negate=(0, 3, 7), zero=(5,))
+    make_negative_and_zero_scales(model, "bn2", "conv3", negate=(1, 2), zero=(4,))
+    return model
+
+
+def make_negative_and_zero_scales(model: Any, bn_name: str, next_name: str,
+                                  negate: tuple[int, ...], zero: tuple[int, ...]) -> None:
+    """Give some channels of a trained BatchNorm a negative or a zero scale.
+
+    Negating gamma and beta negates the channel's BN output, which flips its sign bit; the
+    next layer's kernel slice for that input channel is negated too, so the network computes
+    (almost) the same function while the compiler must handle the flipped channels.  A zero
+    gamma makes the channel a constant sign(beta)."""
+    bn = model.get_layer(bn_name)
+    gamma, beta, mean, var = (w.copy() for w in bn.get_weights())
+    nxt = model.get_layer(next_name)
+    kernel = nxt.get_weights()[0].copy()
+    for c in negate:
+        gamma[c], beta[c] = -gamma[c], -beta[c]
+        kernel[..., c, :] = -kernel[..., c, :]
+    for c in zero:
+        gamma[c] = 0.0
+    bn.set_weights([gamma, beta, mean, var])
+    nxt.set_weights([kernel, *nxt.get_weights()[1:]])
+
+
+def keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    logits = model.predict(x.reshape((len(x),) + tuple(model.input_shape[1:])), verbose=0)
+    return float(np.mean(np.argmax(logits, axis=-1) == y))
