@@ -192,6 +192,10 @@ def fold_sign_into_thresholds(graph: Graph) -> Graph:
                     op.min_channels = pool_min_channels(ops, i, matvec.out_channels)
                 kept.append(op)
         graph.replace([matvec, *ops, sign], kept)
+        # which model tensor the new binary output equals, after its binarisation: lets the
+        # tests compare every intermediate activation with the model's own
+        before_sign = (ops[-1] if ops else matvec).name.split("/")[0]
+        graph.meta.setdefault("keras_activations", {})[kept[-1].name] = before_sign
 
 
 def remove_redundant_signs(graph: Graph) -> Graph:

@@ -1,0 +1,305 @@
+"""Command line: ``bnn2fpga compile | simulate | report | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from bnn2fpga.frontends import FrontendError
+    from bnn2fpga.ir import IRError
+    from bnn2fpga.project import ProjectError
+    from bnn2fpga.reference import InputError
+
+    return (CLIError, FrontendError, IRError, ProjectError, InputError)
+
+
+# ----------------------------------------------------------------------------------------
+# compile
+# ----------------------------------------------------------------------------------------
+
+
+def apply_folding_options(args: argparse.Namespace, graph) -> None:
+    """--folding FILE.json or --target-fps: re-run the folding pass with the chosen folding."""
+    if not (args.folding or args.target_fps):
+        return
+    if args.folding and args.target_fps:
+        raise CLIError("--folding and --target-fps exclude each other")
+    from bnn2fpga import folding_search
+    from bnn2fpga.passes import assign_folding, check_hardware_graph
+
+    if args.folding:
+        folding = folding_search.load_folding_file(args.folding, graph)
+    else:
+        folding = folding_search.choose_folding(graph, target_fps=args.target_fps,
+                                                clock_ns=args.clock_ns, part=args.part)
+    check_hardware_graph(assign_folding(graph, folding))
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from bnn2fpga.backends import CompileOptions
+    from bnn2fpga.compile import compile_model
+    from bnn2fpga.frontends import load_model
+    from bnn2fpga.project import check_output_dir, write_project
+
+    out = Path(args.output)
+    check_output_dir(out, args.force)  # fail before the slow model load
+    model = load_model(args.model)
+    graph = compile_model(model, input_scale=args.input_scale, input_bits=args.input_bits,
+                          name=Path(args.model).stem)
+    apply_folding_options(args, graph)
+    graph.meta["source_model"] = str(Path(args.model).absolute())
+    options = CompileOptions(part=args.part, clock_ns=args.clock_ns, top=args.top,
+                             control=args.control)
+    backends = [b for b in ("hls", "rtl") if b not in (args.skip or [])]
+    written = write_project(graph, out, options, force=args.force, backends=backends)
+    for warning in graph.meta.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    layers = len(graph.matvec_nodes())
+    print(f"compiled {graph.name!r}: {layers} binary layers -> {out}/design.json"
+          + "".join(f", {out}/{w}/" for w in written))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# simulate
+# ----------------------------------------------------------------------------------------
+
+
+def load_frames(path: str) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError as e:
+        raise CLIError(f"input file {path!r} does not exist") from e
+    except (ValueError, OSError) as e:
+        raise CLIError(f"input file {path!r} is not a readable .npy array ({e})") from e
+    return np.asarray(x)
+
+
+def simulate_frames(out: Path, x: np.ndarray, engine: str, **options) -> tuple[np.ndarray,
+                                                                               dict]:
+    """Float frames -> float32 outputs shaped as the Keras model's, through one engine."""
+    from bnn2fpga import reference
+    from bnn2fpga.project import load_design
+    from bnn2fpga.sim import load_engine
+
+    graph = load_design(out)
+    want = graph.input.out.shape
+    if x.shape == want:
+        raise CLIError(f"input array has the shape of one frame {x.shape}; stack frames as "
+                       f"(N, {', '.join(map(str, want))})")
+    codes = reference.quantize_input(graph.input, x)
+    result = load_engine(engine)(out, graph, codes, **options)
+    y = reference.output_codes_to_float(graph, result.codes)
+    shape = graph.meta.get("keras_output_shape") or list(graph.output.out.shape)
+    return y.reshape((len(x), *shape)).astype(np.float32), result.summary
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    out = Path(args.project)
+    x = load_frames(args.input)
+    options = {}
+    if args.engine == "rtl":
+        options = {"stall_prob": args.stall_prob, "trace": args.trace}
+    elif args.stall_prob or args.trace:
+        raise CLIError("--stall-prob and --trace apply to --engine rtl only")
+    start = time.perf_counter()
+    y, summary = simulate_frames(out, x, args.engine, **options)
+    seconds = time.perf_counter() - start
+    np.save(args.output, y)
+    print(f"simulated {len(x)} frames with engine {args.engine} in {seconds:.2f} s "
+          f"-> {args.output}")
+    if args.engine == "rtl":
+        (out / "rtl_sim.json").write_text(json.dumps(summary, indent=1) + "\n")
+        print(json.dumps(summary))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# report
+# ----------------------------------------------------------------------------------------
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bnn2fpga.project import load_design
+    from bnn2fpga.report import write_report
+
+    load_design(Path(args.project))  # a clear error for a non-project
+    json_path, html_path = write_report(Path(args.project), synth=args.synth, part=args.part,
+                                        clock_ns=args.clock_ns)
+    print(f"report: {html_path} ({json_path})")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# demo
+# ----------------------------------------------------------------------------------------
+
+
+def available_engines() -> list[str]:
+    import importlib.util
+
+    from bnn2fpga.sim import ENGINES
+
+    return [e for e, target in ENGINES.items()
+            if importlib.util.find_spec(target.split(":")[0]) is not None]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bnn2fpga import zoo
+    from bnn2fpga.project import check_output_dir
+
+    out = Path(args.out)
+    check_output_dir(out, args.force)
+    engines = args.engine or available_engines()
+    print(f"[demo] training a {args.model} BNN on scikit-learn digits (seed {args.seed}) ...")
+    data = zoo.digits_data(args.seed)
+    if args.model == "mlp":
+        model = zoo.train_qkeras_mlp(args.seed, data)
+        x = data.x_test.reshape(len(data.x_test), -1)
+        scale_args: list[str] = []
+    else:
+        model = zoo.train_larq_cnn(args.seed, data)
+        x = data.x_test
+        scale_args = ["--input-scale", repr(zoo.DIGITS_INPUT_SCALE),
+                      "--input-bits", str(zoo.DIGITS_INPUT_BITS)]
+    keras_out = model.predict(x, verbose=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = Path(tmp) / f"digits_{args.model}.h5"
+        model.save(model_path)
+        x_path = Path(tmp) / "x_test.npy"
+        np.save(x_path, x)
+        compile_args = ["compile", str(model_path), "-o", str(out), *scale_args]
+        if args.force:
+            compile_args.append("--force")
+        print(f"[demo] bnn2fpga {' '.join(compile_args)}")
+        if main(compile_args) != 0:
+            return 1
+        keras_acc = float(np.mean(keras_out.argmax(-1) == data.y_test))
+        print(f"[demo] Keras accuracy        {keras_acc:.4f} on {len(x)} test digits")
+        for engine in engines:
+            start = time.perf_counter()
+            y, summary = simulate_frames(out, np.load(x_path), engine)
+            seconds = time.perf_counter() - start
+            acc = float(np.mean(y.argmax(-1) == data.y_test))
+            agree = float(np.mean(y.argmax(-1) == keras_out.argmax(-1)))
+            exact = float(np.max(np.abs(y - keras_out)))
+            print(f"[demo] {engine:<9} accuracy {acc:.4f}  argmax agreement with Keras "
+                  f"{agree:.4f}  max |output - Keras| {exact:.2e}  ({seconds:.1f} s)")
+            if summary.get("steady_state_cycles_per_frame"):
+                print(f"[demo]           {summary['steady_state_cycles_per_frame']} cycles "
+                      f"per frame, {summary.get('fps', 0):.0f} frames/s")
+    print(f"[demo] project in {out}/ (design.json, hls/, rtl/); next: bnn2fpga report {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# parser
+# ----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bnn2fpga.backends import DEFAULT_CLOCK_NS, DEFAULT_PART
+
+    p = argparse.ArgumentParser(
+        prog="bnn2fpga",
+        description="Compile trained binarized neural networks (QKeras, Larq, bnn2fpga "
+                    "layers) into bit-exact FPGA accelerators: Vivado/Vitis HLS projects and "
+                    "SystemVerilog with a Verilator cycle simulator.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile a Keras model into a project directory",
+                       description="Read a trained Keras model (.h5 or .keras), lower it to "
+                       "the integer hardware IR and write OUT/design.json plus the HLS and "
+                       "RTL projects.")
+    c.add_argument("model", help="Keras model file (.h5 or .keras)")
+    c.add_argument("-o", "--output", required=True, metavar="OUT", help="project directory")
+    c.add_argument("--force", action="store_true",
+                   help="replace OUT even if it is a non-empty directory that bnn2fpga did "
+                   "not write")
+    c.add_argument("--input-scale", type=float, metavar="S",
+                   help="real-valued input format: x = k * S (needed when the model has no "
+                   "input quantizer)")
+    c.add_argument("--input-bits", type=int, metavar="B",
+                   help="bits of the unsigned input code k, 0 <= k < 2^B")
+    c.add_argument("--part", default=DEFAULT_PART,
+                   help=f"FPGA part for the HLS project and estimates (default {DEFAULT_PART})")
+    c.add_argument("--clock-ns", type=float, default=DEFAULT_CLOCK_NS,
+                   help=f"clock period in ns (default {DEFAULT_CLOCK_NS})")
+    c.add_argument("--folding", metavar="FILE.json",
+                   help='manual folding: {"layer": {"pe": P, "simd": S}, ...}')
+    c.add_argument("--target-fps", type=float, metavar="F",
+                   help="choose PE/SIMD per layer to reach F frames/s at the clock on the "
+                   "part, at the lowest resource cost")
+    c.add_argument("--top", default="bnn_top", help="name of the top function/module")
+    c.add_argument("--control", choices=["ap_ctrl_none", "axilite"], default="ap_ctrl_none",
+                   help="HLS block-level control interface (default ap_ctrl_none)")
+    c.add_argument("--skip", action="append", choices=["hls", "rtl"],
+                   help="do not write this backend's project (repeatable)")
+    c.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("simulate", help="run input frames through a compiled project",
+                       description="Run frames X.npy (N, *input_shape, float) through the "
+                       "design and write the outputs Y.npy (float32, shaped as the Keras "
+                       "model's outputs).")
+    s.add_argument("project", metavar="OUT", help="compiled project directory")
+    s.add_argument("--input", required=True, metavar="X.npy", help="input frames")
+    s.add_argument("--output", required=True, metavar="Y.npy", help="where to write outputs")
+    s.add_argument("--engine", default="reference", choices=["reference", "csim", "rtl"],
+                   help="reference: numpy bit-exact model; csim: HLS C simulation with g++; "
+                   "rtl: Verilator cycle-accurate simulation (default reference)")
+    s.add_argument("--stall-prob", type=float, default=0.0, metavar="P",
+                   help="rtl: probability of a random stall on the input and output streams")
+    s.add_argument("--trace", metavar="FILE.fst", help="rtl: write an FST waveform")
+    s.set_defaults(func=cmd_simulate)
+
+    r = sub.add_parser("report", help="write OUT/report.html and OUT/report.json",
+                       description="Per-layer cycles and resources (estimated, and measured "
+                       "where simulations or synthesis ran), bottleneck and plots.")
+    r.add_argument("project", metavar="OUT", help="compiled project directory")
+    r.add_argument("--synth", action="store_true",
+                   help="synthesize each unit with yosys (synth_xilinx) for measured LUT/FF")
+    r.add_argument("--part", help="device for the percentages (default: the compile part)")
+    r.add_argument("--clock-ns", type=float, help="clock (default: the compile clock)")
+    r.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("demo", help="train a BNN on digits, compile and simulate it",
+                       description="Train a small seeded BNN on scikit-learn's bundled "
+                       "digits, compile it, simulate it, and compare with Keras.")
+    d.add_argument("--out", default="bnn2fpga-demo", help="project directory "
+                   "(default ./bnn2fpga-demo)")
+    d.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    d.add_argument("--model", choices=["mlp", "cnn"], default="mlp",
+                   help="mlp: QKeras MLP; cnn: Larq CNN (default mlp)")
+    d.add_argument("--engine", action="append", choices=["reference", "csim", "rtl"],
+                   help="engines to run (repeatable; default: all installed)")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except _user_errors() as e:
+        print(f"bnn2fpga {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
