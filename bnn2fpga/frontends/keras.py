@@ -323,9 +323,12 @@ def load_model(path: str | os.PathLike[str]) -> Any:
                             "expected a Keras model saved as .h5 or .keras")
     import tensorflow as tf
 
+    from bnn2fpga.frontends.qkeras import readable_keras_v3_configs
+
     try:
-        return tf.keras.models.load_model(str(p), custom_objects=custom_objects(),
-                                          compile=False)
+        with readable_keras_v3_configs():
+            return tf.keras.models.load_model(str(p), custom_objects=custom_objects(),
+                                              compile=False)
     except Exception as e:  # Keras raises many types for a bad file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise FrontendError(f"cannot load Keras model {str(p)!r}: {first[:300]} "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,34 @@ from bnn2fpga.ir import Input, TensorType
 INPUT_QUANTIZERS = "quantized_bits(keep_negative=False, alpha=None/1) or quantized_relu"
 ACTIVATIONS = ("'binary' (use_01=False, alpha=None/1); as the model's first layer also "
                f"{INPUT_QUANTIZERS}")
+
+
+@contextlib.contextmanager
+def readable_keras_v3_configs() -> Iterator[None]:
+    """QKeras 0.9's QActivation cannot read back the quantizer that the Keras-v3 (.keras)
+    format saves as a nested dict; while this is active, such a dict is turned back into the
+    quantizer object (QActivation accepts quantizer objects)."""
+    from qkeras import quantizers
+    from qkeras.qlayers import QActivation
+
+    own = "from_config" in QActivation.__dict__
+    original = QActivation.__dict__.get("from_config")
+
+    def from_config(cls: type, config: dict[str, Any]) -> Any:
+        act = config.get("activation")
+        if isinstance(act, dict) and hasattr(quantizers, str(act.get("class_name"))):
+            q_cls = getattr(quantizers, act["class_name"])
+            config = {**config, "activation": q_cls(**act.get("config", {}))}
+        return cls(**config)
+
+    QActivation.from_config = classmethod(from_config)
+    try:
+        yield
+    finally:
+        if own:
+            QActivation.from_config = original
+        else:
+            del QActivation.from_config
 
 
 def quantizer_name(q: Any) -> str:

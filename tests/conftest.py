@@ -1,0 +1,53 @@
+"""Shared fixtures: the digits data and the trained models (seeded, seconds to train)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from bnn2fpga.zoo import digits_data
+
+    return digits_data(seed=0)
+
+
+@pytest.fixture(scope="session")
+def digits_all(digits) -> np.ndarray:
+    """Every digits image (train and test): (1797, 8, 8, 1) in [0, 1]."""
+    return np.concatenate([digits.x_train, digits.x_test])
+
+
+@pytest.fixture(scope="session")
+def qkeras_mlp(digits):
+    from bnn2fpga.zoo import train_qkeras_mlp
+
+    return train_qkeras_mlp(seed=0, data=digits)
+
+
+@pytest.fixture(scope="session")
+def larq_cnn(digits):
+    from bnn2fpga.zoo import train_larq_cnn
+
+    return train_larq_cnn(seed=0, data=digits)
+
+
+@pytest.fixture(scope="session")
+def mlp_graph(qkeras_mlp):
+    from bnn2fpga.compile import compile_model
+
+    return compile_model(qkeras_mlp)
+
+
+@pytest.fixture(scope="session")
+def cnn_graph(larq_cnn):
+    from bnn2fpga.compile import compile_model
+    from bnn2fpga.zoo import DIGITS_INPUT_BITS, DIGITS_INPUT_SCALE
+
+    return compile_model(larq_cnn, input_scale=DIGITS_INPUT_SCALE,
+                         input_bits=DIGITS_INPUT_BITS)

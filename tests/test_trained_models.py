@@ -1,0 +1,111 @@
+"""The reference reproduces the trained Keras models: outputs, argmax, and every
+intermediate binary activation, on every digits image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bnn2fpga import reference
+from bnn2fpga.compile import compile_model
+from bnn2fpga.ir import Conv2D, MaxPool2D, graph_from_json, graph_to_json, graphs_equal
+
+
+def model_inputs(model, x: np.ndarray) -> np.ndarray:
+    return x.reshape((len(x),) + tuple(model.input_shape[1:]))
+
+
+def assert_outputs_match(model, graph, x):
+    x = model_inputs(model, x)
+    keras_out = model.predict(x, verbose=0)
+    ref_out = reference.run(graph, x)
+    assert ref_out.dtype == np.float32 and ref_out.shape == keras_out.shape
+    assert np.array_equal(ref_out.argmax(-1), keras_out.argmax(-1))
+    # equal up to float32 rounding of the last affine step
+    tol = 8 * np.finfo(np.float32).eps * np.maximum(1.0, np.abs(keras_out))
+    assert np.all(np.abs(ref_out - keras_out) <= tol), np.abs(ref_out - keras_out).max()
+
+
+def assert_activations_match(model, graph, x):
+    """Every binary IR tensor equals the model's own binarised tensor, bit for bit."""
+    x = model_inputs(model, x)
+    codes = reference.quantize_input(graph.input, x)
+    values = reference.execute(graph, codes)
+    mapping = graph.meta["keras_activations"]
+    assert len(mapping) >= 2
+    for node_name, layer_name in mapping.items():
+        probe = tf.keras.Model(model.inputs, model.get_layer(layer_name).output)
+        keras_bits = (probe.predict(x, verbose=0) >= 0).astype(np.int64)
+        ir_bits = values[node_name]
+        assert ir_bits.shape == keras_bits.shape, node_name
+        mismatches = int(np.sum(ir_bits != keras_bits))
+        assert mismatches == 0, f"{node_name} vs {layer_name}: {mismatches} bits differ"
+
+
+def test_qkeras_mlp_outputs(qkeras_mlp, mlp_graph, digits_all):
+    assert_outputs_match(qkeras_mlp, mlp_graph, digits_all)
+
+
+def test_qkeras_mlp_activations(qkeras_mlp, mlp_graph, digits_all):
+    assert_activations_match(qkeras_mlp, mlp_graph, digits_all)
+
+
+def test_larq_cnn_outputs(larq_cnn, cnn_graph, digits_all):
+    assert_outputs_match(larq_cnn, cnn_graph, digits_all)
+
+
+def test_larq_cnn_activations(larq_cnn, cnn_graph, digits_all):
+    assert_activations_match(larq_cnn, cnn_graph, digits_all)
+
+
+def test_models_learn(qkeras_mlp, larq_cnn, digits):
+    """The fixtures are real trained models, not chance-level ones."""
+    from bnn2fpga.zoo import keras_accuracy
+
+    assert keras_accuracy(qkeras_mlp, digits.x_test, digits.y_test) > 0.85
+    assert keras_accuracy(larq_cnn, digits.x_test, digits.y_test) > 0.6
+
+
+def test_larq_cnn_exercises_the_hard_cases(cnn_graph):
+    convs = {n.name: n for n in cnn_graph.nodes if isinstance(n, Conv2D)}
+    assert convs["conv1"].pad == "zero" and cnn_graph.input.out.encoding == "uint"
+    assert convs["conv2"].pad == 1 and convs["conv2"].stride == (2, 2)
+    assert convs["conv3"].pad == "zero"
+    assert any(c.out_channels % 2 for c in convs.values())
+    pool = next(n for n in cnn_graph.nodes if isinstance(n, MaxPool2D))
+    # bn1 after the pool had gamma < 0 on channels 0, 3, 7: the pool became a min there
+    assert pool.min_channels == (0, 3, 7)
+    # zero gamma (bn1 channel 5, bn2 channel 4): constant channels, threshold at an extreme
+    for name, channel in (("conv1", 5), ("conv2", 4)):
+        node = convs[name]
+        t = int(node.thresholds[channel, 0])
+        assert t in (-node.fan_in * 31, node.fan_in * 31 + 1) if name == "conv1" else \
+            t in (-node.fan_in, node.fan_in + 1)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_model_files_load_with_custom_objects(tmp_path, qkeras_mlp, larq_cnn, mlp_graph,
+                                              cnn_graph, suffix):
+    for model, graph, kwargs in ((qkeras_mlp, mlp_graph, {}),
+                                 (larq_cnn, cnn_graph, {"input_scale": 0.0625,
+                                                        "input_bits": 5})):
+        path = tmp_path / f"{model.name}{suffix}"
+        model.save(path)
+        loaded = compile_model(path, name=graph.name, **kwargs)
+        assert graphs_equal(loaded, graph)
+
+
+def test_design_json_round_trip(cnn_graph, mlp_graph, digits):
+    for graph in (cnn_graph, mlp_graph):
+        import json
+
+        text = json.dumps(graph_to_json(graph))
+        back = graph_from_json(json.loads(text))
+        assert graphs_equal(back, graph)
+        x = model_inputs_for(graph, digits.x_test[:64])
+        assert np.array_equal(reference.run(back, x), reference.run(graph, x))
+
+
+def model_inputs_for(graph, x):
+    return x.reshape((len(x),) + graph.input.out.shape)
