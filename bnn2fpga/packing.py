@@ -70,7 +70,7 @@ def int_to_bits(value: int, n: int) -> np.ndarray:
 def pack_bits_hex(bits: np.ndarray) -> str:
     """A 0/1 vector as a hex literal (no prefix), element 0 in the least significant bit."""
     n = int(np.asarray(bits).size)
-    return format(bits_to_int(bits), "0{}x".format(max(1, -(-n // 4))))
+    return format(bits_to_int(bits), f"0{max(1, -(-n // 4))}x")
 
 
 def unpack_bits_hex(text: str, n: int) -> np.ndarray:
@@ -109,3 +109,33 @@ def threshold_memory(thresholds: np.ndarray, pe: int) -> np.ndarray:
     """Thresholds of shape (PE, NF, n): channel c goes to PE c % PE at fold c // PE."""
     out_ch, n = thresholds.shape
     return thresholds.reshape(out_ch // pe, pe, n).transpose(1, 0, 2)
+
+
+def pack_beats(codes: np.ndarray, lanes: int, bits: int, tdata_bits: int) -> np.ndarray:
+    """Stream beats of a sequence of codes: ``lanes`` elements of ``bits`` bits per beat
+    (element i at bits [i*bits, (i+1)*bits), two's complement for negative codes), each beat
+    padded to ``tdata_bits`` and returned as uint32 words (N_beats, ceil(tdata_bits/32)),
+    word 0 = bits 31:0.  ``codes`` is flattened in C order (frames channels-last)."""
+    flat = np.asarray(codes, dtype=np.int64).reshape(-1)
+    if flat.size % lanes:
+        raise ValueError(f"{flat.size} codes do not fill whole beats of {lanes} lanes")
+    beats = flat.size // lanes
+    words = max(1, -(-tdata_bits // 32))
+    vals = flat & ((1 << bits) - 1)
+    planes = ((vals[:, None] >> np.arange(bits, dtype=np.int64)) & 1).astype(np.uint8)
+    padded = np.zeros((beats, words * 32), dtype=np.uint8)
+    padded[:, :lanes * bits] = planes.reshape(beats, lanes * bits)
+    return np.packbits(padded, axis=1, bitorder="little").view("<u4").reshape(beats, words)
+
+
+def unpack_beats(words: np.ndarray, lanes: int, bits: int, signed: bool = False
+                 ) -> np.ndarray:
+    """Inverse of ``pack_beats``: uint32 words (N_beats, W) -> codes (N_beats * lanes,)."""
+    w = np.ascontiguousarray(np.asarray(words, dtype="<u4"))
+    beats = w.shape[0]
+    allbits = np.unpackbits(w.view(np.uint8).reshape(beats, -1), axis=1, bitorder="little")
+    planes = allbits[:, :lanes * bits].reshape(beats * lanes, bits).astype(np.int64)
+    vals = (planes << np.arange(bits, dtype=np.int64)).sum(axis=1)
+    if signed:
+        vals = np.where(vals >= (1 << (bits - 1)), vals - (1 << bits), vals)
+    return vals

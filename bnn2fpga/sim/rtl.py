@@ -1,0 +1,334 @@
+"""Cycle-accurate simulation of the RTL project with Verilator (``--engine rtl``).
+
+``simulate(OUT, graph, codes)`` builds the design once (content-hash cache in
+``OUT/.cache/rtl/<hash>/``), streams the N frames through the compiled C++ harness
+(``bnn2fpga/sim/harness``) and returns the output codes plus a cycle summary.  The build key
+covers the SystemVerilog sources, the harness and the Verilator version; the weight and
+threshold memory files are read at run time (``$readmemh`` from the run directory), so new
+weights of the same shape reuse the build.
+
+``simulate_many`` runs several designs side by side in one build (a generated wrapper with
+one stream pair per design): the tests use it to check many random layers per build.
+``run_ports`` is the general form used for RTL exported by Vivado/Vitis HLS (see
+``bnn2fpga/sim/harness/README.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bnn2fpga import folding, packing
+from bnn2fpga.backends.rtl import DESIGN_JSON
+from bnn2fpga.ir import Graph
+from bnn2fpga.resources import resource_path, template_env
+from bnn2fpga.sim import SimResult
+from bnn2fpga.sim import verilator as vl
+
+HARNESS_FILES = ("harness.cpp", "wide.h", "lz4.h")
+DEFAULT_CLOCK_NS = 10.0
+
+
+class RtlSimError(RuntimeError):
+    """The RTL simulation failed (hang, protocol error, wrong frame count)."""
+
+
+@dataclass
+class StreamFormat:
+    """How a frame maps onto an AXI-stream: ``lanes`` codes of ``bits`` bits per beat."""
+
+    lanes: int
+    bits: int
+    tdata_bits: int
+    beats_per_frame: int
+    signed: bool = False
+
+    @property
+    def words(self) -> int:
+        return max(1, -(-self.tdata_bits // 32))
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> StreamFormat:
+        return cls(int(d["lanes"]), int(d["bits"]), int(d["tdata_bits"]),
+                   int(d["beats_per_frame"]), bool(d.get("signed", False)))
+
+
+@dataclass
+class Pipe:
+    """One input/output stream pair of the simulated top and the frames to push through it.
+
+    ``inp``/``out``: port-name prefixes (``<inp>_TDATA``...); ``dbg``: prefix of the
+    per-unit debug vectors (``<dbg>_in_valid``...) or None; ``units``: (name, in beats per
+    frame, out beats per frame) in chain order, for the hang diagnosis."""
+
+    inp: str
+    out: str
+    in_fmt: StreamFormat
+    out_fmt: StreamFormat
+    codes: np.ndarray
+    dbg: str | None = None
+    units: list[tuple[str, int, int]] = field(default_factory=list)
+    in_tlast: bool = False
+    in_tkeep: bool = False
+    out_tlast: bool = True
+
+
+# ----------------------------------------------------------------------------------------
+# Build (cached)
+# ----------------------------------------------------------------------------------------
+
+
+def _digest(parts: list[bytes]) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(len(p).to_bytes(8, "little"))
+        h.update(p)
+    return h.hexdigest()[:20]
+
+
+def build_harness(sources: list[Path], top: str, ports_h: str, cache_root: Path,
+                  trace: bool = True) -> Path:
+    """The harness executable for ``sources`` (cached by content)."""
+    harness = resource_path("harness")
+    parts = [vl.version().encode(), top.encode(), ports_h.encode(), b"trace" if trace else b""]
+    parts += [p.name.encode() + b"\0" + p.read_bytes() for p in sources]
+    parts += [(harness / f).read_bytes() for f in HARNESS_FILES]
+    parts += [" ".join(vl.OPT_FLAGS + vl.LINK_FLAGS).encode()]
+    key = _digest(parts)
+    mdir = Path(cache_root) / key
+    exe = mdir / "obj" / "harness"
+    if exe.is_file():
+        return exe
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=_mkdir(cache_root)))
+    try:
+        src_dir = tmp / "src"
+        src_dir.mkdir()
+        for p in sources:
+            shutil.copyfile(p, src_dir / p.name)
+        for f in HARNESS_FILES:
+            shutil.copyfile(harness / f, src_dir / f)
+        (src_dir / "ports.h").write_text(ports_h)
+        vl.build([src_dir / p.name for p in sources], top, tmp / "obj",
+                 [src_dir / "harness.cpp"], [src_dir], trace=trace,
+                 progress=f"building RTL simulator for {top} ({len(sources)} files)")
+        try:
+            os.rename(tmp, mdir)
+        except OSError:  # built concurrently by another process: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return exe
+
+
+def _mkdir(p: Path) -> Path:
+    Path(p).mkdir(parents=True, exist_ok=True)
+    return Path(p)
+
+
+def render_ports(cls: str, pipes: list[Pipe], clock: str = "ap_clk", reset: str = "ap_rst_n",
+                 reset_active_low: bool = True, start: str | None = None) -> str:
+    return template_env().get_template("rtl/harness_ports.h.j2").render(
+        cls=cls, clock=clock, reset=reset, reset_active_low=reset_active_low, start=start,
+        pipes=[{"inp": p.inp, "out": p.out, "dbg": p.dbg, "in_words": p.in_fmt.words,
+                "out_words": p.out_fmt.words, "units": max(1, len(p.units)),
+                "in_tlast": p.in_tlast, "in_tkeep": p.in_tkeep, "out_tlast": p.out_tlast}
+               for p in pipes])
+
+
+# ----------------------------------------------------------------------------------------
+# Run
+# ----------------------------------------------------------------------------------------
+
+
+def run_ports(sources: list[Path], top: str, pipes: list[Pipe], run_dir: Path,
+              cache_root: Path, *, stall_prob: float = 0.0, trace: str | Path | None = None,
+              hang_cycles: int = 100_000, seed: int = 1, clock: str = "ap_clk",
+              reset: str = "ap_rst_n", reset_active_low: bool = True,
+              start: str | None = None) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Build (cached) and run the harness on ``top``; returns each pipe's output codes
+    (frames, elements) and the harness's raw JSON.  ``run_dir`` is the working directory
+    (where ``$readmemh`` finds the memory files)."""
+    if not 0.0 <= stall_prob < 1.0:
+        raise ValueError(f"stall_prob={stall_prob}: expected 0 <= p < 1")
+    ports_h = render_ports(f"V{top}", pipes, clock, reset, reset_active_low, start)
+    exe = build_harness([Path(s) for s in sources], top, ports_h, cache_root)
+    with tempfile.TemporaryDirectory(prefix="bnn2fpga-rtlsim-") as tmp_s:
+        tmp = Path(tmp_s)
+        cfg = []
+        for k, p in enumerate(pipes):
+            frames = p.codes.shape[0]
+            words = packing.pack_beats(p.codes, p.in_fmt.lanes, p.in_fmt.bits,
+                                       p.in_fmt.tdata_bits)
+            if words.shape[0] != frames * p.in_fmt.beats_per_frame:
+                raise ValueError(f"pipe {k}: {words.shape[0]} input beats for {frames} frames "
+                                 f"of {p.in_fmt.beats_per_frame} beats")
+            words.tofile(tmp / f"in{k}.bin")
+            cfg.append(f"pipe {tmp / f'in{k}.bin'} {tmp / f'out{k}.bin'} {frames} "
+                       f"{p.in_fmt.beats_per_frame} {p.out_fmt.beats_per_frame}")
+            cfg += [f"unit {k} {name} {ib} {ob}" for name, ib, ob in p.units]
+        (tmp / "run.cfg").write_text("\n".join(cfg) + "\n")
+        cmd = [str(exe), "--config", str(tmp / "run.cfg"), "--json", str(tmp / "result.json"),
+               "--stall-prob", repr(float(stall_prob)), "--seed", str(int(seed)),
+               "--hang-cycles", str(int(hang_cycles))]
+        if trace:
+            cmd += ["--trace", str(Path(trace).absolute())]
+        proc = subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True)
+        if not (tmp / "result.json").is_file():
+            raise RtlSimError(f"the RTL simulation of {top} failed (exit {proc.returncode}):\n"
+                              f"{proc.stderr.strip() or proc.stdout.strip()}")
+        result = json.loads((tmp / "result.json").read_text())
+        if result["error"]:
+            raise RtlSimError(f"RTL simulation of {top}: {result['error']}")
+        if proc.returncode != 0:
+            raise RtlSimError(f"the RTL simulation of {top} exited with {proc.returncode}: "
+                              f"{proc.stderr.strip()}")
+        outputs = []
+        for k, p in enumerate(pipes):
+            frames = p.codes.shape[0]
+            raw = np.fromfile(tmp / f"out{k}.bin", dtype="<u4")
+            beats = frames * p.out_fmt.beats_per_frame
+            if raw.size != beats * p.out_fmt.words:
+                raise RtlSimError(f"pipe {k}: {raw.size // p.out_fmt.words} output beats, "
+                                  f"expected {beats}")
+            codes = packing.unpack_beats(raw.reshape(beats, p.out_fmt.words), p.out_fmt.lanes,
+                                         p.out_fmt.bits, p.out_fmt.signed)
+            outputs.append(codes.reshape(frames, -1))
+    return outputs, result
+
+
+def cycle_summary(pipe_result: dict[str, Any], frames: int, clock_ns: float,
+                  graph: Graph | None = None) -> dict[str, Any]:
+    """First-frame latency, steady-state interval, total cycles and frames/s."""
+    done = pipe_result["frame_done"]
+    first = pipe_result["first_in"]
+    latency = done[0] - first + 1 if done else None
+    if len(done) >= 2:
+        h = len(done) // 2 if len(done) >= 4 else 0
+        interval = (done[-1] - done[h]) / (len(done) - 1 - h)
+    else:
+        interval = float(latency) if latency else None
+    summary: dict[str, Any] = {
+        "engine": "rtl", "frames": frames, "first_frame_latency_cycles": latency,
+        "steady_state_cycles_per_frame": interval,
+        "total_cycles": (done[-1] - first + 1) if done else None,
+        "clock_ns": clock_ns,
+        "fps": (1e9 / (interval * clock_ns)) if interval else None,
+    }
+    if graph is not None:
+        name, cycles = folding.bottleneck(graph)
+        summary["bottleneck"] = {"unit": name, "cycles_per_frame": cycles}
+    return summary
+
+
+def rtl_dir_of(project_dir: Path) -> Path:
+    p = Path(project_dir)
+    if (p / DESIGN_JSON).is_file():
+        return p
+    if (p / "rtl" / DESIGN_JSON).is_file():
+        return p / "rtl"
+    raise FileNotFoundError(f"{p} holds no RTL project ({DESIGN_JSON} in it or in rtl/); "
+                            "compile it with the rtl backend")
+
+
+def _load_info(rtl_dir: Path) -> dict[str, Any]:
+    info = json.loads((rtl_dir / DESIGN_JSON).read_text())
+    if info.get("format") != "bnn2fpga-rtl":
+        raise RtlSimError(f"{rtl_dir / DESIGN_JSON} is not a bnn2fpga RTL design description")
+    return info
+
+
+def _check_codes(graph: Graph, codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes)
+    want = graph.input.out.shape
+    if codes.ndim != len(want) + 1 or codes.shape[1:] != want:
+        raise ValueError(f"input codes have shape {codes.shape}; the design expects "
+                         f"(N, {', '.join(map(str, want))})")
+    if codes.shape[0] < 1:
+        raise ValueError("no frames to simulate")
+    return codes.astype(np.int64)
+
+
+def _pipe_for(info: dict[str, Any], codes: np.ndarray, prefix: str = "") -> Pipe:
+    return Pipe(inp=f"{prefix}{info['in_port']}", out=f"{prefix}{info['out_port']}",
+                in_fmt=StreamFormat.from_json(info["input"]),
+                out_fmt=StreamFormat.from_json(info["output"]), codes=codes,
+                dbg=f"{prefix}{info['dbg_port']}",
+                units=[(u["name"], u["in_beats"], u["out_beats"]) for u in info["units"]])
+
+
+def default_hang_cycles(graph: Graph) -> int:
+    return max(20_000, 4 * folding.bottleneck(graph)[1])
+
+
+def simulate(project_dir: Path, graph: Graph, codes: np.ndarray, *, stall_prob: float = 0.0,
+             trace: str | Path | None = None, hang_cycles: int | None = None,
+             clock_ns: float | None = None, seed: int = 1, cache_dir: Path | None = None,
+             **_: object) -> SimResult:
+    """Simulate the RTL of project OUT (``project_dir``) on integer input codes (N, *shape).
+
+    Returns the output codes (bit-identical to ``reference.execute``) and a summary: first
+    frame latency, steady-state cycles per frame, total cycles and frames/s at
+    ``clock_ns`` (default: the compile's clock)."""
+    rtl_dir = rtl_dir_of(Path(project_dir))
+    info = _load_info(rtl_dir)
+    codes = _check_codes(graph, codes)
+    cache_root = Path(cache_dir) if cache_dir else rtl_dir.parent / ".cache" / "rtl"
+    pipe = _pipe_for(info, codes)
+    outputs, result = run_ports([rtl_dir / s for s in info["sources"]], info["top"], [pipe],
+                                rtl_dir, cache_root, stall_prob=stall_prob, trace=trace,
+                                hang_cycles=hang_cycles or default_hang_cycles(graph),
+                                seed=seed)
+    out_shape = graph.output.out.shape
+    clock = clock_ns or info.get("clock_ns") or DEFAULT_CLOCK_NS
+    summary = cycle_summary(result["pipes"][0], codes.shape[0], clock, graph)
+    summary["stall_prob"] = stall_prob
+    return SimResult(outputs[0].reshape((codes.shape[0], *out_shape)), summary)
+
+
+def simulate_many(designs: list[tuple[Path, Graph, np.ndarray]], cache_dir: Path, *,
+                  stall_prob: float = 0.0, hang_cycles: int | None = None, seed: int = 1,
+                  clock_ns: float = DEFAULT_CLOCK_NS, name: str = "sim_multi"
+                  ) -> list[SimResult]:
+    """Simulate several RTL projects (each written with a distinct ``top``) in ONE build:
+    a generated wrapper instantiates every top with its own stream pair."""
+    infos, pipes, sources = [], [], {}
+    cache_dir = Path(cache_dir)
+    run_dir = _mkdir(cache_dir / "run" / name)
+    for k, (proj, graph, codes) in enumerate(designs):
+        rtl_dir = rtl_dir_of(Path(proj))
+        info = _load_info(rtl_dir)
+        if any(i["top"] == info["top"] for i in infos):
+            raise ValueError(f"two designs have the top {info['top']!r}; write each with a "
+                             "distinct CompileOptions.top")
+        infos.append(info)
+        for s in info["sources"]:
+            sources[s] = rtl_dir / s
+        for m in info["mem_files"]:
+            shutil.copyfile(rtl_dir / m, run_dir / m)
+        pipes.append(_pipe_for(info, _check_codes(graph, codes), prefix=f"p{k}_"))
+    wrapper = template_env().get_template("rtl/sim_multi.sv.j2").render(
+        name=name, pipes=[{"index": k, "top": i["top"], "units": len(i["units"]),
+                           "in_tdata": i["input"]["tdata_bits"],
+                           "out_tdata": i["output"]["tdata_bits"]}
+                          for k, i in enumerate(infos)])
+    (run_dir / f"{name}.sv").write_text(wrapper)
+    hang = hang_cycles or max(default_hang_cycles(g) for _, g, _ in designs)
+    outputs, result = run_ports([*sources.values(), run_dir / f"{name}.sv"], name, pipes,
+                                run_dir, cache_dir / "build", stall_prob=stall_prob,
+                                hang_cycles=hang, seed=seed)
+    results = []
+    for k, (_, graph, codes) in enumerate(designs):
+        summary = cycle_summary(result["pipes"][k], codes.shape[0], clock_ns, graph)
+        results.append(SimResult(outputs[k].reshape((codes.shape[0], *graph.output.out.shape)),
+                                 summary))
+    return results
