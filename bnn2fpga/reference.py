@@ -50,7 +50,7 @@ def quantize_input(node: Input, x: np.ndarray) -> np.ndarray:
                          f"{t.shape} (array shape (N, {', '.join(map(str, t.shape))}))")
     if not np.all(np.isfinite(x)):
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
-        raise InputError(f"input element {idx} is {x[idx]}, not a finite number")
+        raise InputError(f"input element {idx} is {x[idx]!s}, not a finite number")
     if t.encoding == "bipolar":
         if node.quantizer == "sign":
             return (x >= 0).astype(np.int64)
@@ -74,7 +74,7 @@ def quantize_input(node: Input, x: np.ndarray) -> np.ndarray:
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
         raise InputError(
-            f"input element {idx} = {float(x[idx])!r} is not representable as "
+            f"input element {idx} = {x[idx]!s} is not representable as "
             f"{t.offset} + {t.scale!r} * k with integer 0 <= k <= {top} "
             f"(--input-scale {t.scale!r} --input-bits {t.bits}); scale the data onto that "
             "grid, or compile with a scale/bit width that covers it")
