@@ -83,10 +83,11 @@ def float_conv(x: np.ndarray, w: np.ndarray, k: int, stride: int, pads, pad_valu
                ) -> np.ndarray:
     """Direct float convolution (N, H, W, C) x (O, k, k, C) with explicit padding."""
     n, h, wd, c = x.shape
-    t, b, l, r = pads
-    xp = np.full((n, h + t + b, wd + l + r, c), pad_value, dtype=np.float64)
-    xp[:, t:t + h, l:l + wd] = x
-    oh, ow = conv_out_size(h, k, stride, t, b), conv_out_size(wd, k, stride, l, r)
+    top, bottom, left, right = pads
+    xp = np.full((n, h + top + bottom, wd + left + right, c), pad_value, dtype=np.float64)
+    xp[:, top:top + h, left:left + wd] = x
+    oh = conv_out_size(h, k, stride, top, bottom)
+    ow = conv_out_size(wd, k, stride, left, right)
     out = np.zeros((n, oh, ow, w.shape[0]))
     for i in range(oh):
         for j in range(ow):
