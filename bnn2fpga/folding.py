@@ -66,18 +66,46 @@ def matvec_cycles(node: Dense, pe: int | None = None, simd: int | None = None) -
     return out_pixels(node) * (node.out_channels // pe) * (node.fan_in // simd)
 
 
-def node_cycles(node: Node) -> int:
-    """Cycles per frame of a node in steady state (0 for nodes that cost no cycles)."""
+def window_in_shape(node: Conv2D | MaxPool2D) -> tuple[int, int, int]:
+    """The smallest input (H, W, C) that gives ``node``'s output (used when the caller does
+    not pass the real input shape)."""
+    oh, ow, c = node.out.shape
+    kh, kw = node.kernel
+    sh, sw = node.stride
+    top, bottom, left, right = node.pads
+    c_in = node.fan_in // (kh * kw) if isinstance(node, Conv2D) else c
+    return ((oh - 1) * sh + kh - top - bottom, (ow - 1) * sw + kw - left - right, c_in)
+
+
+def node_cycles(node: Node, in_shape: tuple[int, ...] | None = None) -> int:
+    """Cycles per frame of a node in steady state, as the RTL units run it (0 for nodes
+    that cost no cycles).  ``in_shape``: the node's input tensor shape (bottleneck() passes
+    it; without it the smallest input consistent with the output is assumed).
+
+    * Dense: the MVTU, (OC/PE) * (fan_in/SIMD) cycles per output pixel.
+    * Conv2D: sliding window + MVTU.  The window unit writes one beat of SIMD input channels
+      per cycle (IH * IW * C/SIMD) while it emits the taps the MVTU consumes; the slower of
+      the two sets the rate (the writer wins for a stride larger than the kernel and NF = 1).
+    * MaxPool2D: sliding window with all channels in one beat + reducer: max(input pixels,
+      output pixels * KH * KW), one beat per cycle each.
+    """
+    if isinstance(node, (Conv2D, MaxPool2D)):
+        ih, iw, c = in_shape if in_shape is not None else window_in_shape(node)
+        oh, ow = node.out.shape[0], node.out.shape[1]
+        if isinstance(node, Conv2D):
+            return max(matvec_cycles(node), ih * iw * (c // node.simd))
+        return max(ih * iw, oh * ow * node.kernel[0] * node.kernel[1])
     if isinstance(node, Dense):
         return matvec_cycles(node)
-    if isinstance(node, MaxPool2D):
-        # one input pixel per cycle (all channels in one beat)
-        shape = node.out.shape
-        return shape[0] * shape[1] * node.stride[0] * node.stride[1]
     return 0
 
 
 def bottleneck(graph: Graph) -> tuple[str, int]:
     """(name, cycles) of the slowest unit: the frame interval of the dataflow pipeline."""
-    name, cycles = max(((n.name, node_cycles(n)) for n in graph.nodes), key=lambda t: t[1])
+    def cycles_of(node: Node) -> int:
+        if isinstance(node, (Conv2D, MaxPool2D)):
+            return node_cycles(node, graph.producer(node).out.shape)
+        return node_cycles(node)
+
+    name, cycles = max(((n.name, cycles_of(n)) for n in graph.nodes), key=lambda t: t[1])
     return name, cycles

@@ -200,7 +200,7 @@ class _Planner:
             tmem = packing.threshold_memory(clamped, pe)
             for p in range(pe):
                 self.plan.mems[f"{tfile}_pe{p:03d}.mem"] = [
-                    format(packing.codes_to_int(row, acc_w), "0{}x".format(-(-nt * acc_w // 4)))
+                    format(packing.codes_to_int(row, acc_w), f"0{-(-nt * acc_w // 4)}x")
                     for row in tmem[p]]
             out = self.stream(pe, out_w)
         else:

@@ -13,8 +13,8 @@
 //   m: for oy, ox, ky, kx, cg: SIMD channels of tap (ky, kx); m_tuser = 0 on a padded tap
 //      (the consumer decides whether a padded tap contributes 0 or PAD_CODE)
 //
-// Line buffer: a ring of NROWS = max(KH, SH) + SH input rows in one simple dual-port memory
-// (depth NROWS * IW * C/SIMD).  The writer fills rows in ring order and reserves a slot when
+// Line buffer: a ring of NROWS input rows (max(KH, SH) + SH, more when the frame edges need
+// it) in one simple dual-port memory (depth NROWS * IW * C/SIMD).  The writer fills rows in ring order and reserves a slot when
 // it starts a row; the reader starts output row oy only when every input row it needs is
 // complete (plus the rows the next output row skips, so they can be released) and releases
 // rows when it moves on.  The extra SH rows let the writer fill the next output row's rows
@@ -49,7 +49,13 @@ module bnn_swu #(
   localparam int DW = SIMD * EB;
   localparam int CG = C / SIMD;
   localparam int RB = IW * CG;  // beats per input row
-  localparam int NROWS = (KH > SH ? KH : SH) + SH;
+  // ring size: the rows of one output row plus the next SH rows, and at a frame boundary
+  // the last output row's rows plus the next frame's first ones (no bubble between frames)
+  localparam int KS = KH > SH ? KH : SH;
+  localparam int FIRST_ROWS = KS - PT < IH ? KS - PT : IH;
+  localparam int LAST_TOP = (OH - 1) * SH - PT > 0 ? (OH - 1) * SH - PT : 0;
+  localparam int EDGE_ROWS = IH - LAST_TOP + FIRST_ROWS;
+  localparam int NROWS = KS + SH > EDGE_ROWS ? KS + SH : EDGE_ROWS;
   localparam int DEPTH = NROWS * RB;
   localparam int AW = DEPTH > 1 ? $clog2(DEPTH) : 1;
   localparam int RBW = RB > 1 ? $clog2(RB) : 1;

