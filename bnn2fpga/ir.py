@@ -183,6 +183,19 @@ class MaxPool2D(Node):
 
 
 @dataclass(eq=False)
+class MajorityPool2D(Node):
+    """Average-pool of bipolar values followed by a sign: bit +1 iff the sum of the window's
+    valid (unpadded) values, each ±1, is >= 0.  Keras 'same' average pooling divides by the
+    count of valid positions, which cannot change the sign; a tie (sum 0) gives +1, as
+    sign(0) does in QKeras and Larq.  Hardware: popcount of the window >= ceil(valid / 2)."""
+
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    op: ClassVar[str] = "majoritypool2d"
+
+
+@dataclass(eq=False)
 class Reshape(Node):
     """Flatten/Reshape: channels-last order is unchanged, so hardware sees a no-op."""
 
@@ -201,6 +214,18 @@ class ChannelAffine(Node):
     mul: np.ndarray | None = None
     add: np.ndarray | None = None
     op: ClassVar[str] = "channel_affine"
+    hardware: ClassVar[bool] = False
+
+
+@dataclass(eq=False)
+class AvgPool2D(Node):
+    """Keras average pooling (padded positions excluded from the count), float stage only:
+    the passes turn it into a ``MajorityPool2D`` when a binarisation follows it."""
+
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    op: ClassVar[str] = "avgpool2d"
     hardware: ClassVar[bool] = False
 
 

@@ -16,6 +16,7 @@ from bnn2fpga.ir import (
     Graph,
     Input,
     IRError,
+    MajorityPool2D,
     MaxPool2D,
     Node,
     Reshape,
@@ -213,25 +214,36 @@ def run_matvec(node: Dense, in_type: TensorType, codes: np.ndarray) -> np.ndarra
 
 
 def run_maxpool(node: MaxPool2D, in_type: TensorType, codes: np.ndarray) -> np.ndarray:
+    lo = np.iinfo(np.int64).min
+    invert = np.zeros(codes.shape[-1], dtype=bool)
+    invert[list(node.min_channels)] = True
+    # min over x == -max over -x: pool the negated values of the min channels; padded
+    # positions hold the lowest value, so they never win
+    out = window_view(np.where(invert, -codes, codes), node, fill=lo).max(axis=3)
+    assert (out > lo).all(), f"{node.name}: a window with no valid position"
+    return np.where(invert, -out, out)
+
+
+def window_view(codes: np.ndarray, node: MaxPool2D | MajorityPool2D, fill: int
+                ) -> np.ndarray:
+    """(N, OH, OW, KH*KW, C) windows of a pooling node; padded positions hold ``fill``."""
     n, h, w, c = codes.shape
     kh, kw = node.kernel
     sh, sw = node.stride
     top, bottom, left, right = node.pads
     oh, ow = node.out.shape[0], node.out.shape[1]
-    lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
-    invert = np.zeros(c, dtype=bool)
-    invert[list(node.min_channels)] = True
-    # min over x == -max over -x: pool the negated values of the min channels
-    signed = np.where(invert, -codes, codes)
-    padded = np.full((n, h + top + bottom, w + left + right, c), lo, dtype=np.int64)
-    padded[:, top:top + h, left:left + w, :] = signed
-    out = np.full((n, oh, ow, c), lo, dtype=np.int64)
-    for ky in range(kh):
-        for kx in range(kw):
-            out = np.maximum(out, padded[:, ky:ky + sh * (oh - 1) + 1:sh,
-                                         kx:kx + sw * (ow - 1) + 1:sw, :])
-    assert (out > lo).all() and (out < hi).all()
-    return np.where(invert, -out, out)
+    padded = np.full((n, h + top + bottom, w + left + right, c), fill, dtype=np.int64)
+    padded[:, top:top + h, left:left + w, :] = codes
+    taps = [padded[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
+            for ky in range(kh) for kx in range(kw)]
+    return np.stack(taps, axis=3)
+
+
+def run_majority_pool(node: MajorityPool2D, codes: np.ndarray) -> np.ndarray:
+    # valid bits count +1 or -1; padded positions (fill 2 -> weight 0) count nothing
+    windows = window_view(codes, node, fill=2)
+    votes = np.where(windows == 2, 0, 2 * windows - 1).sum(axis=3)
+    return (votes >= 0).astype(np.int64)
 
 
 def run_node(node: Node, in_type: TensorType | None, codes: np.ndarray | None) -> np.ndarray:
@@ -239,6 +251,8 @@ def run_node(node: Node, in_type: TensorType | None, codes: np.ndarray | None) -
         return run_matvec(node, in_type, codes)
     if isinstance(node, MaxPool2D):
         return run_maxpool(node, in_type, codes)
+    if isinstance(node, MajorityPool2D):
+        return run_majority_pool(node, codes)
     if isinstance(node, Reshape):
         return codes.reshape((codes.shape[0],) + node.out.shape)
     raise IRError(f"the reference cannot execute node {node.name!r} ({node.op}); run the "

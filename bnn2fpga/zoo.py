@@ -83,6 +83,37 @@ def train_qkeras_mlp(seed: int = 0, data: Digits | None = None, epochs: int = 25
     return model
 
 
+def train_qkeras_cnn(seed: int = 0, data: Digits | None = None, epochs: int = 15) -> Any:
+    """QKeras CNN: 5-bit input quantizer, binary convolutions, an average pool of binary
+    activations ('same', 3x3 stride 2: border windows count fewer positions) followed by a
+    binary activation, then a binary dense layer with a final BatchNorm."""
+    _seed_everything(seed)
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense, binary, quantized_bits
+
+    data = data or digits_data()
+    layers = tf.keras.layers
+    model = tf.keras.Sequential([
+        layers.InputLayer(input_shape=(8, 8, 1)),
+        QActivation(quantized_bits(DIGITS_INPUT_BITS, 1, keep_negative=False), name="in_q"),
+        QConv2D(16, 3, padding="same", kernel_quantizer=binary(), use_bias=False,
+                name="conv1"),
+        layers.BatchNormalization(name="bn1"),
+        QActivation(binary(), name="act1"),
+        layers.AveragePooling2D(3, strides=2, padding="same", name="avg"),
+        QActivation(binary(), name="act_avg"),
+        QConv2D(24, 3, padding="valid", kernel_quantizer=binary(),
+                use_bias=False, name="conv2"),
+        layers.BatchNormalization(name="bn2"),
+        QActivation(binary(), name="act2"),
+        layers.Flatten(name="flatten"),
+        QDense(10, kernel_quantizer=binary(), use_bias=False, name="fc"),
+        layers.BatchNormalization(name="bn_out"),
+    ], name="qkeras_cnn")
+    _fit(model, data, epochs, flat=False)
+    return model
+
+
 def train_larq_cnn(seed: int = 0, data: Digits | None = None, epochs: int = 25) -> Any:
     """Larq CNN exercising the hard cases: odd channel counts, 'same' padding with
     pad_values 0 and 1, stride 2, a max-pool before BatchNorm, and (set after training)

@@ -31,6 +31,20 @@ def qkeras_mlp(digits):
 
 
 @pytest.fixture(scope="session")
+def qkeras_cnn(digits):
+    from bnn2fpga.zoo import train_qkeras_cnn
+
+    return train_qkeras_cnn(seed=0, data=digits)
+
+
+@pytest.fixture(scope="session")
+def qcnn_graph(qkeras_cnn):
+    from bnn2fpga.compile import compile_model
+
+    return compile_model(qkeras_cnn)
+
+
+@pytest.fixture(scope="session")
 def larq_cnn(digits):
     from bnn2fpga.zoo import train_larq_cnn
 

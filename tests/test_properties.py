@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from bnn2fpga import packing, reference
 from bnn2fpga.ir import (
+    AvgPool2D,
     BatchNorm,
     ChannelAffine,
     Conv2D,
@@ -216,4 +217,35 @@ def test_conv_layer_matches_float(case):
         acc = acc[:, :oh // 2 * 2, :ow // 2 * 2, :]
         acc = acc.reshape(3, oh // 2, 2, ow // 2, 2, o).max(axis=(2, 4))
     expected = np.where(bn_float32(acc, bn) >= 0, 1.0, -1.0)
+    assert np.array_equal(reference.run(hw, x), expected)
+
+
+@SETTINGS
+@given(seeds, st.integers(1, 7), st.integers(1, 7), st.integers(1, 5),
+       st.sampled_from([1, 2, 3]), st.sampled_from([1, 2, 3]),
+       st.sampled_from(["same", "valid"]))
+def test_average_pool_then_sign_matches_float(seed, h, w, c, k, stride, padding):
+    """avg-pool of ±1 values (Keras: padded positions excluded) then sign == majority pool."""
+    if padding == "valid" and (k > h or k > w):
+        return
+    rng = np.random.default_rng(seed)
+    pads = same_pads(h, k, stride) + same_pads(w, k, stride) \
+        if padding == "same" else (0, 0, 0, 0)
+    oh = conv_out_size(h, k, stride, pads[0], pads[1])
+    ow = conv_out_size(w, k, stride, pads[2], pads[3])
+    pool = AvgPool2D("avg", ["input"], TensorType((oh, ow, c), "float", 32), kernel=(k, k),
+                     stride=(stride, stride), pads=pads)
+    g = Graph("avg", [Input("input", [], TensorType((h, w, c), "bipolar")), pool,
+                      Sign("sign", ["avg"], pool.out)])
+    hw = lower_to_hardware(g)
+    assert hw.nodes[-1].op == "majoritypool2d"
+    x = (2 * rng.integers(0, 2, (4, h, w, c)) - 1).astype(np.float32)
+    top, _, left, _ = pads
+    expected = np.zeros((4, oh, ow, c), np.float32)
+    for i in range(oh):
+        for j in range(ow):
+            r0, c0 = i * stride - top, j * stride - left
+            win = x[:, max(r0, 0):min(r0 + k, h), max(c0, 0):min(c0 + k, w), :]
+            avg = win.sum(axis=(1, 2)) / np.float32(win.shape[1] * win.shape[2])
+            expected[:, i, j, :] = np.where(avg >= 0, 1.0, -1.0)
     assert np.array_equal(reference.run(hw, x), expected)

@@ -59,11 +59,22 @@ def test_larq_cnn_activations(larq_cnn, cnn_graph, digits_all):
     assert_activations_match(larq_cnn, cnn_graph, digits_all)
 
 
-def test_models_learn(qkeras_mlp, larq_cnn, digits):
+def test_qkeras_cnn_outputs(qkeras_cnn, qcnn_graph, digits_all):
+    assert_outputs_match(qkeras_cnn, qcnn_graph, digits_all)
+
+
+def test_qkeras_cnn_activations(qkeras_cnn, qcnn_graph, digits_all):
+    """Includes the majority pool that the binarised 'same' average pool became."""
+    assert "avg" in qcnn_graph.meta["keras_activations"]
+    assert_activations_match(qkeras_cnn, qcnn_graph, digits_all)
+
+
+def test_models_learn(qkeras_mlp, qkeras_cnn, larq_cnn, digits):
     """The fixtures are real trained models, not chance-level ones."""
     from bnn2fpga.zoo import keras_accuracy
 
     assert keras_accuracy(qkeras_mlp, digits.x_test, digits.y_test) > 0.85
+    assert keras_accuracy(qkeras_cnn, digits.x_test, digits.y_test) > 0.6
     assert keras_accuracy(larq_cnn, digits.x_test, digits.y_test) > 0.6
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from bnn2fpga.ir import (
+    AvgPool2D,
     BatchNorm,
     ChannelAffine,
     Conv2D,
@@ -235,8 +236,7 @@ def convert_batchnorm(layer: Any, b: Builder) -> None:
                     eps=float(layer.epsilon), evaluate=evaluate))
 
 
-@converter("MaxPooling2D", "MaxPool2D")
-def convert_maxpool(layer: Any, b: Builder) -> None:
+def pool_geometry(layer: Any) -> dict[str, tuple[int, ...]]:
     in_shape = layer_in_shape(layer)
     if layer.data_format != "channels_last":
         raise UnsupportedError(layer, f"data_format={layer.data_format!r}", "channels_last")
@@ -246,9 +246,19 @@ def convert_maxpool(layer: Any, b: Builder) -> None:
         pads = same_pads(in_shape[0], kh, sh) + same_pads(in_shape[1], kw, sw)
     else:
         pads = (0, 0, 0, 0)
+    return {"kernel": (kh, kw), "stride": (sh, sw), "pads": pads}
+
+
+@converter("MaxPooling2D", "MaxPool2D")
+def convert_maxpool(layer: Any, b: Builder) -> None:
     b.add(MaxPool2D(layer.name, [b.current.name],
-                    b.current.out.with_shape(layer_out_shape(layer)),
-                    kernel=(kh, kw), stride=(sh, sw), pads=pads))
+                    b.current.out.with_shape(layer_out_shape(layer)), **pool_geometry(layer)))
+
+
+@converter("AveragePooling2D", "AvgPool2D")
+def convert_avgpool(layer: Any, b: Builder) -> None:
+    b.add(AvgPool2D(layer.name, [b.current.name], b.float_out(layer_out_shape(layer)),
+                    **pool_geometry(layer)))
 
 
 # ----------------------------------------------------------------------------------------

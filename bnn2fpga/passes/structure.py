@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from bnn2fpga.folding import default_folding, folding_error
-from bnn2fpga.ir import Conv2D, Dense, Graph, IRError, MaxPool2D, Reshape, TensorType
+from bnn2fpga.ir import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Graph,
+    IRError,
+    MajorityPool2D,
+    MaxPool2D,
+    Reshape,
+    TensorType,
+)
 from bnn2fpga.reference import accumulator_bound
 
 
@@ -53,6 +63,10 @@ def check_hardware_graph(graph: Graph) -> Graph:
     """Invariants every backend relies on.  Raises IRError naming the node."""
     for node in graph.nodes[1:]:
         where = f"node {node.name!r} ({node.op})"
+        if isinstance(node, AvgPool2D):
+            raise IRError(f"{where}: an average pool is supported on binary (±1) "
+                          "activations followed by a binarisation (a majority vote); this "
+                          "one is not followed by one or averages real values")
         if not type(node).hardware:
             raise IRError(f"{where} is a float operation that no pass could fold into the "
                           "hardware (it must sit between a binary layer and a binarisation, "
@@ -75,6 +89,8 @@ def check_hardware_graph(graph: Graph) -> Graph:
                 raise IRError(f"{where}: an accumulator output needs an output affine")
             if folding_error(node, node.pe, node.simd):
                 raise IRError(folding_error(node, node.pe, node.simd))
+        elif isinstance(node, MajorityPool2D) and src.encoding != "bipolar":
+            raise IRError(f"{where}: majority pool of a {src.encoding} input")
         elif isinstance(node, (MaxPool2D, Reshape)):
             if node.out.encoding != src.encoding:
                 raise IRError(f"{where}: encoding {node.out.encoding} != input "

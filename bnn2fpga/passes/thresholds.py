@@ -18,11 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from bnn2fpga.ir import (
+    AvgPool2D,
     BatchNorm,
     ChannelAffine,
     Dense,
     Graph,
     IRError,
+    MajorityPool2D,
     MaxPool2D,
     Node,
     Reshape,
@@ -177,6 +179,13 @@ def fold_sign_into_thresholds(graph: Graph) -> Graph:
         sign = next((n for n in graph.nodes if isinstance(n, Sign)), None)
         if sign is None:
             return graph
+        pool, reshapes = graph.producer(sign), []
+        while isinstance(pool, Reshape):
+            reshapes.insert(0, pool)
+            pool = graph.producer(pool)
+        if isinstance(pool, AvgPool2D):
+            fold_sign_into_majority_pool(graph, pool, reshapes, sign)
+            continue
         matvec, ops = collect_chain(graph, sign)
         in_type = graph.producer(matvec).out
         thresholds, flip = threshold_channels(matvec, in_type, ops, sign)
@@ -196,6 +205,27 @@ def fold_sign_into_thresholds(graph: Graph) -> Graph:
         # tests compare every intermediate activation with the model's own
         before_sign = (ops[-1] if ops else matvec).name.split("/")[0]
         graph.meta.setdefault("keras_activations", {})[kept[-1].name] = before_sign
+
+
+def fold_sign_into_majority_pool(graph: Graph, pool: AvgPool2D, reshapes: list[Node],
+                                 sign: Sign) -> None:
+    """sign(average of ±1 values) = sign(sum of ±1 values): a majority vote over the window.
+    Reshapes between the pool and the sign stay (a sign commutes with them)."""
+    src = graph.producer(pool).out
+    if src.encoding != "bipolar":
+        raise IRError(f"average pool {pool.name!r} averages {src.encoding} values; supported: "
+                      "an average pool of binary (±1) activations followed by a "
+                      "binarisation (a majority vote)")
+    majority = MajorityPool2D(pool.name, list(pool.inputs),
+                              TensorType(pool.out.shape, "bipolar"), kernel=pool.kernel,
+                              stride=pool.stride, pads=pool.pads)
+    kept: list[Node] = [majority]
+    for op in reshapes:
+        op.inputs, op.out = [kept[-1].name], TensorType(op.out.shape, "bipolar")
+        kept.append(op)
+    graph.replace([pool, *reshapes, sign], kept)
+    graph.meta.setdefault("keras_activations", {})[kept[-1].name] = reshapes[-1].name \
+        if reshapes else pool.name
 
 
 def remove_redundant_signs(graph: Graph) -> Graph:
