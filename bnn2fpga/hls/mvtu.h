@@ -1,0 +1,143 @@
+// bnn2fpga HLS library: matrix-vector-threshold unit (MVTU), FINN-style folding.
+//
+//   MW = fan-in, MH = output channels; PE output lanes, SIMD input lanes;
+//   NF = MH/PE neuron folds, SF = MW/SIMD synapse folds, one flat II=1 loop of
+//   PIXELS * NF * SF iterations (PIXELS = output pixels of a conv, 1 for a dense layer).
+//
+//   in  : PIXELS * SF beats of Dot::IN_W bits: SIMD lanes of one input vector, lane i at
+//         bits [i*IB, (i+1)*IB); for a zero-padded bipolar conv, bit SIMD is the sliding
+//         window's valid flag (0 = padded tap: the beat adds exactly 0).  The vector is read
+//         while nf == 0 and replayed from inputBuf[SF] for the other neuron folds.
+//   out : PIXELS * NF beats of PE*OB bits: lane p = output channel nf*PE + p, at bits
+//         [p*OB, (p+1)*OB).  Thresholded: the code #{t : acc >= T[c][t]}; accumulator: acc
+//         as an OB-bit two's-complement value.
+//   weights[PE][NF*SF]: SIMD-bit words (bit i = +1 weight on lane i).  Row r of the weight
+//         matrix sits in PE r % PE at neuron fold r / PE; word nf*SF + sf holds fan-in
+//         [sf*SIMD, (sf+1)*SIMD) (packing.weight_memory).  The caller partitions dim 1.
+//   acc : ap_int<ACC_W> per PE, ACC_W = IR Dense.acc_bits (holds +-bound and the thresholds;
+//         no partial sum can overflow since |partial| <= bound).
+//
+// Policies (template parameters):
+//   Dot  XnorDot<SIMD, MASKED>  bipolar input: 2*popcount(XNOR(a, w)) - SIMD per beat
+//        UintDot<SIMD, IB>      IB-bit unsigned codes (first layer, unipolar): sum +-x_i
+//   Act  ThresholdActivation<PE, NF, NT, TW, OB>  thresholds folded in (hidden layers)
+//        AccumulatorOutput<OB>                      raw accumulator (last layer)
+#ifndef BNN_MVTU_H
+#define BNN_MVTU_H
+
+#include "adder_tree.h"
+
+// Bipolar activations x bipolar weights.  MASKED: bit SIMD of the beat is the valid flag.
+template <unsigned SIMD_, bool MASKED>
+struct XnorDot {
+  static const unsigned SIMD = SIMD_;
+  static const unsigned IN_W = SIMD_ + (MASKED ? 1u : 0u);
+  typedef ap_int<bnn_ubits(SIMD_) + 2> term_t;  // holds [-SIMD, SIMD]
+
+  static term_t dot(const ap_uint<IN_W> &x, const ap_uint<SIMD_> &w) {
+#pragma HLS INLINE
+    const ap_uint<SIMD_> a = x(SIMD_ - 1, 0);
+    const ap_uint<SIMD_> same = ~(a ^ w);
+    const term_t pc = Popcount<SIMD_>(same);
+    const term_t d = 2 * pc - term_t(SIMD_);
+    return (MASKED && x[IN_W - 1] == 0) ? term_t(0) : d;
+  }
+};
+
+// Unsigned IB-bit codes x bipolar weights: a weight only picks the sign, so the dot product is
+// an adder tree over +-x_i (no multipliers).
+template <unsigned SIMD_, unsigned IB>
+struct UintDot {
+  static const unsigned SIMD = SIMD_;
+  static const unsigned IN_W = SIMD_ * IB;
+  typedef ap_int<IB + bnn_clog2(SIMD_) + 1> term_t;  // |sum| <= SIMD * (2^IB - 1)
+
+  static term_t dot(const ap_uint<IN_W> &x, const ap_uint<SIMD_> &w) {
+#pragma HLS INLINE
+    term_t v[SIMD_];
+#pragma HLS ARRAY_PARTITION variable=v complete dim=1
+    for (unsigned i = 0; i < SIMD_; i++) {
+#pragma HLS UNROLL
+      const term_t c = ap_uint<IB>(x(i * IB + IB - 1, i * IB));
+      v[i] = w[i] ? term_t(c) : term_t(-c);
+    }
+    return AdderTree<SIMD_>(v);
+  }
+};
+
+// Output code = number of thresholds crossed: #{t : acc >= m[pe][nf][t]} (ascending rows).
+// Channel c = nf*PE + pe.  m is the "thresholds folded in": no separate unit, no extra FIFO.
+template <unsigned PE, unsigned NF, unsigned NT, unsigned TW, unsigned OB_>
+struct ThresholdActivation {
+  static const unsigned OB = OB_;
+  ap_int<TW> m[PE][NF][NT];
+
+  template <int W>
+  ap_uint<OB_> activate(unsigned nf, unsigned pe, const ap_int<W> &acc) const {
+#pragma HLS INLINE
+    ap_uint<OB_> code = 0;
+    for (unsigned t = 0; t < NT; t++) {
+#pragma HLS UNROLL
+      if (acc >= m[pe][nf][t]) code++;
+    }
+    return code;
+  }
+};
+
+// The accumulator itself, as OB-bit two's complement (the network's last layer).
+template <unsigned OB_>
+struct AccumulatorOutput {
+  static const unsigned OB = OB_;
+
+  template <int W>
+  ap_uint<OB_> activate(unsigned, unsigned, const ap_int<W> &acc) const {
+#pragma HLS INLINE
+    const ap_int<OB_> v = acc;
+    return ap_uint<OB_>(v);
+  }
+};
+
+template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned PIXELS,
+          unsigned ACC_W, class Dot, class Act>
+void MatrixVectorActivate(hls::stream<ap_uint<Dot::IN_W> > &in,
+                          hls::stream<ap_uint<PE * Act::OB> > &out,
+                          const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)],
+                          const Act &act) {
+  static_assert(MW % SIMD == 0, "SIMD must divide the fan-in (MW)");
+  static_assert(MH % PE == 0, "PE must divide the output channels (MH)");
+  static_assert(Dot::SIMD == SIMD, "the Dot policy must have the unit's SIMD");
+  const unsigned NF = MH / PE;
+  const unsigned SF = MW / SIMD;
+
+  ap_uint<Dot::IN_W> inputBuf[SF];  // the current input vector, replayed for nf > 0
+  ap_int<ACC_W> acc[PE];
+#pragma HLS ARRAY_PARTITION variable=acc complete dim=1
+
+  unsigned nf = 0, sf = 0, tile = 0;  // tile = nf * SF + sf: the weight word of each PE
+  for (unsigned i = 0; i < PIXELS * NF * SF; i++) {
+#pragma HLS PIPELINE II=1
+    ap_uint<Dot::IN_W> x;
+    if (nf == 0) {
+      x = in.read();
+      inputBuf[sf] = x;
+    } else {
+      x = inputBuf[sf];
+    }
+    ap_uint<PE * Act::OB> y = 0;
+    for (unsigned pe = 0; pe < PE; pe++) {
+#pragma HLS UNROLL
+      const ap_int<ACC_W> a = (sf == 0 ? ap_int<ACC_W>(0) : acc[pe]) + Dot::dot(x, weights[pe][tile]);
+      acc[pe] = a;
+      y((pe + 1) * Act::OB - 1, pe * Act::OB) = act.activate(nf, pe, a);
+    }
+    if (sf == SF - 1) out.write(y);
+
+    tile = (tile == NF * SF - 1) ? 0u : tile + 1;
+    if (++sf == SF) {
+      sf = 0;
+      if (++nf == NF) nf = 0;
+    }
+  }
+}
+
+#endif
