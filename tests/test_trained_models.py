@@ -120,3 +120,29 @@ def test_design_json_round_trip(cnn_graph, mlp_graph, digits):
 
 def model_inputs_for(graph, x):
     return x.reshape((len(x),) + graph.input.out.shape)
+
+
+def test_qkeras_options_model(digits_all, digits):
+    """quantized_relu input, alpha='auto_po2' kernel scales, biases, and a binary activation
+    given as the layer's own activation: still bit-exact."""
+    from qkeras import QActivation, QDense, binary, quantized_relu
+
+    from bnn2fpga.zoo import _fit, _seed_everything
+
+    _seed_everything(3)
+    model = tf.keras.Sequential([
+        tf.keras.layers.InputLayer(input_shape=(64,)),
+        QActivation(quantized_relu(5, 1), name="in_q"),
+        QDense(48, kernel_quantizer=binary(alpha="auto_po2"), use_bias=True, name="fc1"),
+        tf.keras.layers.BatchNormalization(name="bn1"),
+        QActivation(binary(), name="act1"),
+        QDense(24, kernel_quantizer=binary(alpha="auto_po2"), use_bias=True,
+               activation=binary(), name="fc2"),
+        QDense(10, kernel_quantizer=binary(), use_bias=True, name="fc3"),
+    ], name="qkeras_options")
+    _fit(model, digits, epochs=4, flat=True)
+    graph = compile_model(model)
+    assert graph.input.out.bits == 5 and graph.input.quantizer == "round_half_even"
+    x = digits_all.reshape(len(digits_all), 64)
+    assert_outputs_match(model, graph, x)
+    assert_activations_match(model, graph, x)
