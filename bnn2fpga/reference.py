@@ -114,30 +114,14 @@ def accumulator_bound(node: Dense, in_type: TensorType) -> int:
 # ----------------------------------------------------------------------------------------
 
 
-def im2col(codes: np.ndarray, node: Conv2D, in_shape: tuple[int, ...], pad_code: int
-           ) -> tuple[np.ndarray, np.ndarray]:
+def im2col(codes: np.ndarray, node: Conv2D, pad_code: int) -> tuple[np.ndarray, np.ndarray]:
     """(N, H, W, C) codes -> (N, P, K) patches in (ky, kx, c) order and a (P, K) validity mask
     that is 0 on padded taps.  Padded taps hold ``pad_code``."""
     n = codes.shape[0]
-    h, w, c = in_shape
-    kh, kw = node.kernel
-    sh, sw = node.stride
-    top, bottom, left, right = node.pads
-    oh, ow = node.out.shape[0], node.out.shape[1]
-    padded = np.full((n, h + top + bottom, w + left + right, c), pad_code, dtype=codes.dtype)
-    padded[:, top:top + h, left:left + w, :] = codes
-    valid = np.zeros((h + top + bottom, w + left + right), dtype=np.uint8)
-    valid[top:top + h, left:left + w] = 1
-    cols, vcols = [], []
-    for ky in range(kh):
-        for kx in range(kw):
-            rows = slice(ky, ky + sh * (oh - 1) + 1, sh)
-            colsl = slice(kx, kx + sw * (ow - 1) + 1, sw)
-            cols.append(padded[:, rows, colsl, :])
-            vcols.append(np.repeat(valid[rows, colsl][..., None], c, axis=-1))
-    patches = np.stack(cols, axis=3).reshape(n, oh * ow, kh * kw * c)
-    vmask = np.stack(vcols, axis=2).reshape(oh * ow, kh * kw * c)
-    return patches, vmask
+    patches = window_view(codes, node, fill=pad_code).reshape(n, -1, node.fan_in)
+    ones = np.ones((1,) + codes.shape[1:], dtype=np.int64)
+    valid = window_view(ones, node, fill=0).reshape(-1, node.fan_in).astype(np.uint8)
+    return patches, valid
 
 
 def _popcount_dot(a_words: np.ndarray, w_words: np.ndarray, combine: str) -> np.ndarray:
@@ -191,7 +175,7 @@ def run_matvec(node: Dense, in_type: TensorType, codes: np.ndarray) -> np.ndarra
     bound = accumulator_bound(node, in_type)
     if isinstance(node, Conv2D):
         pad_code = 0 if node.pad == "zero" else int(node.pad)
-        patches, vmask = im2col(codes, node, in_type.shape, pad_code)
+        patches, vmask = im2col(codes, node, pad_code)
         rows = patches.reshape(n * patches.shape[1], -1)
         masked = in_type.encoding == "bipolar" and node.pad == "zero" and vmask.min() == 0
         valid = np.tile(vmask, (n, 1)) if masked else None
@@ -224,9 +208,10 @@ def run_maxpool(node: MaxPool2D, in_type: TensorType, codes: np.ndarray) -> np.n
     return np.where(invert, -out, out)
 
 
-def window_view(codes: np.ndarray, node: MaxPool2D | MajorityPool2D, fill: int
+def window_view(codes: np.ndarray, node: Conv2D | MaxPool2D | MajorityPool2D, fill: int
                 ) -> np.ndarray:
-    """(N, OH, OW, KH*KW, C) windows of a pooling node; padded positions hold ``fill``."""
+    """(N, OH, OW, KH*KW, C) sliding windows of a conv or pool; padded positions hold
+    ``fill``."""
     n, h, w, c = codes.shape
     kh, kw = node.kernel
     sh, sw = node.stride
