@@ -1,0 +1,118 @@
+"""RTL (Verilator) == reference on randomized single layers across foldings, with and
+without random stalls on both stream sides; cycle counts match folding.bottleneck; every
+generated design is `verilator --lint-only -Wall` clean.
+
+All layers run side by side in ONE Verilator build (sim.rtl.simulate_many); the stall run
+reuses it (stalls are a run-time option of the harness)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bnn2fpga import folding, reference, testing
+from bnn2fpga.backends import CompileOptions
+from bnn2fpga.backends.rtl import write_project
+from bnn2fpga.ir import Graph
+from bnn2fpga.sim import verilator as vl
+from bnn2fpga.sim.rtl import simulate_many
+
+pytestmark = pytest.mark.slow
+
+FRAMES = 8
+STALL = 0.3
+
+
+def _cases() -> list[tuple[str, Graph]]:
+    """PE/SIMD of 1, a middle divisor and full; kernels 1 and 3; strides 1 and 2; 'same' and
+    'valid'; pad zero and integer pads; uint input; accumulator output; max-pool with
+    min channels; a whole small CNN."""
+    def rng(seed: int) -> np.random.Generator:
+        return np.random.default_rng(1000 + seed)
+
+    conv, dense = testing.random_conv_graph, testing.random_dense_graph
+    return [
+        ("dense_p1s1", dense(rng(1), fan_in=12, out_ch=6, pe=1, simd=1)),
+        ("dense_p2s4", dense(rng(2), fan_in=12, out_ch=6, pe=2, simd=4)),
+        ("dense_full", dense(rng(3), fan_in=12, out_ch=6, pe=6, simd=12)),
+        ("dense_uint_acc", dense(rng(4), fan_in=10, out_ch=4, pe=2, simd=5, encoding="uint",
+                                 bits=3, output="accumulator")),
+        ("conv_k3_same_zero", conv(rng(5), h=6, w=5, c=4, out_ch=6, k=3, pe=2, simd=2)),
+        ("conv_k3_same_pad1", conv(rng(6), h=5, w=6, c=4, out_ch=6, k=3, pad=1, pe=1,
+                                   simd=4)),
+        ("conv_k3_valid_s2", conv(rng(7), h=7, w=7, c=4, out_ch=6, k=3, stride=2,
+                                  padding="valid", pe=6, simd=1)),
+        ("conv_k3_same_s2_pad0", conv(rng(8), h=6, w=7, c=2, out_ch=4, k=3, stride=2, pad=0,
+                                      pe=4, simd=2)),
+        ("conv_k1_s1", conv(rng(9), h=4, w=4, c=4, out_ch=6, k=1, pe=3, simd=2)),
+        ("conv_k1_s2", conv(rng(10), h=5, w=6, c=4, out_ch=4, k=1, stride=2, pe=4, simd=4)),
+        ("conv_uint_same", conv(rng(11), h=6, w=6, c=3, out_ch=4, k=3, encoding="uint",
+                                bits=4, pe=2, simd=3)),
+        ("conv_uint_pad2_acc", conv(rng(12), h=5, w=5, c=2, out_ch=3, k=3, encoding="uint",
+                                    bits=2, pad=2, pe=3, simd=1, output="accumulator")),
+        ("conv_pool_min", conv(rng(13), h=6, w=6, c=4, out_ch=6, k=3, pool=True, pe=2,
+                               simd=4)),
+        ("conv_valid_pool", conv(rng(14), h=7, w=7, c=2, out_ch=4, k=3, padding="valid",
+                                 pool=True, pe=1, simd=1)),
+        ("cnn", testing.random_cnn_graph(rng(15))),
+    ]
+
+
+@pytest.fixture(scope="session")
+def rtl_layers(tmp_path_factory) -> list[tuple[str, Path, Graph, np.ndarray]]:
+    base = tmp_path_factory.mktemp("rtl_layers")
+    rng = np.random.default_rng(7)
+    out = []
+    for name, graph in _cases():
+        write_project(graph, base / name / "rtl", CompileOptions(top=f"t_{name}"))
+        out.append((name, base / name, graph, testing.random_input_codes(rng, graph, FRAMES)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def rtl_layer_runs(rtl_layers, tmp_path_factory) -> dict[float, list]:
+    cache = tmp_path_factory.mktemp("rtl_layers_cache")
+    designs = [(proj, g, codes) for _, proj, g, codes in rtl_layers]
+    return {stall: simulate_many(designs, cache, stall_prob=stall, seed=3)
+            for stall in (0.0, STALL)}
+
+
+@pytest.mark.parametrize("stall", [0.0, STALL])
+def test_rtl_equals_reference(rtl_layers, rtl_layer_runs, stall):
+    bad = []
+    for (name, _, graph, codes), result in zip(rtl_layers, rtl_layer_runs[stall],
+                                               strict=True):
+        want = reference.execute(graph, codes)[graph.output.name]
+        if result.codes.shape != want.shape or not np.array_equal(result.codes, want):
+            bad.append(name)
+    assert not bad, f"RTL differs from the reference (stall {stall}) in: {bad}"
+
+
+def test_rtl_interval_matches_bottleneck(rtl_layers, rtl_layer_runs):
+    """Without stalls the steady-state frame interval is the slowest unit's folded cycle
+    count (folding.node_cycles, the estimator's source) within 5%."""
+    off = []
+    for (name, _, graph, _), result in zip(rtl_layers, rtl_layer_runs[0.0], strict=True):
+        interval = result.summary["steady_state_cycles_per_frame"]
+        _, cycles = folding.bottleneck(graph)
+        if abs(interval - cycles) > 0.05 * cycles:
+            off.append(f"{name}: RTL {interval} vs model {cycles}")
+    assert not off, "; ".join(off)
+
+
+def test_rtl_summary_fields(rtl_layer_runs):
+    s = rtl_layer_runs[0.0][0].summary
+    for key in ("first_frame_latency_cycles", "steady_state_cycles_per_frame",
+                "total_cycles", "fps"):
+        assert s[key] and s[key] > 0, key
+
+
+def test_generated_designs_lint_clean(rtl_layers):
+    """verilator --lint-only -Wall on every generated design: no warning at all."""
+    for name, proj, _, _ in rtl_layers:
+        rtl = proj / "rtl"
+        sources = (rtl / "filelist.f").read_text().split()
+        out = vl.lint([rtl / s for s in sources], f"t_{name}", rtl)
+        assert "%Warning" not in out, f"{name}:\n{out}"
