@@ -1,0 +1,40 @@
+"""The harness names the unit whose stream stopped when a design hangs, and writes an FST
+trace on request."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from bnn2fpga import testing
+from bnn2fpga.backends.rtl import write_project
+from bnn2fpga.sim.rtl import RtlSimError, simulate
+
+pytestmark = pytest.mark.slow
+
+
+def break_output_valid(top_sv: str, unit: str) -> str:
+    """Disconnect ``unit``'s m_tvalid: it keeps consuming input, nothing leaves it."""
+    inst = top_sv.index(f"u_{unit} (")
+    m = re.compile(r"\.m_tvalid\((s\d+)_tvalid\)").search(top_sv, inst)
+    stream = m.group(1)
+    broken = top_sv[:m.start()] + ".m_tvalid()" + top_sv[m.end():]
+    return broken.replace("endmodule", f"  assign {stream}_tvalid = 1'b0;\nendmodule")
+
+
+def test_hang_names_the_stopped_unit(tmp_path):
+    rng = np.random.default_rng(5)
+    graph = testing.random_conv_graph(rng, h=4, w=4, c=2, out_ch=2, k=3, pool=True)
+    write_project(graph, tmp_path / "rtl")
+    top = tmp_path / "rtl" / "bnn_top.sv"
+    top.write_text(break_output_valid(top.read_text(), "pool_pool"))
+    codes = testing.random_input_codes(rng, graph, 3)
+    trace = tmp_path / "hang.fst"
+    with pytest.raises(RtlSimError) as e:
+        simulate(tmp_path, graph, codes, hang_cycles=500, trace=trace)
+    msg = str(e.value)
+    assert "hang" in msg and "stopped unit: pool_pool" in msg, msg
+    assert "consumed all its input" in msg, msg
+    assert trace.is_file() and trace.stat().st_size > 100
