@@ -1,0 +1,43 @@
+"""The trained digits models (QKeras MLP, Larq CNN) compiled to RTL: Verilator output ==
+reference on real digits inputs, with and without random stalls (both models in one
+build)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnn2fpga import folding, reference
+from bnn2fpga.backends import CompileOptions
+from bnn2fpga.backends.rtl import write_project
+from bnn2fpga.sim.rtl import simulate_many
+
+pytestmark = pytest.mark.slow
+
+FRAMES = 300
+
+
+@pytest.fixture(scope="module")
+def digits_designs(mlp_graph, cnn_graph, digits_all, tmp_path_factory):
+    base = tmp_path_factory.mktemp("rtl_digits")
+    x = digits_all[:FRAMES]
+    designs = []
+    for name, graph in (("mlp", mlp_graph), ("cnn", cnn_graph)):
+        write_project(graph, base / name / "rtl", CompileOptions(top=f"digits_{name}"))
+        frames = x.reshape((len(x), *graph.input.out.shape))
+        designs.append((base / name, graph, reference.quantize_input(graph.input, frames)))
+    return base, designs
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.25])
+def test_digits_models_rtl_equals_reference(digits_designs, stall):
+    base, designs = digits_designs
+    results = simulate_many(designs, base / ".cache", stall_prob=stall, seed=11,
+                            name="digits_multi")
+    for (proj, graph, codes), result in zip(designs, results, strict=True):
+        want = reference.execute(graph, codes)[graph.output.name]
+        assert np.array_equal(result.codes, want), f"{proj.name}: RTL != reference"
+        if stall == 0.0:
+            _, cycles = folding.bottleneck(graph)
+            interval = result.summary["steady_state_cycles_per_frame"]
+            assert abs(interval - cycles) <= 0.05 * cycles, (proj.name, interval, cycles)
