@@ -332,3 +332,60 @@ def simulate_many(designs: list[tuple[Path, Graph, np.ndarray]], cache_dir: Path
         results.append(SimResult(outputs[k].reshape((codes.shape[0], *graph.output.out.shape)),
                                  summary))
     return results
+
+
+def hls_formats(project_dir: Path) -> tuple[StreamFormat, StreamFormat]:
+    """The AXI-stream formats of the HLS top, from OUT/hls/manifest.json."""
+    path = Path(project_dir) / "hls" / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: compile the project with the hls backend "
+                                "or pass in_fmt/out_fmt")
+    man = json.loads(path.read_text())
+
+    def fmt(io: dict[str, Any]) -> StreamFormat:
+        return StreamFormat(int(io["elems"]), int(io["bits"]), int(io["axi_w"]),
+                            int(io["beats"]), bool(io.get("signed", False)))
+
+    return fmt(man["input"]), fmt(man["output"])
+
+
+def simulate_hls_export(project_dir: Path, graph: Graph, codes: np.ndarray,
+                        verilog_dir: Path, *, top: str | None = None,
+                        in_port: str = "s_axis", out_port: str = "m_axis",
+                        clock: str = "ap_clk", reset: str = "ap_rst_n",
+                        reset_active_low: bool = True, start: str | None = None,
+                        in_tlast: bool = True, out_tlast: bool = True,
+                        in_fmt: StreamFormat | None = None, out_fmt: StreamFormat | None = None,
+                        stall_prob: float = 0.0, trace: str | Path | None = None,
+                        hang_cycles: int | None = None, seed: int = 1,
+                        clock_ns: float | None = None) -> SimResult:
+    """Simulate the Verilog that Vivado/Vitis HLS exported from the bnn2fpga HLS top
+    (``solution/impl/verilog`` or ``syn/verilog``) with the same harness.
+
+    The exported ports are ``<in_port>_TDATA/TVALID/TREADY/TLAST`` (and TKEEP/TSTRB/TUSER/
+    TID/TDEST, left at 0) and ``<out_port>_*``: the argument names of the HLS top
+    (``s_axis``/``m_axis``); a tool that renames them (e.g. ``in`` -> ``in_r``) is handled by
+    passing the exported names.  ``start``: hold this port at 1 (``ap_start`` for
+    ``ap_ctrl_hs``; ``ap_ctrl_none`` has none).  Stream formats default to the HLS
+    manifest.  There are no per-unit debug ports: a hang names no unit."""
+    verilog_dir = Path(verilog_dir)
+    sources = sorted(p for p in verilog_dir.iterdir() if p.suffix in (".v", ".sv"))
+    if not sources:
+        raise FileNotFoundError(f"no .v/.sv files in {verilog_dir}")
+    top = top or graph.meta.get("top") or "bnn_top"
+    if in_fmt is None or out_fmt is None:
+        fi, fo = hls_formats(project_dir)
+        in_fmt, out_fmt = in_fmt or fi, out_fmt or fo
+    codes = _check_codes(graph, codes)
+    pipe = Pipe(inp=in_port, out=out_port, in_fmt=in_fmt, out_fmt=out_fmt, codes=codes,
+                in_tlast=in_tlast, out_tlast=out_tlast)
+    outputs, result = run_ports(sources, top, [pipe], verilog_dir,
+                                Path(project_dir) / ".cache" / "hls_rtl",
+                                stall_prob=stall_prob, trace=trace,
+                                hang_cycles=hang_cycles or default_hang_cycles(graph),
+                                seed=seed, clock=clock, reset=reset,
+                                reset_active_low=reset_active_low, start=start)
+    summary = cycle_summary(result["pipes"][0], codes.shape[0],
+                            clock_ns or graph.meta.get("clock_ns") or DEFAULT_CLOCK_NS, graph)
+    return SimResult(outputs[0].reshape((codes.shape[0], *graph.output.out.shape)), summary)
+
