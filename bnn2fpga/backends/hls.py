@@ -44,6 +44,7 @@ from bnn2fpga.ir import (
     Graph,
     Input,
     IRError,
+    MajorityPool2D,
     MaxPool2D,
     Node,
     Reshape,
@@ -259,30 +260,38 @@ class _Planner:
         digits = max(1, -(-node.simd // 4))
         return [[format(bits_to_int(word), f"0{digits}x") for word in row] for row in mem]
 
-    def maxpool(self, node: MaxPool2D, edge: Edge, in_type: TensorType, name: str) -> Edge:
+    def pool(self, node: MaxPool2D | MajorityPool2D, edge: Edge, in_type: TensorType,
+             name: str) -> Edge:
+        """Sliding window (SIMD = C, MASKED when padded) + a max or majority reducer."""
         if len(in_type.shape) != 3:
-            raise IRError(f"layer {node.name!r}: max-pool needs an (H, W, C) input, got "
+            raise IRError(f"layer {node.name!r}: pooling needs an (H, W, C) input, got "
                           f"{in_type.shape}")
         h, w, c = in_type.shape
-        if any(not 0 <= ch < c for ch in node.min_channels):
-            raise IRError(f"layer {node.name!r}: min_channels {node.min_channels} outside "
-                          f"0..{c - 1}")
         oh, ow = node.out.shape[0], node.out.shape[1]
         masked = any(node.pads)
+        majority = isinstance(node, MajorityPool2D)
+        if majority and in_type.encoding != "bipolar":
+            raise IRError(f"layer {node.name!r}: a majority pool needs a bipolar input, got "
+                          f"{in_type.encoding!r}")
         edge = self.convert(edge, c, name)
         edge = self._window(edge, name, (h, w, c), c, node.kernel, node.stride, node.pads,
                             (oh, ow), masked, 0)
-        mask = np.zeros(c, dtype=np.uint8)
-        mask[list(node.min_channels)] = 1
-        self.params.append({"kind": "pool", "c_name": name, "layer": node.name, "c": c,
-                            "min_mask": format(bits_to_int(mask), f"0{max(1, -(-c // 4))}x")})
-        dst = self.new_stream(name, c * edge.bits)
-        self.units.append({"kind": "pool", "layer": node.name, "c_name": name,
-                           "src": edge.stream, "dst": dst, "c": c, "ib": edge.bits,
-                           "signed": in_type.encoding == "int",
-                           "taps": node.kernel[0] * node.kernel[1], "pixels": oh * ow,
-                           "masked": masked})
-        return Edge(dst, c, edge.bits, node.out.size, edge.signed)
+        unit = {"kind": "majority" if majority else "pool", "layer": node.name,
+                "c_name": name, "src": edge.stream, "c": c, "ib": edge.bits,
+                "signed": in_type.encoding == "int", "masked": masked,
+                "taps": node.kernel[0] * node.kernel[1], "pixels": oh * ow}
+        if not majority:
+            if any(not 0 <= ch < c for ch in node.min_channels):
+                raise IRError(f"layer {node.name!r}: min_channels {node.min_channels} "
+                              f"outside 0..{c - 1}")
+            mask = np.zeros(c, dtype=np.uint8)
+            mask[list(node.min_channels)] = 1
+            self.params.append({"kind": "pool", "c_name": name, "layer": node.name, "c": c,
+                                "min_mask": format(bits_to_int(mask),
+                                                   f"0{max(1, -(-c // 4))}x")})
+        unit["dst"] = self.new_stream(name, c * edge.bits)
+        self.units.append(unit)
+        return Edge(unit["dst"], c, edge.bits, node.out.size, edge.signed)
 
     def run(self) -> dict[str, Any]:
         g = self.graph
@@ -302,8 +311,8 @@ class _Planner:
             name = _c_name(node.name, self.used)
             if isinstance(node, Dense):
                 edge = self.matvec(node, edge, in_type, name)
-            elif isinstance(node, MaxPool2D):
-                edge = self.maxpool(node, edge, in_type, name)
+            elif isinstance(node, (MaxPool2D, MajorityPool2D)):
+                edge = self.pool(node, edge, in_type, name)
             elif isinstance(node, Reshape):
                 if node.out.size != in_type.size:
                     raise IRError(f"layer {node.name!r}: reshape changes the size")
