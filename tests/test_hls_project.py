@@ -1,0 +1,200 @@
+"""The HLS project writer: build_prj.tcl (parsed by tclsh with the Vivado commands stubbed),
+options, error messages, the testbench's exit status, the csim build cache, static code."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bnn2fpga import reference, testing
+from bnn2fpga.backends import CompileOptions, load_backend
+from bnn2fpga.backends.hls import write_project
+from bnn2fpga.ir import Graph, IRError
+from bnn2fpga.sim import load_engine
+from bnn2fpga.sim.csim import CSimError, ap_types_dir, simulate
+
+VIVADO_COMMANDS = ["open_project", "set_top", "add_files", "open_solution", "set_part",
+                   "create_clock", "csim_design", "csynth_design", "cosim_design",
+                   "export_design"]
+
+
+def small_graph(seed: int = 0) -> Graph:
+    return testing.random_conv_graph(np.random.default_rng(seed), h=4, w=4, c=2, out_ch=2,
+                                     pe=2, simd=2)
+
+
+def written(tmp_path: Path, graph: Graph, **options) -> Path:
+    out = tmp_path / "hls"
+    out.mkdir(parents=True)
+    write_project(graph, out, CompileOptions(**options))
+    return out
+
+
+def run_tcl(project: Path, *args: str) -> list[list[str]]:
+    """Source build_prj.tcl in tclsh with every Vivado command stubbed to log its call."""
+    tclsh = shutil.which("tclsh")
+    if tclsh is None:
+        pytest.skip("tclsh is not installed (CI: apt-get install tcl)")
+    stubs = "".join(f"proc {c} {{args}} {{ puts \"CALL {c} $args\" }}\n"
+                    for c in VIVADO_COMMANDS)
+    driver = (stubs + "rename exit real_exit\nproc exit {args} { puts \"CALL exit\" }\n"
+              f"set argv [list {' '.join(args)}]\nsource build_prj.tcl\nreal_exit 0\n")
+    proc = subprocess.run([tclsh], input=driver, cwd=project, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("CALL ")]
+
+
+def test_build_prj_tcl_names_part_clock_top_and_runs_every_step(tmp_path: Path) -> None:
+    project = written(tmp_path, small_graph(), part="xczu3eg-sbva484-1-e", clock_ns=4.0,
+                      top="digits_top", control="axilite")
+    text = (project / "build_prj.tcl").read_text()
+    assert 'set part "xczu3eg-sbva484-1-e"' in text
+    assert "set clock_ns 4.0" in text and 'set top "digits_top"' in text
+    calls = run_tcl(project)
+    names = [c[0] for c in calls]
+    assert names == ["open_project", "set_top", "add_files", "add_files", "add_files",
+                     "open_solution", "set_part", "create_clock", "csim_design",
+                     "csynth_design", "cosim_design", "export_design", "exit"]
+    assert ["set_top", "digits_top"] in calls
+    assert ["set_part", "xczu3eg-sbva484-1-e"] in calls
+    assert ["create_clock", "-period", "4.0", "-name", "default"] in calls
+    assert ["export_design", "-format", "ip_catalog"] in calls
+    assert any(c[:2] == ["add_files", "firmware/digits_top.cpp"] for c in calls)
+    assert ["add_files", "-tb", "tb_data"] in calls
+
+
+def test_build_prj_tcl_defaults_and_step_selection(tmp_path: Path) -> None:
+    project = written(tmp_path, small_graph())
+    calls = run_tcl(project, "cosim=0", "export=0")
+    assert ["set_part", "xc7z020clg400-1"] in calls
+    assert ["create_clock", "-period", "10.0", "-name", "default"] in calls
+    names = [c[0] for c in calls]
+    assert "csim_design" in names and "csynth_design" in names
+    assert "cosim_design" not in names and "export_design" not in names
+
+
+@pytest.mark.parametrize("control, pragma", [
+    ("ap_ctrl_none", "#pragma HLS INTERFACE ap_ctrl_none port=return"),
+    ("axilite", "#pragma HLS INTERFACE s_axilite port=return bundle=control"),
+])
+def test_control_option(tmp_path: Path, control: str, pragma: str) -> None:
+    project = written(tmp_path, small_graph(), control=control)
+    top = (project / "firmware" / "bnn_top.cpp").read_text()
+    assert pragma in top
+    assert "#pragma HLS INTERFACE axis port=s_axis" in top
+    assert "#pragma HLS INTERFACE axis port=m_axis" in top
+    assert "#pragma HLS DATAFLOW" in top
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"control": "axi"}, ["control", "axi", "ap_ctrl_none", "axilite"]),
+    ({"top": "1top"}, ["top", "1top"]),
+    ({"clock_ns": 0.0}, ["clock_ns"]),
+])
+def test_bad_options_are_named(tmp_path: Path, options: dict, words: list[str]) -> None:
+    with pytest.raises(IRError) as err:
+        written(tmp_path, small_graph(), **options)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_bad_folding_names_layer_and_option(tmp_path: Path) -> None:
+    g = testing.random_dense_graph(np.random.default_rng(0), fan_in=40, out_ch=8, pe=3,
+                                   simd=7)
+    with pytest.raises(IRError) as err:
+        written(tmp_path, g)
+    msg = str(err.value)
+    assert "'dense'" in msg and "PE=3" in msg and "SIMD=7" in msg
+
+
+def test_float_stage_graph_is_rejected(tmp_path: Path) -> None:
+    from bnn2fpga.ir import Sign
+
+    g = small_graph()
+    g.nodes.append(Sign("sign", [g.output.name], g.output.out))
+    with pytest.raises(IRError, match="float-stage"):
+        written(tmp_path, g)
+
+
+def test_generated_code_is_static(tmp_path: Path) -> None:
+    """No dynamic memory, no recursion in the firmware: fixed-size arrays only."""
+    project = written(tmp_path, testing.random_cnn_graph(np.random.default_rng(0)))
+    sources = list((project / "firmware").rglob("*.h")) + list(
+        (project / "firmware").rglob("*.cpp"))
+    assert len(sources) >= 8
+    for path in sources:
+        code = re.sub(r"//[^\n]*", "", path.read_text())
+        for banned in ("malloc", "free(", "new ", "delete ", "std::vector", "std::deque"):
+            assert banned not in code, f"{path.name}: {banned}"
+
+
+def test_csim_cache_and_testbench_exit_status(tmp_path: Path) -> None:
+    graph = small_graph(3)
+    project = written(tmp_path, graph)
+    codes = testing.random_input_codes(np.random.default_rng(1), graph, 4)
+    first = simulate(tmp_path, graph, codes)
+    second = simulate(tmp_path, graph, codes)
+    want = reference.execute(graph, codes)[graph.output.name]
+    assert np.array_equal(first.codes, want) and np.array_equal(second.codes, want)
+    assert first.summary["cached_build"] is False
+    assert second.summary["cached_build"] is True and second.summary["build_seconds"] == 0
+    assert len(list((tmp_path / ".cache" / "csim").iterdir())) == 1
+
+    # the testbench compares with tb_data/expected.txt: 0 on a match, 1 on a mismatch
+    exe = first.summary["executable"]
+    ok = subprocess.run([exe, str(project / "tb_data")], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = tmp_path / "bad"
+    shutil.copytree(project / "tb_data", bad)
+    rows = (bad / "expected.txt").read_text().splitlines()
+    first_row = rows[0].split()
+    first_row[0] = str(1 - int(first_row[0]))
+    (bad / "expected.txt").write_text("\n".join([" ".join(first_row), *rows[1:]]) + "\n")
+    mismatch = subprocess.run([exe, str(bad)], capture_output=True, text=True)
+    assert mismatch.returncode == 1 and "expected" in mismatch.stderr
+
+
+def test_csim_refuses_a_project_of_another_graph(tmp_path: Path) -> None:
+    written(tmp_path, small_graph(0))
+    other = small_graph(1)
+    with pytest.raises(CSimError, match="another design"):
+        simulate(tmp_path, other, testing.random_input_codes(np.random.default_rng(0),
+                                                             other, 1))
+
+
+def test_csim_rejects_bad_codes(tmp_path: Path) -> None:
+    graph = small_graph()
+    written(tmp_path, graph)
+    with pytest.raises(CSimError, match="shape"):
+        simulate(tmp_path, graph, np.zeros((2, 3, 3, 2), dtype=np.int64))
+    with pytest.raises(CSimError, match="0..1"):
+        simulate(tmp_path, graph, np.full((1, 4, 4, 2), 2, dtype=np.int64))
+
+
+def test_registry_and_project_layout(tmp_path: Path) -> None:
+    """What the CLI does: backends.load_backend('hls') into OUT/hls, then the csim engine
+    on OUT, through the lead's project writer."""
+    from bnn2fpga.project import write_project as write_whole_project
+
+    graph = testing.random_dense_graph(np.random.default_rng(5), fan_in=20, out_ch=4, pe=2,
+                                       simd=5, output="accumulator")
+    assert load_backend("hls") is write_project
+    out = tmp_path / "OUT"
+    write_whole_project(graph, out, CompileOptions(), backends=["hls"])
+    for rel in ("hls/firmware/bnn_top.cpp", "hls/firmware/bnn_top.h", "hls/bnn_top_test.cpp",
+                "hls/build_prj.tcl", "hls/README.md", "hls/tb_data/inputs.txt",
+                "hls/tb_data/expected.txt", "hls/firmware/bnn2fpga/mvtu.h",
+                "hls/firmware/params/dense.h"):
+        assert (out / rel).is_file(), rel
+    codes = testing.random_input_codes(np.random.default_rng(6), graph, 5)
+    result = load_engine("csim")(out, graph, codes)
+    assert np.array_equal(result.codes, reference.execute(graph, codes)["dense"])
+
+
+def test_ap_types_located_once() -> None:
+    assert (ap_types_dir() / "ap_int.h").is_file()
