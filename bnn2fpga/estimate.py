@@ -390,7 +390,7 @@ def matvec_layer_units(graph: Graph, node: Dense, pe: int, simd: int) -> list[Un
     """The units of one matrix-vector layer at (pe, simd), built directly (no weight
     images) for the folding search: sliding window (convs), MVTU, output FIFO.  Their
     parameters equal ``plan_design``'s (tests check this)."""
-    from bnn2fpga.backends.rtl import FIFO_DEPTH, elem_bits
+    from bnn2fpga.backends.rtl import elem_bits
 
     in_type = graph.producer(node).out
     bits = elem_bits(in_type)
@@ -406,19 +406,63 @@ def matvec_layer_units(graph: Graph, node: Dense, pe: int, simd: int) -> list[Un
         "USE_TAP_VALID": int(isinstance(node, Conv2D) and in_type.encoding == "bipolar"
                              and node.pad == "zero"),
         "ACC_W": acc, "NT": nt, "TW": acc, "OUT_W": out_w}))
+    from bnn2fpga.backends.rtl import FIFO_DEPTH
+
     units.append(Unit(f"{node.name}_fifo", "bnn_fifo", node.name,
                       {"W": pe * out_w, "DEPTH": FIFO_DEPTH}))
     return units
 
 
-def swu_unit(node: Conv2D, in_type: TensorType, simd: int, bits: int) -> Unit:
+def swu_unit(node: Conv2D | MaxPool2D, in_type: TensorType, simd: int, bits: int) -> Unit:
     ih, iw, c = in_type.shape
     oh, ow = node.out.shape[0], node.out.shape[1]
+    pad = getattr(node, "pad", "zero")
     return Unit(f"{node.name}_swu", "bnn_swu", node.name, {
         "SIMD": simd, "EB": bits, "C": c, "IH": ih, "IW": iw, "KH": node.kernel[0],
         "KW": node.kernel[1], "SH": node.stride[0], "SW": node.stride[1], "PT": node.pads[0],
         "PL": node.pads[2], "OH": oh, "OW": ow,
-        "PAD_CODE": 0 if node.pad == "zero" else int(node.pad)})
+        "PAD_CODE": 0 if pad == "zero" else int(pad)})
+
+
+def pool_units(node: MaxPool2D, in_type: TensorType, bits: int) -> list[Unit]:
+    """Sliding window + reducer + FIFO of a max-pool (one pixel, all channels, per beat)."""
+    from bnn2fpga.backends.rtl import FIFO_DEPTH
+
+    c = in_type.shape[-1]
+    return [swu_unit(node, in_type, c, bits),
+            Unit(f"{node.name}_pool", "bnn_pool", node.name, {
+                "SIMD": c, "EB": bits, "CG": 1, "KK": node.kernel[0] * node.kernel[1],
+                "SIGNED": int(in_type.encoding == "int")}),
+            Unit(f"{node.name}_fifo", "bnn_fifo", node.name, {"W": c * bits,
+                                                              "DEPTH": FIFO_DEPTH})]
+
+
+def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None) -> list[Unit]:
+    """The units of ``graph`` at folding ``fold`` (default: the graph's), built without
+    weight images: the folding search's fast stand-in for ``design_units`` (equal to it;
+    tests check this)."""
+    from bnn2fpga.backends.rtl import elem_bits, lanes_needed
+
+    fold = fold or {n.name: (n.pe, n.simd) for n in graph.matvec_nodes()}
+    units: list[Unit] = []
+    lanes, bits = lanes_needed(graph, graph.nodes[1]), elem_bits(graph.input.out)
+    for node in graph.nodes[1:]:
+        if isinstance(node, Reshape):
+            continue
+        in_type = graph.producer(node).out
+        want = fold[node.name][1] if isinstance(node, Dense) else node.out.channels
+        if want != lanes:
+            units.append(Unit(f"{node.name}_dwc", "bnn_dwc", node.name,
+                              {"IWB": lanes * bits, "OWB": want * bits}))
+        if isinstance(node, Dense):
+            units += matvec_layer_units(graph, node, *fold[node.name])
+            lanes, bits = fold[node.name][0], units[-1].params["W"] // fold[node.name][0]
+        elif isinstance(node, MaxPool2D):
+            units += pool_units(node, in_type, bits)
+            lanes = node.out.channels
+        else:
+            raise IRError(f"the estimator has no model for node {node.name!r} ({node.op})")
+    return units
 
 
 # ----------------------------------------------------------------------------------------
@@ -559,13 +603,16 @@ def layer_to_json(layer: LayerEstimate, device: Device, is_bottleneck: bool) -> 
 
 
 def estimate(graph: Graph, *, part: str, clock_ns: float,
-             calibration: Calibration | None = None) -> DesignEstimate:
-    """Estimate a hardware graph at its own folding (node.pe / node.simd)."""
+             calibration: Calibration | None = None, fast: bool = False) -> DesignEstimate:
+    """Estimate a hardware graph at its own folding (node.pe / node.simd).
+
+    Units come from the RTL writer's plan; ``fast`` builds the same units without the
+    weight images (``plan_units``), for searches that estimate many foldings."""
     folding.validate_folding(graph)
     device = get_device(part)
     calibration = load_calibration() if calibration is None else calibration
     by_layer: dict[str, list[UnitEstimate]] = {}
-    for unit in design_units(graph):
+    for unit in plan_units(graph) if fast else design_units(graph):
         by_layer.setdefault(unit.layer, []).append(estimate_unit(unit, device, calibration))
     layers = []
     for node in graph.nodes[1:]:

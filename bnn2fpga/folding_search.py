@@ -134,7 +134,7 @@ class FoldingSearch:
 
     def design(self, fold: Folding) -> DesignEstimate:
         return estimate(apply_folding(self.graph, fold), part=self.part,
-                        clock_ns=self.clock_ns, calibration=self.calibration)
+                        clock_ns=self.clock_ns, calibration=self.calibration, fast=True)
 
     def fits(self, budget: int) -> bool:
         return self.design(self.solve(budget)).resources.fits(self.device)

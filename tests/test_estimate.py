@@ -90,6 +90,10 @@ def test_search_units_equal_the_rtl_plan(graph):
     for node in graph.matvec_nodes():
         for unit in E.matvec_layer_units(graph, node, node.pe, node.simd):
             assert planned[unit.name] == unit.params, unit.name
+    fast = {u.name: u.params for u in E.plan_units(graph)}
+    assert fast == planned
+    assert [u.module for u in E.plan_units(graph)] == [u.module for u in
+                                                       plan_design(graph).units]
 
 
 def test_estimate_units_and_json():
