@@ -161,7 +161,9 @@ def run_ports(sources: list[Path], top: str, pipes: list[Pipe], run_dir: Path,
     if not 0.0 <= stall_prob < 1.0:
         raise ValueError(f"stall_prob={stall_prob}: expected 0 <= p < 1")
     ports_h = render_ports(f"V{top}", pipes, clock, reset, reset_active_low, start)
-    exe = build_harness([Path(s) for s in sources], top, ports_h, cache_root)
+    # tracing slows the model down even when off: a traced build only when asked for
+    exe = build_harness([Path(s) for s in sources], top, ports_h, cache_root,
+                        trace=bool(trace))
     with tempfile.TemporaryDirectory(prefix="bnn2fpga-rtlsim-") as tmp_s:
         tmp = Path(tmp_s)
         cfg = []
@@ -186,6 +188,9 @@ def run_ports(sources: list[Path], top: str, pipes: list[Pipe], run_dir: Path,
         if not (tmp / "result.json").is_file():
             raise RtlSimError(f"the RTL simulation of {top} failed (exit {proc.returncode}):\n"
                               f"{proc.stderr.strip() or proc.stdout.strip()}")
+        if "%Warning" in proc.stderr or "%Error" in proc.stderr:  # e.g. a missing .mem
+            raise RtlSimError(f"the RTL simulation of {top} reported problems (run directory "
+                              f"{run_dir}):\n{proc.stderr.strip()[-3000:]}")
         result = json.loads((tmp / "result.json").read_text())
         if result["error"]:
             raise RtlSimError(f"RTL simulation of {top}: {result['error']}")
@@ -292,6 +297,7 @@ def simulate(project_dir: Path, graph: Graph, codes: np.ndarray, *, stall_prob: 
     clock = clock_ns or info.get("clock_ns") or DEFAULT_CLOCK_NS
     summary = cycle_summary(result["pipes"][0], codes.shape[0], clock, graph)
     summary["stall_prob"] = stall_prob
+    summary["sim_seconds"] = result.get("sim_seconds")
     return SimResult(outputs[0].reshape((codes.shape[0], *out_shape)), summary)
 
 

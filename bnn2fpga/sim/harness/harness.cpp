@@ -12,6 +12,7 @@
 //   pipe <in.bin> <out.bin> <frames> <in_beats_per_frame> <out_beats_per_frame>
 //   unit <pipe> <name> <in_beats_per_frame> <out_beats_per_frame>
 // in.bin/out.bin: beats as little-endian 32-bit words, IN_WORDS[p]/OUT_WORDS[p] per beat.
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -23,7 +24,9 @@
 #include <vector>
 
 #include "verilated.h"
+#if VM_TRACE_FST
 #include "verilated_fst_c.h"
+#endif
 #include "wide.h"
 #include "ports.h"
 
@@ -179,27 +182,37 @@ int main(int argc, char** argv) {
     if (static_cast<long>(pp.in.size()) != pp.frames * pp.in_bpf * IN_WORDS[p])
       die("input file " + pp.in_path + " does not hold frames * beats * words");
     pp.out.reserve(pp.frames * pp.out_bpf * OUT_WORDS[p]);
-    if (static_cast<int>(pp.units.size()) > N_UNITS[p]) die("more units than debug bits");
+    if (static_cast<int>(pp.units.size()) > N_UNITS[p] || pp.units.size() > 64 * 32)
+      die("more units than debug bits");
+    if (IN_WORDS[p] > 4096 || OUT_WORDS[p] > 4096) die("TDATA wider than 131072 bits");
   }
 
   auto ctx = std::make_unique<VerilatedContext>();
   if (!trace_path.empty()) ctx->traceEverOn(true);
   auto top = std::make_unique<Top>(ctx.get());
+#if VM_TRACE_FST
   std::unique_ptr<VerilatedFstC> tfp;
   if (!trace_path.empty()) {
     tfp = std::make_unique<VerilatedFstC>();
     top->trace(tfp.get(), 99);
     tfp->open(trace_path.c_str());
   }
+#else
+  if (!trace_path.empty()) die("this harness was built without --trace-fst");
+#endif
   uint64_t t = 0;
   auto half = [&](int clk) {
     set_clock(top.get(), clk);
     top->eval();
+#if VM_TRACE_FST
     if (tfp) tfp->dump(t);
+#endif
     t += 5;
   };
 
-  std::vector<uint32_t> zero(64, 0), obuf(4096, 0);
+  std::vector<uint32_t> zero(4096, 0), obuf(4096, 0);
+  uint32_t dbg_iv[64], dbg_ir[64], dbg_ov[64], dbg_or[64];  // per-unit handshake bits
+  auto bit = [](const uint32_t* v, std::size_t i) { return static_cast<int>((v[i / 32] >> (i % 32)) & 1u); };
   for (int p = 0; p < N_PIPES; ++p) {
     set_in(top.get(), p, zero.data(), 0, 0);
     set_out_ready(top.get(), p, 0);
@@ -209,6 +222,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 8; ++i) { half(0); half(1); }
   set_reset(top.get(), false);
 
+  const auto wall_start = std::chrono::steady_clock::now();
   long cycle = 0, last_progress = 0;
   std::string error;
   for (;; ++cycle) {
@@ -249,9 +263,11 @@ int main(int argc, char** argv) {
         if (frame_end) pp.frame_done.push_back(cycle);
         progress = true;
       }
+      if (!pp.units.empty()) get_dbg(top.get(), p, dbg_iv, dbg_ir, dbg_ov, dbg_or);
       for (std::size_t u = 0; u < pp.units.size(); ++u) {
         Unit& uu = pp.units[u];
-        get_dbg(top.get(), p, static_cast<int>(u), uu.iv, uu.ir, uu.ov, uu.orr);
+        uu.iv = bit(dbg_iv, u), uu.ir = bit(dbg_ir, u), uu.ov = bit(dbg_ov, u);
+        uu.orr = bit(dbg_or, u);
         if (uu.iv && uu.ir) { ++uu.in_fires; uu.last_fire = cycle; progress = true; }
         if (uu.ov && uu.orr) { ++uu.out_fires; uu.last_fire = cycle; progress = true; }
       }
@@ -261,7 +277,11 @@ int main(int argc, char** argv) {
     if (cycle - last_progress > hang) { error = diagnose(pipes, cycle, hang); break; }
     if (max_cycles >= 0 && cycle >= max_cycles) { error = "stopped at --max-cycles"; break; }
   }
+  const double sim_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+#if VM_TRACE_FST
   if (tfp) tfp->close();
+#endif
   top->final();
 
   for (int p = 0; p < N_PIPES; ++p) {
@@ -270,7 +290,7 @@ int main(int argc, char** argv) {
             static_cast<std::streamsize>(pipes[p].out.size() * 4));
   }
   std::ofstream j(json_path);
-  j << "{\"cycles\": " << cycle << ", \"error\": ";
+  j << "{\"cycles\": " << cycle << ", \"sim_seconds\": " << sim_seconds << ", \"error\": ";
   if (error.empty()) j << "null"; else j << '"' << json_escape(error) << '"';
   j << ", \"pipes\": [";
   for (int p = 0; p < N_PIPES; ++p) {

@@ -29,14 +29,3 @@ template <std::size_t N>
 static inline void get_port(const VlWide<N>& port, uint32_t* w) {
   for (std::size_t i = 0; i < N; ++i) w[i] = port[i];
 }
-
-// one bit of a debug vector port
-template <typename T>
-static inline int port_bit(const T& port, int i) {
-  return static_cast<int>((static_cast<uint64_t>(port) >> i) & 1u);
-}
-
-template <std::size_t N>
-static inline int port_bit(const VlWide<N>& port, int i) {
-  return static_cast<int>((port[i / 32] >> (i % 32)) & 1u);
-}
