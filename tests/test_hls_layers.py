@@ -6,8 +6,9 @@ then each case is its own test.  Coverage: PE and SIMD of 1, a middle divisor an
 kernels 1 and 3 (and a non-square one); strides 1 and 2; 'same' and 'valid' padding with
 pad "zero" and pad code 1; fan-ins that are not a multiple of 64; uint, unipolar and bipolar
 inputs; thresholded (1 and 3 thresholds) and accumulator outputs; max-pool with
-min_channels (unpadded and padded); majority pool; width converters through an lcm; words
-wider than 64 bits and streams wider than 1024 bits.
+min_channels (unpadded and padded; over bits, uint codes and signed accumulators); majority
+pool; width converters through an lcm; words wider than 64 bits and streams wider than 1024
+bits.
 """
 
 from __future__ import annotations
@@ -160,6 +161,8 @@ CASES: dict[str, Builder] = {
     "majority_pool_3x3_s2_same": lambda rng: _pool_after_conv(rng, majority=True),
     "dense_chain_lcm_converters": dense_chain,
     "uint_codes_maxpool": uint_pool_cnn,
+    "signed_accumulator_maxpool": lambda rng: testing.random_conv_graph(
+        rng, h=6, w=5, c=3, out_ch=4, k=3, pe=4, simd=3, output="accumulator", pool=True),
     "random_cnn_0": lambda rng: testing.random_cnn_graph(rng),
     "random_cnn_1": lambda rng: testing.random_cnn_graph(rng, h=9, w=7, c=2, bits=2),
 }

@@ -193,6 +193,9 @@ class _Planner:
                 pad_code = 0
                 masked = bipolar and any(node.pads)
             else:
+                if isinstance(node.pad, str) or int(node.pad) != node.pad:
+                    raise IRError(f"layer {node.name!r}: pad={node.pad!r}; expected 'zero' or "
+                                  "an integer input code")
                 pad_code = int(node.pad)
                 if not 0 <= pad_code < (1 << ib):
                     raise IRError(f"layer {node.name!r}: pad={node.pad!r} is not a {ib}-bit "
