@@ -145,7 +145,7 @@ def measure(name: str, frames: int, py_frames: int) -> dict:
         write_project(graph, tmp / "rtl")
         rtl = tmp / "rtl"
         info = json.loads((rtl / "rtl_design.json").read_text())
-        pipe = simrtl._pipe_for(info, codes)
+        pipe = simrtl.pipe_for(info, codes)
         simrtl.simulate(tmp, graph, codes[:2])  # build (cached) before timing
         start = time.perf_counter()
         res = simrtl.simulate(tmp, graph, codes)

@@ -99,6 +99,7 @@ def build_harness(sources: list[Path], top: str, ports_h: str, cache_root: Path,
                   trace: bool = True) -> Path:
     """The harness executable for ``sources`` (cached by content)."""
     harness = resource_path("harness")
+    cache_root = Path(cache_root).absolute()
     parts = [vl.version().encode(), top.encode(), ports_h.encode(), b"trace" if trace else b""]
     parts += [p.name.encode() + b"\0" + p.read_bytes() for p in sources]
     parts += [(harness / f).read_bytes() for f in HARNESS_FILES]
@@ -263,7 +264,7 @@ def _check_codes(graph: Graph, codes: np.ndarray) -> np.ndarray:
     return codes.astype(np.int64)
 
 
-def _pipe_for(info: dict[str, Any], codes: np.ndarray, prefix: str = "") -> Pipe:
+def pipe_for(info: dict[str, Any], codes: np.ndarray, prefix: str = "") -> Pipe:
     return Pipe(inp=f"{prefix}{info['in_port']}", out=f"{prefix}{info['out_port']}",
                 in_fmt=StreamFormat.from_json(info["input"]),
                 out_fmt=StreamFormat.from_json(info["output"]), codes=codes,
@@ -284,11 +285,11 @@ def simulate(project_dir: Path, graph: Graph, codes: np.ndarray, *, stall_prob: 
     Returns the output codes (bit-identical to ``reference.execute``) and a summary: first
     frame latency, steady-state cycles per frame, total cycles and frames/s at
     ``clock_ns`` (default: the compile's clock)."""
-    rtl_dir = rtl_dir_of(Path(project_dir))
+    rtl_dir = rtl_dir_of(Path(project_dir).absolute())
     info = _load_info(rtl_dir)
     codes = _check_codes(graph, codes)
     cache_root = Path(cache_dir) if cache_dir else rtl_dir.parent / ".cache" / "rtl"
-    pipe = _pipe_for(info, codes)
+    pipe = pipe_for(info, codes)
     outputs, result = run_ports([rtl_dir / s for s in info["sources"]], info["top"], [pipe],
                                 rtl_dir, cache_root, stall_prob=stall_prob, trace=trace,
                                 hang_cycles=hang_cycles or default_hang_cycles(graph),
@@ -308,10 +309,10 @@ def simulate_many(designs: list[tuple[Path, Graph, np.ndarray]], cache_dir: Path
     """Simulate several RTL projects (each written with a distinct ``top``) in ONE build:
     a generated wrapper instantiates every top with its own stream pair."""
     infos, pipes, sources = [], [], {}
-    cache_dir = Path(cache_dir)
+    cache_dir = Path(cache_dir).absolute()
     run_dir = _mkdir(cache_dir / "run" / name)
     for k, (proj, graph, codes) in enumerate(designs):
-        rtl_dir = rtl_dir_of(Path(proj))
+        rtl_dir = rtl_dir_of(Path(proj).absolute())
         info = _load_info(rtl_dir)
         if any(i["top"] == info["top"] for i in infos):
             raise ValueError(f"two designs have the top {info['top']!r}; write each with a "
@@ -321,7 +322,7 @@ def simulate_many(designs: list[tuple[Path, Graph, np.ndarray]], cache_dir: Path
             sources[s] = rtl_dir / s
         for m in info["mem_files"]:
             shutil.copyfile(rtl_dir / m, run_dir / m)
-        pipes.append(_pipe_for(info, _check_codes(graph, codes), prefix=f"p{k}_"))
+        pipes.append(pipe_for(info, _check_codes(graph, codes), prefix=f"p{k}_"))
     wrapper = template_env().get_template("rtl/sim_multi.sv.j2").render(
         name=name, pipes=[{"index": k, "top": i["top"], "units": len(i["units"]),
                            "in_tdata": i["input"]["tdata_bits"],
@@ -374,7 +375,8 @@ def simulate_hls_export(project_dir: Path, graph: Graph, codes: np.ndarray,
     passing the exported names.  ``start``: hold this port at 1 (``ap_start`` for
     ``ap_ctrl_hs``; ``ap_ctrl_none`` has none).  Stream formats default to the HLS
     manifest.  There are no per-unit debug ports: a hang names no unit."""
-    verilog_dir = Path(verilog_dir)
+    verilog_dir = Path(verilog_dir).absolute()
+    project_dir = Path(project_dir).absolute()
     sources = sorted(p for p in verilog_dir.iterdir() if p.suffix in (".v", ".sv"))
     if not sources:
         raise FileNotFoundError(f"no .v/.sv files in {verilog_dir}")
