@@ -10,6 +10,7 @@ import pytest
 from bnn2fpga import folding, reference
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.backends.rtl import write_project
+from bnn2fpga.sim import verilator as vl
 from bnn2fpga.sim.rtl import simulate_many
 
 pytestmark = pytest.mark.slow
@@ -41,3 +42,12 @@ def test_digits_models_rtl_equals_reference(digits_designs, stall):
             _, cycles = folding.bottleneck(graph)
             interval = result.summary["steady_state_cycles_per_frame"]
             assert abs(interval - cycles) <= 0.05 * cycles, (proj.name, interval, cycles)
+
+
+def test_digits_designs_lint_clean(digits_designs):
+    _, designs = digits_designs
+    for proj, _, _ in designs:
+        rtl = proj / "rtl"
+        sources = (rtl / "filelist.f").read_text().split()
+        out = vl.lint([rtl / s for s in sources], f"digits_{proj.name}", rtl)
+        assert "%Warning" not in out, f"{proj.name}:\n{out}"
