@@ -1,14 +1,15 @@
 """HLS C simulation == reference, bit for bit, on randomized layers and small networks.
 
 Every design is written by the HLS backend and compiled with g++ -Wall -Wextra -Werror
-(bnn2fpga.sim.csim); the designs build in parallel once per module (a few seconds each),
-then each case is its own test.  Coverage: PE and SIMD of 1, a middle divisor and full;
-kernels 1 and 3 (and a non-square one); strides 1 and 2; 'same' and 'valid' padding with
-pad "zero" and pad code 1; fan-ins that are not a multiple of 64; uint, unipolar and bipolar
-inputs; thresholded (1 and 3 thresholds) and accumulator outputs; max-pool with
-min_channels (unpadded and padded; over bits, uint codes and signed accumulators); majority
-pool; width converters through an lcm; words wider than 64 bits and streams wider than 1024
-bits.
+(bnn2fpga.sim.csim); the designs are linked into one executable per core (simulate_many),
+built once per module, then each case is its own test.
+
+Coverage: PE and SIMD of 1, a middle divisor and full; kernels 1 and 3 (and a non-square
+one); strides 1 and 2; 'same' and 'valid' padding with pad "zero" and pad code 1; fan-ins
+that are not a multiple of 64; uint, unipolar and bipolar inputs; thresholded (1 and 3
+thresholds) and accumulator outputs; max-pool with min_channels (unpadded and padded; over
+bits, uint codes and signed accumulators); majority pool; width converters through an lcm;
+words wider than 64 bits and streams wider than 1024 bits.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from bnn2fpga.ir import (
     conv_out_size,
     same_pads,
 )
-from bnn2fpga.sim.csim import simulate
+from bnn2fpga.sim.csim import simulate_many
 
 FRAMES = 3
 Builder = Callable[[np.random.Generator], Graph]
@@ -168,25 +169,31 @@ CASES: dict[str, Builder] = {
 }
 
 
-def _run_case(args: tuple[int, str, Path]) -> tuple[str, np.ndarray, np.ndarray]:
-    seed, name, root = args
+def _prepare(seed: int, name: str, root: Path) -> tuple[Path, Graph, np.ndarray]:
+    """Write case ``name``'s project (top ``t<seed>``); returns a csim job."""
     rng = np.random.default_rng(seed)
     graph = CASES[name](rng)
     out = root / name
     (out / "hls").mkdir(parents=True)
-    write_project(graph, out / "hls", CompileOptions())
-    codes = testing.random_input_codes(rng, graph, FRAMES)
-    got = simulate(out, graph, codes).codes
-    return name, got, reference.execute(graph, codes)[graph.output.name]
+    write_project(graph, out / "hls", CompileOptions(top=f"t{seed}"))
+    return out, graph, testing.random_input_codes(rng, graph, FRAMES)
 
 
 @pytest.fixture(scope="module")
 def csim_results(tmp_path_factory: pytest.TempPathFactory
                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """All cases linked into a few executables (one per core), built in parallel."""
     root = tmp_path_factory.mktemp("hls_layers")
-    jobs = [(seed, name, root) for seed, name in enumerate(CASES)]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return {name: (got, want) for name, got, want in pool.map(_run_case, jobs)}
+    jobs = [_prepare(seed, name, root) for seed, name in enumerate(CASES)]
+    workers = max(1, min(4, os.cpu_count() or 2))
+    batches = [jobs[i::workers] for i in range(workers)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = list(pool.map(lambda b: simulate_many(b, cache_dir=root / "cache"), batches))
+    results = {}
+    for batch, sims in zip(batches, done, strict=True):
+        for (out, graph, codes), sim in zip(batch, sims, strict=True):
+            results[out.name] = (sim.codes, reference.execute(graph, codes)[graph.output.name])
+    return results
 
 
 def test_case_list_covers_the_issue() -> None:

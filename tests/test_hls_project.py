@@ -198,3 +198,16 @@ def test_registry_and_project_layout(tmp_path: Path) -> None:
 
 def test_ap_types_located_once() -> None:
     assert (ap_types_dir() / "ap_int.h").is_file()
+
+
+def test_batched_csim_needs_distinct_tops(tmp_path: Path) -> None:
+    from bnn2fpga.sim.csim import simulate_many
+
+    jobs = []
+    for i in range(2):
+        graph = small_graph(i)
+        written(tmp_path / f"p{i}", graph)  # both keep the default top name
+        jobs.append((tmp_path / f"p{i}", graph,
+                     testing.random_input_codes(np.random.default_rng(i), graph, 1)))
+    with pytest.raises(CSimError, match="distinct top names"):
+        simulate_many(jobs, cache_dir=tmp_path / "cache")

@@ -4,10 +4,6 @@ CNN (majority pool from AveragePooling2D + sign)."""
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,29 +11,29 @@ from bnn2fpga import reference
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.backends.hls import write_project
 from bnn2fpga.ir import Graph
-from bnn2fpga.sim.csim import simulate
+from bnn2fpga.sim.csim import simulate_many
 
 MODELS = ["mlp_graph", "cnn_graph", "qcnn_graph"]
-
-
-def _csim(args: tuple[str, Graph, np.ndarray, Path]) -> tuple[str, np.ndarray, np.ndarray]:
-    name, graph, x, root = args
-    out = root / name
-    (out / "hls").mkdir(parents=True)
-    write_project(graph, out / "hls", CompileOptions(top=f"{name}_top"))
-    codes = reference.quantize_input(graph.input, x.reshape((len(x), *graph.input.out.shape)))
-    got = simulate(out, graph, codes).codes
-    return name, got, reference.execute(graph, codes)[graph.output.name]
 
 
 @pytest.fixture(scope="module")
 def trained_csim(request: pytest.FixtureRequest, digits_all: np.ndarray,
                  tmp_path_factory: pytest.TempPathFactory
                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The three models' projects, linked into one C simulation, run on every image."""
     root = tmp_path_factory.mktemp("hls_trained")
-    jobs = [(name, request.getfixturevalue(name), digits_all, root) for name in MODELS]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return {name: (got, want) for name, got, want in pool.map(_csim, jobs)}
+    jobs, want = [], {}
+    for name in MODELS:
+        graph: Graph = request.getfixturevalue(name)
+        out = root / name
+        (out / "hls").mkdir(parents=True)
+        write_project(graph, out / "hls", CompileOptions(top=f"{name}_top"))
+        x = digits_all.reshape((len(digits_all), *graph.input.out.shape))
+        codes = reference.quantize_input(graph.input, x)
+        jobs.append((out, graph, codes))
+        want[name] = reference.execute(graph, codes)[graph.output.name]
+    sims = simulate_many(jobs, cache_dir=root / "cache")
+    return {name: (sim.codes, want[name]) for name, sim in zip(MODELS, sims, strict=True)}
 
 
 @pytest.mark.parametrize("name", MODELS)

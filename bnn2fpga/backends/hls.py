@@ -398,5 +398,6 @@ def write_project(graph: Graph, out_dir: Path, options: CompileOptions) -> None:
     manifest = {"format": "bnn2fpga-hls", "top": top, "graph": graph.name,
                 "fingerprint": graph_fingerprint(graph), "input": plan["in_io"],
                 "output": plan["out_io"], "lib_dir": LIB_DIR,
+                "ap_int_max_w": plan["ap_int_max_w"],
                 "sources": [f"firmware/{top}.cpp"], "testbench": f"{top}_test.cpp"}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

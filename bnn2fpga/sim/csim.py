@@ -2,10 +2,13 @@
 
 The project's firmware and testbench are compiled against the ap_int/hls_stream headers that
 hls4ml ships (located by ``ap_types_dir``, the one place that knows where they are) with
-``-Wall -Wextra -Werror``.  The executable is cached under ``OUT/.cache/csim/<hash>/``, the
-hash covering every source, the flags and the compiler: a second run does not rebuild.
-Frames go through the testbench in text files (one frame per line), so the C++ side is the
-same testbench a Vivado user runs.
+``-Wall -Wextra -Werror``, as one translation unit.  The executable is cached under
+``OUT/.cache/csim/<hash>/``, the hash covering every source, the flags and the compiler: a
+second run does not rebuild.  Frames go through the testbench in text files (one frame per
+line), so the C++ side is the same testbench a Vivado user runs.
+
+``simulate_many`` links several projects (distinct top names) into one executable: the
+ap_types headers, most of the compile time, are then parsed once for all of them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,8 @@ from bnn2fpga.sim import SimResult
 CXX = os.environ.get("CXX", "g++")
 # -Wno-unknown-pragmas: the "#pragma HLS" lines are for the HLS tool; g++ would flag each one.
 CXXFLAGS = ("-std=c++11", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas")
-DEFAULT_OPT = "-O1"  # ap_types compile slowly; -O1 runs the testbench fast enough
+DEFAULT_OPT = "-O1"  # compile time is the cost; -O1 runs the testbench fast enough
+OPTIONS = ("opt", "cxx", "cache_dir")
 
 
 class CSimError(RuntimeError):
@@ -68,39 +74,106 @@ def find_hls_dir(project_dir: Path) -> Path:
                     "compile the model without skipping the hls backend")
 
 
-def _sources(hls_dir: Path, manifest: dict[str, Any]) -> list[Path]:
-    files = sorted(p for p in (hls_dir / "firmware").rglob("*") if p.is_file())
-    return files + [hls_dir / manifest["testbench"]]
+@dataclass
+class _Design:
+    """One generated HLS project, as the C simulation sees it."""
+
+    hls_dir: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def load(cls, project_dir: Path) -> _Design:
+        hls_dir = find_hls_dir(project_dir).resolve()
+        return cls(hls_dir, json.loads((hls_dir / "manifest.json").read_text()))
+
+    @property
+    def top(self) -> str:
+        return self.manifest["top"]
+
+    @property
+    def firmware(self) -> Path:
+        return self.hls_dir / self.manifest["sources"][0]
+
+    @property
+    def testbench(self) -> Path:
+        return self.hls_dir / self.manifest["testbench"]
+
+    def sources(self) -> list[Path]:
+        files = sorted(p for p in (self.hls_dir / "firmware").rglob("*") if p.is_file())
+        return files + [self.testbench]
+
+    def check(self, graph: Graph, codes: np.ndarray) -> np.ndarray:
+        from bnn2fpga.backends.hls import graph_fingerprint
+
+        if self.manifest.get("fingerprint") != graph_fingerprint(graph):
+            raise CSimError(f"the HLS project in {self.hls_dir} was generated from another "
+                            f"design than graph {graph.name!r}; recompile the project")
+        codes = np.asarray(codes)
+        in_shape = tuple(self.manifest["input"]["shape"])
+        if codes.ndim != len(in_shape) + 1 or codes.shape[1:] != in_shape:
+            raise CSimError(f"input codes of shape {codes.shape}, expected (N, "
+                            f"{', '.join(map(str, in_shape))})")
+        if not np.issubdtype(codes.dtype, np.integer):
+            raise CSimError(f"input codes must be integers (got {codes.dtype}); quantize the "
+                            "frames with reference.quantize_input first")
+        top = (1 << self.manifest["input"]["bits"]) - 1
+        if codes.size and (codes.min() < 0 or codes.max() > top):
+            raise CSimError(f"input codes must lie in 0..{top}")
+        return codes
 
 
-def build(hls_dir: Path, cache_root: Path, *, opt: str = DEFAULT_OPT, cxx: str = CXX
-          ) -> tuple[Path, bool, float]:
-    """Compile (or reuse) the csim executable. Returns (path, was_cached, seconds)."""
-    manifest = json.loads((hls_dir / "manifest.json").read_text())
+def _options(options: dict[str, Any]) -> tuple[str, str]:
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise CSimError(f"unknown csim option(s) {sorted(unknown)}; known: "
+                        f"{', '.join(OPTIONS)}")
+    return options.get("opt", DEFAULT_OPT), options.get("cxx", CXX)
+
+
+def build(designs: Sequence[_Design], cache_root: Path, *, opt: str = DEFAULT_OPT,
+          cxx: str = CXX) -> tuple[Path, bool, float]:
+    """Compile (or reuse) the csim executable of one design (its testbench's own main) or of
+    several (a generated driver dispatching on the top name).
+    Returns (path, was_cached, seconds)."""
     ap = ap_types_dir()
-    lib = hls_dir / manifest["lib_dir"]
-    flags = [*CXXFLAGS, opt, "-isystem", str(ap), "-I", str(lib / "csim"),
-             "-I", str(hls_dir / "firmware")]
+    batch = len(designs) > 1
+    if batch and len({d.top for d in designs}) != len(designs):
+        raise CSimError("designs linked into one C simulation need distinct top names")
     h = hashlib.sha256()
-    h.update(json.dumps([_compiler_id(cxx), str(ap), *CXXFLAGS, opt]).encode())
-    for path in _sources(hls_dir, manifest):
-        h.update(str(path.relative_to(hls_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(json.dumps([_compiler_id(cxx), str(ap), *CXXFLAGS, opt, batch]).encode())
+    for d in designs:
+        for path in d.sources():
+            h.update(str(path.relative_to(d.hls_dir)).encode() + b"\0" + path.read_bytes()
+                     + b"\0")
     cache = cache_root / h.hexdigest()[:20]
     exe = cache / "csim"
     if exe.is_file():
         return exe, True, 0.0
     cache_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=cache_root))
+    shim = designs[0].hls_dir / designs[0].manifest["lib_dir"] / "csim"
+    flags = [*CXXFLAGS, opt, "-isystem", str(ap), "-I", str(shim)]
+    flags += [arg for d in designs for arg in ("-I", str(d.hls_dir / "firmware"))]
+    if batch:
+        from bnn2fpga.resources import template_env
+
+        driver = tmp / "csim_batch.cpp"
+        driver.write_text(template_env().get_template("hls/csim_batch.cpp.j2").render(
+            designs=[{"top": d.top, "firmware": str(d.firmware), "testbench": str(d.testbench)}
+                     for d in designs],
+            ap_int_max_w=max(d.manifest.get("ap_int_max_w", 0) for d in designs)))
+        sources = [str(driver)]
+    else:
+        # one translation unit: the firmware through -include, then the testbench
+        sources = ["-include", str(designs[0].firmware), str(designs[0].testbench)]
+    cmd = [cxx, *flags, *sources, "-o", str(tmp / "csim")]
     start = time.perf_counter()
-    # one translation unit (firmware via -include, then the testbench): the ap_types headers,
-    # most of the compile time, are parsed once
-    includes = [arg for src in manifest["sources"] for arg in ("-include", str(hls_dir / src))]
-    cmd = [cxx, *flags, *includes, str(hls_dir / manifest["testbench"]), "-o", str(tmp / "csim")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CSimError(f"g++ failed to compile the HLS project {hls_dir}:\n"
+        where = ", ".join(str(d.hls_dir) for d in designs)
+        raise CSimError(f"g++ failed to compile the HLS project(s) {where}:\n"
                         f"{' '.join(cmd)}\n{proc.stderr[-8000:]}")
     try:
         tmp.rename(cache)  # atomic: a concurrent build of the same hash keeps its own copy
@@ -109,52 +182,54 @@ def build(hls_dir: Path, cache_root: Path, *, opt: str = DEFAULT_OPT, cxx: str =
     return exe, False, seconds
 
 
+def _run(exe: Path, design: _Design, codes: np.ndarray, batch: bool) -> np.ndarray:
+    from bnn2fpga.backends.hls import write_codes
+
+    out_shape = tuple(design.manifest["output"]["shape"])
+    with tempfile.TemporaryDirectory(prefix="run-", dir=exe.parent) as run_dir:
+        run = Path(run_dir)
+        write_codes(run / "inputs.txt", codes)
+        cmd = [str(exe), design.top, str(run)] if batch else [str(exe), str(run)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CSimError(f"C simulation of {design.hls_dir} failed (exit "
+                            f"{proc.returncode}):\n{proc.stderr[-4000:]}")
+        text = (run / "csim_outputs.txt").read_text()
+    values = np.array(text.split(), dtype=np.int64)
+    n = len(codes)
+    if values.size != n * int(np.prod(out_shape)):
+        raise CSimError(f"C simulation wrote {values.size} output codes for {n} frames of "
+                        f"shape {out_shape}")
+    return values.reshape((n, *out_shape))
+
+
 def simulate(project_dir: Path, graph: Graph, codes: np.ndarray, **options: Any) -> SimResult:
     """Run input codes (N, *input_shape) through the C simulation; output codes as
     ``reference.execute(graph, codes)[graph.output.name]``.
 
     Options: ``opt`` (g++ optimisation flag, default -O1), ``cxx`` (compiler), ``cache_dir``
     (default OUT/.cache/csim)."""
-    from bnn2fpga.backends.hls import graph_fingerprint, write_codes
+    return simulate_many([(project_dir, graph, codes)], **options)[0]
 
-    unknown = set(options) - {"opt", "cxx", "cache_dir"}
-    if unknown:
-        raise CSimError(f"unknown csim option(s) {sorted(unknown)}; known: opt, cxx, cache_dir")
-    hls_dir = find_hls_dir(project_dir)
-    manifest = json.loads((hls_dir / "manifest.json").read_text())
-    if manifest.get("fingerprint") != graph_fingerprint(graph):
-        raise CSimError(f"the HLS project in {hls_dir} was generated from another design than "
-                        f"graph {graph.name!r}; recompile the project")
-    codes = np.asarray(codes)
-    in_shape = tuple(manifest["input"]["shape"])
-    if codes.ndim != len(in_shape) + 1 or codes.shape[1:] != in_shape:
-        raise CSimError(f"input codes of shape {codes.shape}, expected (N, "
-                        f"{', '.join(map(str, in_shape))})")
-    if not np.issubdtype(codes.dtype, np.integer):
-        raise CSimError(f"input codes must be integers (got {codes.dtype}); quantize the "
-                        "frames with reference.quantize_input first")
-    top = (1 << manifest["input"]["bits"]) - 1
-    if codes.size and (codes.min() < 0 or codes.max() > top):
-        raise CSimError(f"input codes must lie in 0..{top}")
-    cache_root = Path(options.get("cache_dir") or hls_dir.parent / ".cache" / "csim")
-    exe, cached, build_s = build(hls_dir, cache_root, opt=options.get("opt", DEFAULT_OPT),
-                                 cxx=options.get("cxx", CXX))
-    out_shape = tuple(manifest["output"]["shape"])
-    n = len(codes)
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="run-", dir=exe.parent) as run_dir:
-        run = Path(run_dir)
-        write_codes(run / "inputs.txt", codes)
-        proc = subprocess.run([str(exe), str(run)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CSimError(f"C simulation of {hls_dir} failed (exit {proc.returncode}):\n"
-                            f"{proc.stderr[-4000:]}")
-        text = (run / "csim_outputs.txt").read_text()
-    values = np.array(text.split(), dtype=np.int64)
-    if values.size != n * int(np.prod(out_shape)):
-        raise CSimError(f"C simulation wrote {values.size} output codes for {n} frames of "
-                        f"shape {out_shape}")
-    summary = {"engine": "csim", "frames": n, "cached_build": cached,
-               "build_seconds": round(build_s, 3),
-               "run_seconds": round(time.perf_counter() - start, 3), "executable": str(exe)}
-    return SimResult(values.reshape((n, *out_shape)), summary)
+
+def simulate_many(jobs: Sequence[tuple[Path, Graph, np.ndarray]], **options: Any
+                  ) -> list[SimResult]:
+    """``simulate`` for several projects (distinct top names) built as one executable,
+    cached under ``cache_dir`` (default: the first project's OUT/.cache/csim)."""
+    opt, cxx = _options(options)
+    if not jobs:
+        return []
+    designs = [_Design.load(project) for project, _, _ in jobs]
+    inputs = [d.check(graph, codes) for d, (_, graph, codes) in zip(designs, jobs, strict=True)]
+    cache_root = Path(options.get("cache_dir") or designs[0].hls_dir.parent / ".cache" / "csim")
+    exe, cached, build_s = build(designs, cache_root, opt=opt, cxx=cxx)
+    results = []
+    for design, codes in zip(designs, inputs, strict=True):
+        start = time.perf_counter()
+        out = _run(exe, design, codes, batch=len(designs) > 1)
+        summary = {"engine": "csim", "frames": len(codes), "cached_build": cached,
+                   "build_seconds": round(build_s, 3),
+                   "run_seconds": round(time.perf_counter() - start, 3),
+                   "executable": str(exe), "designs_in_build": len(designs)}
+        results.append(SimResult(out, summary))
+    return results
