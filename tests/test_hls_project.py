@@ -42,7 +42,8 @@ def run_tcl(project: Path, *args: str) -> list[list[str]]:
         pytest.skip("tclsh is not installed (CI: apt-get install tcl)")
     stubs = "".join(f"proc {c} {{args}} {{ puts \"CALL {c} $args\" }}\n"
                     for c in VIVADO_COMMANDS)
-    driver = (stubs + "rename exit real_exit\nproc exit {args} { puts \"CALL exit\" }\n"
+    driver = (stubs + "rename exit real_exit\n"
+              "proc exit {args} { puts \"CALL exit $args\"; real_exit 0 }\n"
               f"set argv [list {' '.join(args)}]\nsource build_prj.tcl\nreal_exit 0\n")
     proc = subprocess.run([tclsh], input=driver, cwd=project, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -60,6 +61,7 @@ def test_build_prj_tcl_names_part_clock_top_and_runs_every_step(tmp_path: Path) 
     assert names == ["open_project", "set_top", "add_files", "add_files", "add_files",
                      "open_solution", "set_part", "create_clock", "csim_design",
                      "csynth_design", "cosim_design", "export_design", "exit"]
+    assert calls[-1] == ["exit"]
     assert ["set_top", "digits_top"] in calls
     assert ["set_part", "xczu3eg-sbva484-1-e"] in calls
     assert ["create_clock", "-period", "4.0", "-name", "default"] in calls
@@ -68,14 +70,21 @@ def test_build_prj_tcl_names_part_clock_top_and_runs_every_step(tmp_path: Path) 
     assert ["add_files", "-tb", "tb_data"] in calls
 
 
-def test_build_prj_tcl_defaults_and_step_selection(tmp_path: Path) -> None:
+@pytest.mark.parametrize("args", [("cosim=0", "export=0"), ('"cosim=0 export=0"',)])
+def test_build_prj_tcl_defaults_and_step_selection(tmp_path: Path, args: tuple[str]) -> None:
     project = written(tmp_path, small_graph())
-    calls = run_tcl(project, "cosim=0", "export=0")
+    calls = run_tcl(project, *args)
     assert ["set_part", "xc7z020clg400-1"] in calls
     assert ["create_clock", "-period", "10.0", "-name", "default"] in calls
     names = [c[0] for c in calls]
     assert "csim_design" in names and "csynth_design" in names
     assert "cosim_design" not in names and "export_design" not in names
+
+
+def test_build_prj_tcl_rejects_unknown_arguments(tmp_path: Path) -> None:
+    project = written(tmp_path, small_graph())
+    calls = run_tcl(project, "synthesis=1")
+    assert calls == [["exit", "1"]]
 
 
 @pytest.mark.parametrize("control, pragma", [
