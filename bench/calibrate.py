@@ -174,6 +174,18 @@ def run_sweep(points, family: str, jobs: int) -> list[dict]:
 ROM_FEATURE = "rom_logic_bits"
 
 
+def complete_styles(r: dict) -> dict[str, str]:
+    """The styles a cached point was synthesised with, for every memory the estimator now
+    models: points from before the MVTU's tap-valid bits were modelled on their own had them
+    forced together with the input buffer; an unforced memory gets the estimator's choice."""
+    styles = dict(r["styles"])
+    if "input_buffer" in styles:
+        styles.setdefault("tap_valid", styles["input_buffer"])
+    for mem, style in chosen_styles(r["module"], r["params"]).items():
+        styles.setdefault(mem, style)
+    return styles
+
+
 def memory_part(unit: E.Unit, styles: dict[str, str], cal: E.Calibration) -> E.Resources:
     """Resources of the unit's memories in their forced styles, without ROM-in-logic
     (which is fitted)."""
@@ -188,7 +200,8 @@ def rom_logic_bits(unit: E.Unit, styles: dict[str, str]) -> float:
 
 
 def design_matrix(rows: list[dict], module: str, with_rom: bool) -> tuple[list[str], np.ndarray]:
-    feats = [E.unit_features(E.Unit("u", module, "cal", r["params"])) for r in rows]
+    feats = [E.unit_features(E.Unit("u", module, "cal", r["params"]), r["styles"])
+             for r in rows]
     names = sorted({k for f in feats for k in f})
     x = np.array([[f.get(n, 0.0) for n in names] for f in feats], dtype=float)
     if with_rom:
@@ -258,7 +271,7 @@ def fit_all(rows: list[dict], family: str) -> dict:
            "fit_error": {}}
     details = {}
     for module in sorted({r["module"] for r in rows}):
-        mrows = [r for r in rows if r["module"] == module]
+        mrows = [{**r, "styles": complete_styles(r)} for r in rows if r["module"] == module]
         fitted = fit_module(module, mrows, cal)
         coefs = fitted["coefficients"]
         if ROM_FEATURE in coefs["lut"]:

@@ -109,17 +109,17 @@ def total(items: Iterable[Resources]) -> Resources:
 
 # First-principles coefficients (LUT6 / FF per feature), replaced by calibration.json.
 DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
-    "bnn_mvtu": {"lut": {"const": 10, "counters": 2, "lanes": 1.0, "lanes_bits": 1.2,
-                         "pe_acc": 1.0, "pe_thr": 0.5, "replay_mux": 1.0},
-                 "ff": {"const": 6, "counters": 1, "x_width": 1, "lanes": 1.0, "pe_acc": 1.0,
-                        "pe_thr": 2.0, "pe_out": 1.0}},
-    "bnn_swu": {"lut": {"const": 40, "counters": 3, "addr": 4, "width": 1.0},
-                "ff": {"const": 10, "counters": 1, "addr": 2, "width": 1.0}},
-    "bnn_pool": {"lut": {"const": 6, "counters": 2, "compare": 1.0, "acc_mux": 1.0},
-                 "ff": {"const": 3, "counters": 1, "acc": 1.0, "width": 1.0}},
-    "bnn_dwc": {"lut": {"const": 17, "barrel": 0.6}, "ff": {"const": 2, "cap": 1.0}},
-    "bnn_fifo": {"lut": {"const": 4, "counters": 2, "width": 0.0},
-                 "ff": {"const": 2, "counters": 3}},
+    "bnn_mvtu": {"lut": {"counters": 2, "lanes": 3.0, "lanes_bits": 4.0, "pe_acc": 0.5,
+                         "thr_compare": 0.7, "thr_const": 0.3, "pe_out": 2.0,
+                         "replay_mux": 0.5},
+                 "ff": {"counters": 2, "x_width": 1, "w_regs": 1.0, "pe_acc": 1.0,
+                        "thr_regs": 1.0, "pe_out": 1.0}},
+    "bnn_swu": {"lut": {"counters": 0.3, "width": 1.2, "tap_index": 7.0, "ring_addr": 0.1},
+                "ff": {"const": 5, "counters": 1, "width": 0.6}},
+    "bnn_pool": {"lut": {"const": 6, "or_bits": 1.0, "compare_bits": 1.5, "counters": 1},
+                 "ff": {"const": 2, "counters": 1, "out": 1.0, "acc_regs": 1.0}},
+    "bnn_dwc": {"lut": {"barrel": 0.6, "counter": 4.2}, "ff": {"cap": 0.95, "counter": 0.8}},
+    "bnn_fifo": {"lut": {"const": 1.3, "counters": 2.4}, "ff": {"counters": 1.8}},
 }
 # LUTs per bit of a ROM left in logic (random contents; yosys/ABC measured about 0.09)
 DEFAULT_MEMORY = {"rom_lut_per_bit": 0.09, "lutram_scale": 1.0}
@@ -134,9 +134,10 @@ class Calibration:
     source: str
     fit_error: dict[str, Any] = field(default_factory=dict)
 
-    def linear(self, unit: Unit, resource: str) -> float:
+    def linear(self, unit: Unit, resource: str, styles: dict[str, str] | None = None
+               ) -> float:
         coefs = self.coefficients[unit.module][resource]
-        feats = unit_features(unit)
+        feats = unit_features(unit, styles)
         return sum(c * feats.get(name, 0.0) for name, c in coefs.items())
 
 
@@ -174,14 +175,16 @@ RAM_STYLES = ("register", "lutram", "bram", "uram")
 class MemorySpec:
     """``count`` identical memories of ``depth`` x ``width`` bits inside a unit.
 
-    ``rom``: read-only, initialised from a file (weights, thresholds).  Otherwise a simple
-    dual-port RAM (one write port, one read port)."""
+    ``rom``: read-only, initialised from a file (weights, thresholds).  Otherwise a RAM
+    with one write and one read port: simple dual-port, or single-port when both use the
+    same address (``same_address``: the MVTU input buffer, the pool's partial maxima)."""
 
     name: str
     depth: int
     width: int
     rom: bool
     count: int = 1
+    same_address: bool = False   # written and read at one address (single-port RAM)
 
     @property
     def bits(self) -> int:
@@ -202,12 +205,16 @@ def bram18_count(depth: int, width: int) -> int:
     return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in BRAM18_SHAPES)
 
 
-def lutram_luts(depth: int, width: int) -> int:
-    """LUTs of a simple dual-port LUTRAM: RAM32M (32x6 in 4 LUTs) up to 32 deep, RAM64M
-    (64x3 in 4 LUTs) banks beyond, plus a read mux across banks."""
+def lutram_luts(depth: int, width: int, same_address: bool = False) -> int:
+    """LUTs of a LUTRAM.  Up to 32 deep: RAM32M, 4 LUTs for 32x6 (32x8 when the read
+    address is the write address).  Deeper, single-port: RAM64X1S/RAM128X1S/RAM256X1S, one
+    LUT per 64 bits of depth per bit; simple dual-port: RAM64M banks (64x3 in 4 LUTs) plus
+    a read mux across banks."""
     if depth <= 32:
-        return 4 * math.ceil(width / 6)
+        return 4 * math.ceil(width / (8 if same_address else 6))
     banks = math.ceil(depth / 64)
+    if same_address:
+        return width * banks
     return 4 * math.ceil(width / 3) * banks + (width * (banks - 1) if banks > 1 else 0)
 
 
@@ -219,7 +226,8 @@ def style_resources(spec: MemorySpec, style: str, calibration: Calibration) -> R
     elif style == "register":
         one = Resources(lut=w * (d - 1), ff=d * w)
     elif style == "lutram":
-        one = Resources(lut=calibration.memory["lutram_scale"] * lutram_luts(d, w))
+        one = Resources(lut=calibration.memory["lutram_scale"]
+                        * lutram_luts(d, w, spec.same_address))
     elif style == "bram":
         one = Resources(bram18=bram18_count(d, w))
     elif style == "uram":
@@ -280,9 +288,11 @@ def unit_memories(unit: Unit) -> list[MemorySpec]:
         mems = [MemorySpec("weights", p["NF"] * p["SF"], p["SIMD"], True, p["PE"])]
         if p["NT"] > 0:
             mems.append(MemorySpec("thresholds", p["NF"], p["NT"] * p["TW"], True, p["PE"]))
-        if p["NF"] > 1:   # the input vector kept for the neuron folds nf > 0 (+ tap valid)
-            mems.append(MemorySpec("input_buffer", p["SF"], p["SIMD"] * p["IN_BITS"] + 1,
-                                   False))
+        if p["NF"] > 1:   # the input vector kept for the neuron folds nf > 0
+            mems.append(MemorySpec("input_buffer", p["SF"], p["SIMD"] * p["IN_BITS"], False,
+                                   same_address=True))
+            if p["USE_TAP_VALID"]:
+                mems.append(MemorySpec("tap_valid", p["SF"], 1, False, same_address=True))
         return mems
     if unit.module == "bnn_swu":
         nrows = max(p["KH"], p["SH"]) + p["SH"]
@@ -290,43 +300,63 @@ def unit_memories(unit: Unit) -> list[MemorySpec]:
                            p["SIMD"] * p["EB"], False)]
     if unit.module == "bnn_fifo":
         return [MemorySpec("storage", p["DEPTH"], p["W"], False)]
+    if unit.module == "bnn_pool" and p["CG"] > 1:   # partial maxima of each channel group
+        return [MemorySpec("partial", p["CG"], p["SIMD"] * p["EB"], False, same_address=True)]
     return []
 
 
-def unit_features(unit: Unit) -> dict[str, float]:
-    """Structural features of a unit's logic; its LUT and FF are linear in these."""
-    p = unit.params
+def unit_features(unit: Unit, styles: dict[str, str] | None = None) -> dict[str, float]:
+    """Structural features of a unit's logic; its LUT and FF are linear in these.
+    ``styles`` (memory name -> mapped style) matter where a memory's output register is
+    absorbed by a BRAM."""
+    p, styles = unit.params, styles or {}
     if unit.module == "bnn_mvtu":
-        uint = p["IN_UINT"] != 0
-        lanes = p["PE"] * p["SIMD"]
-        return {"const": 1.0,
-                "counters": clog2(p["NF"]) + clog2(p["SF"]) + clog2(p["NF"] * p["SF"]),
-                "lanes": 0.0 if uint else lanes,                        # XNOR + popcount
-                "lanes_bits": lanes * p["IN_BITS"] if uint else 0.0,     # +/- adder trees
-                "pe_acc": p["PE"] * p["ACC_W"],                          # accumulators
-                "pe_thr": p["PE"] * p["NT"] * p["TW"],                   # comparators
-                "pe_out": p["PE"] * p["OUT_W"],                          # output register
-                "x_width": p["SIMD"] * p["IN_BITS"],                     # operand register
-                "replay_mux": p["SIMD"] * p["IN_BITS"] if p["NF"] > 1 else 0.0}
+        return mvtu_features(p, styles)
     if unit.module == "bnn_swu":
         cg = p["C"] // p["SIMD"]
         nrows = max(p["KH"], p["SH"]) + p["SH"]
         return {"const": 1.0,
                 "counters": sum(clog2(n) for n in (p["OH"], p["OW"], p["KH"], p["KW"], cg,
                                                    p["IW"] * cg, p["IH"] + 1, nrows)),
-                "addr": clog2(nrows * p["IW"] * cg),
-                "width": p["SIMD"] * p["EB"]}
+                "width": p["SIMD"] * p["EB"],
+                "tap_index": clog2(p["OW"]) * clog2(p["KW"]) + clog2(p["OH"]) * clog2(p["KH"]),
+                "ring_addr": clog2(nrows * p["IW"] * cg) * clog2(nrows)}
     if unit.module == "bnn_pool":
         width = p["SIMD"] * p["EB"]
-        return {"const": 1.0, "counters": clog2(p["KK"]) + clog2(p["CG"]),
-                "compare": width, "width": width, "acc": p["CG"] * width,
-                "acc_mux": width * (p["CG"] - 1)}
+        return {"const": 1.0, "counters": clog2(p["KK"]) + clog2(p["CG"]) + p["CG"],
+                "or_bits": width if p["EB"] == 1 else 0.0,
+                "compare_bits": width if p["EB"] > 1 else 0.0,
+                "out": width, "acc_regs": width if p["CG"] == 1 else 0.0}
     if unit.module == "bnn_dwc":
         return dwc_features(p["IWB"], p["OWB"])
     if unit.module == "bnn_fifo":
         return {"const": 1.0, "counters": clog2(p["DEPTH"]) + clog2(p["DEPTH"] + 1),
                 "width": p["W"]}
     raise IRError(f"unit {unit.name!r}: no resource model for module {unit.module!r}")
+
+
+def mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]:
+    """bnn_mvtu: operand/weight registers, XNOR-popcount or +/- adder trees, accumulators,
+    threshold comparators (against constants when NF = 1), output register."""
+    uint = p["IN_UINT"] != 0
+    lanes = p["PE"] * p["SIMD"]
+    varying_w = p["NF"] * p["SF"] > 1            # weights change from cycle to cycle
+    varying_t = p["NF"] > 1                      # thresholds change per neuron fold
+    thr_bits = p["PE"] * p["NT"] * p["TW"]
+    w_in_bram = styles.get("weights") in ("bram", "uram")
+    t_in_bram = styles.get("thresholds") in ("bram", "uram")
+    return {"const": 1.0,
+            "counters": clog2(p["NF"]) + clog2(p["SF"]) + clog2(p["NF"] * p["SF"]),
+            "lanes": 0.0 if uint else lanes,                         # XNOR + popcount
+            "lanes_bits": lanes * p["IN_BITS"] if uint else 0.0,     # +/- adder trees
+            "pe_acc": p["PE"] * p["ACC_W"],                          # accumulators
+            "thr_compare": thr_bits if varying_t else 0.0,           # acc >= T
+            "thr_const": thr_bits if not varying_t else 0.0,         # acc >= constant
+            "thr_regs": (1 if t_in_bram else 2) * thr_bits if varying_t else 0.0,
+            "w_regs": lanes if varying_w and not w_in_bram else 0.0,
+            "pe_out": p["PE"] * p["OUT_W"],                          # output register
+            "x_width": p["SIMD"] * p["IN_BITS"],                     # operand register
+            "replay_mux": p["SIMD"] * p["IN_BITS"] if p["NF"] > 1 else 0.0}
 
 
 def dwc_features(iwb: int, owb: int) -> dict[str, float]:
@@ -355,10 +385,11 @@ def estimate_unit(unit: Unit, device: Device, calibration: Calibration,
                   styles: dict[str, str] | None = None) -> UnitEstimate:
     """Logic (calibrated) plus memories (``styles`` forces a style per memory name)."""
     styles = styles or {}
-    logic = Resources(lut=max(0.0, calibration.linear(unit, "lut")),
-                      ff=max(0.0, calibration.linear(unit, "ff")))
     mems = [map_memory(m, device, calibration, styles.get(m.name, "auto"))
             for m in unit_memories(unit)]
+    mapped = {m.spec.name: m.style for m in mems}
+    logic = Resources(lut=max(0.0, calibration.linear(unit, "lut", mapped)),
+                      ff=max(0.0, calibration.linear(unit, "ff", mapped)))
     return UnitEstimate(unit, logic, mems)
 
 

@@ -3,16 +3,17 @@
 The frame interval of the dataflow pipeline is the largest per-unit cycle count
 (``folding.bottleneck``), and every unit's cycles depend only on its own (PE, SIMD)
 (``folding.matvec_cycles``).  So for a cycle budget B = clock / target FPS the cheapest
-design is, exactly, the sum over layers of the cheapest legal (PE, SIMD) whose cycles are
-<= B: the layers are independent once B is fixed.  ``choose_folding`` does that per-layer
-minimisation over the whole divisor space.  When the target does not fit the device, the
-smallest budget that fits is found by bisection over the finitely many cycle counts the
-layers can take (a larger budget never costs more), and the error reports it as the
-highest frame rate the part can reach.
+design is the cheapest choice, over the whole divisor space, of legal (PE, SIMD) per layer
+with cycles <= B.  The layers are independent once B is fixed except for the width
+converter between two of them (it depends on the producer's PE and the consumer's SIMD):
+``FoldingSearch.solve`` minimises exactly with a dynamic programme along the chain.  When
+the target does not fit the device, the smallest budget that fits is found by bisection
+over the finitely many cycle counts the layers can take (a larger budget never costs
+more), and the error reports it as the highest frame rate the part can reach.
 
-The per-layer objective is ``estimate.matvec_layer_cost`` (calibrated LUT/FF, exact memory
-mapping) reduced to one number by ``Resources.cost`` (summed fraction of the device); the
-final design is re-estimated whole (with its width converters) before it is accepted.
+A layer's cost is ``estimate.matvec_layer_cost`` (calibrated LUT/FF, exact memory mapping)
+plus its width converter, reduced to one number by ``objective_cost`` (weighted fractions
+of the device); the final design is re-estimated whole before it is accepted.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from bnn2fpga.estimate import (
     Calibration,
     DesignEstimate,
     Resources,
+    Unit,
     estimate,
+    estimate_unit,
     load_calibration,
     matvec_layer_cost,
 )
-from bnn2fpga.ir import Dense, Graph, IRError
+from bnn2fpga.ir import Dense, Graph, IRError, MaxPool2D, Node, Reshape
 
 Folding = dict[str, tuple[int, int]]
 
@@ -69,8 +72,8 @@ class Option:
 
 def layer_options(graph: Graph, node: Dense, device: Device, calibration: Calibration,
                   objective: str = "balanced") -> list[Option]:
-    """Every legal (PE, SIMD) of ``node``, pruned to the Pareto front of (cycles, cost),
-    sorted by cycles ascending (so cost descending)."""
+    """Every legal (PE, SIMD) of ``node`` with its own units' cost (sliding window, MVTU,
+    output FIFO), sorted by cycles then cost."""
     options = []
     for pe in folding.divisors(node.out_channels):
         for simd in folding.divisors(folding.simd_limit(node)):
@@ -78,17 +81,16 @@ def layer_options(graph: Graph, node: Dense, device: Device, calibration: Calibr
             options.append(Option(pe, simd, folding.matvec_cycles(node, pe, simd), res,
                                   objective_cost(res, device, objective)))
     options.sort(key=lambda o: (o.cycles, o.cost))
+    return options
+
+
+def pareto_front(options: list[Option]) -> list[Option]:
+    """The options no other option beats on both cycles and cost (fastest first)."""
     front: list[Option] = []
-    for opt in options:      # fastest first: a slower option is kept only if cheaper
+    for opt in sorted(options, key=lambda o: (o.cycles, o.cost)):
         if not front or opt.cost < front[-1].cost:
             front.append(opt)
     return front
-
-
-def cheapest_within(options: list[Option], budget: int) -> Option | None:
-    """The lowest-cost option taking at most ``budget`` cycles (None if none does)."""
-    fitting = [o for o in options if o.cycles <= budget]
-    return min(fitting, key=lambda o: (o.cost, o.cycles)) if fitting else None
 
 
 def fixed_cycles(graph: Graph) -> tuple[str, int]:
@@ -106,31 +108,77 @@ def apply_folding(graph: Graph, fold: Folding) -> Graph:
     return Graph(graph.name, nodes, dict(graph.meta))
 
 
+@dataclass
+class _State:
+    """Best partial folding (up to some layer) ending with a given stream width."""
+
+    cost: float
+    fold: dict[str, tuple[int, int]]
+
+
 class FoldingSearch:
-    """The per-layer option tables of one graph on one device."""
+    """Exact minimum-cost folding of a dataflow chain for a cycle budget.
+
+    Once the budget B is fixed, a layer's cost depends on its own (PE, SIMD) and on the
+    width converter in front of it, which depends only on the stream width the previous
+    unit emits (its PE, or all channels after a pool).  A dynamic programme over the chain
+    with that width as the state is therefore exact: for each width, keep the cheapest
+    partial folding that ends with it."""
 
     def __init__(self, graph: Graph, device: Device, part: str, clock_ns: float,
                  calibration: Calibration, objective: str = "balanced") -> None:
         self.graph, self.device, self.part, self.clock_ns = graph, device, part, clock_ns
-        self.calibration = calibration
+        self.calibration, self.objective = calibration, objective
         self.options = {n.name: layer_options(graph, n, device, calibration, objective)
                         for n in graph.matvec_nodes()}
+        self.front = {name: pareto_front(opts) for name, opts in self.options.items()}
+        self.chain = [n for n in graph.nodes[1:] if not isinstance(n, Reshape)]
+        self._dwc: dict[tuple[int, int], float] = {}
 
     def fastest(self) -> int:
         """The smallest frame interval any folding reaches."""
-        floor = max((opts[0].cycles for opts in self.options.values()), default=0)
+        floor = max((opts[0].cycles for opts in self.front.values()), default=0)
         return max(floor, fixed_cycles(self.graph)[1])
 
+    def dwc_cost(self, in_width: int, out_width: int) -> float:
+        """Objective cost of a width converter (0 when the widths agree)."""
+        if in_width == out_width:
+            return 0.0
+        key = (in_width, out_width)
+        if key not in self._dwc:
+            unit = Unit("dwc", "bnn_dwc", "dwc", {"IWB": in_width, "OWB": out_width})
+            res = estimate_unit(unit, self.device, self.calibration).resources
+            self._dwc[key] = objective_cost(res, self.device, self.objective)
+        return self._dwc[key]
+
     def solve(self, budget: int) -> Folding:
-        """The cheapest folding whose every layer takes at most ``budget`` cycles."""
-        out = {}
-        for name, opts in self.options.items():
-            best = cheapest_within(opts, budget)
-            if best is None:
-                raise IRError(f"layer {name!r} cannot run in {budget} cycles per frame "
-                              f"(its fastest folding takes {opts[0].cycles})")
-            out[name] = (best.pe, best.simd)
-        return out
+        """The cheapest folding (own units + width converters) whose every layer takes at
+        most ``budget`` cycles."""
+        states: dict[int | None, _State] = {None: _State(0.0, {})}  # out lanes -> best
+        for node in self.chain:
+            bits = stream_bits(self.graph, node)
+            if isinstance(node, Dense):
+                fitting = [o for o in self.options[node.name] if o.cycles <= budget]
+                if not fitting:
+                    raise IRError(f"layer {node.name!r} cannot run in {budget} cycles per "
+                                  f"frame (its fastest folding takes "
+                                  f"{self.options[node.name][0].cycles})")
+                choices = [(o.simd, o.pe, o.cost, (o.pe, o.simd)) for o in fitting]
+            else:    # a pool consumes and emits one pixel, all channels, per beat
+                c = node.out.channels
+                choices = [(c, c, 0.0, None)]
+            new: dict[int | None, _State] = {}
+            for lanes, state in states.items():
+                for lanes_in, lanes_out, cost, fold in choices:
+                    total_cost = state.cost + cost + (
+                        0.0 if lanes is None else self.dwc_cost(lanes * bits, lanes_in * bits))
+                    best = new.get(lanes_out)
+                    if best is None or total_cost < best.cost - 1e-15:
+                        folds = state.fold if fold is None else {**state.fold,
+                                                                 node.name: fold}
+                        new[lanes_out] = _State(total_cost, folds)
+            states = new
+        return dict(min(states.values(), key=lambda st: st.cost).fold)
 
     def design(self, fold: Folding) -> DesignEstimate:
         return estimate(apply_folding(self.graph, fold), part=self.part,
@@ -159,6 +207,22 @@ class FoldingSearch:
             else:
                 lo = mid + 1
         return budgets[lo]
+
+
+def stream_bits(graph: Graph, node: Node) -> int:
+    """Bits per element of the stream entering ``node`` (what its producer emits)."""
+    from bnn2fpga.backends.rtl import elem_bits
+
+    src = graph.producer(node)
+    while isinstance(src, Reshape):
+        src = graph.producer(src)
+    if isinstance(src, Dense):
+        if src.thresholds is None:
+            return src.acc_bits or src.out.bits
+        return max(1, int(src.thresholds.shape[1]).bit_length())
+    if isinstance(src, MaxPool2D):
+        return stream_bits(graph, src)
+    return elem_bits(src.out)
 
 
 def fps_of(cycles: int, clock_ns: float) -> float:
@@ -200,7 +264,7 @@ def unreachable_message(graph: Graph, search: FoldingSearch, target_fps: float, 
     name, pool_cycles = fixed_cycles(graph)
     limits = [(opts[0].cycles, f"layer {n!r} at full parallelism (PE={opts[0].pe}, "
                                f"SIMD={opts[0].simd}) takes {opts[0].cycles} cycles")
-              for n, opts in search.options.items()]
+              for n, opts in search.front.items()]
     if name:
         limits.append((pool_cycles, f"{name!r} takes {pool_cycles} cycles at one pixel per "
                                     "cycle"))

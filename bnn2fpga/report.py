@@ -43,7 +43,8 @@ RTL_LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "
                "bnn_swu.sv", "bnn_pool.sv", "bnn_dwc.sv", "bnn_fifo.sv")
 # yosys memory names (relative to the module) per estimator memory name
 YOSYS_MEMORIES = {"weights": "g_pe*.wmem", "thresholds": "g_pe*.g_thresh.tmem",
-                  "input_buffer": "g_ibuf.i*", "line_buffer": "mem", "storage": "mem"}
+                  "input_buffer": "g_ibuf.ibuf", "tap_valid": "g_ibuf.ivalid",
+                  "line_buffer": "mem", "storage": "mem", "partial": "acc"}
 YOSYS_STYLE = {"logic": ("rom_style", "logic"), "bram": ("rom_style", "block"),
                "register": ("ram_style", "logic"), "lutram": ("ram_style", "distributed"),
                "uram": ("ram_style", "ultra")}

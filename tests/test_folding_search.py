@@ -10,7 +10,7 @@ import pytest
 
 from bnn2fpga import folding, testing
 from bnn2fpga.devices import get_device
-from bnn2fpga.estimate import estimate, load_calibration, matvec_layer_cost
+from bnn2fpga.estimate import estimate, load_calibration
 from bnn2fpga.folding_search import (
     FoldingSearch,
     apply_folding,
@@ -47,25 +47,44 @@ def test_choose_folding_meets_the_target(cnn, fps):
 
 @pytest.mark.parametrize("objective", ["balanced", "lut"])
 def test_search_is_the_exact_minimum_over_all_foldings(cnn, objective):
-    """Brute force over every legal (PE, SIMD) of every layer."""
-    dev, cal = get_device(PART), load_calibration()
+    """Brute force over every legal (PE, SIMD) of every layer, each design estimated whole
+    (width converters included)."""
+    dev = get_device(PART)
+    search = FoldingSearch(cnn, dev, PART, CLOCK, load_calibration(), objective)
+    budget = budget_for(1e5, CLOCK)
     layers = cnn.matvec_nodes()
-    fps = 1e5
-    budget = budget_for(fps, CLOCK)
-    table = []
-    for node in layers:
-        opts = []
-        for pe in folding.divisors(node.out_channels):
-            for simd in folding.divisors(folding.simd_limit(node)):
-                if folding.matvec_cycles(node, pe, simd) <= budget:
-                    res = matvec_layer_cost(cnn, node, pe, simd, dev, cal)
-                    opts.append(((pe, simd), objective_cost(res, dev, objective)))
-        table.append(opts)
-    best = min(sum(c for _, c in combo) for combo in itertools.product(*table))
-    fold = choose_folding(cnn, target_fps=fps, clock_ns=CLOCK, part=PART, objective=objective)
-    ours = sum(objective_cost(matvec_layer_cost(cnn, n, *fold[n.name], dev, cal), dev,
-                              objective) for n in layers)
-    assert ours == pytest.approx(best, rel=1e-12)
+    table = [[(o.pe, o.simd) for o in search.options[n.name] if o.cycles <= budget]
+             for n in layers]
+
+    def cost(fold):
+        return objective_cost(search.design(fold).resources, dev, objective)
+
+    best = min(cost({n.name: f for n, f in zip(layers, combo, strict=True)})
+               for combo in itertools.product(*table))
+    fold = choose_folding(cnn, target_fps=1e5, clock_ns=CLOCK, part=PART, objective=objective)
+    assert cost(fold) == pytest.approx(best, rel=1e-9)
+
+
+def test_width_converters_are_part_of_the_objective():
+    """Two dense layers back to back: the search avoids a costly width converter that a
+    per-layer choice would create."""
+    rng = np.random.default_rng(5)
+    g = testing.random_dense_graph(rng, fan_in=64, out_ch=64)
+    g2 = testing.random_dense_graph(rng, fan_in=64, out_ch=16)
+    second = g2.nodes[1]
+    second.name, second.inputs = "dense2", ["dense"]
+    g.nodes.append(second)
+    dev = get_device(PART)
+    search = FoldingSearch(g, dev, PART, CLOCK, load_calibration(), "lut")
+    for budget in (64, 256, 1024):
+        fold = search.solve(budget)
+        got = objective_cost(search.design(fold).resources, dev, "lut")
+        brute = min(objective_cost(search.design({"dense": (a.pe, a.simd),
+                                                  "dense2": (b.pe, b.simd)}).resources,
+                                   dev, "lut")
+                    for a in search.options["dense"] if a.cycles <= budget
+                    for b in search.options["dense2"] if b.cycles <= budget)
+        assert got == pytest.approx(brute, rel=1e-9)
 
 
 def test_unreachable_target_names_the_limiting_layer_and_the_max(cnn):
@@ -103,7 +122,7 @@ def test_bad_arguments():
 
 def test_pareto_front_is_sorted_and_undominated(cnn):
     search = FoldingSearch(cnn, get_device(PART), PART, CLOCK, load_calibration())
-    for opts in search.options.values():
+    for opts in search.front.values():
         cycles = [o.cycles for o in opts]
         costs = [o.cost for o in opts]
         assert cycles == sorted(cycles) and costs == sorted(costs, reverse=True)
