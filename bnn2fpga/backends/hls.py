@@ -246,9 +246,6 @@ class _Planner:
                 pad_code: int) -> Edge:
         h, w, c = hwc
         pt, _, pl, _ = pads
-        if pt >= kernel[0] or pl >= kernel[1] or pads[1] >= kernel[0] or pads[3] >= kernel[1]:
-            raise IRError(f"layer {name!r}: pads {pads} must be smaller than the kernel "
-                          f"{kernel}")
         dst = self.new_stream(f"{name}_swu", simd * edge.bits + int(masked))
         self.units.append({"kind": "swu", "src": edge.stream, "dst": dst, "h": h, "w": w,
                            "c": c, "simd": simd, "ib": edge.bits, "kh": kernel[0],

@@ -31,7 +31,6 @@ template <unsigned H, unsigned W, unsigned C, unsigned SIMD, unsigned IB,
 void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
                    hls::stream<ap_uint<SIMD * IB + (MASKED ? 1 : 0)> > &out) {
   static_assert(C % SIMD == 0, "SIMD must divide the input channels");
-  static_assert(PT < KH && PL < KW, "padding must be smaller than the kernel");
   const unsigned CG = C / SIMD;
   const unsigned ROW = W * CG;           // beats per input row
   const unsigned R = KH + SH;            // rows in the ring
