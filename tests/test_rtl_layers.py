@@ -15,7 +15,7 @@ import pytest
 from bnn2fpga import folding, reference, testing
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.backends.rtl import write_project
-from bnn2fpga.ir import Graph
+from bnn2fpga.ir import Dense, Graph, TensorType
 from bnn2fpga.sim import verilator as vl
 from bnn2fpga.sim.rtl import simulate_many
 
@@ -57,7 +57,22 @@ def _cases() -> list[tuple[str, Graph]]:
         ("conv_valid_pool", conv(rng(14), h=7, w=7, c=2, out_ch=4, k=3, padding="valid",
                                  pool=True, pe=1, simd=1)),
         ("cnn", testing.random_cnn_graph(rng(15))),
+        ("multi_threshold_mlp", multi_threshold_mlp(rng(16))),
     ]
+
+
+def multi_threshold_mlp(rng: np.random.Generator) -> Graph:
+    """Dense with 3 thresholds per channel (2-bit uint codes) -> Dense on those codes."""
+    g = testing.random_dense_graph(rng, fan_in=12, out_ch=6, pe=3, simd=4)
+    d1 = g.nodes[1]
+    bound = reference.accumulator_bound(d1, g.input.out)
+    d1.thresholds = testing.random_thresholds(rng, 6, bound, n=3)
+    d1.out = TensorType((6,), "uint", 2)
+    d2 = Dense("dense2", ["dense"], TensorType((4,), "int", 2),
+               weights=testing.random_weights(rng, 4, 6), pe=2, simd=3)
+    testing.finish_matvec(d2, d1.out, rng, "accumulator", (4,))
+    g.nodes.append(d2)
+    return g
 
 
 @pytest.fixture(scope="session")
