@@ -16,10 +16,10 @@
 // Micro-architecture: one RAM holding a ring of R = KH + SH input rows, R*W*CG beats
 // (1 read + 1 write port).  Phase 0 reads the rows output row 0 needs; phase p = 1..OH emits
 // output row p-1 while it reads the (<= SH) rows output row p adds; the last phase also drains
-// input rows no window uses ('valid' remainders).  A phase is one II=1 loop of
-// max(emits, reads) cycles: one read and one emit per cycle.  The rows being read never alias
-// the rows being emitted (R = KH + SH), and the pipeline drains between phases, so the RAM
-// carries no loop dependence.
+// input rows no window uses ('valid' remainders).  Any padding works, also windows made only
+// of padding.  A phase is one II=1 loop of max(emits, reads) cycles: one read and one emit per
+// cycle.  The rows being read never alias the rows being emitted (R = KH + SH), and the
+// pipeline drains between phases, so the RAM carries no loop dependence.
 #ifndef BNN_SWU_H
 #define BNN_SWU_H
 
@@ -39,8 +39,6 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
   typedef ap_uint<SIMD * IB + (MASKED ? 1 : 0)> obeat_t;
 
   beat_t buf[R * ROW];
-#pragma HLS DEPENDENCE variable=buf inter false
-#pragma HLS DEPENDENCE variable=buf intra false
 
   beat_t pad_beat = 0;  // every lane = PAD
   for (unsigned i = 0; i < SIMD; i++) {
@@ -64,6 +62,9 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
     unsigned ox = 0, ky = 0, kx = 0, cg = 0;
     for (unsigned i = 0; i < len; i++) {
 #pragma HLS PIPELINE II=1
+      // within a phase the reads and the writes touch different rows of the ring
+#pragma HLS DEPENDENCE variable=buf inter false
+#pragma HLS DEPENDENCE variable=buf intra false
       if (i < reads) {
         buf[wslot * ROW + wpos] = in.read();
         if (++wpos == ROW) {
