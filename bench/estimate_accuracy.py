@@ -7,7 +7,10 @@ the FINN CNV-W1A1 topology with random weights (bench/folding_vs_greedy.cnv_w1a1
 foldings: BNN-PYNQ's published one and the one ``choose_folding`` picks for 3,000 FPS at
 100 MHz on xc7z020.  Each is written with the RTL backend and simulated in Verilator
 (``bnn2fpga.sim.rtl.simulate``); the estimator's frame interval and first-frame latency
-are compared with Verilator's steady-state cycles per frame and first-frame latency.
+are compared with Verilator's steady-state cycles per frame and first-frame latency.  The
+interval is shown twice: the folding's bottleneck (``folding.bottleneck``, the rate the
+design is folded for) and the estimator's expected interval, which adds the serialisation
+of units whose buffering cannot decouple them (``estimate.serialisations``).
 ``--synth`` also synthesises every RTL unit of each design with yosys (as ``bnn2fpga
 report --synth``) and compares the per-unit LUT/FF estimates (held-out data: real weights,
 not the calibration sweep).  Prints tables; writes bench/results/estimate_accuracy.json.
@@ -85,10 +88,15 @@ def simulate(name: str, graph: Graph, codes: np.ndarray, frames: int, work: Path
 def compare_cycles(graph: Graph, sim: dict) -> dict:
     design = E.estimate(graph, part=PART, clock_ns=CLOCK, fast=True)
     interval, latency = sim["steady_state_cycles_per_frame"], sim["first_frame_latency_cycles"]
+    expected = design.expected_interval_cycles
     return {"bottleneck": design.bottleneck,
-            "interval": {"estimate": design.interval_cycles, "verilator": interval,
-                         "error_pct": round(100 * (design.interval_cycles - interval)
-                                            / interval, 3)},
+            "folding": {n.name: [n.pe, n.simd] for n in graph.matvec_nodes()},
+            "interval": {"estimate": expected, "verilator": interval,
+                         "error_pct": round(100 * (expected - interval) / interval, 3),
+                         "folding_bottleneck": design.interval_cycles,
+                         "folding_bottleneck_error_pct": round(
+                             100 * (design.interval_cycles - interval) / interval, 3)},
+            "warnings": [w.message() for w in design.serialisations],
             "latency": {"estimate": design.latency_cycles, "verilator": latency,
                         "error_pct": round(100 * (design.latency_cycles - latency)
                                            / latency, 3)},
@@ -142,12 +150,15 @@ def main(argv: list[str] | None = None) -> int:
         designs = {k: v for k, v in designs.items() if k in args.only}
     old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results = old.get("designs", {})
-    print(f"{'design':<28} {'bottleneck':<10} {'interval est':>12} {'Verilator':>10} "
-          f"{'err':>7} | {'latency est':>11} {'Verilator':>10} {'err':>7}")
+    print(f"{'design':<28} {'bottleneck':<10} {'folding':>8} {'interval est':>12} "
+          f"{'Verilator':>10} {'err':>7} | {'latency est':>11} {'Verilator':>10} {'err':>7}")
     for name, (graph, codes) in designs.items():
         print(f"{name}: simulating {args.frames} frames ...", file=sys.stderr)
         try:
-            sim = results.get(name, {}).get("sim") if args.reuse_sim else None
+            old_row = results.get(name, {})
+            same = old_row.get("folding") == {n.name: [n.pe, n.simd]
+                                              for n in graph.matvec_nodes()}
+            sim = old_row.get("sim") if args.reuse_sim and same else None
             sim = sim or simulate(name, graph, codes, args.frames, args.work)
             row = {**compare_cycles(graph, sim), "sim": sim}
         except IRError as e:   # a node the RTL backend does not build yet
@@ -158,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             row["synth"] = compare_synth(name, graph, args.work)
         results[name] = row
         i, la = row["interval"], row["latency"]
-        print(f"{name:<28} {row['bottleneck']:<10} {i['estimate']:>12,} "
+        print(f"{name:<28} {row['bottleneck']:<10} {i['folding_bottleneck']:>8,} "
+              f"{i['estimate']:>12,} "
               f"{i['verilator']:>10,.1f} {i['error_pct']:>+6.2f}% | {la['estimate']:>11,} "
               f"{la['verilator']:>10,} {la['error_pct']:>+6.2f}%")
         if args.synth:

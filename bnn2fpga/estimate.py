@@ -500,42 +500,64 @@ def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None) -> 
 # Cycles: per-pixel schedule built from folding.node_cycles
 # ----------------------------------------------------------------------------------------
 
-UNIT_PIPELINE_DELAY = 3   # register stages from a layer's input to its output FIFO
+# Register stages each RTL unit adds between its last input beat (or compute step) and its
+# output beat (bnn2fpga/rtl/*.sv): dwc shift buffer, swu sync read + output register,
+# mvtu operand/accumulate/output registers, pool output register, fifo.
+UNIT_DELAY = {"bnn_dwc": 1, "bnn_swu": 2, "bnn_mvtu": 3, "bnn_pool": 1, "bnn_fifo": 1}
 
 
-def pixel_schedule(graph: Graph, input_cycles_per_pixel: int = 1) -> dict[str, np.ndarray]:
-    """Cycle at which each output pixel (raster order) of each node is complete, for the
-    first frame entering an idle pipeline.  A node spends ``node_cycles / out_pixels``
-    cycles per output pixel (``folding.node_cycles``); it starts a pixel when the previous
-    one is done and the last input pixel that pixel needs has arrived."""
-    inp = graph.input
-    n_in = folding.out_pixels(inp)
-    done: dict[str, np.ndarray] = {
-        inp.name: np.arange(1, n_in + 1, dtype=np.int64) * input_cycles_per_pixel}
+def input_arrival(graph: Graph) -> np.ndarray:
+    """Cycle (1 = first beat) at which each input pixel's last beat arrives, the host
+    sending one beat per cycle of the first unit's width."""
+    from bnn2fpga.backends.rtl import lanes_needed
+
+    t = graph.input.out
+    pixels = folding.out_pixels(graph.input)
+    per_pixel = (t.channels if len(t.shape) == 3 else t.size) / lanes_needed(graph,
+                                                                              graph.nodes[1])
+    return np.ceil((np.arange(pixels) + 1) * per_pixel - 1e-9).astype(np.int64)
+
+
+def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
+    """Cycle at which each output pixel (raster order) of each node is available to the
+    next unit, for the first frame entering an idle pipeline (1 = first input beat).
+
+    A unit spends ``folding.node_cycles / out_pixels`` compute steps per output pixel, one
+    per cycle.  Its last step for pixel p comes no earlier than ``per_pixel`` after the
+    last step for pixel p-1, nor before the input p waits for has arrived plus what is left
+    to do after it (the sliding window's read latency and tap burst, the neuron folds that
+    replay the stored input).  Unit register stages (``UNIT_DELAY``) are then added."""
+    modules = {(u.layer, u.module) for u in plan_units(graph)}
+    avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph)}
     for node in graph.nodes[1:]:
-        t_in = done[graph.producer(node).name]
+        src = graph.producer(node)
+        t_in = avail[src.name]
         if isinstance(node, Reshape):
-            done[node.name] = np.full(folding.out_pixels(node), t_in[-1], dtype=np.int64)
+            avail[node.name] = np.full(folding.out_pixels(node), t_in[-1], dtype=np.int64)
             continue
-        need = needed_input_pixel(node, graph.producer(node))
+        if (node.name, "bnn_dwc") in modules:
+            t_in = t_in + UNIT_DELAY["bnn_dwc"]
         per_pixel = folding.node_cycles(node) // folding.out_pixels(node)
-        tail = tail_cycles(node, per_pixel)
-        t = np.empty(len(need), dtype=np.int64)
+        lead = after_last_input(node, per_pixel)
+        ready = t_in[needed_input_pixel(node, src)] + lead
+        last = np.empty(len(ready), dtype=np.int64)
         prev = 0
-        for i, j in enumerate(need):
-            prev = max(prev + per_pixel, int(t_in[j]) + tail)
-            t[i] = prev
-        done[node.name] = t + UNIT_PIPELINE_DELAY
-    return done
+        for i, r in enumerate(ready):
+            prev = max(prev + per_pixel, int(r))
+            last[i] = prev
+        unit = "bnn_pool" if isinstance(node, MaxPool2D) else "bnn_mvtu"
+        avail[node.name] = last + UNIT_DELAY[unit] + UNIT_DELAY["bnn_fifo"]
+    return avail
 
 
-def tail_cycles(node: Node, per_pixel: int) -> int:
-    """Cycles a unit still needs after the last input it waits for has arrived."""
-    if isinstance(node, Dense):
+def after_last_input(node: Node, per_pixel: int) -> int:
+    """Steps a unit still takes for a pixel once the last input it waits for is there."""
+    if isinstance(node, Conv2D):     # window read latency, then the pixel's whole work
+        return UNIT_DELAY["bnn_swu"] + per_pixel - 1
+    if isinstance(node, Dense):      # the remaining neuron folds replay the stored input
         nf = node.out_channels // node.pe
-        sf = per_pixel // max(nf, 1)
-        return (nf - 1) * sf + 1   # the remaining neuron folds replay the stored input
-    return 1
+        return (nf - 1) * (per_pixel // nf)
+    return UNIT_DELAY["bnn_swu"] + per_pixel - 1      # pool: the window's taps
 
 
 def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
@@ -554,6 +576,74 @@ def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
     last_row = np.clip(oy * sh - top + max(kh, sh) - 1, 0, h - 1)
     last_row[-1] = h - 1
     return np.repeat((last_row + 1) * w - 1, ow)
+
+
+@dataclass(frozen=True)
+class Serialisation:
+    """Two units whose steps cannot overlap across frames (see ``serialisations``)."""
+
+    producer: str
+    consumer: str
+    interval_cycles: int
+    buffered_beats: int
+    producer_beats: int
+
+    def message(self) -> str:
+        return (f"layer {self.consumer!r} reads its whole input vector during its first "
+                f"neuron fold only, and the {self.buffered_beats} beats of buffering in "
+                f"front of it cannot hold {self.producer!r}'s {self.producer_beats} output "
+                f"beats per frame: the two serialise, about {self.interval_cycles:,} cycles "
+                "per frame instead of the folding's bottleneck.  Deeper FIFOs (or a "
+                "double-buffered MVTU input) would restore the folding's rate")
+
+
+def serialisations(graph: Graph) -> list[Serialisation]:
+    """Pairs of units the RTL serialises, slowing the pipeline below ``folding.bottleneck``.
+
+    An MVTU with one output pixel (a dense layer, or a conv whose window covers its whole
+    input) takes its input vector only while computing its first neuron fold and replays it
+    for the other NF-1 folds.  While it replays, its producer can only fill the buffers in
+    between (FIFO, width converter, its own output register, spare sliding-window rows);
+    when those cannot hold a frame of the producer's output, the producer stalls, and one
+    frame costs the producer's cycles plus the consumer's replay, less what the buffers
+    absorbed."""
+    from bnn2fpga.backends.rtl import FIFO_DEPTH
+
+    units = {(u.layer, u.module): u.params for u in plan_units(graph)}
+    _, bottleneck_cycles = folding.bottleneck(graph)
+    out = []
+    for node in graph.nodes[1:]:
+        if not isinstance(node, Dense) or folding.out_pixels(node) != 1:
+            continue
+        nf, sf = node.out_channels // node.pe, node.fan_in // node.simd
+        prod = source_node(graph, node)
+        if nf == 1 or not isinstance(prod, (Dense, MaxPool2D)):
+            continue
+        lanes = prod.pe if isinstance(prod, Dense) else prod.out.channels
+        beats = folding.out_pixels(prod) * prod.out.channels // lanes
+        buffered = FIFO_DEPTH + 1
+        dwc = units.get((node.name, "bnn_dwc"))
+        if dwc:
+            buffered += (dwc["IWB"] + 2 * dwc["OWB"] - 1) // dwc["IWB"]
+        swu = units.get((node.name, "bnn_swu"))
+        if swu:
+            spare_rows = max(0, max(swu["KH"], swu["SH"]) + swu["SH"] - swu["IH"])
+            buffered += spare_rows * swu["IW"] * swu["C"] // lanes
+        if buffered >= beats:
+            continue
+        per_beat = folding.node_cycles(prod) / beats
+        cycles = round(folding.node_cycles(prod) + (nf - 1) * sf - buffered * per_beat)
+        if cycles > bottleneck_cycles:
+            out.append(Serialisation(prod.name, node.name, cycles, buffered, beats))
+    return out
+
+
+def source_node(graph: Graph, node: Node) -> Node:
+    """The unit-producing node upstream of ``node`` (Reshape is a no-op in hardware)."""
+    src = graph.producer(node)
+    while isinstance(src, Reshape):
+        src = graph.producer(src)
+    return src
 
 
 # ----------------------------------------------------------------------------------------
@@ -588,6 +678,12 @@ class DesignEstimate:
     interval_cycles: int        # steady-state cycles per frame (slowest unit)
     latency_cycles: int         # first frame in -> last output out (schedule estimate)
     calibration: str
+    serialisations: list[Serialisation] = field(default_factory=list)
+
+    @property
+    def expected_interval_cycles(self) -> int:
+        """The frame interval once pairs of units that serialise are accounted for."""
+        return max([self.interval_cycles, *(s.interval_cycles for s in self.serialisations)])
 
     @property
     def resources(self) -> Resources:
@@ -595,6 +691,12 @@ class DesignEstimate:
 
     @property
     def fps(self) -> float:
+        """Frames/s at the expected interval (serialisation included)."""
+        return 1e9 / (self.clock_ns * self.expected_interval_cycles)
+
+    @property
+    def fps_folding(self) -> float:
+        """Frames/s the folding is designed for (the slowest unit alone)."""
         return 1e9 / (self.clock_ns * self.interval_cycles)
 
     @property
@@ -608,8 +710,11 @@ class DesignEstimate:
             "device_resources": dev.capacity(), "clock_ns": self.clock_ns,
             "clock_mhz": 1e3 / self.clock_ns, "calibration": self.calibration,
             "bottleneck": self.bottleneck, "interval_cycles": self.interval_cycles,
-            "fps": self.fps, "latency_cycles": self.latency_cycles,
+            "fps": self.fps, "fps_folding": self.fps_folding,
+            "latency_cycles": self.latency_cycles,
             "latency_us": self.latency_us, "total": res.as_dict(),
+            "expected_interval_cycles": self.expected_interval_cycles,
+            "warnings": [x.message() for x in self.serialisations],
             "utilisation_pct": {r: round(100 * v, 2) for r, v in res.utilisation(dev).items()},
             "fits": res.fits(dev),
             "layers": [layer_to_json(layer, dev, layer.name == self.bottleneck)
@@ -657,7 +762,8 @@ def estimate(graph: Graph, *, part: str, clock_ns: float,
     name, interval = folding.bottleneck(graph)
     schedule = pixel_schedule(graph)
     return DesignEstimate(graph.name, device, part, clock_ns, layers, name, interval,
-                          int(schedule[graph.output.name][-1]), calibration.source)
+                          int(schedule[graph.output.name][-1]), calibration.source,
+                          serialisations(graph))
 
 
 def matvec_layer_cost(graph: Graph, node: Dense, pe: int, simd: int, device: Device,

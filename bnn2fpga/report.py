@@ -184,9 +184,9 @@ def cycle_comparison(design: est.DesignEstimate, sim: dict[str, Any] | None) -> 
     if not sim:
         return None
     return {
-        "interval_cycles": {"estimate": design.interval_cycles,
+        "interval_cycles": {"estimate": design.expected_interval_cycles,
                             "measured": sim.get("steady_state_cycles_per_frame"),
-                            "error_pct": pct_diff(design.interval_cycles,
+                            "error_pct": pct_diff(design.expected_interval_cycles,
                                                   sim.get("steady_state_cycles_per_frame"))},
         "latency_cycles": {"estimate": design.latency_cycles,
                            "measured": sim.get("first_frame_latency_cycles"),
