@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
   };
 
   std::vector<uint32_t> zero(4096, 0), obuf(4096, 0);
-  uint32_t dbg_iv[64], dbg_ir[64], dbg_ov[64], dbg_or[64];  // per-unit handshake bits
+  uint32_t dbg_iv[64] = {0}, dbg_ir[64] = {0}, dbg_ov[64] = {0}, dbg_or[64] = {0};
   auto bit = [](const uint32_t* v, std::size_t i) { return static_cast<int>((v[i / 32] >> (i % 32)) & 1u); };
   for (int p = 0; p < N_PIPES; ++p) {
     set_in(top.get(), p, zero.data(), 0, 0);
@@ -274,18 +274,40 @@ int main(int argc, char** argv) {
         if (frame_end) pp.frame_done.push_back(cycle);
         progress = true;
       }
-      if (!pp.units.empty()) get_dbg(top.get(), p, dbg_iv, dbg_ir, dbg_ov, dbg_or);
-      for (std::size_t u = 0; u < pp.units.size(); ++u) {
-        Unit& uu = pp.units[u];
-        uu.iv = bit(dbg_iv, u), uu.ir = bit(dbg_ir, u), uu.ov = bit(dbg_ov, u);
-        uu.orr = bit(dbg_or, u);
-        if (uu.iv && uu.ir) { ++uu.in_fires; uu.last_fire = cycle; progress = true; }
-        if (uu.ov && uu.orr) { ++uu.out_fires; uu.last_fire = cycle; progress = true; }
+      if (!pp.units.empty()) {
+        // count each unit's handshakes: AND the valid/ready words, visit the set bits only
+        get_dbg(top.get(), p, dbg_iv, dbg_ir, dbg_ov, dbg_or);
+        const std::size_t n_words = (pp.units.size() + 31) / 32;
+        for (std::size_t w = 0; w < n_words; ++w) {
+          for (uint32_t f = dbg_iv[w] & dbg_ir[w]; f; f &= f - 1) {
+            Unit& uu = pp.units[w * 32 + __builtin_ctz(f)];
+            ++uu.in_fires;
+            uu.last_fire = cycle;
+            progress = true;
+          }
+          for (uint32_t f = dbg_ov[w] & dbg_or[w]; f; f &= f - 1) {
+            Unit& uu = pp.units[w * 32 + __builtin_ctz(f)];
+            ++uu.out_fires;
+            uu.last_fire = cycle;
+            progress = true;
+          }
+        }
       }
     }
     half(1);
     if (progress) last_progress = cycle;
-    if (cycle - last_progress > hang) { error = diagnose(pipes, cycle, hang); break; }
+    if (cycle - last_progress > hang) {
+      for (int p = 0; p < N_PIPES; ++p) {  // the handshake signals as they stand
+        get_dbg(top.get(), p, dbg_iv, dbg_ir, dbg_ov, dbg_or);
+        for (std::size_t u = 0; u < pipes[p].units.size(); ++u) {
+          Unit& uu = pipes[p].units[u];
+          uu.iv = bit(dbg_iv, u), uu.ir = bit(dbg_ir, u), uu.ov = bit(dbg_ov, u);
+          uu.orr = bit(dbg_or, u);
+        }
+      }
+      error = diagnose(pipes, cycle, hang);
+      break;
+    }
     if (max_cycles >= 0 && cycle >= max_cycles) { error = "stopped at --max-cycles"; break; }
   }
   top->eval();
