@@ -106,3 +106,18 @@ def test_charts_geometry():
     assert widths[1] == pytest.approx(3 * widths[0])
     assert "hl" in chart["bars"][1].css and "hl" not in chart["bars"][0].css
     assert R.nice_max(3.0) >= 3.0 and R.nice_max(0.0) == 1.0
+
+
+def test_serialisation_warning_in_the_report(tmp_path):
+    rng = np.random.default_rng(7)
+    g = testing.random_dense_graph(rng, fan_in=256, out_ch=512, pe=1, simd=4)
+    nxt = testing.random_dense_graph(rng, fan_in=512, out_ch=64, pe=1, simd=8).nodes[1]
+    nxt.name, nxt.inputs = "dense1", ["dense"]
+    g.nodes.append(nxt)
+    write_project(g, tmp_path / "p", CompileOptions(), backends=("rtl",))
+    json_path, html_path = R.write_report(tmp_path / "p")
+    rep = json.loads(json_path.read_text())
+    assert rep["expected_interval_cycles"] > rep["interval_cycles"]
+    assert rep["fps"] < rep["fps_folding"]
+    html = html_path.read_text()
+    assert 'id="warnings"' in html and "serialise" in html and "folding bottleneck" in html
