@@ -5,11 +5,15 @@
 * the unit library ``bnn_*.sv`` (copied from ``bnn2fpga/rtl``), one module per unit;
 * ``<top>.sv``: the generated top level (templates/rtl/top.sv.j2) chaining the units with
   AXI-stream handshakes: width converter -> sliding window -> MVTU / pool -> FIFO per layer;
-* ``mem/``-free memory init files ``<top>_<layer>_{w,t}_pe<ppp>.mem`` next to the sources
+* memory init files ``<top>_<layer>_{w,t}_pe<ppp>.mem`` next to the sources
   (bare names: ``$readmemh`` resolves them from the simulator's or synthesis tool's working
   directory, Vivado finds them once they are added to the project);
 * ``filelist.f`` (sources in dependency order) and ``rtl_design.json`` (stream formats and
   units, read by the simulator ``bnn2fpga.sim.rtl``).
+
+``options.top`` names the top module (and prefixes the memory files); ``options.clock_ns``
+is recorded for the simulator's frames/s; ``options.control`` does not apply (the RTL top
+is free-running, like an HLS top with ap_ctrl_none).
 
 The plan (which units, which parameters) comes from the IR alone: folding, widths
 (``Dense.acc_bits``) and thresholds are used as the passes left them.  Streams carry a
