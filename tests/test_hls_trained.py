@@ -10,10 +10,21 @@ import pytest
 from bnn2fpga import reference
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.backends.hls import write_project
+from bnn2fpga.compile import compile_model
 from bnn2fpga.ir import Graph
 from bnn2fpga.sim.csim import simulate_many
+from bnn2fpga.zoo import DIGITS_INPUT_BITS, DIGITS_INPUT_SCALE
 
-MODELS = ["mlp_graph", "cnn_graph", "qcnn_graph"]
+MODELS = ["qkeras_mlp", "larq_cnn", "qkeras_cnn"]
+
+
+def hardware_graph(name: str, model) -> Graph:
+    """A fresh compile of the session's trained model (the shared graph fixtures are not
+    used: other tests may re-fold them in place)."""
+    if name == "larq_cnn":
+        return compile_model(model, input_scale=DIGITS_INPUT_SCALE,
+                             input_bits=DIGITS_INPUT_BITS)
+    return compile_model(model)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +35,7 @@ def trained_csim(request: pytest.FixtureRequest, digits_all: np.ndarray,
     root = tmp_path_factory.mktemp("hls_trained")
     jobs, want = [], {}
     for name in MODELS:
-        graph: Graph = request.getfixturevalue(name)
+        graph = hardware_graph(name, request.getfixturevalue(name))
         out = root / name
         (out / "hls").mkdir(parents=True)
         write_project(graph, out / "hls", CompileOptions(top=f"{name}_top"))
