@@ -606,36 +606,53 @@ def serialisations(graph: Graph) -> list[Serialisation]:
     between (FIFO, width converter, its own output register, spare sliding-window rows);
     when those cannot hold a frame of the producer's output, the producer stalls, and one
     frame costs the producer's cycles plus the consumer's replay, less what the buffers
-    absorbed."""
-    from bnn2fpga.backends.rtl import FIFO_DEPTH
-
+    absorbed (``serialised_interval``)."""
     units = {(u.layer, u.module): u.params for u in plan_units(graph)}
     _, bottleneck_cycles = folding.bottleneck(graph)
     out = []
     for node in graph.nodes[1:]:
-        if not isinstance(node, Dense) or folding.out_pixels(node) != 1:
-            continue
-        nf, sf = node.out_channels // node.pe, node.fan_in // node.simd
-        prod = source_node(graph, node)
-        if nf == 1 or not isinstance(prod, (Dense, MaxPool2D)):
+        prod = source_node(graph, node) if isinstance(node, Dense) else None
+        if not isinstance(prod, (Dense, MaxPool2D)):
             continue
         lanes = prod.pe if isinstance(prod, Dense) else prod.out.channels
-        beats = folding.out_pixels(prod) * prod.out.channels // lanes
-        buffered = FIFO_DEPTH + 1
-        dwc = units.get((node.name, "bnn_dwc"))
-        if dwc:
-            buffered += (dwc["IWB"] + 2 * dwc["OWB"] - 1) // dwc["IWB"]
-        swu = units.get((node.name, "bnn_swu"))
-        if swu:
-            spare_rows = max(0, max(swu["KH"], swu["SH"]) + swu["SH"] - swu["IH"])
-            buffered += spare_rows * swu["IW"] * swu["C"] // lanes
-        if buffered >= beats:
-            continue
-        per_beat = folding.node_cycles(prod) / beats
-        cycles = round(folding.node_cycles(prod) + (nf - 1) * sf - buffered * per_beat)
-        if cycles > bottleneck_cycles:
-            out.append(Serialisation(prod.name, node.name, cycles, buffered, beats))
+        buffered = buffered_beats(lanes, units.get((node.name, "bnn_dwc")),
+                                  units.get((node.name, "bnn_swu")))
+        cycles = serialised_interval(node, node.pe, node.simd, folding.node_cycles(prod),
+                                     producer_beats(prod, lanes), buffered)
+        if cycles is not None and cycles > bottleneck_cycles:
+            out.append(Serialisation(prod.name, node.name, cycles, buffered,
+                                     producer_beats(prod, lanes)))
     return out
+
+
+def producer_beats(prod: Node, lanes: int) -> int:
+    """Output beats per frame of a unit emitting ``lanes`` channels per beat."""
+    return folding.out_pixels(prod) * prod.out.channels // lanes
+
+
+def buffered_beats(lanes: int, dwc: dict[str, int] | None, swu: dict[str, int] | None) -> int:
+    """Producer beats the path into a consumer holds: FIFO, the producer's output register,
+    the width converter's buffer, the sliding window's spare rows."""
+    from bnn2fpga.backends.rtl import FIFO_DEPTH
+
+    beats = FIFO_DEPTH + 1
+    if dwc:
+        beats += (dwc["IWB"] + 2 * dwc["OWB"] - 1) // dwc["IWB"]
+    if swu:
+        spare_rows = max(0, max(swu["KH"], swu["SH"]) + swu["SH"] - swu["IH"])
+        beats += spare_rows * swu["IW"] * swu["C"] // lanes
+    return beats
+
+
+def serialised_interval(node: Dense, pe: int, simd: int, producer_cycles: int,
+                        beats: int, buffered: int) -> int | None:
+    """Frame interval of producer + ``node`` at (pe, simd) when they serialise, or None
+    when they do not (``node`` has several output pixels or one neuron fold, or the
+    buffers hold a whole frame of the producer's beats)."""
+    nf, sf = node.out_channels // pe, node.fan_in // simd
+    if folding.out_pixels(node) != 1 or nf == 1 or buffered >= beats:
+        return None
+    return round(producer_cycles + (nf - 1) * sf - buffered * producer_cycles / beats)
 
 
 def source_node(graph: Graph, node: Node) -> Node:

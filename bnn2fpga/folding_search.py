@@ -32,12 +32,15 @@ from bnn2fpga.estimate import (
     DesignEstimate,
     Resources,
     Unit,
+    buffered_beats,
     estimate,
     estimate_unit,
     load_calibration,
     matvec_layer_cost,
+    producer_beats,
+    serialised_interval,
 )
-from bnn2fpga.ir import Dense, Graph, IRError, MaxPool2D, Node, Reshape
+from bnn2fpga.ir import Conv2D, Dense, Graph, IRError, MaxPool2D, Node, Reshape
 
 Folding = dict[str, tuple[int, int]]
 
@@ -108,6 +111,22 @@ def apply_folding(graph: Graph, fold: Folding) -> Graph:
     return Graph(graph.name, nodes, dict(graph.meta))
 
 
+def prune(states: dict[tuple[int | None, int], _State]) -> dict[tuple[int | None, int], _State]:
+    """Drop states another state with the same lanes beats on both cost and cycles (fewer
+    producer cycles never make a serialisation worse)."""
+    kept: dict[tuple[int | None, int], _State] = {}
+    by_lanes: dict[int | None, list[tuple[int, _State]]] = {}
+    for (lanes, cycles), st in states.items():
+        by_lanes.setdefault(lanes, []).append((cycles, st))
+    for lanes, items in by_lanes.items():
+        best_cycles = None
+        for cycles, st in sorted(items, key=lambda t: (t[1].cost, t[0])):
+            if best_cycles is None or cycles < best_cycles:
+                kept[(lanes, cycles)] = st
+                best_cycles = cycles
+    return kept
+
+
 @dataclass
 class _State:
     """Best partial folding (up to some layer) ending with a given stream width."""
@@ -126,9 +145,11 @@ class FoldingSearch:
     partial folding that ends with it."""
 
     def __init__(self, graph: Graph, device: Device, part: str, clock_ns: float,
-                 calibration: Calibration, objective: str = "balanced") -> None:
+                 calibration: Calibration, objective: str = "balanced",
+                 avoid_serialisation: bool = True) -> None:
         self.graph, self.device, self.part, self.clock_ns = graph, device, part, clock_ns
         self.calibration, self.objective = calibration, objective
+        self.avoid_serialisation = avoid_serialisation
         self.options = {n.name: layer_options(graph, n, device, calibration, objective)
                         for n in graph.matvec_nodes()}
         self.front = {name: pareto_front(opts) for name, opts in self.options.items()}
@@ -151,41 +172,70 @@ class FoldingSearch:
             self._dwc[key] = objective_cost(res, self.device, self.objective)
         return self._dwc[key]
 
-    def solve(self, budget: int) -> Folding:
-        """The cheapest folding (own units + width converters) whose every layer takes at
-        most ``budget`` cycles."""
-        states: dict[int | None, _State] = {None: _State(0.0, {})}  # out lanes -> best
+    def solve(self, budget: int) -> Folding | None:
+        """The cheapest folding (own units + width converters) whose every unit takes at
+        most ``budget`` cycles and in which no pair of units serialises beyond ``budget``
+        (``estimate.serialised_interval``); None if there is none."""
+        # state: (lanes the last unit emits, its cycles) -> cheapest partial folding
+        states: dict[tuple[int | None, int], _State] = {(None, 0): _State(0.0, {})}
+        prev: Node | None = None
         for node in self.chain:
+            choices = self.choices(node, budget)
+            if not choices:
+                return None
             bits = stream_bits(self.graph, node)
-            if isinstance(node, Dense):
-                fitting = [o for o in self.options[node.name] if o.cycles <= budget]
-                if not fitting:
-                    raise IRError(f"layer {node.name!r} cannot run in {budget} cycles per "
-                                  f"frame (its fastest folding takes "
-                                  f"{self.options[node.name][0].cycles})")
-                choices = [(o.simd, o.pe, o.cost, (o.pe, o.simd)) for o in fitting]
-            else:    # a pool consumes and emits one pixel, all channels, per beat
-                c = node.out.channels
-                choices = [(c, c, 0.0, None)]
-            new: dict[int | None, _State] = {}
-            for lanes, state in states.items():
-                for lanes_in, lanes_out, cost, fold in choices:
-                    total_cost = state.cost + cost + (
-                        0.0 if lanes is None else self.dwc_cost(lanes * bits, lanes_in * bits))
-                    best = new.get(lanes_out)
-                    if best is None or total_cost < best.cost - 1e-15:
+            new: dict[tuple[int | None, int], _State] = {}
+            for (lanes, prod_cycles), state in states.items():
+                for lanes_in, lanes_out, cost, fold, cycles in choices:
+                    if lanes is not None and self.avoid_serialisation and self.serialises(
+                            prev, node, fold, lanes, prod_cycles, bits, budget):
+                        continue
+                    dwc = 0.0 if lanes is None else self.dwc_cost(lanes * bits,
+                                                                  lanes_in * bits)
+                    total_cost = state.cost + cost + dwc
+                    key = (lanes_out, cycles)
+                    if key not in new or total_cost < new[key].cost - 1e-15:
                         folds = state.fold if fold is None else {**state.fold,
                                                                  node.name: fold}
-                        new[lanes_out] = _State(total_cost, folds)
-            states = new
+                        new[key] = _State(total_cost, folds)
+            if not new:
+                return None
+            states, prev = prune(new), node
         return dict(min(states.values(), key=lambda st: st.cost).fold)
+
+    def choices(self, node: Node, budget: int) -> list[tuple]:
+        """(lanes in, lanes out, cost, (pe, simd) or None, cycles) of a chain unit."""
+        if isinstance(node, Dense):
+            return [(o.simd, o.pe, o.cost, (o.pe, o.simd), o.cycles)
+                    for o in self.options[node.name] if o.cycles <= budget]
+        c = node.out.channels       # a pool: one pixel, all channels, per beat
+        cycles = folding.node_cycles(node)
+        return [(c, c, 0.0, None, cycles)] if cycles <= budget else []
+
+    def serialises(self, prod: Node | None, node: Node, fold: tuple[int, int] | None,
+                   lanes: int, prod_cycles: int, bits: int, budget: int) -> bool:
+        """Whether ``prod`` (emitting ``lanes`` per beat) and ``node`` at ``fold`` would
+        serialise to more than ``budget`` cycles per frame."""
+        if fold is None or not isinstance(prod, (Dense, MaxPool2D)):
+            return False
+        pe, simd = fold
+        dwc = None if lanes == simd else {"IWB": lanes * bits, "OWB": simd * bits}
+        swu = None
+        if isinstance(node, Conv2D):
+            ih, iw, c = self.graph.producer(node).out.shape
+            swu = {"KH": node.kernel[0], "SH": node.stride[0], "IH": ih, "IW": iw, "C": c}
+        interval = serialised_interval(node, pe, simd, prod_cycles,
+                                       producer_beats(prod, lanes),
+                                       buffered_beats(lanes, dwc, swu))
+        return interval is not None and interval > budget
 
     def design(self, fold: Folding) -> DesignEstimate:
         return estimate(apply_folding(self.graph, fold), part=self.part,
                         clock_ns=self.clock_ns, calibration=self.calibration, fast=True)
 
     def fits(self, budget: int) -> bool:
-        return self.design(self.solve(budget)).resources.fits(self.device)
+        fold = self.solve(budget)
+        return fold is not None and self.design(fold).resources.fits(self.device)
 
     def candidate_budgets(self) -> list[int]:
         """Every frame interval a folding can produce, from the fastest up."""
@@ -238,24 +288,43 @@ def budget_for(target_fps: float, clock_ns: float) -> int:
 
 
 def choose_folding(graph: Graph, *, target_fps: float, clock_ns: float, part: str,
-                   objective: str = "balanced", calibration: Calibration | None = None
-                   ) -> Folding:
+                   objective: str = "balanced", calibration: Calibration | None = None,
+                   avoid_serialisation: bool = True) -> Folding:
     """PE/SIMD per matrix-vector layer reaching ``target_fps`` at ``clock_ns`` on ``part``
     with the lowest estimated resource cost (``objective``: see ``objective_cost``).
-    Raises ``IRError`` saying what would fit."""
+    ``avoid_serialisation``: the target applies to the expected interval (units that the
+    RTL's buffers cannot decouple, ``estimate.serialisations``), not only to the slowest
+    unit.  Raises ``IRError`` saying what would fit."""
     device = get_device(part)
     objective_cost(Resources(), device, objective)   # reject an unknown objective early
     search = FoldingSearch(graph, device, part, clock_ns,
-                     load_calibration() if calibration is None else calibration, objective)
+                           load_calibration() if calibration is None else calibration,
+                           objective, avoid_serialisation)
     budget = budget_for(target_fps, clock_ns)
     fastest = search.fastest()
     if budget < fastest:
         raise IRError(unreachable_message(graph, search, target_fps, budget))
     fold = search.solve(budget)
+    if fold is None:
+        raise IRError(serialised_message(search, target_fps, budget))
     design = search.design(fold)
     if design.resources.fits(device):
         return fold
     raise IRError(too_big_message(search, target_fps, budget, design))
+
+
+def serialised_message(search: FoldingSearch, target_fps: float, budget: int) -> str:
+    """Every folding fast enough per unit makes some pair of units serialise."""
+    clock = search.clock_ns
+    msg = (f"target {target_fps:g} FPS at {clock:g} ns needs <= {budget} cycles per frame: "
+           "every folding whose units are that fast makes a dense layer and its producer "
+           "serialise (the consumer replays its input for its other neuron folds while "
+           "the FIFO between them is full) to more than that")
+    best = search.smallest_fitting_budget()
+    if best is not None:
+        msg += (f"; on {search.device.name} at most {fps_of(best, clock):.1f} FPS is "
+                "reachable")
+    return msg
 
 
 def unreachable_message(graph: Graph, search: FoldingSearch, target_fps: float, budget: int) -> str:
@@ -300,7 +369,9 @@ def max_fps(graph: Graph, *, clock_ns: float, part: str, objective: str = "balan
     if best is None:
         raise IRError(f"graph {graph.name!r} does not fit {search.device.name} even with "
                       "PE=SIMD=1 everywhere")
-    return fps_of(best, clock_ns), search.solve(best)
+    fold = search.solve(best)
+    assert fold is not None
+    return fps_of(best, clock_ns), fold
 
 
 # ----------------------------------------------------------------------------------------
