@@ -88,6 +88,7 @@ def test_corrupt_model_file(tmp_path, capsys):
 
 
 def test_folding_that_does_not_divide(mlp_graph):
+    before = [(n.pe, n.simd) for n in mlp_graph.matvec_nodes()]
     with pytest.raises(IRError) as e:
         assign_folding(mlp_graph, {"fc1": (3, 4), "fc2": (4, 7)})
     msg = str(e.value)
@@ -96,6 +97,8 @@ def test_folding_that_does_not_divide(mlp_graph):
     assert "valid PE: [1, 2, 4, 8, 16, 32, 64]" in msg
     with pytest.raises(IRError, match="unknown layers"):
         assign_folding(mlp_graph, {"nope": (1, 1)})
+    # a refused folding leaves the graph as it was
+    assert [(n.pe, n.simd) for n in mlp_graph.matvec_nodes()] == before
 
 
 def test_folding_file_that_does_not_divide(tmp_path, capsys, saved_mlp):

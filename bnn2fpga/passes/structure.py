@@ -48,14 +48,12 @@ def assign_folding(graph: Graph, folding: dict[str, tuple[int, int]] | None = No
     if unknown:
         raise IRError(f"folding names unknown layers {unknown}; the binary layers are "
                       f"{sorted(names)}")
-    errors = []
-    for node in graph.matvec_nodes():
-        pe, simd = folding.get(node.name, default_folding(node))
-        if (err := folding_error(node, pe, simd)) is not None:
-            errors.append(err)
-        node.pe, node.simd = int(pe), int(simd)
-    if errors:
+    chosen = {n.name: folding.get(n.name, default_folding(n)) for n in graph.matvec_nodes()}
+    errors = [e for n in graph.matvec_nodes() if (e := folding_error(n, *chosen[n.name]))]
+    if errors:  # validate everything before touching the graph
         raise IRError("invalid folding:\n  " + "\n  ".join(errors))
+    for node in graph.matvec_nodes():
+        node.pe, node.simd = (int(v) for v in chosen[node.name])
     return graph
 
 
