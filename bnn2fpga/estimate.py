@@ -591,10 +591,11 @@ class Serialisation:
     def message(self) -> str:
         return (f"layer {self.consumer!r} reads its whole input vector during its first "
                 f"neuron fold only, and the {self.buffered_beats} beats of buffering in "
-                f"front of it cannot hold {self.producer!r}'s {self.producer_beats} output "
-                f"beats per frame: the two serialise, about {self.interval_cycles:,} cycles "
-                "per frame instead of the folding's bottleneck.  Deeper FIFOs (or a "
-                "double-buffered MVTU input) would restore the folding's rate")
+                f"front of it cannot hold the {self.producer_beats} output beats per frame "
+                f"of layer {self.producer!r}: the two serialise, about "
+                f"{self.interval_cycles:,} cycles per frame instead of the folding's "
+                "bottleneck.  Deeper FIFOs (or a double-buffered MVTU input) would restore "
+                "the folding's rate")
 
 
 def serialisations(graph: Graph) -> list[Serialisation]:

@@ -282,11 +282,16 @@ def bar_chart(title: str, labels: list[str], series: list[tuple[str, list[float]
             bars.append(Bar(LABEL_WIDTH, y0 + j * ROW_HEIGHT + 2, max(0.5, plot_w * v / peak),
                             ROW_HEIGHT - 4, css + (" hl" if label == highlight else ""),
                             f"{label} {name}: {v:,.4g} {unit}"))
-    ticks = [{"x": LABEL_WIDTH + plot_w * k / 4, "label": f"{peak * k / 4:,.4g}"}
+    ticks = [{"x": LABEL_WIDTH + plot_w * k / 4, "label": tick_label(peak * k / 4)}
              for k in range(5)]
     return {"title": title, "width": CHART_WIDTH, "height": top + len(labels) * group + 24,
             "bars": bars, "rows": rows, "ticks": ticks, "axis_y": top + len(labels) * group,
             "legend": [{"name": n, "css": c} for n, _, c in series], "unit": unit}
+
+
+def tick_label(v: float) -> str:
+    """1,250 / 12.5 / 0.25: thousands separators, no exponents."""
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
 
 def charts(report: dict[str, Any]) -> list[dict[str, Any]]:
