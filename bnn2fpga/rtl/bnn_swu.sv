@@ -170,7 +170,8 @@ module bnn_swu #(
         end
       end
       if (row_end) begin
-        lo <= next_lo == IH ? '0 : IHW'(next_lo);
+        // the next frame starts at row 0; inside a frame lo may reach IH (all rows used)
+        lo <= (oy == OYW'(OH - 1)) ? '0 : IHW'(next_lo);
         r_slot <= SLW'((int'(r_slot) + next_lo - int'(lo)) % NROWS);
       end
     end
