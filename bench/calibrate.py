@@ -76,7 +76,10 @@ def sweep_points(rng: np.random.Generator) -> list[tuple[str, dict[str, int]]]:
                                   (16, 1, 128, 12, 3, 1), (32, 1, 128, 10, 3, 1),
                                   (4, 1, 256, 5, 3, 1), (128, 1, 128, 10, 2, 2),
                                   (1, 4, 1, 8, 3, 1), (6, 1, 6, 8, 2, 2), (3, 1, 6, 4, 3, 2),
-                                  (2, 1, 16, 16, 5, 1), (8, 2, 16, 16, 3, 2)):
+                                  (2, 1, 16, 16, 5, 1), (8, 2, 16, 16, 3, 2),
+                                  (15, 1, 15, 8, 2, 2), (128, 1, 128, 10, 2, 2),
+                                  (32, 1, 64, 14, 3, 1), (1, 5, 1, 8, 3, 1),
+                                  (21, 1, 21, 4, 3, 1), (256, 1, 256, 3, 3, 1)):
         pad = 1 if k == 3 and s == 1 and hw < 16 else 0
         oh = (hw + 2 * pad - k) // s + 1
         pts.append(("bnn_swu", {"SIMD": simd, "EB": eb, "C": c, "IH": hw, "IW": hw, "KH": k,
@@ -84,14 +87,18 @@ def sweep_points(rng: np.random.Generator) -> list[tuple[str, dict[str, int]]]:
                                 "OW": oh, "PAD_CODE": 0}))
     for simd, eb, cg, kk, signed in ((64, 1, 1, 4, 0), (128, 1, 1, 4, 0), (256, 1, 1, 4, 0),
                                      (16, 1, 1, 9, 0), (8, 4, 1, 4, 0), (8, 8, 1, 4, 1),
-                                     (16, 1, 4, 4, 0), (6, 1, 1, 4, 0), (32, 2, 2, 4, 0)):
+                                     (16, 1, 4, 4, 0), (6, 1, 1, 4, 0), (32, 2, 2, 4, 0),
+                                     (15, 1, 1, 4, 0), (32, 1, 1, 9, 0), (12, 12, 1, 4, 1),
+                                     (8, 1, 3, 4, 0), (64, 1, 2, 4, 0)):
         pts.append(("bnn_pool", {"SIMD": simd, "EB": eb, "CG": cg, "KK": kk,
                                  "SIGNED": signed}))
     for iwb, owb in ((8, 24), (24, 8), (16, 3), (3, 48), (64, 32), (32, 64), (128, 16),
-                     (16, 128), (2, 6), (5, 20), (256, 64), (64, 256), (48, 27)):
+                     (16, 128), (2, 6), (5, 20), (256, 64), (64, 256), (48, 27),
+                     (1, 8), (8, 1), (1, 4), (4, 32), (32, 4), (16, 64), (12, 36),
+                     (3, 64), (7, 35), (64, 3), (2, 32), (35, 5)):
         pts.append(("bnn_dwc", {"IWB": iwb, "OWB": owb}))
     for w, depth in ((1, 2), (8, 2), (64, 2), (256, 2), (8, 16), (32, 32), (16, 64),
-                     (8, 128), (64, 8), (128, 4)):
+                     (8, 128), (64, 8), (128, 4), (16, 2), (512, 2), (12, 32)):
         pts.append(("bnn_fifo", {"W": w, "DEPTH": depth}))
     return pts
 
@@ -303,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         points = [p for p in points if p[0] in args.modules]
     if args.refit_only:
         cache = json.loads(SWEEP_FILE.read_text())
-        rows = [r for r in cache if r["family"] == args.family
-                and (not args.modules or r["module"] in args.modules)]
+        wanted = {key_of(m, p, chosen_styles(m, p), args.family) for m, p in points}
+        rows = [r for r in cache
+                if key_of(r["module"], r["params"], r["styles"], r["family"]) in wanted]
     else:
         rows = run_sweep(points, args.family, args.jobs)
     calibration, details = fit_all(rows, args.family)

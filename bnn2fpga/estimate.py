@@ -167,7 +167,7 @@ def _load_calibration_cached(path: str) -> Calibration:
 # BRAM18 aspect ratios (depth, width) in simple dual-port mode, 7-series and UltraScale+
 BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 URAM_SHAPE = (4096, 72)
-ROM_STYLES = ("logic", "bram", "uram")
+ROM_STYLES = ("logic", "bram")     # UltraRAM has no initial contents on UltraScale+
 RAM_STYLES = ("register", "lutram", "bram", "uram")
 
 

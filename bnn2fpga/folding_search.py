@@ -275,6 +275,11 @@ def stream_bits(graph: Graph, node: Node) -> int:
     return elem_bits(src.out)
 
 
+def cycles_text(budget: int) -> str:
+    return ("less than one cycle per frame" if budget < 1
+            else f"<= {budget:,} cycles per frame")
+
+
 def fps_of(cycles: int, clock_ns: float) -> float:
     return 1e9 / (clock_ns * cycles)
 
@@ -322,7 +327,7 @@ def serialised_message(search: FoldingSearch, target_fps: float, budget: int) ->
            "the FIFO between them is full) to more than that")
     best = search.smallest_fitting_budget()
     if best is not None:
-        msg += (f"; on {search.device.name} at most {fps_of(best, clock):.1f} FPS is "
+        msg += (f"; on {search.device.name} at most {fps_of(best, clock):,.1f} FPS is "
                 "reachable")
     return msg
 
@@ -338,12 +343,12 @@ def unreachable_message(graph: Graph, search: FoldingSearch, target_fps: float, 
         limits.append((pool_cycles, f"{name!r} takes {pool_cycles} cycles at one pixel per "
                                     "cycle"))
     worst = max(limits)[1]
-    msg = (f"target {target_fps:g} FPS at {clock:g} ns needs <= {budget} cycles per frame, "
-           f"but {worst}: no folding exceeds {fps_of(search.fastest(), clock):.1f} FPS at "
+    msg = (f"target {target_fps:g} FPS at {clock:g} ns needs {cycles_text(budget)}, "
+           f"but {worst}: no folding exceeds {fps_of(search.fastest(), clock):,.1f} FPS at "
            "this clock")
     best = search.smallest_fitting_budget()
     if best is not None:
-        msg += f"; on {search.device.name} at most {fps_of(best, clock):.1f} FPS fits"
+        msg += f"; on {search.device.name} at most {fps_of(best, clock):,.1f} FPS fits"
     return msg
 
 
@@ -356,7 +361,7 @@ def too_big_message(search: FoldingSearch, target_fps: float, budget: int,
     best = search.smallest_fitting_budget()
     if best is None:
         return msg + "; even the smallest folding (PE=SIMD=1) does not fit this part"
-    return (msg + f"; the most that fits is {fps_of(best, clock):.1f} FPS "
+    return (msg + f"; the most that fits is {fps_of(best, clock):,.1f} FPS "
             f"({best} cycles per frame) — lower --target-fps or choose a larger part")
 
 

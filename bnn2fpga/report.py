@@ -140,9 +140,9 @@ def synth_units(project_dir: Path, graph: Graph, design: est.DesignEstimate) -> 
     sources = "".join((library / f).read_text() for f in RTL_LIBRARY)
     results = {}
     for i, unit in enumerate(plan.units, 1):
-        params = {k: v for k, v in unit.params.items()}
         files = unit_memory_files(unit, plan.mems)
-        script = yosys_script(unit.module, params, styles.get(unit.name, {}), family, library)
+        script = yosys_script(unit.module, dict(unit.params), styles.get(unit.name, {}),
+                              family, library)
         digest = hashlib.sha256("\0".join([sources, script, *sorted(files),
                                            *files.values()]).encode()).hexdigest()[:16]
         path = cache / f"{unit.name}.json"

@@ -56,10 +56,12 @@ def test_memory_mapping_picks_the_cheapest_fraction_of_the_device():
     fifo2 = E.map_memory(E.MemorySpec("f", 2, 1, rom=False), dev, cal)
     assert small.style == "logic" and big.style == "bram" and fifo2.style == "register"
     assert big.resources.bram18 == E.bram18_count(4096, 32)
-    # UltraRAM only where the device has it
-    huge = E.MemorySpec("w", 65536, 72, rom=True)
+    # UltraRAM only where the device has it, and never for ROMs (no initial contents)
+    huge = E.MemorySpec("line", 65536, 72, rom=False)
     assert "uram" not in E.allowed_styles(huge, dev)
     assert "uram" in E.allowed_styles(huge, get_device("xczu7ev"))
+    assert "uram" not in E.allowed_styles(E.MemorySpec("w", 65536, 72, rom=True),
+                                          get_device("xczu7ev"))
     with pytest.raises(IRError, match="cannot be mapped"):
         E.map_memory(E.MemorySpec("w", 9, 8, rom=True), dev, cal, style="lutram")
 
