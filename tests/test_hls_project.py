@@ -153,6 +153,8 @@ def test_csim_cache_and_testbench_exit_status(tmp_path: Path) -> None:
     assert first.summary["cached_build"] is False
     assert second.summary["cached_build"] is True and second.summary["build_seconds"] == 0
     assert len(list((tmp_path / ".cache" / "csim").iterdir())) == 1
+    empty = simulate(tmp_path, graph, codes[:0])
+    assert empty.codes.shape == (0, *graph.output.out.shape)
 
     # the testbench compares with tb_data/expected.txt: 0 on a match, 1 on a mismatch
     exe = first.summary["executable"]

@@ -362,7 +362,8 @@ def _tb_frames(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
 
 def write_codes(path: Path, codes: np.ndarray) -> None:
     """One frame per line, its codes flattened channels-last (the testbench's format)."""
-    rows = np.asarray(codes, dtype=np.int64).reshape(len(codes), -1)
+    codes = np.asarray(codes, dtype=np.int64)
+    rows = codes.reshape(len(codes), int(np.prod(codes.shape[1:])))
     path.write_text("".join(" ".join(map(str, r)) + "\n" for r in rows.tolist()))
 
 
