@@ -75,7 +75,7 @@ def _dense_cases() -> dict[str, Builder]:
         (130, 6, 3, 13, "uint", "accumulator"),
         (100, 5, 5, 100, "uint", "threshold"),
         (200, 4, 2, 200, "bipolar", "threshold"),     # 200-bit weight words
-        (1100, 2, 1, 1100, "bipolar", "accumulator"),  # streams wider than 1024 bits
+        (1100, 200, 200, 1100, "bipolar", "accumulator"),  # 2400-bit stream, narrower AXI
     ]:
         kwargs = dict(fan_in=fan_in, out_ch=out_ch, pe=pe, simd=simd, encoding=enc,
                       bits=4 if enc == "uint" else 1, output=output)

@@ -222,3 +222,18 @@ def test_batched_csim_needs_distinct_tops(tmp_path: Path) -> None:
                      testing.random_input_codes(np.random.default_rng(i), graph, 1)))
     with pytest.raises(CSimError, match="distinct top names"):
         simulate_many(jobs, cache_dir=tmp_path / "cache")
+
+
+def test_axi_streams_stay_narrow(tmp_path: Path) -> None:
+    """A 1100-wide input vector and a 200 x 12-bit output beat reach the ports in beats of at
+    most 1024 bits (element counts that divide the internal beats)."""
+    import json
+
+    g = testing.random_dense_graph(np.random.default_rng(0), fan_in=1100, out_ch=200, pe=200,
+                                   simd=1100, output="accumulator")
+    project = written(tmp_path, g)
+    manifest = json.loads((project / "manifest.json").read_text())
+    assert manifest["input"]["elems"] == 550 and manifest["input"]["axi_w"] == 552
+    assert manifest["output"]["elems"] * manifest["output"]["bits"] <= 1024
+    assert 200 % manifest["output"]["elems"] == 0
+    assert "#define AP_INT_MAX_W" in (project / "firmware" / "bnn_top.h").read_text()

@@ -37,7 +37,7 @@ import numpy as np
 
 from bnn2fpga import reference
 from bnn2fpga.backends import CompileOptions
-from bnn2fpga.folding import folding_error
+from bnn2fpga.folding import divisors, folding_error
 from bnn2fpga.ir import (
     Conv2D,
     Dense,
@@ -59,8 +59,9 @@ CONTROLS = ("ap_ctrl_none", "axilite")
 LIB_DIR = "firmware/bnn2fpga"      # where the project keeps its copy of the HLS library
 STREAM_DEPTH = 2                   # a chain of blocking units never needs more to progress
 TB_FRAMES = 8                      # frames in tb_data for Vivado's csim/cosim
+AXIS_MAX_W = 1024                  # widest TDATA the top's AXI streams use
 AP_INT_DEFAULT_MAX_W = 1024
-AP_INT_LIMIT_W = 32768
+AP_INT_LIMIT_W = 4096              # Vitis HLS accepts AP_INT_MAX_W up to 4096
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -109,6 +110,13 @@ def _element_bits(t: TensorType, layer: str) -> int:
                   "run the passes (compile the model) first")
 
 
+def _axis_elems(elems: int, bits: int) -> int:
+    """Elements per AXI beat: ``elems``, or its largest divisor that fits AXIS_MAX_W bits."""
+    if elems * bits <= AXIS_MAX_W:
+        return elems
+    return max(d for d in divisors(elems) if d == 1 or d * bits <= AXIS_MAX_W)
+
+
 class _Planner:
     """Walks the (chain) graph and collects streams, units and parameter headers."""
 
@@ -154,6 +162,7 @@ class _Planner:
             first = next((n for n in self.graph.nodes[1:] if not isinstance(n, Reshape)), None)
             elems = first.simd if isinstance(first, Dense) and not isinstance(
                 first, Conv2D) else t.size
+        elems = _axis_elems(elems, bits)
         edge = Edge(self.new_stream("input", elems * bits), elems, bits, t.size)
         io = {"elems": elems, "bits": bits, "beats": edge.beats, "size": t.size,
               "axi_w": 8 * -(-edge.width // 8), "signed": False, "shape": list(t.shape)}
@@ -322,6 +331,7 @@ class _Planner:
             types[node.name] = node.out
             prev = node
         out_t = g.output.out
+        edge = self.convert(edge, _axis_elems(edge.elems, edge.bits), "output")
         out_io = {"elems": edge.elems, "bits": edge.bits, "beats": edge.beats,
                   "size": out_t.size, "axi_w": 8 * -(-edge.width // 8),
                   "signed": edge.signed, "shape": list(out_t.shape)}
