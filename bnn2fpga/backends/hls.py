@@ -19,7 +19,8 @@ in channels-last raster order; a beat carries consecutive elements, element i at
 feeds SIMD channels of one tap per beat; a matrix-vector unit emits PE channels of one pixel;
 a max-pool takes and emits one pixel (all channels).  Where the producer's and the consumer's
 elements per beat differ, a width converter sits between them (two, through the lcm, when
-neither divides the other).
+neither divides the other).  The AXI ports carry one input pixel (or the first dense layer's
+SIMD elements) and the last unit's beat, narrowed to at most ``AXIS_MAX_W`` bits of TDATA.
 """
 
 from __future__ import annotations
