@@ -126,7 +126,8 @@ void MatrixVectorActivate(hls::stream<ap_uint<Dot::IN_W> > &in,
     ap_uint<PE * Act::OB> y = 0;
     for (unsigned pe = 0; pe < PE; pe++) {
 #pragma HLS UNROLL
-      const ap_int<ACC_W> a = (sf == 0 ? ap_int<ACC_W>(0) : acc[pe]) + Dot::dot(x, weights[pe][tile]);
+      const ap_int<ACC_W> prev = (sf == 0) ? ap_int<ACC_W>(0) : acc[pe];
+      const ap_int<ACC_W> a = prev + Dot::dot(x, weights[pe][tile]);
       acc[pe] = a;
       y((pe + 1) * Act::OB - 1, pe * Act::OB) = act.activate(nf, pe, a);
     }
