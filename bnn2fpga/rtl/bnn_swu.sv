@@ -13,13 +13,16 @@
 //   m: for oy, ox, ky, kx, cg: SIMD channels of tap (ky, kx); m_tuser = 0 on a padded tap
 //      (the consumer decides whether a padded tap contributes 0 or PAD_CODE)
 //
-// Line buffer: a ring of NROWS input rows (max(KH, SH) + SH, more when the frame edges need
-// it) in one simple dual-port memory (depth NROWS * IW * C/SIMD).  The writer fills rows in ring order and reserves a slot when
-// it starts a row; the reader starts output row oy only when every input row it needs is
-// complete (plus the rows the next output row skips, so they can be released) and releases
-// rows when it moves on.  The extra SH rows let the writer fill the next output row's rows
-// (and the next frame's first rows) while the reader is still emitting.  Reader pipeline:
-// address -> sync read -> output, one enable (output free or consumed) as in bnn_mvtu.
+// Line buffer: a ring of NROWS input rows (max(KH, SH) + SH, more when the frame edges
+// need it) in one simple dual-port memory of NROWS * IW * C/SIMD words.  The writer fills
+// rows in ring order and reserves a slot when it starts a row.  The reader starts output
+// row oy only when every input row it needs is complete (plus the rows the next output row
+// skips, so that they can be released; the last row of a frame waits for the whole frame)
+// and releases rows when it moves on.  The extra SH rows let the writer fill the next
+// output row's rows (and the next frame's first rows) while the reader is still emitting.
+// Reader pipeline: address -> sync read -> output, one enable (output free or consumed) as
+// in bnn_mvtu.  Output rows made only of padding need no input: they may run ahead into
+// the next frame.
 module bnn_swu #(
     parameter int SIMD = 1,
     parameter int EB = 1,
