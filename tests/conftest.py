@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -38,10 +39,16 @@ def qkeras_cnn(digits):
 
 
 @pytest.fixture(scope="session")
-def qcnn_graph(qkeras_cnn):
+def _qcnn_graph(qkeras_cnn):
     from bnn2fpga.compile import compile_model
 
     return compile_model(qkeras_cnn)
+
+
+@pytest.fixture
+def qcnn_graph(_qcnn_graph):
+    """A private copy per test: tests may re-fold or otherwise change their graph."""
+    return copy.deepcopy(_qcnn_graph)
 
 
 @pytest.fixture(scope="session")
@@ -52,16 +59,27 @@ def larq_cnn(digits):
 
 
 @pytest.fixture(scope="session")
-def mlp_graph(qkeras_mlp):
+def _mlp_graph(qkeras_mlp):
     from bnn2fpga.compile import compile_model
 
     return compile_model(qkeras_mlp)
 
 
 @pytest.fixture(scope="session")
-def cnn_graph(larq_cnn):
+def _cnn_graph(larq_cnn):
     from bnn2fpga.compile import compile_model
     from bnn2fpga.zoo import DIGITS_INPUT_BITS, DIGITS_INPUT_SCALE
 
     return compile_model(larq_cnn, input_scale=DIGITS_INPUT_SCALE,
                          input_bits=DIGITS_INPUT_BITS)
+
+
+@pytest.fixture
+def mlp_graph(_mlp_graph):
+    """A private copy per test: tests may re-fold or otherwise change their graph."""
+    return copy.deepcopy(_mlp_graph)
+
+
+@pytest.fixture
+def cnn_graph(_cnn_graph):
+    return copy.deepcopy(_cnn_graph)

@@ -4,6 +4,8 @@ build)."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -19,11 +21,11 @@ FRAMES = 300
 
 
 @pytest.fixture(scope="module")
-def digits_designs(mlp_graph, cnn_graph, digits_all, tmp_path_factory):
+def digits_designs(_mlp_graph, _cnn_graph, digits_all, tmp_path_factory):
     base = tmp_path_factory.mktemp("rtl_digits")
     x = digits_all[:FRAMES]
     designs = []
-    for name, graph in (("mlp", mlp_graph), ("cnn", cnn_graph)):
+    for name, graph in (("mlp", copy.deepcopy(_mlp_graph)), ("cnn", copy.deepcopy(_cnn_graph))):
         write_project(graph, base / name / "rtl", CompileOptions(top=f"digits_{name}"))
         frames = x.reshape((len(x), *graph.input.out.shape))
         designs.append((base / name, graph, reference.quantize_input(graph.input, frames)))
