@@ -237,3 +237,12 @@ def test_axi_streams_stay_narrow(tmp_path: Path) -> None:
     assert manifest["output"]["elems"] * manifest["output"]["bits"] <= 1024
     assert 200 % manifest["output"]["elems"] == 0
     assert "#define AP_INT_MAX_W" in (project / "firmware" / "bnn_top.h").read_text()
+
+
+def test_branching_graph_is_refused_with_the_layer_name(tmp_path: Path) -> None:
+    from bnn2fpga.ir import Reshape
+
+    g = small_graph()
+    g.nodes.append(Reshape("side", ["input"], g.input.out.with_shape((32,))))
+    with pytest.raises(IRError, match=r"'input' feeds \['conv', 'side'\].*chain"):
+        written(tmp_path, g)

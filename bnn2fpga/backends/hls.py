@@ -314,9 +314,11 @@ class _Planner:
         types = {g.input.name: g.input.out}
         prev: Node = g.input
         for node in g.nodes[1:]:
-            if node.inputs != [prev.name] or len(g.consumers(prev.name)) != 1:
-                raise IRError(f"layer {node.name!r}: the HLS backend implements a chain of "
-                              "layers (each layer feeds exactly the next one)")
+            users = [n.name for n in g.consumers(prev.name)]
+            if node.inputs != [prev.name] or users != [node.name]:
+                raise IRError(f"layer {prev.name!r} feeds {users}, layer {node.name!r} reads "
+                              f"{node.inputs}: the HLS backend implements a chain of layers "
+                              "(each layer feeds exactly the next one)")
             in_type = types[prev.name]
             name = _c_name(node.name, self.used)
             if isinstance(node, Dense):
