@@ -55,6 +55,15 @@ def ap_types_dir() -> Path:
     return path
 
 
+def _ap_types_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hls4ml")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 @lru_cache(maxsize=4)
 def _compiler_id(cxx: str) -> str:
     try:
@@ -140,7 +149,8 @@ def build(designs: Sequence[_Design], cache_root: Path, *, opt: str = DEFAULT_OP
     if batch and len({d.top for d in designs}) != len(designs):
         raise CSimError("designs linked into one C simulation need distinct top names")
     h = hashlib.sha256()
-    h.update(json.dumps([_compiler_id(cxx), str(ap), *CXXFLAGS, opt, batch]).encode())
+    h.update(json.dumps([_compiler_id(cxx), str(ap), _ap_types_version(), *CXXFLAGS, opt,
+                         batch]).encode())
     for d in designs:
         for path in d.sources():
             h.update(str(path.relative_to(d.hls_dir)).encode() + b"\0" + path.read_bytes()
