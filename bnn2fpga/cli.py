@@ -103,7 +103,17 @@ def simulate_frames(out: Path, x: np.ndarray, engine: str, **options) -> tuple[n
         raise CLIError(f"input array has the shape of one frame {x.shape}; stack frames as "
                        f"(N, {', '.join(map(str, want))})")
     codes = reference.quantize_input(graph.input, x)
-    result = load_engine(engine)(out, graph, codes, **options)
+    if "verilog_dir" in options:  # RTL that Vivado/Vitis HLS exported from our HLS top
+        from bnn2fpga.sim.rtl import simulate_hls_export
+
+        verilog_dir = options.pop("verilog_dir")
+        if not verilog_dir.is_dir():
+            raise CLIError(f"--hls-verilog {str(verilog_dir)!r} is not a directory (expected "
+                           "the exported solution1/impl/verilog or syn/verilog)")
+        result = simulate_hls_export(out, graph, codes, verilog_dir,
+                                     top=graph.meta.get("top"), **options)
+    else:
+        result = load_engine(engine)(out, graph, codes, **options)
     y = reference.output_codes_to_float(graph, result.codes)
     shape = graph.meta.get("keras_output_shape") or list(graph.output.out.shape)
     return y.reshape((len(x), *shape)).astype(np.float32), result.summary
@@ -112,11 +122,20 @@ def simulate_frames(out: Path, x: np.ndarray, engine: str, **options) -> tuple[n
 def cmd_simulate(args: argparse.Namespace) -> int:
     out = Path(args.project)
     x = load_frames(args.input)
-    options = {}
+    options: dict = {}
+    rtl_only = {"--stall-prob": args.stall_prob, "--trace": args.trace,
+                "--hang-cycles": args.hang_cycles, "--hls-verilog": args.hls_verilog}
     if args.engine == "rtl":
-        options = {"stall_prob": args.stall_prob, "trace": args.trace}
-    elif args.stall_prob or args.trace:
-        raise CLIError("--stall-prob and --trace apply to --engine rtl only")
+        options = {"stall_prob": args.stall_prob, "trace": args.trace,
+                   "hang_cycles": args.hang_cycles, "seed": args.seed}
+        if args.hls_verilog:
+            options.update(verilog_dir=Path(args.hls_verilog), in_port=args.in_port,
+                           out_port=args.out_port, start=args.start)
+    elif any(rtl_only.values()):
+        used = [k for k, v in rtl_only.items() if v]
+        raise CLIError(f"{', '.join(used)} apply to --engine rtl only")
+    if not 0.0 <= args.stall_prob < 1.0:
+        raise CLIError(f"--stall-prob {args.stall_prob}: expected 0 <= P < 1")
     start = time.perf_counter()
     y, summary = simulate_frames(out, x, args.engine, **options)
     seconds = time.perf_counter() - start
@@ -265,6 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stall-prob", type=float, default=0.0, metavar="P",
                    help="rtl: probability of a random stall on the input and output streams")
     s.add_argument("--trace", metavar="FILE.fst", help="rtl: write an FST waveform")
+    s.add_argument("--hang-cycles", type=int, metavar="K",
+                   help="rtl: report a hang (naming the stopped unit) after K cycles without "
+                   "progress (default: from the design's slowest unit)")
+    s.add_argument("--seed", type=int, default=1, help="rtl: seed of the random stalls")
+    s.add_argument("--hls-verilog", metavar="DIR",
+                   help="rtl: simulate the Verilog that Vivado/Vitis HLS exported from this "
+                   "project's HLS top (e.g. OUT/hls/<prj>/solution1/impl/verilog) instead of "
+                   "bnn2fpga's own RTL")
+    s.add_argument("--in-port", default="s_axis",
+                   help="with --hls-verilog: input stream port prefix (default s_axis)")
+    s.add_argument("--out-port", default="m_axis",
+                   help="with --hls-verilog: output stream port prefix (default m_axis)")
+    s.add_argument("--start", metavar="PORT",
+                   help="with --hls-verilog: hold PORT at 1 (ap_start, for ap_ctrl_hs)")
     s.set_defaults(func=cmd_simulate)
 
     r = sub.add_parser("report", help="write OUT/report.html and OUT/report.json",
