@@ -176,10 +176,11 @@ class _Planner:
         if err:
             raise IRError(f"invalid folding: {err}")
         bound = reference.accumulator_bound(node, in_type)  # rejects unsupported encodings
-        acc_w = node.acc_bits or signed_bits_for(bound + 1)
-        if acc_w < signed_bits_for(bound):
+        acc_w = node.acc_bits  # set by passes.assign_accumulator_widths
+        if acc_w < signed_bits_for(bound + 1):
             raise IRError(f"layer {node.name!r}: acc_bits={node.acc_bits} cannot hold the "
-                          f"accumulator bound {bound}; re-run the passes")
+                          f"accumulator bound {bound} and the never-on threshold "
+                          f"{bound + 1}; run the passes (assign_accumulator_widths)")
         if isinstance(node, Conv2D):
             if len(in_type.shape) != 3 or node.fan_in != (
                     node.kernel[0] * node.kernel[1] * in_type.shape[-1]):

@@ -43,7 +43,6 @@ from bnn2fpga.ir import (
     Node,
     Reshape,
     TensorType,
-    signed_bits_for,
 )
 from bnn2fpga.reference import accumulator_bound
 from bnn2fpga.resources import resource_path, template_env
@@ -180,10 +179,11 @@ class _Planner:
         pe, simd = node.pe, node.simd
         nf, sf = node.out_channels // pe, node.fan_in // simd
         bound = accumulator_bound(node, in_type)
-        acc_w = node.acc_bits or signed_bits_for(bound + 1)
-        if (1 << (acc_w - 1)) <= bound:
+        acc_w = node.acc_bits  # set by passes.assign_accumulator_widths
+        if acc_w < 2 or (1 << (acc_w - 1)) - 1 < bound + 1:
             raise IRError(f"layer {node.name!r}: acc_bits={acc_w} cannot hold the worst-case "
-                          f"accumulator {bound} (+ the never-on threshold)")
+                          f"accumulator {bound} and the never-on threshold {bound + 1}; run "
+                          "the passes (assign_accumulator_widths)")
         top, name = self.plan.top, ident(node.name)
         wfile = f"{top}_{name}_w"
         wmem = packing.weight_memory(node.weights, pe, simd)
