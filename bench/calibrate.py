@@ -178,7 +178,7 @@ def run_sweep(points, family: str, jobs: int) -> list[dict]:
 # Fit
 # ----------------------------------------------------------------------------------------
 
-ROM_FEATURE = "rom_logic_bits"
+ROM_BITS, ROM_COLUMNS = "rom_logic_bits", "rom_logic_columns"
 
 
 def complete_styles(r: dict) -> dict[str, str]:
@@ -201,9 +201,10 @@ def memory_part(unit: E.Unit, styles: dict[str, str], cal: E.Calibration) -> E.R
     return E.total(m.resources for m in mems if m.style != "logic")
 
 
-def rom_logic_bits(unit: E.Unit, styles: dict[str, str]) -> float:
-    return float(sum(m.bits for m in E.unit_memories(unit)
-                     if styles[m.name] == "logic" and m.depth > 1))
+def rom_logic(unit: E.Unit, styles: dict[str, str]) -> tuple[float, float]:
+    """(stored bits, output bits) of the unit's ROMs left in logic (depth > 2)."""
+    roms = [m for m in E.unit_memories(unit) if styles[m.name] == "logic" and m.depth > 2]
+    return float(sum(m.bits for m in roms)), float(sum(m.width * m.count for m in roms))
 
 
 def design_matrix(rows: list[dict], module: str, with_rom: bool) -> tuple[list[str], np.ndarray]:
@@ -212,10 +213,9 @@ def design_matrix(rows: list[dict], module: str, with_rom: bool) -> tuple[list[s
     names = sorted({k for f in feats for k in f})
     x = np.array([[f.get(n, 0.0) for n in names] for f in feats], dtype=float)
     if with_rom:
-        names.append(ROM_FEATURE)
-        roms = [rom_logic_bits(E.Unit("u", module, "cal", r["params"]), r["styles"])
-                for r in rows]
-        x = np.column_stack([x, roms])
+        names += [ROM_BITS, ROM_COLUMNS]
+        roms = [rom_logic(E.Unit("u", module, "cal", r["params"]), r["styles"]) for r in rows]
+        x = np.column_stack([x, np.array(roms, dtype=float).reshape(len(rows), 2)])
     return names, x
 
 
@@ -281,8 +281,9 @@ def fit_all(rows: list[dict], family: str) -> dict:
         mrows = [{**r, "styles": complete_styles(r)} for r in rows if r["module"] == module]
         fitted = fit_module(module, mrows, cal)
         coefs = fitted["coefficients"]
-        if ROM_FEATURE in coefs["lut"]:
-            out["memory"]["rom_lut_per_bit"] = coefs["lut"].pop(ROM_FEATURE)
+        if module == "bnn_mvtu":
+            out["memory"]["rom_lut_per_bit"] = coefs["lut"].pop(ROM_BITS, 0.0)
+            out["memory"]["rom_lut_per_column"] = coefs["lut"].pop(ROM_COLUMNS, 0.0)
         out["coefficients"][module] = coefs
         out["fit_error"][module] = {
             "points": len(mrows),
@@ -292,8 +293,11 @@ def fit_all(rows: list[dict], family: str) -> dict:
             "bram18_exact": sum(p["bram18"]["yosys"] == p["bram18"]["estimate"]
                                 for p in fitted["points"])}
         details[module] = fitted["points"]
-    if not any(r["module"] == "bnn_mvtu" and "logic" in r["styles"].values() for r in rows):
-        out["memory"].pop("rom_lut_per_bit", None)
+    every = [p for pts in details.values() for p in pts]
+    out["fit_error"]["all_units"] = {
+        "points": len(every), "lut": error_stats(every, "lut", "error_pct"),
+        "lut_leave_one_out": error_stats(every, "lut", "loo_error_pct"),
+        "ff": error_stats(every, "ff", "error_pct")}
     return out, details
 
 
@@ -322,13 +326,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'module':<10} {'pts':>4} | LUT fit: mean  max  in±10% | LUT leave-one-out: "
           "mean  max  in±10% | FF fit: mean  max  in±10% | BRAM exact")
     for module, err in calibration["fit_error"].items():
+        if module == "all_units":
+            continue
         a, b, c = err["lut"], err["lut_leave_one_out"], err["ff"]
         print(f"{module:<10} {err['points']:>4} | {a['mean_abs_pct']:>9.1f}% "
               f"{a['max_abs_pct']:>5.1f}% {a['within_10pct']:>7} | {b['mean_abs_pct']:>22.1f}% "
               f"{b['max_abs_pct']:>5.1f}% {b['within_10pct']:>7} | {c['mean_abs_pct']:>11.1f}% "
               f"{c['max_abs_pct']:>5.1f}% {c['within_10pct']:>7} | "
               f"{err['bram18_exact']}/{err['points']}")
-    print(f"rom_lut_per_bit = {calibration['memory'].get('rom_lut_per_bit')}")
+    a = calibration["fit_error"]["all_units"]
+    print(f"all units ({a['points']} points): LUT |err| mean {a['lut']['mean_abs_pct']}% "
+          f"(leave-one-out {a['lut_leave_one_out']['mean_abs_pct']}%), "
+          f"{a['lut']['within_10pct']} within ±10% "
+          f"(leave-one-out {a['lut_leave_one_out']['within_10pct']}); "
+          f"FF |err| mean {a['ff']['mean_abs_pct']}%")
+    print(f"ROM in logic: {calibration['memory']['rom_lut_per_column']} LUT per output bit "
+          f"+ {calibration['memory']['rom_lut_per_bit']} per stored bit")
     print(f"wrote {E.CALIBRATION_FILE} and {FIT_FILE}")
     return 0
 

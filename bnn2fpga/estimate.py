@@ -118,11 +118,12 @@ DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
                 "ff": {"const": 5, "counters": 1, "width": 0.6}},
     "bnn_pool": {"lut": {"const": 6, "or_bits": 1.0, "compare_bits": 1.5, "counters": 1},
                  "ff": {"const": 2, "counters": 1, "out": 1.0, "acc_regs": 1.0}},
-    "bnn_dwc": {"lut": {"barrel": 0.6, "counter": 4.2}, "ff": {"cap": 0.95, "counter": 0.8}},
+    "bnn_dwc": {"lut": {"const": 10, "cap": 1.0, "mux_inputs": 0.2, "in": 0.5},
+                "ff": {"cap": 1.0, "const": 4}},
     "bnn_fifo": {"lut": {"const": 1.3, "counters": 2.4}, "ff": {"counters": 1.8}},
 }
 # LUTs per bit of a ROM left in logic (random contents; yosys/ABC measured about 0.09)
-DEFAULT_MEMORY = {"rom_lut_per_bit": 0.09, "lutram_scale": 1.0}
+DEFAULT_MEMORY = {"rom_lut_per_bit": 0.09, "rom_lut_per_column": 0.0, "lutram_scale": 1.0}
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ def style_resources(spec: MemorySpec, style: str, calibration: Calibration) -> R
     """Resources of ``spec`` in ``style`` (all ``count`` copies)."""
     d, w = spec.depth, spec.width
     if style == "logic":
-        one = Resources(lut=0.0 if d <= 1 else calibration.memory["rom_lut_per_bit"] * d * w)
+        one = Resources(lut=rom_logic_luts(d, w, calibration.memory))
     elif style == "register":
         one = Resources(lut=w * (d - 1), ff=d * w)
     elif style == "lutram":
@@ -235,6 +236,15 @@ def style_resources(spec: MemorySpec, style: str, calibration: Calibration) -> R
     else:
         raise IRError(f"memory {spec.name!r}: unknown style {style!r}")
     return one.scaled(spec.count)
+
+
+def rom_logic_luts(depth: int, width: int, memory: dict[str, float]) -> float:
+    """LUTs of a depth x width ROM of random contents left in logic: a cost per output
+    bit plus one per stored bit; a ROM of depth <= 2 folds into the logic it feeds."""
+    if depth <= 2:
+        return 0.0
+    return width * (memory.get("rom_lut_per_column", 0.0)
+                    + memory["rom_lut_per_bit"] * depth)
 
 
 def allowed_styles(spec: MemorySpec, device: Device) -> tuple[str, ...]:
@@ -360,14 +370,14 @@ def mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]
 
 
 def dwc_features(iwb: int, owb: int) -> dict[str, float]:
-    """Width converter: a CAP-bit shift buffer; the input is placed by a barrel shifter
-    whose stage j spans min(CAP, IWB + 2^(j+1) - 1) bits, stages below the power-of-two
-    common factor of the widths being constant (the fill count is always its multiple)."""
+    """Width converter: a CAP = IWB + 2*OWB - 1 bit shift buffer.  Buffer bit i takes
+    input bit i - k for every fill count k that can place one there; the fill count is
+    always a multiple of the power-of-two common factor g of the widths (synthesis sees
+    its low bits stay 0), so bit i is a mux over min(i/g + 1, IWB/g) inputs."""
     cap = iwb + 2 * owb - 1
     common = math.gcd(iwb, owb) & -math.gcd(iwb, owb)
-    barrel = sum(min(cap, iwb + 2 ** (j + 1) - 1) for j in range(clog2(cap + 1))
-                 if 2 ** j >= common)
-    return {"const": 1.0, "cap": cap, "barrel": barrel, "counter": clog2(cap + 1)}
+    mux = sum(min(i // common + 1, math.ceil(iwb / common)) for i in range(cap))
+    return {"const": 1.0, "cap": cap, "mux_inputs": mux, "in": iwb}
 
 
 @dataclass
