@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -198,8 +199,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       "--input-bits", str(zoo.DIGITS_INPUT_BITS)]
     keras_out = model.predict(x, verbose=0)
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = Path(tmp) / f"digits_{args.model}.h5"
-        model.save(model_path)
+        model_path = Path(tmp) / f"digits_{args.model}.keras"
+        with warnings.catch_warnings():  # QKeras quantizers serialised as "constraints"
+            warnings.simplefilter("ignore", UserWarning)
+            model.save(model_path)
         x_path = Path(tmp) / "x_test.npy"
         np.save(x_path, x)
         compile_args = ["compile", str(model_path), "-o", str(out), *scale_args]
@@ -210,6 +213,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 1
         keras_acc = float(np.mean(keras_out.argmax(-1) == data.y_test))
         print(f"[demo] Keras accuracy        {keras_acc:.4f} on {len(x)} test digits")
+        reference_out = None
         for engine in engines:
             start = time.perf_counter()
             y, summary = simulate_frames(out, np.load(x_path), engine)
@@ -217,8 +221,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
             acc = float(np.mean(y.argmax(-1) == data.y_test))
             agree = float(np.mean(y.argmax(-1) == keras_out.argmax(-1)))
             exact = float(np.max(np.abs(y - keras_out)))
+            if engine == "reference":
+                reference_out, same = y, ""
+            elif reference_out is not None:
+                same = "  bit-exact vs reference: " + \
+                    ("yes" if np.array_equal(y, reference_out) else "NO")
+            else:
+                same = ""
             print(f"[demo] {engine:<9} accuracy {acc:.4f}  argmax agreement with Keras "
-                  f"{agree:.4f}  max |output - Keras| {exact:.2e}  ({seconds:.1f} s)")
+                  f"{agree:.4f}  max |output - Keras| {exact:.2e}{same}  ({seconds:.1f} s)")
             if summary.get("steady_state_cycles_per_frame"):
                 print(f"[demo]           {summary['steady_state_cycles_per_frame']} cycles "
                       f"per frame, {summary.get('fps', 0):.0f} frames/s")
