@@ -64,7 +64,10 @@ def sweep_points(rng: np.random.Generator) -> list[tuple[str, dict[str, int]]]:
                                                  tap_valid=bool(rng.integers(0, 2)))))
     for pe, simd, nf, sf, nt in ((4, 32, 16, 72, 1), (2, 64, 32, 16, 1), (1, 32, 256, 8, 1),
                                  (8, 8, 4, 9, 3), (4, 16, 2, 4, 0), (16, 16, 4, 16, 1),
-                                 (32, 8, 2, 8, 1), (1, 128, 4, 4, 1), (16, 64, 2, 4, 1)):
+                                 (32, 8, 2, 8, 1), (1, 128, 4, 4, 1), (16, 64, 2, 4, 1),
+                                 (5, 32, 2, 1, 0), (2, 16, 5, 2, 0), (10, 8, 1, 4, 0),
+                                 (1, 64, 10, 8, 0), (5, 26, 2, 1, 0), (7, 15, 3, 9, 1),
+                                 (1, 21, 13, 9, 1)):
         pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf, nt=nt)))
     for pe in (1, 2, 4, 8, 16):                   # first-layer uint x binary MVTU
         for simd, bits in ((1, 8), (3, 8), (4, 4), (8, 2), (3, 4)):
@@ -81,10 +84,11 @@ def sweep_points(rng: np.random.Generator) -> list[tuple[str, dict[str, int]]]:
                                   (32, 1, 64, 14, 3, 1), (1, 5, 1, 8, 3, 1),
                                   (21, 1, 21, 4, 3, 1), (256, 1, 256, 3, 3, 1)):
         pad = 1 if k == 3 and s == 1 and hw < 16 else 0
-        oh = (hw + 2 * pad - k) // s + 1
-        pts.append(("bnn_swu", {"SIMD": simd, "EB": eb, "C": c, "IH": hw, "IW": hw, "KH": k,
-                                "KW": k, "SH": s, "SW": s, "PT": pad, "PL": pad, "OH": oh,
-                                "OW": oh, "PAD_CODE": 0}))
+        pts.append(("bnn_swu", swu_params(simd, eb, c, hw, k, s, pad)))
+    for simd, c, hw, k, s, pad in ((15, 15, 4, 3, 2, 1), (21, 21, 2, 3, 1, 1),
+                                   (7, 21, 2, 3, 1, 1), (5, 15, 4, 3, 2, 1),
+                                   (13, 26, 6, 3, 1, 1), (6, 6, 7, 2, 2, 0)):
+        pts.append(("bnn_swu", swu_params(simd, 1, c, hw, k, s, pad)))
     for simd, eb, cg, kk, signed in ((64, 1, 1, 4, 0), (128, 1, 1, 4, 0), (256, 1, 1, 4, 0),
                                      (16, 1, 1, 9, 0), (8, 4, 1, 4, 0), (8, 8, 1, 4, 1),
                                      (16, 1, 4, 4, 0), (6, 1, 1, 4, 0), (32, 2, 2, 4, 0),
@@ -95,12 +99,22 @@ def sweep_points(rng: np.random.Generator) -> list[tuple[str, dict[str, int]]]:
     for iwb, owb in ((8, 24), (24, 8), (16, 3), (3, 48), (64, 32), (32, 64), (128, 16),
                      (16, 128), (2, 6), (5, 20), (256, 64), (64, 256), (48, 27),
                      (1, 8), (8, 1), (1, 4), (4, 32), (32, 4), (16, 64), (12, 36),
-                     (3, 64), (7, 35), (64, 3), (2, 32), (35, 5)):
+                     (3, 64), (7, 35), (64, 3), (2, 32), (35, 5), (15, 5), (21, 7),
+                     (13, 26), (6, 15), (5, 26), (14, 21), (30, 6), (7, 21), (15, 21),
+                     (10, 26)):
         pts.append(("bnn_dwc", {"IWB": iwb, "OWB": owb}))
     for w, depth in ((1, 2), (8, 2), (64, 2), (256, 2), (8, 16), (32, 32), (16, 64),
                      (8, 128), (64, 8), (128, 4), (16, 2), (512, 2), (12, 32)):
         pts.append(("bnn_fifo", {"W": w, "DEPTH": depth}))
     return pts
+
+
+def swu_params(simd: int, eb: int, c: int, hw: int, k: int, s: int, pad: int
+               ) -> dict[str, int]:
+    """A square sliding window ('same'-style padding ``pad`` on top/left)."""
+    out = (hw + 2 * pad - k) // s + 1
+    return {"SIMD": simd, "EB": eb, "C": c, "IH": hw, "IW": hw, "KH": k, "KW": k, "SH": s,
+            "SW": s, "PT": pad, "PL": pad, "OH": out, "OW": out, "PAD_CODE": 0}
 
 
 def chosen_styles(module: str, params: dict[str, int]) -> dict[str, str]:

@@ -1,8 +1,11 @@
 """Resource and throughput estimation of a hardware graph.
 
 Cycles come from ``bnn2fpga.folding`` (``node_cycles``, ``matvec_cycles``, ``bottleneck``):
-the one cycle model the RTL realises.  This module only *schedules* those per-pixel costs
-(``pixel_schedule``) to estimate the first-frame latency.
+the one cycle model the RTL realises.  This module only composes them: ``pixel_schedule``
+places each unit's per-pixel steps in time (plus the RTL units' register stages) for the
+first-frame latency, and ``serialisations`` finds pairs of units whose buffering cannot
+decouple them (a dense MVTU replaying its input while its producer waits), which makes the
+expected frame interval larger than the folding's bottleneck.
 
 Resources are estimated per RTL unit, exactly the units the RTL writer instantiates
 (``bnn2fpga.backends.rtl.plan_design``: width converter, sliding window, MVTU, pool, FIFO),
@@ -110,10 +113,10 @@ def total(items: Iterable[Resources]) -> Resources:
 # First-principles coefficients (LUT6 / FF per feature), replaced by calibration.json.
 DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "bnn_mvtu": {"lut": {"counters": 2, "lanes": 3.0, "lanes_bits": 4.0, "pe_acc": 0.5,
-                         "thr_compare": 0.7, "thr_const": 0.3, "pe_out": 2.0,
+                         "thr_compare": 0.7, "thr_const": 0.3, "pe_out": 2.0, "acc_out": 0.2,
                          "replay_mux": 0.5},
                  "ff": {"counters": 2, "x_width": 1, "w_regs": 1.0, "pe_acc": 1.0,
-                        "thr_regs": 1.0, "pe_out": 1.0}},
+                        "thr_regs": 1.0, "pe_out": 1.0, "acc_out": 1.0}},
     "bnn_swu": {"lut": {"counters": 0.3, "width": 1.2, "tap_index": 7.0, "ring_addr": 0.1},
                 "ff": {"const": 5, "counters": 1, "width": 0.6}},
     "bnn_pool": {"lut": {"const": 6, "or_bits": 1.0, "compare_bits": 1.5, "counters": 1},
@@ -364,7 +367,8 @@ def mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]
             "thr_const": thr_bits if not varying_t else 0.0,         # acc >= constant
             "thr_regs": (1 if t_in_bram else 2) * thr_bits if varying_t else 0.0,
             "w_regs": lanes if varying_w and not w_in_bram else 0.0,
-            "pe_out": p["PE"] * p["OUT_W"],                          # output register
+            "pe_out": p["PE"] * p["OUT_W"] if p["NT"] else 0.0,     # thresholds crossed
+            "acc_out": 0.0 if p["NT"] else p["PE"] * p["ACC_W"],     # accumulator output
             "x_width": p["SIMD"] * p["IN_BITS"],                     # operand register
             "replay_mux": p["SIMD"] * p["IN_BITS"] if p["NF"] > 1 else 0.0}
 
