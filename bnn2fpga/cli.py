@@ -111,8 +111,8 @@ def simulate_frames(out: Path, x: np.ndarray, engine: str, **options) -> tuple[n
         if not verilog_dir.is_dir():
             raise CLIError(f"--hls-verilog {str(verilog_dir)!r} is not a directory (expected "
                            "the exported solution1/impl/verilog or syn/verilog)")
-        result = simulate_hls_export(out, graph, codes, verilog_dir,
-                                     top=graph.meta.get("top"), **options)
+        options["top"] = options["top"] or graph.meta.get("top")
+        result = simulate_hls_export(out, graph, codes, verilog_dir, **options)
     else:
         result = load_engine(engine)(out, graph, codes, **options)
     y = reference.output_codes_to_float(graph, result.codes)
@@ -131,7 +131,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                    "hang_cycles": args.hang_cycles, "seed": args.seed}
         if args.hls_verilog:
             options.update(verilog_dir=Path(args.hls_verilog), in_port=args.in_port,
-                           out_port=args.out_port, start=args.start)
+                           out_port=args.out_port, start=args.start, top=args.hls_top)
     elif any(rtl_only.values()):
         used = [k for k, v in rtl_only.items() if v]
         raise CLIError(f"{', '.join(used)} apply to --engine rtl only")
@@ -303,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rtl: simulate the Verilog that Vivado/Vitis HLS exported from this "
                    "project's HLS top (e.g. OUT/hls/<prj>/solution1/impl/verilog) instead of "
                    "bnn2fpga's own RTL")
+    s.add_argument("--hls-top", metavar="MODULE",
+                   help="with --hls-verilog: the exported top module (default: the compile's "
+                   "--top)")
     s.add_argument("--in-port", default="s_axis",
                    help="with --hls-verilog: input stream port prefix (default s_axis)")
     s.add_argument("--out-port", default="m_axis",
