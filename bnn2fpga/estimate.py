@@ -482,10 +482,12 @@ def pool_units(node: MaxPool2D, in_type: TensorType, bits: int) -> list[Unit]:
                                                               "DEPTH": FIFO_DEPTH})]
 
 
-def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None) -> list[Unit]:
+def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None,
+               skipped: list[str] | None = None) -> list[Unit]:
     """The units of ``graph`` at folding ``fold`` (default: the graph's), built without
     weight images: the folding search's fast stand-in for ``design_units`` (equal to it;
-    tests check this)."""
+    tests check this).  A node with no unit model raises ``IRError``, or, when ``skipped``
+    is given, is appended to it and left out (its stream assumed one pixel per beat)."""
     from bnn2fpga.backends.rtl import elem_bits, lanes_needed
 
     fold = fold or {n.name: (n.pe, n.simd) for n in graph.matvec_nodes()}
@@ -504,6 +506,9 @@ def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None) -> 
             lanes, bits = fold[node.name][0], units[-1].params["W"] // fold[node.name][0]
         elif isinstance(node, MaxPool2D):
             units += pool_units(node, in_type, bits)
+            lanes = node.out.channels
+        elif skipped is not None:
+            skipped.append(node.name)
             lanes = node.out.channels
         else:
             raise IRError(f"the estimator has no model for node {node.name!r} ({node.op})")
@@ -541,7 +546,7 @@ def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
     last step for pixel p-1, nor before the input p waits for has arrived plus what is left
     to do after it (the sliding window's read latency and tap burst, the neuron folds that
     replay the stored input).  Unit register stages (``UNIT_DELAY``) are then added."""
-    modules = {(u.layer, u.module) for u in plan_units(graph)}
+    modules = {(u.layer, u.module) for u in plan_units(graph, skipped=[])}
     avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph)}
     for node in graph.nodes[1:]:
         src = graph.producer(node)
@@ -559,7 +564,7 @@ def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
         for i, r in enumerate(ready):
             prev = max(prev + per_pixel, int(r))
             last[i] = prev
-        unit = "bnn_pool" if isinstance(node, MaxPool2D) else "bnn_mvtu"
+        unit = "bnn_mvtu" if isinstance(node, Dense) else "bnn_pool"
         avail[node.name] = last + UNIT_DELAY[unit] + UNIT_DELAY["bnn_fifo"]
     return avail
 
@@ -581,7 +586,8 @@ def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
     row it covers is complete, and its last output row waits for the whole input frame;
     a dense layer needs its whole input vector."""
     n_out = folding.out_pixels(node)
-    if len(src.out.shape) != 3 or not isinstance(node, (Conv2D, MaxPool2D)):
+    windowed = isinstance(node, Conv2D) or hasattr(node, "kernel")   # convs and pools
+    if len(src.out.shape) != 3 or not windowed:
         return np.full(n_out, folding.out_pixels(src) - 1, dtype=np.int64)
     h, w = src.out.shape[0], src.out.shape[1]
     oh, ow = node.out.shape[0], node.out.shape[1]
@@ -622,7 +628,7 @@ def serialisations(graph: Graph) -> list[Serialisation]:
     when those cannot hold a frame of the producer's output, the producer stalls, and one
     frame costs the producer's cycles plus the consumer's replay, less what the buffers
     absorbed (``serialised_interval``)."""
-    units = {(u.layer, u.module): u.params for u in plan_units(graph)}
+    units = {(u.layer, u.module): u.params for u in plan_units(graph, skipped=[])}
     _, bottleneck_cycles = folding.bottleneck(graph)
     out = []
     for node in graph.nodes[1:]:
@@ -711,6 +717,7 @@ class DesignEstimate:
     latency_cycles: int         # first frame in -> last output out (schedule estimate)
     calibration: str
     serialisations: list[Serialisation] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def expected_interval_cycles(self) -> int:
@@ -746,7 +753,7 @@ class DesignEstimate:
             "latency_cycles": self.latency_cycles,
             "latency_us": self.latency_us, "total": res.as_dict(),
             "expected_interval_cycles": self.expected_interval_cycles,
-            "warnings": [x.message() for x in self.serialisations],
+            "warnings": [x.message() for x in self.serialisations] + self.notes,
             "utilisation_pct": {r: round(100 * v, 2) for r, v in res.utilisation(dev).items()},
             "fits": res.fits(dev),
             "layers": [layer_to_json(layer, dev, layer.name == self.bottleneck)
@@ -779,8 +786,9 @@ def estimate(graph: Graph, *, part: str, clock_ns: float,
     folding.validate_folding(graph)
     device = get_device(part)
     calibration = load_calibration() if calibration is None else calibration
+    skipped: list[str] = []
     by_layer: dict[str, list[UnitEstimate]] = {}
-    for unit in plan_units(graph) if fast else design_units(graph):
+    for unit in graph_units(graph, fast, skipped):
         by_layer.setdefault(unit.layer, []).append(estimate_unit(unit, device, calibration))
     layers = []
     for node in graph.nodes[1:]:
@@ -793,9 +801,22 @@ def estimate(graph: Graph, *, part: str, clock_ns: float,
             folding.node_cycles(node), by_layer.get(node.name, [])))
     name, interval = folding.bottleneck(graph)
     schedule = pixel_schedule(graph)
+    notes = [f"layer {n!r} ({graph[n].op}): no RTL unit and no resource model yet; its "
+             "resources and cycles are not counted" for n in skipped]
     return DesignEstimate(graph.name, device, part, clock_ns, layers, name, interval,
                           int(schedule[graph.output.name][-1]), calibration.source,
-                          serialisations(graph))
+                          serialisations(graph), notes)
+
+
+def graph_units(graph: Graph, fast: bool, skipped: list[str]) -> list[Unit]:
+    """The RTL writer's units (``fast``: the same built without weight images); nodes the
+    RTL writer cannot build yet are left out and named in ``skipped``."""
+    if not fast:
+        try:
+            return design_units(graph)
+        except IRError:
+            pass
+    return plan_units(graph, skipped=skipped)
 
 
 def matvec_layer_cost(graph: Graph, node: Dense, pe: int, simd: int, device: Device,

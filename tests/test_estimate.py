@@ -199,3 +199,25 @@ def test_latency_schedule_matches_the_rtl_pipeline_by_hand():
     assert list(sched["input"]) == [2]
     assert list(sched["dense"]) == [16 + 3 + 1]
     assert list(sched["dense2"]) == [20 + 1 + 3 * 2 + 3 + 1]
+
+
+def test_nodes_without_an_rtl_unit_are_named_not_fatal():
+    """A node the RTL writer cannot build yet (MajorityPool2D) leaves the estimate, the
+    report and the folding search working, with a note naming it."""
+    from bnn2fpga.folding_search import choose_folding
+    from bnn2fpga.ir import MajorityPool2D, Reshape
+
+    rng = np.random.default_rng(4)
+    g = testing.random_conv_graph(rng, h=8, w=8, c=4, out_ch=6, pe=2, simd=2)
+    conv = g.nodes[-1]
+    pool = MajorityPool2D("avg", ["conv"], conv.out.with_shape((4, 4, 6)))
+    flat = Reshape("flat", ["avg"], conv.out.with_shape((96,)))
+    dense = testing.random_dense_graph(rng, fan_in=96, out_ch=10, pe=2, simd=8,
+                                       output="accumulator").nodes[1]
+    dense.inputs = ["flat"]
+    g.nodes += [pool, flat, dense]
+    design = E.estimate(g, part="xc7z020", clock_ns=10.0)
+    assert any("'avg'" in w and "no RTL unit" in w for w in design.to_json()["warnings"])
+    assert [la.name for la in design.layers] == ["conv", "avg", "dense"]
+    fold = choose_folding(g, target_fps=1e5, clock_ns=10.0, part="xc7z020")
+    assert set(fold) == {"conv", "dense"}
