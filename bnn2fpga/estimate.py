@@ -636,8 +636,9 @@ def serialisations(graph: Graph) -> list[Serialisation]:
         if not isinstance(prod, (Dense, MaxPool2D)):
             continue
         lanes = prod.pe if isinstance(prod, Dense) else prod.out.channels
+        fifo = units.get((prod.name, "bnn_fifo"), {})
         buffered = buffered_beats(lanes, units.get((node.name, "bnn_dwc")),
-                                  units.get((node.name, "bnn_swu")))
+                                  units.get((node.name, "bnn_swu")), fifo.get("DEPTH"))
         cycles = serialised_interval(node, node.pe, node.simd, folding.node_cycles(prod),
                                      producer_beats(prod, lanes), buffered)
         if cycles is not None and cycles > bottleneck_cycles:
@@ -651,12 +652,14 @@ def producer_beats(prod: Node, lanes: int) -> int:
     return folding.out_pixels(prod) * prod.out.channels // lanes
 
 
-def buffered_beats(lanes: int, dwc: dict[str, int] | None, swu: dict[str, int] | None) -> int:
-    """Producer beats the path into a consumer holds: FIFO, the producer's output register,
-    the width converter's buffer, the sliding window's spare rows."""
+def buffered_beats(lanes: int, dwc: dict[str, int] | None, swu: dict[str, int] | None,
+                   fifo_depth: int | None = None) -> int:
+    """Producer beats the path into a consumer holds: FIFO (the planned depth, default the
+    RTL writer's), the producer's output register, the width converter's buffer, the
+    sliding window's spare rows."""
     from bnn2fpga.backends.rtl import FIFO_DEPTH
 
-    beats = FIFO_DEPTH + 1
+    beats = (FIFO_DEPTH if fifo_depth is None else fifo_depth) + 1
     if dwc:
         beats += (dwc["IWB"] + 2 * dwc["OWB"] - 1) // dwc["IWB"]
     if swu:
