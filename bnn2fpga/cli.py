@@ -47,7 +47,8 @@ def apply_folding_options(args: argparse.Namespace, graph) -> None:
         folding = folding_search.load_folding_file(args.folding, graph)
     else:
         folding = folding_search.choose_folding(graph, target_fps=args.target_fps,
-                                                clock_ns=args.clock_ns, part=args.part)
+                                                clock_ns=args.clock_ns, part=args.part,
+                                                objective=args.objective)
     check_hardware_graph(assign_folding(graph, folding))
 
 
@@ -230,10 +231,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 same = ""
             print(f"[demo] {engine:<9} accuracy {acc:.4f}  argmax agreement with Keras "
                   f"{agree:.4f}  max |output - Keras| {exact:.2e}{same}  ({seconds:.1f} s)")
-            if summary.get("steady_state_cycles_per_frame"):
+            if engine == "rtl":
+                (out / "rtl_sim.json").write_text(json.dumps(summary, indent=1) + "\n")
                 print(f"[demo]           {summary['steady_state_cycles_per_frame']} cycles "
-                      f"per frame, {summary.get('fps', 0):.0f} frames/s")
-    print(f"[demo] project in {out}/ (design.json, hls/, rtl/); next: bnn2fpga report {out}")
+                      f"per frame, {summary.get('fps', 0):.0f} frames/s at "
+                      f"{summary.get('clock_ns')} ns")
+    from bnn2fpga.report import write_report
+
+    _, html = write_report(out)
+    print(f"[demo] project in {out}/ (design.json, hls/, rtl/); report: {html}")
     return 0
 
 
@@ -275,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target-fps", type=float, metavar="F",
                    help="choose PE/SIMD per layer to reach F frames/s at the clock on the "
                    "part, at the lowest resource cost")
+    c.add_argument("--objective", choices=["balanced", "lut"], default="balanced",
+                   help="with --target-fps: minimise the largest fraction of any device "
+                   "resource (balanced, default) or LUTs alone (lut)")
     c.add_argument("--top", default="bnn_top", help="name of the top function/module")
     c.add_argument("--control", choices=["ap_ctrl_none", "axilite"], default="ap_ctrl_none",
                    help="HLS block-level control interface (default ap_ctrl_none)")

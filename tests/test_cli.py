@@ -15,8 +15,9 @@ from bnn2fpga.cli import main
 @pytest.mark.parametrize("sub, options", [
     ([], ["compile", "simulate", "report", "demo"]),
     (["compile"], ["--force", "--input-scale", "--input-bits", "--part", "--clock-ns",
-                   "--folding", "--target-fps"]),
-    (["simulate"], ["--input", "--output", "--engine", "--stall-prob", "--trace"]),
+                   "--folding", "--target-fps", "--objective", "--control"]),
+    (["simulate"], ["--input", "--output", "--engine", "--stall-prob", "--trace",
+                    "--hang-cycles", "--hls-verilog"]),
     (["report"], ["--synth"]),
     (["demo"], ["--out", "--engine"]),
 ])
@@ -54,4 +55,29 @@ def test_demo_reports_agreement(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Keras accuracy" in text
     assert "reference accuracy" in text and "argmax agreement with Keras 1.0000" in text
-    assert (out / "design.json").is_file()
+    assert (out / "design.json").is_file() and (out / "report.html").is_file()
+
+
+def test_target_fps_then_report(tmp_path, capsys, qkeras_mlp):
+    """compile --target-fps picks a folding that reaches the rate; report says so; an
+    unreachable target is refused with what would fit, and writes nothing."""
+    model = tmp_path / "mlp.keras"
+    qkeras_mlp.save(model)
+    skip = ["--skip", "hls", "--skip", "rtl"]
+    slow, fast = tmp_path / "slow", tmp_path / "fast"
+    for out, fps in ((slow, 1e5), (fast, 2e6)):
+        assert main(["compile", str(model), "-o", str(out), "--target-fps", str(fps),
+                     "--clock-ns", "10", "--part", "xczu3eg-sbva484-1-e", *skip]) == 0
+        assert main(["report", str(out)]) == 0
+        report = json.loads((out / "report.json").read_text())
+        assert report["device"] == "xczu3eg" and report["fps"] >= fps
+        assert (out / "report.html").read_text().count("<svg") >= 2
+    small = json.loads((slow / "report.json").read_text())["total"]["lut"]
+    large = json.loads((fast / "report.json").read_text())["total"]["lut"]
+    assert small < large  # a lower target costs fewer LUTs
+    capsys.readouterr()
+    out = tmp_path / "impossible"
+    assert main(["compile", str(model), "-o", str(out), "--target-fps", "1e9", *skip]) == 2
+    err = capsys.readouterr().err
+    assert "FPS" in err or "fps" in err
+    assert not out.exists()
