@@ -9,7 +9,7 @@ channels (as in FINN); this also keeps every beat inside one tap, so a padded ta
 
 from __future__ import annotations
 
-from bnn2fpga.ir import Conv2D, Dense, Graph, IRError, MaxPool2D, Node
+from bnn2fpga.ir import Conv2D, Dense, Graph, IRError, MajorityPool2D, MaxPool2D, Node
 
 DEFAULT_MAX_SIMD = 32
 DEFAULT_MAX_PE = 8
@@ -66,7 +66,7 @@ def matvec_cycles(node: Dense, pe: int | None = None, simd: int | None = None) -
     return out_pixels(node) * (node.out_channels // pe) * (node.fan_in // simd)
 
 
-def window_in_shape(node: Conv2D | MaxPool2D) -> tuple[int, int, int]:
+def window_in_shape(node: Conv2D | MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
     """The smallest input (H, W, C) that gives ``node``'s output (used when the caller does
     not pass the real input shape)."""
     oh, ow, c = node.out.shape
@@ -86,10 +86,11 @@ def node_cycles(node: Node, in_shape: tuple[int, ...] | None = None) -> int:
     * Conv2D: sliding window + MVTU.  The window unit writes one beat of SIMD input channels
       per cycle (IH * IW * C/SIMD) while it emits the taps the MVTU consumes; the slower of
       the two sets the rate (the writer wins for a stride larger than the kernel and NF = 1).
-    * MaxPool2D: sliding window with all channels in one beat + reducer: max(input pixels,
-      output pixels * KH * KW), one beat per cycle each.
+    * MaxPool2D, MajorityPool2D: sliding window with all channels in one beat + reducer
+      (bnn_pool / bnn_majority_pool): max(input pixels, output pixels * KH * KW), one beat
+      per cycle each.
     """
-    if isinstance(node, (Conv2D, MaxPool2D)):
+    if isinstance(node, (Conv2D, MaxPool2D, MajorityPool2D)):
         ih, iw, c = in_shape if in_shape is not None else window_in_shape(node)
         oh, ow = node.out.shape[0], node.out.shape[1]
         if isinstance(node, Conv2D):
@@ -103,7 +104,7 @@ def node_cycles(node: Node, in_shape: tuple[int, ...] | None = None) -> int:
 def bottleneck(graph: Graph) -> tuple[str, int]:
     """(name, cycles) of the slowest unit: the frame interval of the dataflow pipeline."""
     def cycles_of(node: Node) -> int:
-        if isinstance(node, (Conv2D, MaxPool2D)):
+        if isinstance(node, (Conv2D, MaxPool2D, MajorityPool2D)):
             return node_cycles(node, graph.producer(node).out.shape)
         return node_cycles(node)
 

@@ -15,7 +15,15 @@ import pytest
 from bnn2fpga import folding, reference, testing
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.backends.rtl import LIBRARY, write_project
-from bnn2fpga.ir import Conv2D, Dense, Graph, TensorType
+from bnn2fpga.ir import (
+    Conv2D,
+    Dense,
+    Graph,
+    MajorityPool2D,
+    TensorType,
+    conv_out_size,
+    same_pads,
+)
 from bnn2fpga.resources import resource_path
 from bnn2fpga.sim import verilator as vl
 from bnn2fpga.sim.rtl import simulate_many
@@ -29,7 +37,8 @@ STALL = 0.3
 def _cases() -> list[tuple[str, Graph]]:
     """PE/SIMD of 1, a middle divisor and full; kernels 1 and 3; strides 1 and 2; 'same' and
     'valid'; pad zero and integer pads; uint input; accumulator output; max-pool with
-    min channels; a whole small CNN."""
+    min channels; majority pools ('same'/'valid', kernels 2 and 3, strides 1 to 3, alone and
+    behind a conv); a whole small CNN."""
     def rng(seed: int) -> np.random.Generator:
         return np.random.default_rng(1000 + seed)
 
@@ -60,7 +69,32 @@ def _cases() -> list[tuple[str, Graph]]:
         ("cnn", testing.random_cnn_graph(rng(15))),
         ("multi_threshold_mlp", multi_threshold_mlp(rng(16))),
         *[(f"fuzz_conv_{i}", fuzz_conv(rng(100 + i))) for i in range(16)],
+        *[(f"majority_k{k}_s{s}_{p}", majority_pool_graph(rng(200 + 10 * k + s), k, s, p))
+          for k in (2, 3) for s in (1, 2, 3) for p in ("same", "valid")],
+        ("majority_after_conv", majority_pool_graph(rng(230), 3, 2, "same", conv=True)),
     ]
+
+
+def majority_pool_graph(rng: np.random.Generator, k: int, stride: int, padding: str,
+                        conv: bool = False) -> Graph:
+    """Bipolar input (or a conv, PE < channels) -> MajorityPool2D k x k / stride, Keras
+    'same' or 'valid' padding; odd sizes so that 'same' pads unevenly."""
+    h, w = (int(v) for v in rng.integers(k + 2, 9, 2))
+    c = int(rng.choice([1, 3, 5]))
+    if conv:
+        g = testing.random_conv_graph(rng, h=h, w=w, c=2, out_ch=c, k=3, pe=1, simd=2)
+    else:
+        g = Graph("majority", [testing.input_node((h, w, c), "bipolar")])
+    src = g.nodes[-1]
+    if padding == "same":
+        (pt, pb), (pl, pr) = same_pads(h, k, stride), same_pads(w, k, stride)
+    else:
+        pt = pb = pl = pr = 0
+    oh, ow = conv_out_size(h, k, stride, pt, pb), conv_out_size(w, k, stride, pl, pr)
+    g.nodes.append(MajorityPool2D("avg", [src.name], TensorType((oh, ow, c), "bipolar"),
+                                  kernel=(k, k), stride=(stride, stride),
+                                  pads=(pt, pb, pl, pr)))
+    return g
 
 
 def multi_threshold_mlp(rng: np.random.Generator) -> Graph:

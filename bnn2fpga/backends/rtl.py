@@ -39,6 +39,7 @@ from bnn2fpga.ir import (
     Dense,
     Graph,
     IRError,
+    MajorityPool2D,
     MaxPool2D,
     Node,
     Reshape,
@@ -49,7 +50,8 @@ from bnn2fpga.resources import resource_path, template_env
 
 # unit library in dependency order (a tool that reads files in order finds leaves first)
 LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "bnn_mvtu.sv",
-           "bnn_swu.sv", "bnn_pool.sv", "bnn_dwc.sv", "bnn_fifo.sv", "bnn_frame_last.sv")
+           "bnn_swu.sv", "bnn_pool.sv", "bnn_majority_pool.sv", "bnn_dwc.sv", "bnn_fifo.sv",
+           "bnn_frame_last.sv")
 FIFO_DEPTH = 2
 DESIGN_JSON = "rtl_design.json"
 
@@ -115,7 +117,7 @@ def lanes_needed(graph: Graph, node: Node) -> int:
         return lanes_needed(graph, nxt[0]) if nxt else node.out.shape[-1]
     if isinstance(node, Dense):
         return node.simd
-    if isinstance(node, MaxPool2D):
+    if isinstance(node, (MaxPool2D, MajorityPool2D)):
         return node.out.channels
     raise IRError(f"the RTL backend has no unit for node {node.name!r} ({node.op}); run "
                   "the passes so that only hardware nodes remain")
@@ -161,8 +163,8 @@ class _Planner:
                              {"W": str(cur.width), "DEPTH": str(FIFO_DEPTH)}, cur, m,
                              beats, beats))
 
-    def swu(self, cur: Stream, node: Conv2D | MaxPool2D, in_shape: tuple[int, ...],
-            pad_code: int) -> Stream:
+    def swu(self, cur: Stream, node: Conv2D | MaxPool2D | MajorityPool2D,
+            in_shape: tuple[int, ...], pad_code: int) -> Stream:
         ih, iw, c = in_shape
         oh, ow = node.out.shape[0], node.out.shape[1]
         kh, kw = node.kernel
@@ -234,6 +236,14 @@ class _Planner:
         return self.add(Unit(f"{ident(node.name)}_pool", node.name, "bnn_pool", params, cur,
                              m, oh * ow * kk * (c // cur.lanes), oh * ow * (c // cur.lanes)))
 
+    def majority_pool(self, cur: Stream, node: MajorityPool2D) -> Stream:
+        c = node.out.channels
+        oh, ow = node.out.shape[0], node.out.shape[1]
+        kk = node.kernel[0] * node.kernel[1]
+        m = self.stream(c, 1)
+        return self.add(Unit(f"{ident(node.name)}_pool", node.name, "bnn_majority_pool",
+                             {"C": str(c), "KK": str(kk)}, cur, m, oh * ow * kk, oh * ow))
+
     def run(self) -> Plan:
         g = self.graph
         inp = g.input
@@ -271,6 +281,13 @@ class _Planner:
             elif isinstance(node, MaxPool2D):
                 cur = self.swu(cur, node, in_type.shape, 0)
                 cur = self.pool(cur, node)
+            elif isinstance(node, MajorityPool2D):
+                if in_type.encoding != "bipolar" or len(in_type.shape) != 3:
+                    raise IRError(f"layer {node.name!r}: a majority pool takes a bipolar "
+                                  f"(H, W, C) tensor, not {in_type.encoding} "
+                                  f"{in_type.shape}")
+                cur = self.swu(cur, node, in_type.shape, 0)
+                cur = self.majority_pool(cur, node)
             else:
                 raise IRError(f"the RTL backend has no unit for node {node.name!r} "
                               f"({node.op})")
