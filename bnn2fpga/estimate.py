@@ -458,10 +458,11 @@ def matvec_layer_units(graph: Graph, node: Dense, pe: int, simd: int) -> list[Un
         "USE_TAP_VALID": int(isinstance(node, Conv2D) and in_type.encoding == "bipolar"
                              and node.pad == "zero"),
         "ACC_W": acc, "NT": nt, "TW": acc, "OUT_W": out_w}))
-    from bnn2fpga.backends.rtl import FIFO_DEPTH
+    from bnn2fpga.backends.rtl import fifo_depth
 
+    beats = folding.out_pixels(node) * node.out_channels // pe
     units.append(Unit(f"{node.name}_fifo", "bnn_fifo", node.name,
-                      {"W": pe * out_w, "DEPTH": FIFO_DEPTH}))
+                      {"W": pe * out_w, "DEPTH": fifo_depth(graph, node, beats)}))
     return units
 
 
@@ -476,8 +477,10 @@ def swu_unit(node: Conv2D | MaxPool2D, in_type: TensorType, simd: int, bits: int
         "PAD_CODE": 0 if pad == "zero" else int(pad)})
 
 
-def pool_units(node: MaxPool2D, in_type: TensorType, bits: int) -> list[Unit]:
-    """Sliding window + reducer + FIFO of a max-pool (one pixel, all channels, per beat)."""
+def pool_units(node: MaxPool2D, in_type: TensorType, bits: int,
+               fifo_depth: int | None = None) -> list[Unit]:
+    """Sliding window + reducer + FIFO of a max-pool (one pixel, all channels, per beat);
+    ``fifo_depth``: the writer's (``backends.rtl.fifo_depth``), default ``FIFO_DEPTH``."""
     from bnn2fpga.backends.rtl import FIFO_DEPTH
 
     c = in_type.shape[-1]
@@ -485,8 +488,8 @@ def pool_units(node: MaxPool2D, in_type: TensorType, bits: int) -> list[Unit]:
             Unit(f"{node.name}_pool", "bnn_pool", node.name, {
                 "SIMD": c, "EB": bits, "CG": 1, "KK": node.kernel[0] * node.kernel[1],
                 "SIGNED": int(in_type.encoding == "int")}),
-            Unit(f"{node.name}_fifo", "bnn_fifo", node.name, {"W": c * bits,
-                                                              "DEPTH": FIFO_DEPTH})]
+            Unit(f"{node.name}_fifo", "bnn_fifo", node.name, {
+                "W": c * bits, "DEPTH": FIFO_DEPTH if fifo_depth is None else fifo_depth})]
 
 
 def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None,
@@ -495,7 +498,7 @@ def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None,
     weight images: the folding search's fast stand-in for ``design_units`` (equal to it;
     tests check this).  A node with no unit model raises ``IRError``, or, when ``skipped``
     is given, is appended to it and left out (its stream assumed one pixel per beat)."""
-    from bnn2fpga.backends.rtl import elem_bits, lanes_needed
+    from bnn2fpga.backends.rtl import elem_bits, fifo_depth, lanes_needed
 
     fold = fold or {n.name: (n.pe, n.simd) for n in graph.matvec_nodes()}
     units: list[Unit] = []
@@ -512,7 +515,8 @@ def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None,
             units += matvec_layer_units(graph, node, *fold[node.name])
             lanes, bits = fold[node.name][0], units[-1].params["W"] // fold[node.name][0]
         elif isinstance(node, MaxPool2D):
-            units += pool_units(node, in_type, bits)
+            units += pool_units(node, in_type, bits,
+                                fifo_depth(graph, node, folding.out_pixels(node)))
             lanes = node.out.channels
         elif skipped is not None:
             skipped.append(node.name)

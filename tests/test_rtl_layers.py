@@ -20,6 +20,8 @@ from bnn2fpga.ir import (
     Dense,
     Graph,
     MajorityPool2D,
+    MaxPool2D,
+    Reshape,
     TensorType,
     conv_out_size,
     same_pads,
@@ -38,7 +40,8 @@ def _cases() -> list[tuple[str, Graph]]:
     """PE/SIMD of 1, a middle divisor and full; kernels 1 and 3; strides 1 and 2; 'same' and
     'valid'; pad zero and integer pads; uint input; accumulator output; max-pool with
     min channels; majority pools ('same'/'valid', kernels 2 and 3, strides 1 to 3, alone and
-    behind a conv); a whole small CNN."""
+    behind a conv); a whole small CNN; a CNV-like pipeline whose dense layers would
+    serialise without FIFOs sized for them."""
     def rng(seed: int) -> np.random.Generator:
         return np.random.default_rng(1000 + seed)
 
@@ -72,7 +75,45 @@ def _cases() -> list[tuple[str, Graph]]:
         *[(f"majority_k{k}_s{s}_{p}", majority_pool_graph(rng(200 + 10 * k + s), k, s, p))
           for k in (2, 3) for s in (1, 2, 3) for p in ("same", "valid")],
         ("majority_after_conv", majority_pool_graph(rng(230), 3, 2, "same", conv=True)),
+        ("cnv_like", cnv_like(rng(300))),
     ]
+
+
+def cnv_like(rng: np.random.Generator) -> Graph:
+    """FINN CNV-W1A1's layer sequence shrunk for CI: uint input -> 3x3 valid convs -> max
+    pool -> a conv whose window covers its input (one output pixel) -> three dense layers
+    back to back with PE < out_channels, folded like BNN-PYNQ's (PE 1, small SIMD; the last
+    dense layer is the bottleneck).  Each dense layer takes its input vector only in its
+    first neuron fold: with 2-entry FIFOs the pairs serialise (about 2,470 cycles per frame
+    instead of 2,048); FIFOs holding one input vector (backends.rtl.fifo_depth) restore
+    the folding's rate (within the width converter's slower first fold, 1/NF)."""
+    g = testing.random_conv_graph(rng, h=8, w=8, c=1, out_ch=8, k=3, padding="valid",
+                                  encoding="uint", bits=4, pe=8, simd=1)
+    g.nodes[-1].name = "conv0"
+    layers = [("conv1", 8, 3, 4, 8), ("pool2", 0, 2, 0, 0), ("conv3", 16, 2, 4, 8)]
+    for name, ch, k, pe, simd in layers:
+        src = g.nodes[-1]
+        h, w, c = src.out.shape
+        oh, ow = h - k + 1, w - k + 1
+        if not ch:
+            g.nodes.append(MaxPool2D(name, [src.name], src.out.with_shape((h // 2, w // 2, c))))
+            continue
+        conv = Conv2D(name, [src.name], TensorType((oh, ow, ch), "int", 2),
+                      weights=testing.random_weights(rng, ch, k * k * c), kernel=(k, k),
+                      pe=pe, simd=simd)
+        g.nodes.append(testing.finish_matvec(conv, src.out, rng, "threshold", (oh, ow, ch)))
+    g.nodes[1].inputs = ["input"]
+    g.nodes[2].inputs = ["conv0"]
+    flat = Reshape("flatten", ["conv3"], g.nodes[-1].out.with_shape((16,)))
+    g.nodes.append(flat)
+    for name, fan_in, out, pe, simd, output in (("fc0", 16, 64, 1, 2, "threshold"),
+                                                ("fc1", 64, 64, 1, 2, "threshold"),
+                                                ("fc2", 64, 10, 2, 1, "accumulator")):
+        dense = Dense(name, [g.nodes[-1].name], TensorType((out,), "int", 2),
+                      weights=testing.random_weights(rng, out, fan_in), pe=pe, simd=simd)
+        g.nodes.append(testing.finish_matvec(dense, g.nodes[-1].out, rng, output, (out,)))
+    g.name = "cnv_like"
+    return g
 
 
 def majority_pool_graph(rng: np.random.Generator, k: int, stride: int, padding: str,

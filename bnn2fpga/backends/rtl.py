@@ -52,7 +52,7 @@ from bnn2fpga.resources import resource_path, template_env
 LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "bnn_mvtu.sv",
            "bnn_swu.sv", "bnn_pool.sv", "bnn_majority_pool.sv", "bnn_dwc.sv", "bnn_fifo.sv",
            "bnn_frame_last.sv")
-FIFO_DEPTH = 2
+FIFO_DEPTH = 2  # the FIFO after a layer, unless fifo_depth() sizes it for its consumer
 DESIGN_JSON = "rtl_design.json"
 
 
@@ -123,6 +123,29 @@ def lanes_needed(graph: Graph, node: Node) -> int:
                   "the passes so that only hardware nodes remain")
 
 
+def unit_consumers(graph: Graph, node: Node) -> list[Node]:
+    """The nodes that take ``node``'s output stream (through Reshapes, which are no-ops)."""
+    out = []
+    for c in graph.consumers(node.name):
+        out += unit_consumers(graph, c) if isinstance(c, Reshape) else [c]
+    return out
+
+
+def fifo_depth(graph: Graph, node: Node, beats: int) -> int:
+    """Depth of the FIFO after ``node``'s unit (``beats``: its output beats per frame).
+
+    In front of a dense layer the FIFO holds one whole input vector (one frame of the
+    producer's beats): the MVTU takes its input only during its first neuron fold (FINN-style
+    input caching) and replays it for the other folds; the FIFO lets the producer write the
+    next vector meanwhile, so the two run at the rate of the slower one (folding.bottleneck)
+    instead of serialising.  A conv's sliding window already buffers rows (and a whole frame
+    when its window covers the input), pools read every cycle: 2 entries elsewhere."""
+    if any(isinstance(c, Dense) and not isinstance(c, Conv2D)
+           for c in unit_consumers(graph, node)):
+        return max(FIFO_DEPTH, beats)
+    return FIFO_DEPTH
+
+
 def frame_elems(t: TensorType) -> int:
     return int(np.prod(t.shape))
 
@@ -157,10 +180,11 @@ class _Planner:
                              {"IWB": str(cur.width), "OWB": str(m.width)}, cur, m,
                              elems // cur.lanes, elems // lanes))
 
-    def fifo(self, cur: Stream, layer: str, beats: int) -> Stream:
+    def fifo(self, cur: Stream, node: Node, beats: int) -> Stream:
         m = self.stream(cur.lanes, cur.bits, cur.signed)
-        return self.add(Unit(f"{ident(layer)}_fifo", layer, "bnn_fifo",
-                             {"W": str(cur.width), "DEPTH": str(FIFO_DEPTH)}, cur, m,
+        depth = fifo_depth(self.graph, node, beats)
+        return self.add(Unit(f"{ident(node.name)}_fifo", node.name, "bnn_fifo",
+                             {"W": str(cur.width), "DEPTH": str(depth)}, cur, m,
                              beats, beats))
 
     def swu(self, cur: Stream, node: Conv2D | MaxPool2D | MajorityPool2D,
@@ -291,7 +315,7 @@ class _Planner:
             else:
                 raise IRError(f"the RTL backend has no unit for node {node.name!r} "
                               f"({node.op})")
-            cur = self.fifo(cur, node.name, frame_elems(node.out) // cur.lanes)
+            cur = self.fifo(cur, node, frame_elems(node.out) // cur.lanes)
         self.plan.out = cur
         self.plan.frame_out_elems = frame_elems(g.output.out)
         return self.plan

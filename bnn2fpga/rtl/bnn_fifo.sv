@@ -3,7 +3,8 @@
 //
 // Parameters
 //   W      data bits
-//   DEPTH  entries (>= 2 for one beat per cycle)
+//   DEPTH  entries (>= 2 for one beat per cycle); the writer sizes it from the plan
+//          (backends.rtl.fifo_depth: one input vector in front of a dense layer)
 module bnn_fifo #(
     parameter int W = 8,
     parameter int DEPTH = 2
