@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import zlib
@@ -30,6 +31,7 @@ from scipy.optimize import nnls
 
 from bnn2fpga import estimate as E
 from bnn2fpga import report as R
+from bnn2fpga.backends.rtl import LIBRARY as RTL_LIBRARY
 from bnn2fpga.devices import get_device
 from bnn2fpga.ir import signed_bits_for
 from bnn2fpga.resources import resource_path
@@ -74,6 +76,12 @@ def sweep_points(rng: np.random.Generator) -> list[tuple[str, dict[str, int]]]:
             nf = int(rng.choice([1, 2, 4, 8]))
             sf = int(rng.choice([9, 27, 16]))
             pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf, bits, uint=True)))
+    for pe, simd, nf, sf, nt in ((1, 32, 1, 6, 0), (1, 32, 2, 6, 0), (1, 32, 1, 24, 0),
+                                 (1, 32, 2, 16, 1), (1, 32, 1, 48, 1), (2, 16, 2, 32, 0),
+                                 (1, 32, 3, 32, 1), (2, 32, 1, 12, 1), (8, 16, 1, 4, 1),
+                                 (4, 32, 2, 2, 1), (6, 8, 1, 4, 0), (3, 24, 2, 2, 0)):
+        # ROMs in logic over depth (3..96 words), shallow ROMs folded into registers
+        pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf, nt=nt)))
     for simd, eb, c, hw, k, s in ((1, 8, 3, 32, 3, 1), (3, 8, 3, 32, 3, 1), (8, 1, 64, 30, 3, 1),
                                   (32, 1, 64, 30, 3, 1), (64, 1, 64, 28, 2, 2),
                                   (16, 1, 128, 12, 3, 1), (32, 1, 128, 10, 3, 1),
@@ -87,13 +95,22 @@ def sweep_points(rng: np.random.Generator) -> list[tuple[str, dict[str, int]]]:
         pts.append(("bnn_swu", swu_params(simd, eb, c, hw, k, s, pad)))
     for simd, c, hw, k, s, pad in ((15, 15, 4, 3, 2, 1), (21, 21, 2, 3, 1, 1),
                                    (7, 21, 2, 3, 1, 1), (5, 15, 4, 3, 2, 1),
-                                   (13, 26, 6, 3, 1, 1), (6, 6, 7, 2, 2, 0)):
+                                   (13, 26, 6, 3, 1, 1), (6, 6, 7, 2, 2, 0),
+                                   # small padded windows, stride 2, odd sizes
+                                   (4, 8, 4, 3, 2, 1), (8, 8, 6, 3, 2, 1), (3, 9, 5, 3, 2, 1),
+                                   (16, 16, 6, 3, 2, 1), (2, 6, 3, 3, 2, 1), (6, 12, 5, 3, 1, 1),
+                                   (1, 1, 5, 3, 2, 1), (10, 10, 7, 3, 2, 1), (4, 4, 9, 3, 2, 1),
+                                   (12, 24, 3, 3, 1, 1), (8, 16, 8, 3, 2, 1), (32, 32, 4, 3, 2, 1),
+                                   (5, 5, 3, 2, 2, 0), (9, 9, 6, 2, 2, 0), (7, 7, 5, 3, 1, 1),
+                                   (16, 32, 7, 3, 1, 1), (2, 2, 11, 3, 2, 1), (4, 12, 10, 5, 1, 2)):
         pts.append(("bnn_swu", swu_params(simd, 1, c, hw, k, s, pad)))
     for simd, eb, cg, kk, signed in ((64, 1, 1, 4, 0), (128, 1, 1, 4, 0), (256, 1, 1, 4, 0),
                                      (16, 1, 1, 9, 0), (8, 4, 1, 4, 0), (8, 8, 1, 4, 1),
                                      (16, 1, 4, 4, 0), (6, 1, 1, 4, 0), (32, 2, 2, 4, 0),
                                      (15, 1, 1, 4, 0), (32, 1, 1, 9, 0), (12, 12, 1, 4, 1),
-                                     (8, 1, 3, 4, 0), (64, 1, 2, 4, 0)):
+                                     (8, 1, 3, 4, 0), (64, 1, 2, 4, 0), (16, 2, 1, 4, 0),
+                                     (8, 3, 1, 4, 0), (4, 6, 1, 4, 1), (16, 4, 2, 4, 0),
+                                     (32, 1, 4, 9, 0), (6, 16, 1, 4, 1)):
         pts.append(("bnn_pool", {"SIMD": simd, "EB": eb, "CG": cg, "KK": kk,
                                  "SIGNED": signed}))
     for iwb, owb in ((8, 24), (24, 8), (16, 3), (3, 48), (64, 32), (32, 64), (128, 16),
@@ -103,8 +120,17 @@ def sweep_points(rng: np.random.Generator) -> list[tuple[str, dict[str, int]]]:
                      (13, 26), (6, 15), (5, 26), (14, 21), (30, 6), (7, 21), (15, 21),
                      (10, 26)):
         pts.append(("bnn_dwc", {"IWB": iwb, "OWB": owb}))
+    for iwb, owbs in ((8, (2, 3, 4, 5, 6, 7, 12, 16, 40, 64)),       # ratio/gcd families
+                      (12, (1, 2, 3, 4, 6, 8, 9, 16, 18, 24, 48)),
+                      (32, (8, 16, 24, 48, 96, 128)), (24, (16, 32, 48, 96))):
+        for owb in owbs:
+            pts.append(("bnn_dwc", {"IWB": iwb, "OWB": owb}))
+    for c, kk in ((8, 4), (16, 4), (64, 4), (128, 4), (256, 4), (6, 9), (32, 9), (21, 9),
+                  (16, 2), (64, 9), (10, 6), (3, 4)):
+        pts.append(("bnn_majority_pool", {"C": c, "KK": kk}))
     for w, depth in ((1, 2), (8, 2), (64, 2), (256, 2), (8, 16), (32, 32), (16, 64),
-                     (8, 128), (64, 8), (128, 4), (16, 2), (512, 2), (12, 32)):
+                     (8, 128), (64, 8), (128, 4), (16, 2), (512, 2), (12, 32),
+                     (8, 256), (32, 512), (64, 1024), (16, 4), (256, 16), (3, 64)):
         pts.append(("bnn_fifo", {"W": w, "DEPTH": depth}))
     return pts
 
@@ -152,7 +178,12 @@ def synthesise(module: str, params: dict[str, int], styles: dict[str, str],
     """yosys figures of one sweep point (bnn2fpga.report.run_yosys, as report --synth)."""
     rng = np.random.default_rng(zlib.crc32(json.dumps(params, sort_keys=True).encode()))
     files = memory_files(params, rng) if module == "bnn_mvtu" else {}
-    script = R.yosys_script(module, params, styles, family, resource_path("rtl"))
+    library = resource_path("rtl")
+    script = R.yosys_script(module, params, styles, family, library)
+    # every unit of the RTL writer's library (report.py's list may lag behind it)
+    sources = " ".join(str(library / f) for f in RTL_LIBRARY)
+    script = re.sub(r"^read_verilog -defer -sv .*$", f"read_verilog -defer -sv {sources}",
+                    script, count=1, flags=re.M)
     with tempfile.TemporaryDirectory(prefix="bnn2fpga_cal_") as tmp:
         measured = R.run_yosys(script, Path(tmp), files)
     lutram = sum(n * R.LUT_CELLS[c] for c, n in measured["cells"].items()
@@ -192,7 +223,8 @@ def run_sweep(points, family: str, jobs: int) -> list[dict]:
 # Fit
 # ----------------------------------------------------------------------------------------
 
-ROM_BITS, ROM_COLUMNS = "rom_logic_bits", "rom_logic_columns"
+ROM_LUTS, ROM_WORDS = "rom_logic_lut6", "rom_logic_words"
+FF_PREFIX = "ff_"     # features of registers: the FF fit uses these, the LUT fit the others
 
 
 def complete_styles(r: dict) -> dict[str, str]:
@@ -216,18 +248,27 @@ def memory_part(unit: E.Unit, styles: dict[str, str], cal: E.Calibration) -> E.R
 
 
 def rom_logic(unit: E.Unit, styles: dict[str, str]) -> tuple[float, float]:
-    """(stored bits, output bits) of the unit's ROMs left in logic (depth > 2)."""
-    roms = [m for m in E.unit_memories(unit) if styles[m.name] == "logic" and m.depth > 2]
-    return float(sum(m.bits for m in roms)), float(sum(m.width * m.count for m in roms))
+    """(structural LUT6, words) summed over the distinct columns of the unit's ROMs left in
+    logic: the two terms of ``estimate.rom_logic_luts``, fitted jointly with the MVTU."""
+    roms = [m for m in E.unit_memories(unit) if styles[m.name] == "logic"]
+    lut6 = E.rom_logic_luts
+    return (float(sum(lut6(m.depth, m.width * m.count, {"rom_lut_per_column": 1.0,
+                                                         "rom_lut_per_bit": 0.0})
+                      for m in roms)),
+            float(sum(lut6(m.depth, m.width * m.count, {"rom_lut_per_column": 0.0,
+                                                         "rom_lut_per_bit": 1.0})
+                      for m in roms)))
 
 
-def design_matrix(rows: list[dict], module: str, with_rom: bool) -> tuple[list[str], np.ndarray]:
+def design_matrix(rows: list[dict], module: str, resource: str
+                  ) -> tuple[list[str], np.ndarray]:
     feats = [E.unit_features(E.Unit("u", module, "cal", r["params"]), r["styles"])
              for r in rows]
-    names = sorted({k for f in feats for k in f})
+    regs = resource == "ff"
+    names = sorted({k for f in feats for k in f if k.startswith(FF_PREFIX) == regs})
     x = np.array([[f.get(n, 0.0) for n in names] for f in feats], dtype=float)
-    if with_rom:
-        names += [ROM_BITS, ROM_COLUMNS]
+    if resource == "lut" and module == "bnn_mvtu":
+        names += [ROM_LUTS, ROM_WORDS]
         roms = [rom_logic(E.Unit("u", module, "cal", r["params"]), r["styles"]) for r in rows]
         x = np.column_stack([x, np.array(roms, dtype=float).reshape(len(rows), 2)])
     return names, x
@@ -255,8 +296,7 @@ def fit_module(module: str, rows: list[dict], cal: E.Calibration) -> dict:
     result: dict = {"coefficients": {}, "points": []}
     preds = {}
     for res in ("lut", "ff"):
-        with_rom = res == "lut" and module == "bnn_mvtu"
-        names, x = design_matrix(rows, module, with_rom)
+        names, x = design_matrix(rows, module, res)
         total_y = np.array([r[res] for r in rows], dtype=float)
         base = np.array([getattr(f, res) for f in fixed])
         y = np.maximum(total_y - base, 0.0)
@@ -296,8 +336,8 @@ def fit_all(rows: list[dict], family: str) -> dict:
         fitted = fit_module(module, mrows, cal)
         coefs = fitted["coefficients"]
         if module == "bnn_mvtu":
-            out["memory"]["rom_lut_per_bit"] = coefs["lut"].pop(ROM_BITS, 0.0)
-            out["memory"]["rom_lut_per_column"] = coefs["lut"].pop(ROM_COLUMNS, 0.0)
+            out["memory"]["rom_lut_per_bit"] = coefs["lut"].pop(ROM_WORDS, 0.0)
+            out["memory"]["rom_lut_per_column"] = coefs["lut"].pop(ROM_LUTS, 0.0)
         out["coefficients"][module] = coefs
         out["fit_error"][module] = {
             "points": len(mrows),
@@ -354,8 +394,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{a['lut']['within_10pct']} within ±10% "
           f"(leave-one-out {a['lut_leave_one_out']['within_10pct']}); "
           f"FF |err| mean {a['ff']['mean_abs_pct']}%")
-    print(f"ROM in logic: {calibration['memory']['rom_lut_per_column']} LUT per output bit "
-          f"+ {calibration['memory']['rom_lut_per_bit']} per stored bit")
+    print(f"ROM in logic, per distinct column: {calibration['memory']['rom_lut_per_column']} "
+          f"LUT per structural LUT6 + {calibration['memory']['rom_lut_per_bit']} per word")
     print(f"wrote {E.CALIBRATION_FILE} and {FIT_FILE}")
     return 0
 

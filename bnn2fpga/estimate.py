@@ -110,23 +110,32 @@ def total(items: Iterable[Resources]) -> Resources:
 # Calibration
 # ----------------------------------------------------------------------------------------
 
-# First-principles coefficients (LUT6 / FF per feature), replaced by calibration.json.
+# First-principles coefficients (LUT6 / FF per feature; the register features ``ff_regs``
+# count the RTL's flip-flops, so their coefficient is 1), replaced by calibration.json.
 DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
-    "bnn_mvtu": {"lut": {"counters": 2, "lanes": 3.0, "lanes_bits": 4.0, "pe_acc": 0.5,
-                         "thr_compare": 0.7, "thr_const": 0.3, "pe_out": 2.0, "acc_out": 0.2,
-                         "replay_mux": 0.5},
-                 "ff": {"counters": 2, "x_width": 1, "w_regs": 1.0, "pe_acc": 1.0,
-                        "thr_regs": 1.0, "pe_out": 1.0, "acc_out": 1.0}},
-    "bnn_swu": {"lut": {"counters": 0.3, "width": 1.2, "tap_index": 7.0, "ring_addr": 0.1},
-                "ff": {"const": 5, "counters": 1, "width": 0.6}},
-    "bnn_pool": {"lut": {"const": 6, "or_bits": 1.0, "compare_bits": 1.5, "counters": 1},
-                 "ff": {"const": 2, "counters": 1, "out": 1.0, "acc_regs": 1.0}},
-    "bnn_dwc": {"lut": {"const": 10, "cap": 1.0, "mux_inputs": 0.2, "in": 0.5},
-                "ff": {"cap": 1.0, "const": 4}},
-    "bnn_fifo": {"lut": {"const": 1.3, "counters": 2.4}, "ff": {"counters": 1.8}},
+    "bnn_mvtu": {"lut": {"const": 5, "counters": 1.3, "lanes": 0.2, "lane_bits": 1.8,
+                         "tree_bits": 0.8, "dot_bits": 0.4, "pe_acc": 0.8,
+                         "thr_compare": 1.4, "thr_const": 0.8, "acc_out": 1.0,
+                         "replay_mux": 1.3},
+                 "ff": {"ff_regs": 1.0}},
+    "bnn_swu": {"lut": {"counters": 1.5, "addr_mul": 2.3, "ring_mod": 2.5, "padded": 3.0,
+                        "width": 1.15},
+                "ff": {"ff_regs": 1.0}},
+    "bnn_pool": {"lut": {"const": 1, "counters": 2, "or_bits": 1.0, "mux_bits": 1.0,
+                         "compare_luts": 1.5},
+                 "ff": {"ff_regs": 1.0}},
+    "bnn_dwc": {"lut": {"const": 3, "cap": 0.9, "counter": 1.7, "shift_select": 0.42,
+                        "arith": 1.25},
+                "ff": {"ff_regs": 1.0}},
+    "bnn_fifo": {"lut": {"const": 2, "counters": 1.6, "bram_bypass": 1.1},
+                 "ff": {"ff_regs": 1.0}},
+    "bnn_majority_pool": {"lut": {"const": 12, "counters": 0.0, "channel_bits": 1.6},
+                          "ff": {"ff_regs": 1.0}},
 }
-# LUTs per bit of a ROM left in logic (random contents; yosys/ABC measured about 0.09)
-DEFAULT_MEMORY = {"rom_lut_per_bit": 0.09, "rom_lut_per_column": 0.0, "lutram_scale": 1.0}
+# ROM left in logic, per distinct column: LUTs per LUT6 of the structural count
+# ``rom_lut6`` (one LUT6 up to 64 words, MUXF7/F8 trees above) plus LUTs per word (the
+# MVTU reads its ROMs at a counter's next address; see ``rom_logic_luts``)
+DEFAULT_MEMORY = {"rom_lut_per_bit": 0.07, "rom_lut_per_column": 1.0, "lutram_scale": 1.0}
 
 
 @dataclass(frozen=True)
@@ -210,24 +219,24 @@ def bram18_count(depth: int, width: int) -> int:
 
 
 def lutram_luts(depth: int, width: int, same_address: bool = False) -> int:
-    """LUTs of a LUTRAM.  Up to 32 deep: RAM32M, 4 LUTs for 32x6 (32x8 when the read
-    address is the write address).  Deeper, single-port: RAM64X1S/RAM128X1S/RAM256X1S, one
-    LUT per 64 bits of depth per bit; simple dual-port: RAM64M banks (64x3 in 4 LUTs) plus
-    a read mux across banks."""
+    """LUTs of a LUTRAM as yosys maps it.  Up to 32 deep: RAM32M, 4 LUTs for 32x6 (32x8
+    when the read address is the write address).  Deeper, single-port:
+    RAM64X1S/RAM128X1S/RAM256X1S, one LUT per 64 bits of depth per bit; simple dual-port:
+    RAM64M banks (64x3 in 4 LUTs) plus a read mux across banks (a LUT6 per 4:1)."""
     if depth <= 32:
         return 4 * math.ceil(width / (8 if same_address else 6))
     banks = math.ceil(depth / 64)
     if same_address:
         return width * banks
-    return 4 * math.ceil(width / 3) * banks + (width * (banks - 1) if banks > 1 else 0)
+    return 4 * math.ceil(width / 3) * banks + width * math.ceil((banks - 1) / 3)
 
 
 def style_resources(spec: MemorySpec, style: str, calibration: Calibration) -> Resources:
     """Resources of ``spec`` in ``style`` (all ``count`` copies)."""
     d, w = spec.depth, spec.width
-    if style == "logic":
-        one = Resources(lut=rom_logic_luts(d, w, calibration.memory))
-    elif style == "register":
+    if style == "logic":      # copies share the address: identical columns are shared
+        return Resources(lut=rom_logic_luts(d, w * spec.count, calibration.memory))
+    if style == "register":
         one = Resources(lut=w * (d - 1), ff=d * w)
     elif style == "lutram":
         one = Resources(lut=calibration.memory["lutram_scale"]
@@ -241,13 +250,45 @@ def style_resources(spec: MemorySpec, style: str, calibration: Calibration) -> R
     return one.scaled(spec.count)
 
 
-def rom_logic_luts(depth: int, width: int, memory: dict[str, float]) -> float:
-    """LUTs of a depth x width ROM of random contents left in logic: a cost per output
-    bit plus one per stored bit; a ROM of depth <= 2 folds into the logic it feeds."""
-    if depth <= 2:
+def distinct_columns(columns: float, depth: int) -> float:
+    """Expected number of distinct, non-constant columns among ``columns`` random columns
+    of a ``depth``-word ROM (2**depth possible columns): synthesis shares identical
+    columns and drops constant ones, which matters for ROMs only a few words deep."""
+    if depth <= 1:
         return 0.0
-    return width * (memory.get("rom_lut_per_column", 0.0)
-                    + memory["rom_lut_per_bit"] * depth)
+    if depth >= 16:
+        return float(columns)
+    kinds = 2.0 ** depth
+    return (kinds - 2) / kinds * kinds * (1 - (1 - 1 / kinds) ** columns)
+
+
+def rom_lut6(depth: int) -> float:
+    """LUT6 per (distinct) output column of a ROM in logic, as yosys/ABC map random
+    contents: none up to 4 words (two address bits fold into the output register's
+    set/reset), one LUT up to 64 words, 64-word LUTs joined by MUXF7/MUXF8 up to 256 words,
+    LUT muxes beyond (measured 8.3 per column at 512 words, 19.4 at 1024)."""
+    if depth <= 4:
+        return 0.0
+    if depth <= 8:
+        return 0.9
+    luts = math.ceil(depth / 64)
+    return luts + max(0, math.ceil(depth / 256) - 1) * (1 + (depth > 512))
+
+
+def rom_logic_luts(depth: int, width: int, memory: dict[str, float]) -> float:
+    """LUTs of a depth x width ROM of random contents left in logic (``width``: every
+    column of every copy sharing the address), per distinct column (``distinct_columns``):
+    ``rom_lut_per_column`` per structural LUT6 (``rom_lut6``) plus ``rom_lut_per_bit`` per
+    word.  The per-word term is real: the MVTU's ROMs are read at a counter's next address
+    with an enable, and yosys/ABC then build each column from the counter logic as well
+    (measured on bnn_mvtu, PE 1, SIMD 32, LUTs over the same unit with a BRAM: 0.2 per
+    column at 4 words, 1.0 at 16, 2.1 at 32, 4.4 at 64, 10.5 at 96).  Up to 4 words the
+    columns fold into the output register's set/reset: no LUTs."""
+    if depth <= 4:
+        return 0.0
+    return distinct_columns(width, depth) * (memory.get("rom_lut_per_column", 1.0)
+                                             * rom_lut6(depth)
+                                             + memory.get("rom_lut_per_bit", 0.0) * depth)
 
 
 def allowed_styles(spec: MemorySpec, device: Device) -> tuple[str, ...]:
@@ -294,6 +335,20 @@ def clog2(n: int) -> int:
     return max(1, math.ceil(math.log2(max(n, 2))))
 
 
+def bits_for(n: int) -> int:
+    """``$clog2(n + 1)``: bits of a counter that reaches n (at least 1)."""
+    return max(1, math.ceil(math.log2(n + 1)))
+
+
+def swu_rows(p: dict[str, int]) -> int:
+    """bnn_swu's NROWS: the line buffer's ring of input rows (max(KH, SH) + SH, more when
+    the frame edges need them), exactly as the RTL's localparams."""
+    ks = max(p["KH"], p["SH"])
+    first_rows = min(ks - p["PT"], p["IH"])
+    last_top = max((p["OH"] - 1) * p["SH"] - p["PT"], 0)
+    return max(ks + p["SH"], p["IH"] - last_top + first_rows)
+
+
 def unit_memories(unit: Unit) -> list[MemorySpec]:
     """The memories the RTL module declares for these parameters."""
     p = unit.params
@@ -308,13 +363,14 @@ def unit_memories(unit: Unit) -> list[MemorySpec]:
                 mems.append(MemorySpec("tap_valid", p["SF"], 1, False, same_address=True))
         return mems
     if unit.module == "bnn_swu":
-        nrows = max(p["KH"], p["SH"]) + p["SH"]
-        return [MemorySpec("line_buffer", nrows * p["IW"] * (p["C"] // p["SIMD"]),
+        return [MemorySpec("line_buffer", swu_rows(p) * p["IW"] * (p["C"] // p["SIMD"]),
                            p["SIMD"] * p["EB"], False)]
     if unit.module == "bnn_fifo":
         return [MemorySpec("storage", p["DEPTH"], p["W"], False)]
-    if unit.module == "bnn_pool" and p["CG"] > 1:   # partial maxima of each channel group
-        return [MemorySpec("partial", p["CG"], p["SIMD"] * p["EB"], False, same_address=True)]
+    if unit.module == "bnn_pool" and p["CG"] > 1:
+        # partial maxima of each channel group (yosys maps it as a dual-port RAM32M, 6 bits
+        # per 4 LUTs, although it reads where it writes)
+        return [MemorySpec("partial", p["CG"], p["SIMD"] * p["EB"], False)]
     return []
 
 
@@ -326,62 +382,166 @@ def unit_features(unit: Unit, styles: dict[str, str] | None = None) -> dict[str,
     if unit.module == "bnn_mvtu":
         return mvtu_features(p, styles)
     if unit.module == "bnn_swu":
-        cg = p["C"] // p["SIMD"]
-        nrows = max(p["KH"], p["SH"]) + p["SH"]
-        return {"const": 1.0,
-                "counters": sum(clog2(n) for n in (p["OH"], p["OW"], p["KH"], p["KW"], cg,
-                                                   p["IW"] * cg, p["IH"] + 1, nrows)),
-                "width": p["SIMD"] * p["EB"],
-                "tap_index": clog2(p["OW"]) * clog2(p["KW"]) + clog2(p["OH"]) * clog2(p["KH"]),
-                "ring_addr": clog2(nrows * p["IW"] * cg) * clog2(nrows)}
+        return swu_features(p, styles)
     if unit.module == "bnn_pool":
-        width = p["SIMD"] * p["EB"]
-        return {"const": 1.0, "counters": clog2(p["KK"]) + clog2(p["CG"]) + p["CG"],
-                "or_bits": width if p["EB"] == 1 else 0.0,
-                "compare_bits": width if p["EB"] > 1 else 0.0,
-                "out": width, "acc_regs": width if p["CG"] == 1 else 0.0}
+        return pool_features(p)
+    if unit.module == "bnn_majority_pool":
+        return majority_pool_features(p)
     if unit.module == "bnn_dwc":
         return dwc_features(p["IWB"], p["OWB"])
     if unit.module == "bnn_fifo":
-        return {"const": 1.0, "counters": clog2(p["DEPTH"]) + clog2(p["DEPTH"] + 1),
-                "width": p["W"]}
+        return fifo_features(p, styles)
     raise IRError(f"unit {unit.name!r}: no resource model for module {unit.module!r}")
 
 
+def adder_tree_bits(n: int, w: int) -> int:
+    """Adder output bits of ``bnn_adder_tree`` (N inputs of W bits, a heap over the next
+    power of two): each adder whose two subtrees hold inputs, as wide as its largest sum
+    (synthesis trims the constant-zero upper bits)."""
+    m = 1 << clog2(n) if n > 1 else 1
+    top = (1 << w) - 1
+    total_bits = 0
+
+    def node(k: int) -> int:        # largest sum of node k
+        nonlocal total_bits
+        if k >= m:
+            return top if k - m < n else 0
+        a, b = node(2 * k), node(2 * k + 1)
+        if a and b:
+            total_bits += bits_for(a + b)
+        return a + b
+
+    node(1)
+    return total_bits
+
+
 def mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]:
-    """bnn_mvtu: operand/weight registers, XNOR-popcount or +/- adder trees, accumulators,
-    threshold comparators (against constants when NF = 1), output register."""
+    """bnn_mvtu: fold counters, input replay mux, per PE the XNOR-popcount (or the +/- adder
+    trees of unsigned codes), the dot's subtraction, the accumulator, threshold comparators
+    (against constants when NF = 1) and the output register.
+
+    FF features count the RTL's registers: operand (x1), weights read (w1: the distinct
+    non-constant ROM columns, none when a BRAM's output register holds them), thresholds
+    read and delayed (t1, t2), accumulators, outputs, counters, control."""
     uint = p["IN_UINT"] != 0
-    lanes = p["PE"] * p["SIMD"]
-    varying_w = p["NF"] * p["SF"] > 1            # weights change from cycle to cycle
-    varying_t = p["NF"] > 1                      # thresholds change per neuron fold
-    thr_bits = p["PE"] * p["NT"] * p["TW"]
+    pe, simd, nf, sf = p["PE"], p["SIMD"], p["NF"], p["SF"]
+    xw = simd * p["IN_BITS"]
+    trees = 2 if uint else 1
+    sw = bits_for(simd * ((1 << p["IN_BITS"]) - 1))
+    thr_bits = pe * p["NT"] * p["TW"]
     w_in_bram = styles.get("weights") in ("bram", "uram")
     t_in_bram = styles.get("thresholds") in ("bram", "uram")
+    counters = clog2(nf) + clog2(sf) + clog2(nf * sf)
+    w_regs = 0.0 if w_in_bram else distinct_columns(pe * simd, nf * sf)
+    t_regs = 0.0
+    if nf > 1 and p["NT"]:
+        t_regs = (1 if t_in_bram else 2) * distinct_columns(thr_bits, nf)
     return {"const": 1.0,
-            "counters": clog2(p["NF"]) + clog2(p["SF"]) + clog2(p["NF"] * p["SF"]),
-            "lanes": 0.0 if uint else lanes,                         # XNOR + popcount
-            "lanes_bits": lanes * p["IN_BITS"] if uint else 0.0,     # +/- adder trees
-            "pe_acc": p["PE"] * p["ACC_W"],                          # accumulators
-            "thr_compare": thr_bits if varying_t else 0.0,           # acc >= T
-            "thr_const": thr_bits if not varying_t else 0.0,         # acc >= constant
-            "thr_regs": (1 if t_in_bram else 2) * thr_bits if varying_t else 0.0,
-            "w_regs": lanes if varying_w and not w_in_bram else 0.0,
-            "pe_out": p["PE"] * p["OUT_W"] if p["NT"] else 0.0,     # thresholds crossed
-            "acc_out": 0.0 if p["NT"] else p["PE"] * p["ACC_W"],     # accumulator output
-            "x_width": p["SIMD"] * p["IN_BITS"],                     # operand register
-            "replay_mux": p["SIMD"] * p["IN_BITS"] if p["NF"] > 1 else 0.0}
+            "counters": counters,
+            "lanes": 0.0 if uint else pe * simd,                     # XNOR
+            "lane_bits": pe * xw if uint else 0.0,                   # +1/-1 weight gating
+            "tree_bits": pe * trees * adder_tree_bits(simd, p["IN_BITS"]),
+            "dot_bits": pe * (sw + 1),                               # P - (N - P), valid
+            "pe_acc": pe * p["ACC_W"],                               # accumulators
+            "thr_compare": thr_bits if nf > 1 else 0.0,              # acc >= T
+            "thr_const": thr_bits if nf == 1 else 0.0,               # acc >= constant
+            "pe_out": pe * p["OUT_W"] if p["NT"] > 1 else 0.0,       # thresholds crossed
+            "acc_out": 0.0 if p["NT"] else pe * p["ACC_W"],          # accumulator output
+            "replay_mux": xw if nf > 1 else 0.0,                     # stream or ibuf
+            # registers
+            "ff_regs": (xw + 6 + counters + w_regs + t_regs + pe * p["ACC_W"]
+                        + pe * p["OUT_W"])}
+
+
+def swu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]:
+    """bnn_swu: writer and reader counters (a counter over one value is a constant), the
+    tap address slot*RB + col*CG + cg (a constant multiplier costs an adder per extra set
+    bit of a non-power-of-two constant), the ring slot arithmetic (a modulo and a wrap by
+    NROWS, free for a power of two), the signed row/column arithmetic and comparisons a
+    top/left padding brings (without it the padding tests fold to constants), and the
+    padded-tap output mux (a LUT per bit).  Registers: the counters, the read data (held
+    in a BRAM's output register instead), the padded-tap flag and the valid."""
+    cg = p["C"] // p["SIMD"]
+    rb = p["IW"] * cg
+    nrows = swu_rows(p)
+    depth = nrows * rb
+    aw, dw = clog2(depth), p["SIMD"] * p["EB"]
+    def counter(n: int) -> int:      # a counter over one value is a constant
+        return clog2(n) if n > 1 else 0
+
+    widths = {"w_col": counter(rb), "w_addr": counter(depth), "filled": bits_for(nrows),
+              "oy": counter(p["OH"]), "ox": counter(p["OW"]), "ky": counter(p["KH"]),
+              "kx": counter(p["KW"]), "cg": counter(cg), "lo": bits_for(p["IH"]),
+              "r_slot": counter(nrows)}
+    row_w = widths["oy"] + widths["ky"]
+    col_w = widths["ox"] + widths["kx"]
+    nonpow2 = (nrows & (nrows - 1)) != 0
+    const_mul = (bin(rb).count("1") - 1) + (bin(cg).count("1") - 1)
+    q_in_bram = styles.get("line_buffer") in ("bram", "uram")
+    return {"const": 1.0,
+            "counters": sum(widths.values()),
+            "addr_mul": aw * const_mul,
+            "ring_mod": bits_for(nrows) * nonpow2 + widths["lo"] * nonpow2,
+            "padded": ((p["PT"] > 0) * (row_w + widths["lo"] + widths["r_slot"])
+                       + (p["PL"] > 0) * col_w),
+            "width": dw,
+            "ff_regs": sum(widths.values()) + (0 if q_in_bram else dw) + 2}
+
+
+def pool_features(p: dict[str, int]) -> dict[str, float]:
+    """bnn_pool: per lane the fold of the kept value and the new tap: one LUT per bit for
+    1-bit codes (OR/AND with the padded-tap and first-tap selects) and for the mux of wider
+    codes; codes wider than 2 bits also need a comparator (a LUT per 2 bits on the carry
+    chain); tap/group counters and the per-group 'seen' bits."""
+    width, cgw = p["SIMD"] * p["EB"], clog2(p["CG"])
+    return {"const": 1.0,
+            "counters": clog2(p["KK"]) + (cgw if p["CG"] > 1 else 0) + p["CG"],
+            "or_bits": width if p["EB"] == 1 else 0.0,
+            "mux_bits": width if p["EB"] > 1 else 0.0,
+            "compare_luts": p["SIMD"] * math.ceil(p["EB"] / 2) if p["EB"] > 2 else 0.0,
+            "ff_regs": (width + (width if p["CG"] == 1 else 0) + clog2(p["KK"])
+                        + (cgw if p["CG"] > 1 else 0) + p["CG"] + 1)}
+
+
+def majority_pool_features(p: dict[str, int]) -> dict[str, float]:
+    """bnn_majority_pool: per channel an NW-bit vote counter (cleared on the first tap,
+    +1 on a valid +1 tap) and the comparison 2*ones >= valid; the shared valid-tap counter
+    and tap counter; registers: the counts, the output, the tap counter."""
+    nw = bits_for(p["KK"]) + 1
+    tap = clog2(p["KK"])
+    return {"const": 1.0, "counters": tap + nw, "channel_bits": p["C"] * nw,
+            "ff_regs": tap + nw + p["C"] * nw + p["C"] + 1}
+
+
+def fifo_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]:
+    """bnn_fifo: read/write pointers with wrap, occupancy counter with full/empty compares
+    (the storage and its read mux are the mapped memory).  The FIFO reads asynchronously:
+    in a BRAM (synchronous read) synthesis adds a W-bit read register and a bypass mux.
+    Depths beyond 2 map to LUTRAM (RAM32M/RAM64M banks, ``lutram_luts``) or BRAM."""
+    depth = p["DEPTH"]
+    aw, cw = clog2(depth), bits_for(depth)
+    in_bram = styles.get("storage") in ("bram", "uram")
+    bypass = p["W"] if in_bram else 0
+    # yosys keeps a second copy of the read pointer for the LUTRAM/register read address
+    return {"const": 1.0, "counters": 2 * aw + cw, "bram_bypass": bypass,
+            "ff_regs": 2 * aw + cw + (bypass if in_bram else aw)}
 
 
 def dwc_features(iwb: int, owb: int) -> dict[str, float]:
-    """Width converter: a CAP = IWB + 2*OWB - 1 bit shift buffer.  Buffer bit i takes
-    input bit i - k for every fill count k that can place one there; the fill count is
-    always a multiple of the power-of-two common factor g of the widths (synthesis sees
-    its low bits stay 0), so bit i is a mux over min(i/g + 1, IWB/g) inputs."""
+    """Width converter: a CAP = IWB + 2*OWB - 1 bit shift buffer and a CW-bit fill count.
+    Each buffer bit is its kept value (shifted by OWB on an output beat) or an input bit
+    picked by the fill count: a shifter whose select has log2(IWB/g + 1) useful bits, g
+    being the power-of-two common factor of the widths (the fill count's low log2(g) bits
+    stay 0, which synthesis sees).  When IWB/g or OWB/g is not a power of two, the count's
+    updates and compares are real adders (``arith``)."""
     cap = iwb + 2 * owb - 1
-    common = math.gcd(iwb, owb) & -math.gcd(iwb, owb)
-    mux = sum(min(i // common + 1, math.ceil(iwb / common)) for i in range(cap))
-    return {"const": 1.0, "cap": cap, "mux_inputs": mux, "in": iwb}
+    cw = bits_for(cap)
+    g = math.gcd(iwb, owb) & -math.gcd(iwb, owb)
+    odd = any(v & (v - 1) for v in (iwb // g, owb // g))
+    return {"const": 1.0, "cap": cap, "counter": cw,
+            "shift_select": cap * bits_for(iwb // g),
+            "arith": cw * odd,
+            "ff_regs": cap + cw}
 
 
 @dataclass
