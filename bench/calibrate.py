@@ -1,18 +1,27 @@
 """Calibrate the estimator's LUT/FF model against yosys synth_xilinx of our own RTL units.
 
-    python bench/calibrate.py [--jobs 2] [--family xc7] [--refit-only]
+    python bench/calibrate.py [--jobs 2] [--family xc7] [--modules M ...]   # sweep + fit
+    python bench/calibrate.py --refit-only        # fit the committed sweep (about 1 s)
 
 1. Sweep: every RTL module (bnn2fpga/rtl: bnn_mvtu binary and first-layer uint, bnn_swu,
-   bnn_pool, bnn_dwc, bnn_fifo) over PE, SIMD, fan-in (NF/SF), word widths and geometry.
-   Each memory is synthesised in the style the estimator maps it to (``estimate.map_memory``
-   on xc7z020, forced with yosys ``rom_style``/``ram_style`` attributes), so the fit
-   compares like with like.  Weight/threshold ROMs hold random contents.  Results are
-   cached in bench/results/calibration_sweep.json (re-running only synthesises new points).
-2. Fit: per module, non-negative least squares of LUT and FF on ``estimate.unit_features``
-   (rows weighted by 1/yosys so that the *relative* error is minimised); the LUTs per bit of
-   a ROM left in logic are fitted jointly with the MVTU.  Writes the coefficients to
-   bnn2fpga/data/calibration.json with the fit error (in-sample and leave-one-out), and a
-   per-point table to bench/results/calibration_fit.json.
+   bnn_pool, bnn_majority_pool, bnn_dwc, bnn_fifo) over PE, SIMD, fan-in (NF/SF), ROM
+   depths, word widths (odd and power-of-two families), geometry (small padded and stride-2
+   windows) and FIFO depths (2 to 1024).  Each memory is synthesised in the style the
+   estimator maps it to (``estimate.map_memory`` with the built-in memory coefficients on
+   xc7z020, forced with yosys ``rom_style``/``ram_style`` attributes), so the fit compares
+   like with like.  Weight/threshold ROMs hold random contents.  Results are cached in
+   bench/results/calibration_sweep.json (re-running only synthesises new points).
+2. Fit: per module, non-negative least squares (rows weighted by 1/yosys so that the
+   *relative* error is minimised) of
+   - LUT on the structural features of ``estimate.unit_features`` (adder-tree bits,
+     comparator and counter widths, shifter selects, constant-multiplier adders, ...),
+     after the memories in their forced styles (LUTRAM, BRAM) are taken off; the MVTU
+     fit also takes the two ROM-in-logic terms (``estimate.rom_logic_luts``: per
+     structural LUT6 and per word of each distinct column);
+   - FF on the register count ``ff_regs`` alone (a coefficient near 1 checks the count).
+   Writes the coefficients to bnn2fpga/data/calibration.json with the fit error (in-sample
+   and leave-one-out: each point predicted by a fit without it), and a per-point table to
+   bench/results/calibration_fit.json.
 """
 
 from __future__ import annotations

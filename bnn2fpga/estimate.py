@@ -14,14 +14,16 @@ from the units' own integer parameters.  Each unit has
 * memories (``unit_memories``: MVTU weights/thresholds as ROMs, its input replay buffer, the
   sliding window's line buffer, FIFO storage), each mapped onto a primitive style -- ROM in
   logic, registers, LUTRAM, BRAM18, UltraRAM -- by ``map_memory`` (the style that uses the
-  smallest fraction of the device);
-* logic, linear in structural features (``unit_features``: PE*SIMD popcount inputs,
-  PE*ACC_W accumulator bits, counter widths, ...).
+  smallest fraction of the device), LUTRAM and ROM-in-logic counted as yosys maps them;
+* logic, linear in structural features of what the RTL builds (``unit_features``: adder
+  tree output bits, comparator and counter widths, the width converter's shifter selects,
+  the sliding window's constant multipliers, ring arithmetic and padding logic, ...), and
+  flip-flops from the RTL's register count (``ff_regs``).
 
-The coefficients (logic per feature, LUTs per bit of ROM-in-logic) are fitted against
-yosys ``synth_xilinx`` of our own RTL units by ``bench/calibrate.py``, which writes
-``bnn2fpga/data/calibration.json``; built-in first-principles coefficients stand in for any
-unit the file does not cover.
+The coefficients (logic per feature, ROM-in-logic cost) are fitted against yosys
+``synth_xilinx`` of our own RTL units by ``bench/calibrate.py``, which writes
+``bnn2fpga/data/calibration.json`` with its in-sample and leave-one-out error per unit;
+built-in first-principles coefficients stand in for any unit the file does not cover.
 """
 
 from __future__ import annotations
@@ -481,7 +483,7 @@ def swu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]:
     return {"const": 1.0,
             "counters": sum(widths.values()),
             "addr_mul": aw * const_mul,
-            "ring_mod": bits_for(nrows) * nonpow2 + widths["lo"] * nonpow2,
+            "ring_mod": (bits_for(nrows) + widths["lo"] + aw) * nonpow2,
             "padded": ((p["PT"] > 0) * (row_w + widths["lo"] + widths["r_slot"])
                        + (p["PL"] > 0) * col_w),
             "width": dw,
@@ -538,10 +540,11 @@ def dwc_features(iwb: int, owb: int) -> dict[str, float]:
     cw = bits_for(cap)
     g = math.gcd(iwb, owb) & -math.gcd(iwb, owb)
     odd = any(v & (v - 1) for v in (iwb // g, owb // g))
-    return {"const": 1.0, "cap": cap, "counter": cw,
+    live = cw - (g.bit_length() - 1)        # the count's low log2(g) bits are constant
+    return {"const": 1.0, "cap": cap, "counter": live,
             "shift_select": cap * bits_for(iwb // g),
-            "arith": cw * odd,
-            "ff_regs": cap + cw}
+            "arith": live * odd,
+            "ff_regs": cap + live}
 
 
 @dataclass
