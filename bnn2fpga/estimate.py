@@ -116,7 +116,8 @@ def total(items: Iterable[Resources]) -> Resources:
 # count the RTL's flip-flops, so their coefficient is 1), replaced by calibration.json.
 DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
     "bnn_mvtu": {"lut": {"const": 5, "counters": 1.3, "lanes": 0.2, "lane_bits": 1.8,
-                         "tree_bits": 0.8, "dot_bits": 0.4, "pe_acc": 0.8,
+                         "tree_bits": 0.8, "dot_sub": 0.4, "tap_gate": 0.4,
+                         "pe_acc": 0.8,
                          "thr_compare": 1.4, "thr_const": 0.8, "acc_out": 1.0,
                          "replay_mux": 1.3},
                  "ff": {"ff_regs": 1.0}},
@@ -443,8 +444,9 @@ def mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]
             "lanes": 0.0 if uint else pe * simd,                     # XNOR
             "lane_bits": pe * xw if uint else 0.0,                   # +1/-1 weight gating
             "tree_bits": pe * trees * adder_tree_bits(simd, p["IN_BITS"]),
-            "dot_bits": pe * (sw + 1),                               # P - (N - P), valid
-            "pe_acc": pe * p["ACC_W"],                               # accumulators
+            "dot_sub": pe * (sw + 1) if uint else 0.0,               # sum(+) - sum(-)
+            "tap_gate": pe * (sw + 1) if p["USE_TAP_VALID"] else 0.0,  # padded tap: 0
+            "pe_acc": pe * p["ACC_W"] if sf > 1 else 0.0,            # accumulators
             "thr_compare": thr_bits if nf > 1 else 0.0,              # acc >= T
             "thr_const": thr_bits if nf == 1 else 0.0,               # acc >= constant
             "pe_out": pe * p["OUT_W"] if p["NT"] > 1 else 0.0,       # thresholds crossed
