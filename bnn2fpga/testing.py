@@ -111,6 +111,36 @@ def random_cnn_graph(rng: np.random.Generator, *, h: int = 8, w: int = 8, c: int
     return g
 
 
+def random_geometry_conv_graph(rng: np.random.Generator) -> Graph:
+    """A conv of any geometry: kernel 1..4 and stride 1..3 per axis, asymmetric pads up to the
+    kernel size (windows made only of padding included), any folding, encoding and pad value,
+    one or two thresholds or the accumulator."""
+    h, w = (int(v) for v in rng.integers(1, 9, 2))
+    kh, kw = (int(v) for v in rng.integers(1, 5, 2))
+    sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+    pt, pb = (int(v) for v in rng.integers(0, kh + 1, 2))
+    pl, pr = (int(v) for v in rng.integers(0, kw + 1, 2))
+    pb, pr = max(pb, kh - h - pt), max(pr, kw - w - pl)  # at least one output pixel
+    c, out_ch = int(rng.choice([1, 2, 3, 4, 6])), int(rng.choice([1, 2, 3, 5, 8]))
+    encoding = str(rng.choice(["bipolar", "uint"]))
+    bits = 1 if encoding == "bipolar" else int(rng.integers(1, 5))
+    pad = rng.choice(["zero", 0, 1 if encoding == "bipolar" else (1 << bits) - 1])
+    pe = int(rng.choice([d for d in range(1, out_ch + 1) if out_ch % d == 0]))
+    simd = int(rng.choice([d for d in range(1, c + 1) if c % d == 0]))
+    inp = input_node((h, w, c), encoding, bits)
+    oh, ow = conv_out_size(h, kh, sh, pt, pb), conv_out_size(w, kw, sw, pl, pr)
+    conv = Conv2D("conv", ["input"], TensorType((oh, ow, out_ch), "int", 2),
+                  weights=random_weights(rng, out_ch, kh * kw * c), kernel=(kh, kw),
+                  stride=(sh, sw), pads=(pt, pb, pl, pr),
+                  pad="zero" if pad == "zero" else int(pad), pe=pe, simd=simd)
+    output = str(rng.choice(["threshold", "accumulator"]))
+    finish_matvec(conv, inp.out, rng, output, (oh, ow, out_ch))
+    if output == "threshold" and rng.integers(0, 2):
+        conv.thresholds = random_thresholds(rng, out_ch, conv.fan_in, n=2)
+        conv.out = TensorType(conv.out.shape, "uint", 2)
+    return Graph("fuzz_conv", [inp, conv])
+
+
 def random_input_codes(rng: np.random.Generator, graph: Graph, frames: int) -> np.ndarray:
     t = graph.input.out
     top = 2 if t.encoding == "bipolar" else (1 << t.bits)

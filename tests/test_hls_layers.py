@@ -153,35 +153,6 @@ def uint_pool_cnn(rng: np.random.Generator) -> Graph:
     return g
 
 
-def fuzz_conv(rng: np.random.Generator) -> Graph:
-    """Any geometry: kernel 1..4 and stride 1..3 per axis, asymmetric pads up to the kernel
-    size (windows made only of padding included), any folding, encoding and pad value."""
-    h, w = (int(v) for v in rng.integers(1, 9, 2))
-    kh, kw = (int(v) for v in rng.integers(1, 5, 2))
-    sh, sw = (int(v) for v in rng.integers(1, 4, 2))
-    pt, pb = (int(v) for v in rng.integers(0, kh + 1, 2))
-    pl, pr = (int(v) for v in rng.integers(0, kw + 1, 2))
-    pb, pr = max(pb, kh - h - pt), max(pr, kw - w - pl)  # at least one output pixel
-    c, out_ch = int(rng.choice([1, 2, 3, 4, 6])), int(rng.choice([1, 2, 3, 5, 8]))
-    encoding = str(rng.choice(["bipolar", "uint"]))
-    bits = 1 if encoding == "bipolar" else int(rng.integers(1, 5))
-    pad = rng.choice(["zero", 0, 1 if encoding == "bipolar" else (1 << bits) - 1])
-    pe = int(rng.choice([d for d in range(1, out_ch + 1) if out_ch % d == 0]))
-    simd = int(rng.choice([d for d in range(1, c + 1) if c % d == 0]))
-    inp = testing.input_node((h, w, c), encoding, bits)
-    oh, ow = conv_out_size(h, kh, sh, pt, pb), conv_out_size(w, kw, sw, pl, pr)
-    conv = Conv2D("conv", ["input"], TensorType((oh, ow, out_ch), "int", 2),
-                  weights=testing.random_weights(rng, out_ch, kh * kw * c), kernel=(kh, kw),
-                  stride=(sh, sw), pads=(pt, pb, pl, pr),
-                  pad=pad if pad == "zero" else int(pad), pe=pe, simd=simd)
-    output = str(rng.choice(["threshold", "accumulator"]))
-    testing.finish_matvec(conv, inp.out, rng, output, (oh, ow, out_ch))
-    if output == "threshold" and rng.integers(0, 2):
-        conv.thresholds = testing.random_thresholds(rng, out_ch, conv.fan_in, n=2)
-        conv.out = TensorType(conv.out.shape, "uint", 2)
-    return Graph("fuzz_conv", [inp, conv])
-
-
 CASES: dict[str, Builder] = {
     **_conv_cases(),
     **_dense_cases(),
@@ -196,7 +167,7 @@ CASES: dict[str, Builder] = {
         rng, h=6, w=5, c=3, out_ch=4, k=3, pe=4, simd=3, output="accumulator", pool=True),
     "random_cnn_0": lambda rng: testing.random_cnn_graph(rng),
     "random_cnn_1": lambda rng: testing.random_cnn_graph(rng, h=9, w=7, c=2, bits=2),
-    **{f"fuzz_conv_{i}": fuzz_conv for i in range(16)},
+    **{f"fuzz_conv_{i}": testing.random_geometry_conv_graph for i in range(16)},
 }
 
 

@@ -71,7 +71,8 @@ def _cases() -> list[tuple[str, Graph]]:
                                  pool=True, pe=1, simd=1)),
         ("cnn", testing.random_cnn_graph(rng(15))),
         ("multi_threshold_mlp", multi_threshold_mlp(rng(16))),
-        *[(f"fuzz_conv_{i}", fuzz_conv(rng(100 + i))) for i in range(16)],
+        *[(f"fuzz_conv_{i}", testing.random_geometry_conv_graph(rng(100 + i)))
+          for i in range(16)],
         *[(f"majority_k{k}_s{s}_{p}", majority_pool_graph(rng(200 + 10 * k + s), k, s, p))
           for k in (2, 3) for s in (1, 2, 3) for p in ("same", "valid")],
         ("majority_after_conv", majority_pool_graph(rng(230), 3, 2, "same", conv=True)),
@@ -150,37 +151,6 @@ def multi_threshold_mlp(rng: np.random.Generator) -> Graph:
     testing.finish_matvec(d2, d1.out, rng, "accumulator", (4,))
     g.nodes.append(d2)
     return g
-
-
-def fuzz_conv(rng: np.random.Generator) -> Graph:
-    """Any geometry (as in test_hls_layers): kernel 1..4 and stride 1..3 per axis,
-    asymmetric pads up to the kernel size (windows made only of padding included), any
-    folding, encoding, pad value, 1 or 2 thresholds or the accumulator."""
-    h, w = (int(v) for v in rng.integers(1, 9, 2))
-    kh, kw = (int(v) for v in rng.integers(1, 5, 2))
-    sh, sw = (int(v) for v in rng.integers(1, 4, 2))
-    pt, pb = (int(v) for v in rng.integers(0, kh + 1, 2))
-    pl, pr = (int(v) for v in rng.integers(0, kw + 1, 2))
-    pb, pr = max(pb, kh - h - pt), max(pr, kw - w - pl)  # at least one output pixel
-    c, out_ch = int(rng.choice([1, 2, 3, 4, 6])), int(rng.choice([1, 2, 3, 5, 8]))
-    encoding = str(rng.choice(["bipolar", "uint"]))
-    bits = 1 if encoding == "bipolar" else int(rng.integers(1, 5))
-    pad = rng.choice(["zero", 0, 1 if encoding == "bipolar" else (1 << bits) - 1])
-    pe = int(rng.choice([d for d in range(1, out_ch + 1) if out_ch % d == 0]))
-    simd = int(rng.choice([d for d in range(1, c + 1) if c % d == 0]))
-    inp = testing.input_node((h, w, c), encoding, bits)
-    oh = (h + pt + pb - kh) // sh + 1
-    ow = (w + pl + pr - kw) // sw + 1
-    conv = Conv2D("conv", ["input"], TensorType((oh, ow, out_ch), "int", 2),
-                  weights=testing.random_weights(rng, out_ch, kh * kw * c), kernel=(kh, kw),
-                  stride=(sh, sw), pads=(pt, pb, pl, pr),
-                  pad=pad if pad == "zero" else int(pad), pe=pe, simd=simd)
-    output = str(rng.choice(["threshold", "accumulator"]))
-    testing.finish_matvec(conv, inp.out, rng, output, (oh, ow, out_ch))
-    if output == "threshold" and rng.integers(0, 2):
-        conv.thresholds = testing.random_thresholds(rng, out_ch, conv.fan_in, n=2)
-        conv.out = TensorType(conv.out.shape, "uint", 2)
-    return Graph("fuzz_conv", [inp, conv])
 
 
 @pytest.fixture(scope="session")
