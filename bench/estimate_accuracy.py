@@ -105,8 +105,12 @@ def compare_cycles(graph: Graph, sim: dict) -> dict:
 
 def compare_synth(name: str, graph: Graph, work: Path) -> dict:
     """Per-unit yosys vs estimate, through the report's synthesis path."""
+    from bnn2fpga import report
+    from bnn2fpga.backends.rtl import LIBRARY
     from bnn2fpga.report import synth_units
 
+    # synthesise every unit the RTL writer may instantiate (report.py's list may lag)
+    report.RTL_LIBRARY = tuple(dict.fromkeys([*report.RTL_LIBRARY, *LIBRARY]))
     proj = work / name
     design = E.estimate(graph, part=PART, clock_ns=CLOCK)
     graph.meta["top"] = name
@@ -166,14 +170,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<28} skipped: {e}")
             continue
         if args.synth:
-            row["synth"] = compare_synth(name, graph, args.work)
+            try:
+                row["synth"] = compare_synth(name, graph, args.work)
+            except RuntimeError as e:     # a unit the report's yosys run cannot build
+                row["synth_error"] = str(e)[-500:]
         results[name] = row
         i, la = row["interval"], row["latency"]
         print(f"{name:<28} {row['bottleneck']:<10} {i['folding_bottleneck']:>8,} "
               f"{i['estimate']:>12,} "
               f"{i['verilator']:>10,.1f} {i['error_pct']:>+6.2f}% | {la['estimate']:>11,} "
               f"{la['verilator']:>10,} {la['error_pct']:>+6.2f}%")
-        if args.synth:
+        if args.synth and "synth" in row:
             s = row["synth"]
             print(f"{'':<28} LUT total est {s['lut_total']['estimate']:,} vs yosys "
                   f"{s['lut_total']['yosys']:,} ({s['lut_total']['error_pct']:+.1f}%); per "

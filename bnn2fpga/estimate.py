@@ -119,7 +119,7 @@ DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
                          "tree_bits": 0.8, "dot_sub": 0.4, "tap_gate": 0.4,
                          "pe_acc": 0.8,
                          "thr_compare": 1.4, "thr_const": 0.8, "acc_out": 1.0,
-                         "replay_mux": 1.3},
+                         "replay_mux": 1.3, "bram_xnor": 0.6},
                  "ff": {"ff_regs": 1.0}},
     "bnn_swu": {"lut": {"counters": 1.5, "addr_mul": 2.3, "ring_mod": 2.5, "padded": 3.0,
                         "width": 1.15},
@@ -452,6 +452,8 @@ def mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]
             "pe_out": pe * p["OUT_W"] if p["NT"] > 1 else 0.0,       # thresholds crossed
             "acc_out": 0.0 if p["NT"] else pe * p["ACC_W"],          # accumulator output
             "replay_mux": xw if nf > 1 else 0.0,                     # stream or ibuf
+            # weights from a BRAM: the XNORs cannot fold into the weight ROM's LUTs
+            "bram_xnor": pe * simd if w_in_bram and not uint else 0.0,
             # registers
             "ff_regs": (xw + 6 + counters + w_regs + t_regs + pe * p["ACC_W"]
                         + pe * p["OUT_W"])}
