@@ -842,8 +842,8 @@ def buffered_beats(lanes: int, dwc: dict[str, int] | None, swu: dict[str, int] |
     beats = (FIFO_DEPTH if fifo_depth is None else fifo_depth) + 1
     if dwc:
         beats += (dwc["IWB"] + 2 * dwc["OWB"] - 1) // dwc["IWB"]
-    if swu:
-        spare_rows = max(0, max(swu["KH"], swu["SH"]) + swu["SH"] - swu["IH"])
+    if swu:  # ring rows that do not hold the current frame (the RTL's NROWS, swu_rows)
+        spare_rows = max(0, swu_rows(swu) - swu["IH"])
         beats += spare_rows * swu["IW"] * swu["C"] // lanes
     return beats
 

@@ -39,6 +39,7 @@ from bnn2fpga.estimate import (
     matvec_layer_cost,
     producer_beats,
     serialised_interval,
+    swu_unit,
 )
 from bnn2fpga.ir import Conv2D, Dense, Graph, IRError, MaxPool2D, Node, Reshape
 
@@ -221,12 +222,15 @@ class FoldingSearch:
         pe, simd = fold
         dwc = None if lanes == simd else {"IWB": lanes * bits, "OWB": simd * bits}
         swu = None
-        if isinstance(node, Conv2D):
-            ih, iw, c = self.graph.producer(node).out.shape
-            swu = {"KH": node.kernel[0], "SH": node.stride[0], "IH": ih, "IW": iw, "C": c}
-        interval = serialised_interval(node, pe, simd, prod_cycles,
-                                       producer_beats(prod, lanes),
-                                       buffered_beats(lanes, dwc, swu))
+        if isinstance(node, Conv2D):  # the same window parameters the planner uses
+            swu = swu_unit(node, self.graph.producer(node).out, simd, bits).params
+        from bnn2fpga.backends.rtl import fifo_depth
+
+        beats = producer_beats(prod, lanes)
+        # the FIFO after the producer is sized by the RTL writer's rule (one source)
+        interval = serialised_interval(node, pe, simd, prod_cycles, beats,
+                                       buffered_beats(lanes, dwc, swu,
+                                                      fifo_depth(self.graph, prod, beats)))
         return interval is not None and interval > budget
 
     def design(self, fold: Folding) -> DesignEstimate:

@@ -269,3 +269,28 @@ def test_committed_fit_meets_its_stated_error_and_reproduces():
                                                            abs=0.02)
         assert stats["lut"]["mean_abs_pct"] <= 10.0, module
         assert stats["ff"]["mean_abs_pct"] <= 10.0, module
+
+
+def test_one_pixel_conv_behind_a_conv_does_not_serialise_in_rtl(tmp_path):
+    """A conv whose window covers its whole input, behind another conv: the sliding window's
+    ring (swu_rows) holds the next frame while the MVTU replays its neuron folds, so the RTL
+    runs at the folding bottleneck, and the estimator (and so the folding search) must not
+    predict a serialisation.  Checked against Verilator."""
+    from bnn2fpga.backends import CompileOptions
+    from bnn2fpga.backends.rtl import write_project
+    from bnn2fpga.estimate import estimate, serialisations
+    from bnn2fpga.ir import Conv2D, TensorType
+    from bnn2fpga.sim.rtl import simulate
+
+    rng = np.random.default_rng(7)
+    g = testing.random_conv_graph(rng, h=5, w=5, c=2, out_ch=8, k=3, padding="valid")
+    conv2 = Conv2D("conv2", ["conv"], TensorType((1, 1, 16), "int", 2),
+                   weights=testing.random_weights(rng, 16, 9 * 8), kernel=(3, 3))
+    testing.finish_matvec(conv2, g.nodes[-1].out, rng, "threshold", (1, 1, 16))
+    g.nodes.append(conv2)
+    _, cycles = folding.bottleneck(g)
+    assert serialisations(g) == []
+    assert estimate(g, part="xc7z020", clock_ns=10).expected_interval_cycles == cycles
+    write_project(g, tmp_path / "rtl", CompileOptions())
+    result = simulate(tmp_path, g, testing.random_input_codes(rng, g, 6))
+    assert result.summary["steady_state_cycles_per_frame"] == cycles
