@@ -105,12 +105,8 @@ def compare_cycles(graph: Graph, sim: dict) -> dict:
 
 def compare_synth(name: str, graph: Graph, work: Path) -> dict:
     """Per-unit yosys vs estimate, through the report's synthesis path."""
-    from bnn2fpga import report
-    from bnn2fpga.backends.rtl import LIBRARY
     from bnn2fpga.report import synth_units
 
-    # synthesise every unit the RTL writer may instantiate (report.py's list may lag)
-    report.RTL_LIBRARY = tuple(dict.fromkeys([*report.RTL_LIBRARY, *LIBRARY]))
     proj = work / name
     design = E.estimate(graph, part=PART, clock_ns=CLOCK)
     graph.meta["top"] = name

@@ -45,6 +45,7 @@ from bnn2fpga.ir import (
     Dense,
     Graph,
     IRError,
+    MajorityPool2D,
     MaxPool2D,
     Node,
     Reshape,
@@ -661,6 +662,17 @@ def pool_units(node: MaxPool2D, in_type: TensorType, bits: int,
                 "W": c * bits, "DEPTH": FIFO_DEPTH if fifo_depth is None else fifo_depth})]
 
 
+def majority_pool_units(node: MajorityPool2D, in_type: TensorType, fifo_depth: int
+                        ) -> list[Unit]:
+    """Sliding window + vote counters + FIFO of a majority pool (one pixel of bits, all
+    channels, per beat), as the RTL writer plans them."""
+    c = in_type.shape[-1]
+    return [swu_unit(node, in_type, c, 1),
+            Unit(f"{node.name}_pool", "bnn_majority_pool", node.name, {
+                "C": c, "KK": node.kernel[0] * node.kernel[1]}),
+            Unit(f"{node.name}_fifo", "bnn_fifo", node.name, {"W": c, "DEPTH": fifo_depth})]
+
+
 def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None,
                skipped: list[str] | None = None) -> list[Unit]:
     """The units of ``graph`` at folding ``fold`` (default: the graph's), built without
@@ -687,6 +699,10 @@ def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None,
             units += pool_units(node, in_type, bits,
                                 fifo_depth(graph, node, folding.out_pixels(node)))
             lanes = node.out.channels
+        elif isinstance(node, MajorityPool2D):
+            units += majority_pool_units(node, in_type,
+                                         fifo_depth(graph, node, folding.out_pixels(node)))
+            lanes, bits = node.out.channels, 1
         elif skipped is not None:
             skipped.append(node.name)
             lanes = node.out.channels

@@ -26,6 +26,7 @@ from typing import Any
 
 from bnn2fpga import estimate as est
 from bnn2fpga.backends import DEFAULT_CLOCK_NS, DEFAULT_PART
+from bnn2fpga.backends.rtl import LIBRARY as RTL_LIBRARY  # the writer's units
 from bnn2fpga.devices import RESOURCES, get_device
 from bnn2fpga.ir import Graph, graph_from_json
 from bnn2fpga.resources import template_env
@@ -39,8 +40,6 @@ SYNTH_DIR = "synth"
 # yosys: synthesis of one RTL unit (shared with bench/calibrate.py)
 # ----------------------------------------------------------------------------------------
 
-RTL_LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "bnn_mvtu.sv",
-               "bnn_swu.sv", "bnn_pool.sv", "bnn_dwc.sv", "bnn_fifo.sv")
 # yosys memory names (relative to the module) per estimator memory name
 YOSYS_MEMORIES = {"weights": "g_pe*.wmem", "thresholds": "g_pe*.g_thresh.tmem",
                   "input_buffer": "g_ibuf.ibuf", "tap_valid": "g_ibuf.ivalid",

@@ -294,3 +294,22 @@ def test_one_pixel_conv_behind_a_conv_does_not_serialise_in_rtl(tmp_path):
     write_project(g, tmp_path / "rtl", CompileOptions())
     result = simulate(tmp_path, g, testing.random_input_codes(rng, g, 6))
     assert result.summary["steady_state_cycles_per_frame"] == cycles
+
+
+def test_majority_pool_is_planned_and_estimated():
+    """The fast plan (folding search) counts a majority pool's units as the writer plans
+    them, and the full estimate has a resource model for them."""
+    from bnn2fpga.backends.rtl import plan_design
+    from bnn2fpga.ir import MajorityPool2D
+
+    rng = np.random.default_rng(4)
+    g = testing.random_conv_graph(rng, h=6, w=6, c=4, out_ch=6, k=3, pe=2, simd=2)
+    conv = g.nodes[-1]
+    g.nodes.append(MajorityPool2D("vote", ["conv"], conv.out.with_shape((3, 3, 6)),
+                                  kernel=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)))
+    fast = [(u.module, u.params) for u in E.plan_units(g)]
+    full = [(u.module, E.int_params(u.params)) for u in plan_design(g).units]
+    assert fast == full and ("bnn_majority_pool", {"C": 6, "KK": 9}) in fast
+    design = E.estimate(g, part="xc7z020", clock_ns=10)
+    vote = next(layer for layer in design.layers if layer.name == "vote")
+    assert vote.resources.lut > 0 and not design.notes
