@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import zlib
@@ -40,10 +39,8 @@ from scipy.optimize import nnls
 
 from bnn2fpga import estimate as E
 from bnn2fpga import report as R
-from bnn2fpga.backends.rtl import LIBRARY as RTL_LIBRARY
 from bnn2fpga.devices import get_device
 from bnn2fpga.ir import signed_bits_for
-from bnn2fpga.resources import resource_path
 
 ROOT = Path(__file__).resolve().parent
 SWEEP_FILE = ROOT / "results" / "calibration_sweep.json"
@@ -187,12 +184,7 @@ def synthesise(module: str, params: dict[str, int], styles: dict[str, str],
     """yosys figures of one sweep point (bnn2fpga.report.run_yosys, as report --synth)."""
     rng = np.random.default_rng(zlib.crc32(json.dumps(params, sort_keys=True).encode()))
     files = memory_files(params, rng) if module == "bnn_mvtu" else {}
-    library = resource_path("rtl")
-    script = R.yosys_script(module, params, styles, family, library)
-    # every unit of the RTL writer's library (report.py's list may lag behind it)
-    sources = " ".join(str(library / f) for f in RTL_LIBRARY)
-    script = re.sub(r"^read_verilog -defer -sv .*$", f"read_verilog -defer -sv {sources}",
-                    script, count=1, flags=re.M)
+    script = R.yosys_script(module, params, styles, family)
     with tempfile.TemporaryDirectory(prefix="bnn2fpga_cal_") as tmp:
         measured = R.run_yosys(script, Path(tmp), files)
     lutram = sum(n * R.LUT_CELLS[c] for c, n in measured["cells"].items()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from bnn2fpga.backends import DEFAULT_CLOCK_NS, DEFAULT_PART
 from bnn2fpga.backends.rtl import LIBRARY as RTL_LIBRARY  # the writer's units
 from bnn2fpga.devices import RESOURCES, get_device
 from bnn2fpga.ir import Graph, graph_from_json
-from bnn2fpga.resources import template_env
+from bnn2fpga.resources import resource_path, template_env
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -59,10 +60,11 @@ def yosys_family(device_family: str) -> str:
 
 
 def yosys_script(module: str, params: dict[str, str | int], styles: dict[str, str],
-                 family: str, library: Path) -> str:
+                 family: str) -> str:
     """A yosys script synthesising ``module`` with ``params`` (Verilog literals; strings
-    quoted) for ``family``, memories forced to ``styles``; writes stat.json."""
-    files = " ".join(str(library / f) for f in RTL_LIBRARY)
+    quoted) for ``family``, memories forced to ``styles``; writes stat.json.  Paths are
+    relative to ``run_yosys``'s scratch directory (YoWASP's sandbox hides the host /tmp)."""
+    files = " ".join(f"rtl/{f}" for f in RTL_LIBRARY)
     sets = " ".join(f"-set {k} {v}" for k, v in params.items())
     lines = [f"read_verilog -defer -sv {files}"]
     if sets:
@@ -92,6 +94,9 @@ def run_yosys(script: str, workdir: Path, files: dict[str, str] | None = None) -
     returns the cell counts (``cell_counts``) and the raw cells."""
     with tempfile.TemporaryDirectory(prefix="bnn2fpga_synth_", dir=workdir) as tmp:
         where = Path(tmp)
+        (where / "rtl").mkdir()
+        for name in RTL_LIBRARY:  # a local copy: yosys sees only relative paths reliably
+            shutil.copy(resource_path("rtl") / name, where / "rtl" / name)
         for name, text in (files or {}).items():
             (where / name).write_text(text)
         (where / "run.ys").write_text(script)
@@ -141,7 +146,7 @@ def synth_units(project_dir: Path, graph: Graph, design: est.DesignEstimate) -> 
     for i, unit in enumerate(plan.units, 1):
         files = unit_memory_files(unit, plan.mems)
         script = yosys_script(unit.module, dict(unit.params), styles.get(unit.name, {}),
-                              family, library)
+                              family)
         digest = hashlib.sha256("\0".join([sources, script, *sorted(files),
                                            *files.values()]).encode()).hexdigest()[:16]
         path = cache / f"{unit.name}.json"

