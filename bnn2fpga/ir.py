@@ -341,10 +341,11 @@ FORMAT_VERSION = 1
 def _array_to_json(a: np.ndarray) -> dict[str, Any]:
     if a.dtype == np.int8 and a.size and set(np.unique(a)) <= {-1, 1}:
         # bipolar weights: one packed hex string per row (bit i = element i, see packing.py)
-        from bnn2fpga.packing import pack_bits_hex
+        from bnn2fpga.packing import bipolar_to_bits, pack_bits_hex
 
         rows = a.reshape(a.shape[0], -1)
-        return {"bipolar_hex": [pack_bits_hex(r > 0) for r in rows], "shape": list(a.shape)}
+        return {"bipolar_hex": [pack_bits_hex(bipolar_to_bits(r)) for r in rows],
+                "shape": list(a.shape)}
     if np.issubdtype(a.dtype, np.integer):
         return {"int": a.tolist(), "shape": list(a.shape)}
     return {"float": [float(x) for x in a.reshape(-1)], "shape": list(a.shape),
@@ -354,12 +355,11 @@ def _array_to_json(a: np.ndarray) -> dict[str, Any]:
 def _array_from_json(d: dict[str, Any]) -> np.ndarray:
     shape = tuple(d["shape"])
     if "bipolar_hex" in d:
-        from bnn2fpga.packing import unpack_bits_hex
+        from bnn2fpga.packing import bits_to_bipolar, unpack_bits_hex
 
         n = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         rows = [unpack_bits_hex(h, n) for h in d["bipolar_hex"]]
-        bits = np.array(rows, dtype=np.int8).reshape(shape)
-        return (2 * bits - 1).astype(np.int8)
+        return bits_to_bipolar(np.array(rows).reshape(shape))
     if "int" in d:
         return np.array(d["int"], dtype=np.int64).reshape(shape)
     return np.array(d["float"], dtype=d.get("dtype", "float64")).reshape(shape)

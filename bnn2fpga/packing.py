@@ -86,14 +86,6 @@ def codes_to_int(codes: np.ndarray, bits: int) -> int:
     return value
 
 
-def int_to_codes(value: int, n: int, bits: int, signed: bool = False) -> np.ndarray:
-    mask = (1 << bits) - 1
-    out = np.array([(value >> (i * bits)) & mask for i in range(n)], dtype=np.int64)
-    if signed:
-        out = np.where(out >= (1 << (bits - 1)), out - (1 << bits), out)
-    return out
-
-
 def weight_memory(weights: np.ndarray, pe: int, simd: int) -> np.ndarray:
     """FINN-style weight layout: bits of shape (PE, NF*SF, SIMD).
 
