@@ -27,7 +27,9 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import re
 import sys
 import tempfile
 import zlib
@@ -41,6 +43,7 @@ from bnn2fpga import estimate as E
 from bnn2fpga import report as R
 from bnn2fpga.devices import get_device
 from bnn2fpga.ir import signed_bits_for
+from bnn2fpga.resources import resource_path
 
 ROOT = Path(__file__).resolve().parent
 SWEEP_FILE = ROOT / "results" / "calibration_sweep.json"
@@ -190,16 +193,47 @@ def synthesise(module: str, params: dict[str, int], styles: dict[str, str],
     lutram = sum(n * R.LUT_CELLS[c] for c, n in measured["cells"].items()
                  if c.startswith("RAM") and c in R.LUT_CELLS)
     return {"module": module, "params": params, "styles": styles, "family": family,
-            **measured, "lutram_lut": lutram}
+            "rtl": rtl_digest(module), **measured, "lutram_lut": lutram}
+
+
+def rtl_sources(module: str) -> list[str]:
+    """The library files ``module`` is built from: its own file and, recursively, the files
+    of the bnn_* modules it instantiates."""
+    seen: list[str] = []
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if f"{name}.sv" in seen:
+            continue
+        seen.append(f"{name}.sv")
+        text = (resource_path("rtl") / f"{name}.sv").read_text()
+        todo += [m for m in re.findall(r"^\s*(bnn_\w+)\s*#\s*\(", text, re.M) if m != name]
+    return sorted(seen)
+
+
+def rtl_digest(module: str) -> str:
+    """A digest of the RTL a sweep point was synthesised from: a cached point whose module
+    (or a module it instantiates) has changed since is synthesised again."""
+    h = hashlib.sha256()
+    for name in rtl_sources(module):
+        h.update(name.encode() + b"\0" + (resource_path("rtl") / name).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def key_of(module: str, params: dict, styles: dict, family: str) -> str:
-    return json.dumps([module, params, styles, family], sort_keys=True)
+    return json.dumps([module, params, styles, family, rtl_digest(module)], sort_keys=True)
+
+
+def row_key(r: dict) -> str:
+    """The cache key of a synthesised row (its RTL digest as recorded, not the current)."""
+    return json.dumps([r["module"], r["params"], r["styles"], r["family"], r.get("rtl")],
+                      sort_keys=True)
 
 
 def run_sweep(points, family: str, jobs: int) -> list[dict]:
     cache = json.loads(SWEEP_FILE.read_text()) if SWEEP_FILE.is_file() else []
-    done = {key_of(r["module"], r["params"], r["styles"], r["family"]): r for r in cache}
+    # rows synthesised from RTL that has changed since are dropped (and synthesised again)
+    done = {row_key(r): r for r in cache if r.get("rtl") == rtl_digest(r["module"])}
     todo = []
     for module, params in points:
         styles = chosen_styles(module, params)
@@ -211,7 +245,7 @@ def run_sweep(points, family: str, jobs: int) -> list[dict]:
         futures = [pool.submit(synthesise, m, p, s, family) for m, p, s in todo]
         for i, f in enumerate(futures, 1):
             r = f.result()
-            done[key_of(r["module"], r["params"], r["styles"], family)] = r
+            done[row_key(r)] = r
             print(f"  [{i}/{len(todo)}] {r['module']} {r['params']} -> LUT {r['lut']} "
                   f"FF {r['ff']} BRAM18 {r['bram18']} ({r['seconds']} s)", file=sys.stderr)
             SWEEP_FILE.parent.mkdir(exist_ok=True)
@@ -370,8 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.refit_only:
         cache = json.loads(SWEEP_FILE.read_text())
         wanted = {key_of(m, p, chosen_styles(m, p), args.family) for m, p in points}
-        rows = [r for r in cache
-                if key_of(r["module"], r["params"], r["styles"], r["family"]) in wanted]
+        rows = [r for r in cache if row_key(r) in wanted]
+        if len(rows) < len(points):
+            print(f"warning: {len(points) - len(rows)} of {len(points)} sweep points are not "
+                  "in the cache for the current RTL; run without --refit-only",
+                  file=sys.stderr)
     else:
         rows = run_sweep(points, args.family, args.jobs)
     calibration, details = fit_all(rows, args.family)

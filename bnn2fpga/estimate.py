@@ -129,7 +129,8 @@ DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
                          "compare_luts": 1.5},
                  "ff": {"ff_regs": 1.0}},
     "bnn_dwc": {"lut": {"const": 3, "cap": 0.9, "counter": 1.7, "shift_select": 0.42,
-                        "arith": 1.25},
+                        "arith": 1.25, "up_const": 3, "up_counter": 1.5, "down_const": 3,
+                        "down_counter": 1.5, "down_mux": 1.0},
                 "ff": {"ff_regs": 1.0}},
     "bnn_fifo": {"lut": {"const": 2, "counters": 1.6, "bram_bypass": 1.1},
                  "ff": {"ff_regs": 1.0}},
@@ -536,13 +537,48 @@ def fifo_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]
             "ff_regs": 2 * aw + cw + (bypass if in_bram else aw)}
 
 
+def dwc_kind(iwb: int, owb: int) -> str:
+    """The structure ``bnn_dwc`` builds for a pair of widths: "up" (OWB = R*IWB), "down"
+    (IWB = R*OWB) or "shift" (any other pair)."""
+    if owb > iwb and owb % iwb == 0:
+        return "up"
+    if iwb > owb and iwb % owb == 0:
+        return "down"
+    return "shift"
+
+
+def dwc_capacity_beats(iwb: int, owb: int) -> int:
+    """Input beats a ``bnn_dwc`` holds: up, R-1 collected plus an R-beat output word; down,
+    the word being sent plus the holding register; shift, its IWB + 2*OWB - 1 bit buffer."""
+    kind = dwc_kind(iwb, owb)
+    if kind == "up":
+        return 2 * (owb // iwb) - 1
+    if kind == "down":
+        return 2
+    return (iwb + 2 * owb - 1) // iwb
+
+
 def dwc_features(iwb: int, owb: int) -> dict[str, float]:
-    """Width converter: a CAP = IWB + 2*OWB - 1 bit shift buffer and a CW-bit fill count.
-    Each buffer bit is its kept value (shifted by OWB on an output beat) or an input bit
-    picked by the fill count: a shifter whose select has log2(IWB/g + 1) useful bits, g
-    being the power-of-two common factor of the widths (the fill count's low log2(g) bits
-    stay 0, which synthesis sees).  When IWB/g or OWB/g is not a power of two, the count's
-    updates and compares are real adders (``arith``)."""
+    """Width converter (``dwc_kind``).
+
+    up: flip-flops with clock enables only (the collected beats shift by a fixed amount,
+    the word loads at once): a beat counter and its compare, no LUT per bit.
+    down: per word bit a 3:1 mux (holding register / input / shifted word); the slice
+    counter.  shift: a CAP = IWB + 2*OWB - 1 bit buffer and a CW-bit fill count; each bit is
+    its kept value (shifted by OWB on an output beat) or an input bit picked by the fill
+    count: a shifter whose select has log2(IWB/g + 1) useful bits, g being the power-of-two
+    common factor of the widths (the fill count's low log2(g) bits stay 0, which synthesis
+    sees).  When IWB/g or OWB/g is not a power of two, the count's updates and compares are
+    real adders (``arith``)."""
+    kind = dwc_kind(iwb, owb)
+    if kind == "up":
+        cw = clog2(owb // iwb)
+        return {"up_const": 1.0, "up_counter": cw,
+                "ff_regs": 2 * owb - iwb + cw + 1}
+    if kind == "down":
+        cw = bits_for(iwb // owb)
+        return {"down_const": 1.0, "down_counter": cw, "down_mux": iwb,
+                "ff_regs": 2 * iwb + cw + 1}
     cap = iwb + 2 * owb - 1
     cw = bits_for(cap)
     g = math.gcd(iwb, owb) & -math.gcd(iwb, owb)
@@ -857,7 +893,7 @@ def buffered_beats(lanes: int, dwc: dict[str, int] | None, swu: dict[str, int] |
 
     beats = (FIFO_DEPTH if fifo_depth is None else fifo_depth) + 1
     if dwc:
-        beats += (dwc["IWB"] + 2 * dwc["OWB"] - 1) // dwc["IWB"]
+        beats += dwc_capacity_beats(dwc["IWB"], dwc["OWB"])
     if swu:  # ring rows that do not hold the current frame (the RTL's NROWS, swu_rows)
         spare_rows = max(0, swu_rows(swu) - swu["IH"])
         beats += spare_rows * swu["IW"] * swu["C"] // lanes

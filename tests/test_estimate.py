@@ -175,9 +175,10 @@ def test_back_to_back_dense_layers_no_longer_serialise():
     assert design.expected_interval_cycles == 32768
     fifo = {u.unit.name: u.unit.params for la in design.layers for u in la.units}["dense_fifo"]
     assert fifo["DEPTH"] >= 512
-    # the serialisation formula itself, at the old buffering
+    # the serialisation formula itself, at the old buffering (the 1 -> 8 converter, now
+    # bnn_dwc_up, holds 7 collected beats plus an 8-beat word)
     node = g["dense1"]
-    assert E.buffered_beats(1, {"IWB": 1, "OWB": 8}, None, 2) == 2 + 1 + 16
+    assert E.buffered_beats(1, {"IWB": 1, "OWB": 8}, None, 2) == 2 + 1 + 15
     assert (E.serialised_interval(node, 1, 8, 32768, 512, 19)
             == 32768 + 511 * 64 - 19 * 64)
 

@@ -50,8 +50,8 @@ from bnn2fpga.resources import resource_path, template_env
 
 # unit library in dependency order (a tool that reads files in order finds leaves first)
 LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "bnn_mvtu.sv",
-           "bnn_swu.sv", "bnn_pool.sv", "bnn_majority_pool.sv", "bnn_dwc.sv", "bnn_fifo.sv",
-           "bnn_frame_last.sv")
+           "bnn_swu.sv", "bnn_pool.sv", "bnn_majority_pool.sv", "bnn_dwc_up.sv", "bnn_dwc_down.sv",
+           "bnn_dwc_shift.sv", "bnn_dwc.sv", "bnn_fifo.sv", "bnn_frame_last.sv")
 FIFO_DEPTH = 2  # the FIFO after a layer, unless fifo_depth() sizes it for its consumer
 DESIGN_JSON = "rtl_design.json"
 

@@ -1,15 +1,14 @@
-// bnn_dwc: width converter: a bit stream in IWB-bit beats out as OWB-bit beats, for any
-// pair of widths (the stream is the frame's codes flattened channels-last, so the element
-// boundaries need no special care as long as both widths hold whole elements).
+// bnn_dwc: width converter: a bit stream in IWB-bit beats out as OWB-bit beats (the frame's
+// codes flattened channels-last, so element boundaries need no care as long as both widths
+// hold whole elements).  It picks the cheapest structure for the pair of widths:
+//   OWB = R*IWB  bnn_dwc_up     collect R beats in a shift register (no LUT per bit)
+//   IWB = R*OWB  bnn_dwc_down   shift R slices out of a loaded word (a 3:1 mux per bit)
+//   otherwise    bnn_dwc_shift  a shift buffer with a barrel shifter
+// Each sustains one beat per cycle on its faster side; ready and valid come from registers.
 //
 // Parameters
 //   IWB  input beat bits
 //   OWB  output beat bits
-//
-// A shift buffer of CAP = IWB + 2*OWB - 1 bits holding cnt valid bits (LSB first):
-// out valid iff cnt >= OWB; in ready iff cnt + IWB <= CAP.  That capacity is the smallest
-// that sustains the faster side at one beat per cycle (the slower side is then the rate);
-// both handshake signals come from registers.
 module bnn_dwc #(
     parameter int IWB = 8,
     parameter int OWB = 4
@@ -23,31 +22,11 @@ module bnn_dwc #(
     output logic           m_tvalid,
     input  logic           m_tready
 );
-  localparam int CAP = IWB + 2 * OWB - 1;
-  localparam int CW = $clog2(CAP + 1);
-
-  logic [CAP-1:0] buffer;
-  logic [CW-1:0] cnt;
-
-  assign m_tvalid = cnt >= CW'(OWB);
-  assign s_tready = cnt <= CW'(2 * OWB - 1);
-  assign m_tdata = buffer[OWB-1:0];
-
-  wire in_fire = s_tvalid && s_tready;
-  wire out_fire = m_tvalid && m_tready;
-
-  logic [CAP-1:0] kept;
-  logic [CW-1:0] kept_cnt;
-  assign kept = out_fire ? buffer >> OWB : buffer;
-  assign kept_cnt = out_fire ? cnt - CW'(OWB) : cnt;
-
-  always_ff @(posedge clk) begin
-    if (!rst_n) begin
-      buffer <= '0;
-      cnt <= '0;
-    end else begin
-      buffer <= kept | (in_fire ? CAP'(s_tdata) << kept_cnt : '0);
-      cnt <= kept_cnt + (in_fire ? CW'(IWB) : '0);
-    end
+  if (OWB % IWB == 0 && OWB > IWB) begin : g_up
+    bnn_dwc_up #(.IWB(IWB), .OWB(OWB)) u (.*);
+  end else if (IWB % OWB == 0 && IWB > OWB) begin : g_down
+    bnn_dwc_down #(.IWB(IWB), .OWB(OWB)) u (.*);
+  end else begin : g_shift
+    bnn_dwc_shift #(.IWB(IWB), .OWB(OWB)) u (.*);
   end
 endmodule

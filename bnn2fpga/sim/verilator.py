@@ -118,3 +118,19 @@ def build(sources: list[Path], top: str, mdir: Path, cpp: list[Path], include: l
     if not path.is_file():
         raise VerilatorError(f"the build finished but {path} is missing; see {mdir}/build.log")
     return path
+
+
+def build_testbench(sources: list[Path], top: str, mdir: Path, exe: str = "tb",
+                    jobs: int = 2) -> Path:
+    """Build a self-contained SystemVerilog testbench (``--binary --timing``: delays,
+    ``fork``/``wait``) into ``mdir/exe``.  The wheel's build flags lack C++20 coroutines,
+    which timing needs, so they are given here."""
+    mdir.mkdir(parents=True, exist_ok=True)
+    args = ["--binary", "--timing", "-j", str(jobs), "--top-module", top, "-Wno-fatal",
+            "--Mdir", str(mdir), "-o", exe, "-CFLAGS", "-std=gnu++20 -fcoroutines",
+            "-MAKEFLAGS", " ".join(OPT_FLAGS + LINK_FLAGS)]
+    run([*args, *[str(s) for s in sources]], mdir, log=mdir / "build.log")
+    path = mdir / exe
+    if not path.is_file():
+        raise VerilatorError(f"the build finished but {path} is missing; see {mdir}/build.log")
+    return path
