@@ -646,15 +646,21 @@ def design_units(graph: Graph) -> list[Unit]:
 
 def matvec_layer_units(graph: Graph, node: Dense, pe: int, simd: int) -> list[Unit]:
     """The units of one matrix-vector layer at (pe, simd), built directly (no weight
-    images) for the folding search: sliding window (convs), MVTU, output FIFO.  Their
+    images) for the folding search: sliding window (convs) or input-vector FIFO (dense
+    layers with several neuron folds), MVTU, output FIFO.  Their
     parameters equal ``plan_design``'s (tests check this)."""
     from bnn2fpga.backends.rtl import elem_bits
 
     in_type = graph.producer(node).out
     bits = elem_bits(in_type)
+    from bnn2fpga.backends.rtl import FIFO_DEPTH, input_fifo_depth
+
     units = []
     if isinstance(node, Conv2D):
         units.append(swu_unit(node, in_type, simd, bits))
+    if depth := input_fifo_depth(node, pe, simd):
+        units.append(Unit(f"{node.name}_in_fifo", "bnn_fifo", node.name,
+                          {"W": simd * bits, "DEPTH": depth}))
     acc = node.acc_bits or signed_bits_for(accumulator_bound(node, in_type) + 1)
     nt = 0 if node.thresholds is None else int(node.thresholds.shape[1])
     out_w = max(1, nt.bit_length()) if nt else acc
@@ -664,11 +670,8 @@ def matvec_layer_units(graph: Graph, node: Dense, pe: int, simd: int) -> list[Un
         "USE_TAP_VALID": int(isinstance(node, Conv2D) and in_type.encoding == "bipolar"
                              and node.pad == "zero"),
         "ACC_W": acc, "NT": nt, "TW": acc, "OUT_W": out_w}))
-    from bnn2fpga.backends.rtl import fifo_depth
-
-    beats = folding.out_pixels(node) * node.out_channels // pe
     units.append(Unit(f"{node.name}_fifo", "bnn_fifo", node.name,
-                      {"W": pe * out_w, "DEPTH": fifo_depth(graph, node, beats)}))
+                      {"W": pe * out_w, "DEPTH": FIFO_DEPTH}))
     return units
 
 
@@ -683,10 +686,8 @@ def swu_unit(node: Conv2D | MaxPool2D, in_type: TensorType, simd: int, bits: int
         "PAD_CODE": 0 if pad == "zero" else int(pad)})
 
 
-def pool_units(node: MaxPool2D, in_type: TensorType, bits: int,
-               fifo_depth: int | None = None) -> list[Unit]:
-    """Sliding window + reducer + FIFO of a max-pool (one pixel, all channels, per beat);
-    ``fifo_depth``: the writer's (``backends.rtl.fifo_depth``), default ``FIFO_DEPTH``."""
+def pool_units(node: MaxPool2D, in_type: TensorType, bits: int) -> list[Unit]:
+    """Sliding window + reducer + FIFO of a max-pool (one pixel, all channels, per beat)."""
     from bnn2fpga.backends.rtl import FIFO_DEPTH
 
     c = in_type.shape[-1]
@@ -695,18 +696,19 @@ def pool_units(node: MaxPool2D, in_type: TensorType, bits: int,
                 "SIMD": c, "EB": bits, "CG": 1, "KK": node.kernel[0] * node.kernel[1],
                 "SIGNED": int(in_type.encoding == "int")}),
             Unit(f"{node.name}_fifo", "bnn_fifo", node.name, {
-                "W": c * bits, "DEPTH": FIFO_DEPTH if fifo_depth is None else fifo_depth})]
+                "W": c * bits, "DEPTH": FIFO_DEPTH})]
 
 
-def majority_pool_units(node: MajorityPool2D, in_type: TensorType, fifo_depth: int
-                        ) -> list[Unit]:
+def majority_pool_units(node: MajorityPool2D, in_type: TensorType) -> list[Unit]:
     """Sliding window + vote counters + FIFO of a majority pool (one pixel of bits, all
     channels, per beat), as the RTL writer plans them."""
+    from bnn2fpga.backends.rtl import FIFO_DEPTH
+
     c = in_type.shape[-1]
     return [swu_unit(node, in_type, c, 1),
             Unit(f"{node.name}_pool", "bnn_majority_pool", node.name, {
                 "C": c, "KK": node.kernel[0] * node.kernel[1]}),
-            Unit(f"{node.name}_fifo", "bnn_fifo", node.name, {"W": c, "DEPTH": fifo_depth})]
+            Unit(f"{node.name}_fifo", "bnn_fifo", node.name, {"W": c, "DEPTH": FIFO_DEPTH})]
 
 
 def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None,
@@ -715,7 +717,7 @@ def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None,
     weight images: the folding search's fast stand-in for ``design_units`` (equal to it;
     tests check this).  A node with no unit model raises ``IRError``, or, when ``skipped``
     is given, is appended to it and left out (its stream assumed one pixel per beat)."""
-    from bnn2fpga.backends.rtl import elem_bits, fifo_depth, lanes_needed
+    from bnn2fpga.backends.rtl import elem_bits, lanes_needed
 
     fold = fold or {n.name: (n.pe, n.simd) for n in graph.matvec_nodes()}
     units: list[Unit] = []
@@ -732,12 +734,10 @@ def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None,
             units += matvec_layer_units(graph, node, *fold[node.name])
             lanes, bits = fold[node.name][0], units[-1].params["W"] // fold[node.name][0]
         elif isinstance(node, MaxPool2D):
-            units += pool_units(node, in_type, bits,
-                                fifo_depth(graph, node, folding.out_pixels(node)))
+            units += pool_units(node, in_type, bits)
             lanes = node.out.channels
         elif isinstance(node, MajorityPool2D):
-            units += majority_pool_units(node, in_type,
-                                         fifo_depth(graph, node, folding.out_pixels(node)))
+            units += majority_pool_units(node, in_type)
             lanes, bits = node.out.channels, 1
         elif skipped is not None:
             skipped.append(node.name)
@@ -778,6 +778,8 @@ def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
     last step for pixel p-1, nor before the input p waits for has arrived plus what is left
     to do after it (the sliding window's read latency and tap burst, the neuron folds that
     replay the stored input).  Unit register stages (``UNIT_DELAY``) are then added."""
+    from bnn2fpga.backends.rtl import input_fifo_depth
+
     modules = {(u.layer, u.module) for u in plan_units(graph, skipped=[])}
     avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph)}
     for node in graph.nodes[1:]:
@@ -788,6 +790,8 @@ def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
             continue
         if (node.name, "bnn_dwc") in modules:
             t_in = t_in + UNIT_DELAY["bnn_dwc"]
+        if input_fifo_depth(node, getattr(node, "pe", 0), getattr(node, "simd", 0)):
+            t_in = t_in + UNIT_DELAY["bnn_fifo"]
         per_pixel = folding.node_cycles(node) // folding.out_pixels(node)
         lead = after_last_input(node, per_pixel)
         ready = t_in[needed_input_pixel(node, src)] + lead
@@ -860,7 +864,10 @@ def serialisations(graph: Graph) -> list[Serialisation]:
     when those cannot hold a frame of the producer's output, the producer stalls, and one
     frame costs the producer's cycles plus the consumer's replay, less what the buffers
     absorbed (``serialised_interval``)."""
-    units = {(u.layer, u.module): u.params for u in plan_units(graph, skipped=[])}
+    from bnn2fpga.backends.rtl import FIFO_DEPTH, input_fifo_depth
+
+    units = {(u.layer, u.module): u.params for u in plan_units(graph, skipped=[])
+             if u.module != "bnn_fifo"}
     _, bottleneck_cycles = folding.bottleneck(graph)
     out = []
     for node in graph.nodes[1:]:
@@ -868,9 +875,9 @@ def serialisations(graph: Graph) -> list[Serialisation]:
         if not isinstance(prod, (Dense, MaxPool2D)):
             continue
         lanes = prod.pe if isinstance(prod, Dense) else prod.out.channels
-        fifo = units.get((prod.name, "bnn_fifo"), {})
         buffered = buffered_beats(lanes, units.get((node.name, "bnn_dwc")),
-                                  units.get((node.name, "bnn_swu")), fifo.get("DEPTH"))
+                                  units.get((node.name, "bnn_swu")), FIFO_DEPTH,
+                                  input_fifo_depth(node, node.pe, node.simd) * node.simd)
         cycles = serialised_interval(node, node.pe, node.simd, folding.node_cycles(prod),
                                      producer_beats(prod, lanes), buffered)
         if cycles is not None and cycles > bottleneck_cycles:
@@ -885,15 +892,17 @@ def producer_beats(prod: Node, lanes: int) -> int:
 
 
 def buffered_beats(lanes: int, dwc: dict[str, int] | None, swu: dict[str, int] | None,
-                   fifo_depth: int | None = None) -> int:
-    """Producer beats the path into a consumer holds: FIFO (the planned depth, default the
-    RTL writer's), the producer's output register, the width converter's buffer, the
-    sliding window's spare rows."""
+                   fifo_depth: int | None = None, in_fifo_elems: int = 0) -> int:
+    """Producer beats the path into a consumer holds: the producer's FIFO (default the RTL
+    writer's depth) and output register, the width converter (``dwc_capacity_beats``), the
+    consumer's input-vector FIFO (``in_fifo_elems`` codes, ``backends.rtl.input_fifo_depth``)
+    and the sliding window's spare rows."""
     from bnn2fpga.backends.rtl import FIFO_DEPTH
 
     beats = (FIFO_DEPTH if fifo_depth is None else fifo_depth) + 1
     if dwc:
         beats += dwc_capacity_beats(dwc["IWB"], dwc["OWB"])
+    beats += in_fifo_elems // lanes
     if swu:  # ring rows that do not hold the current frame (the RTL's NROWS, swu_rows)
         spare_rows = max(0, swu_rows(swu) - swu["IH"])
         beats += spare_rows * swu["IW"] * swu["C"] // lanes

@@ -224,13 +224,13 @@ class FoldingSearch:
         swu = None
         if isinstance(node, Conv2D):  # the same window parameters the planner uses
             swu = swu_unit(node, self.graph.producer(node).out, simd, bits).params
-        from bnn2fpga.backends.rtl import fifo_depth
+        from bnn2fpga.backends.rtl import FIFO_DEPTH, input_fifo_depth
 
         beats = producer_beats(prod, lanes)
-        # the FIFO after the producer is sized by the RTL writer's rule (one source)
+        # the consumer's input-vector FIFO follows the RTL writer's rule (one source)
         interval = serialised_interval(node, pe, simd, prod_cycles, beats,
-                                       buffered_beats(lanes, dwc, swu,
-                                                      fifo_depth(self.graph, prod, beats)))
+                                       buffered_beats(lanes, dwc, swu, FIFO_DEPTH,
+                                                      input_fifo_depth(node, pe, simd) * simd))
         return interval is not None and interval > budget
 
     def design(self, fold: Folding) -> DesignEstimate:

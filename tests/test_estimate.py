@@ -166,15 +166,18 @@ def test_back_to_back_dense_layers_no_longer_serialise():
     first neuron fold.  With the old 2-entry FIFO the 2 FIFO + 1 output register + 16
     width-converter beats could not hold fc0's 512 beats: a frame cost fc0 + fc1's replay
     - 19 beats of fc0 (Verilator measured 64,261 cycles on the full CNV; this pair
-    predicted 64,256).  The writer's FIFO in front of a dense layer now holds one input
-    vector (backends.rtl.fifo_depth), so the pair runs at the folding's rate."""
+    predicted 64,256).  The writer now puts a FIFO of one input vector in front of the
+    dense layer's MVTU (backends.rtl.input_fifo_depth), so the pair runs at the folding's
+    rate."""
     g = _dense_chain([256, 512, 512], [(1, 4), (1, 8)])
     design = E.estimate(g, part="xc7z020", clock_ns=10.0, fast=True)
     assert design.interval_cycles == 32768
     assert design.serialisations == []
     assert design.expected_interval_cycles == 32768
-    fifo = {u.unit.name: u.unit.params for la in design.layers for u in la.units}["dense_fifo"]
-    assert fifo["DEPTH"] >= 512
+    params = {u.unit.name: u.unit.params for la in design.layers for u in la.units}
+    assert params["dense1_in_fifo"] == {"W": 8, "DEPTH": 64}   # SF words of SIMD codes
+    assert params["dense_fifo"]["DEPTH"] == 2
+    assert params["dense_in_fifo"] == {"W": 4, "DEPTH": 64}
     # the serialisation formula itself, at the old buffering (the 1 -> 8 converter, now
     # bnn_dwc_up, holds 7 collected beats plus an 8-beat word)
     node = g["dense1"]
@@ -193,8 +196,9 @@ def test_buffered_pairs_do_not_serialise():
 
 def test_latency_schedule_matches_the_rtl_pipeline_by_hand():
     """Two dense layers (64 -> 64 -> 32, PE 8, SIMD 32, uint input as the digits MLP):
-    input beats 1-2; fc1 steps end at 16, +3 MVTU +1 FIFO +1 DWC = 21; fc2 waits for its
-    second input beat at 21, replays 3 folds x 2 = 27, +3 +1 = 31."""
+    input beats 1-2, +1 input-vector FIFO; fc1 steps end at 17, +3 MVTU +1 FIFO = 21;
+    fc2 waits for its second input beat (+1 DWC +1 input-vector FIFO) at 23, replays 3
+    folds x 2 = 29, +3 +1 = 33."""
     rng = np.random.default_rng(3)
     g = testing.random_dense_graph(rng, fan_in=64, out_ch=64, pe=8, simd=32,
                                    encoding="uint", bits=5)
@@ -203,8 +207,8 @@ def test_latency_schedule_matches_the_rtl_pipeline_by_hand():
     g.nodes.append(nxt)
     sched = E.pixel_schedule(g)
     assert list(sched["input"]) == [2]
-    assert list(sched["dense"]) == [16 + 3 + 1]
-    assert list(sched["dense2"]) == [20 + 1 + 3 * 2 + 3 + 1]
+    assert list(sched["dense"]) == [17 + 3 + 1]
+    assert list(sched["dense2"]) == [21 + 1 + 1 + 3 * 2 + 3 + 1]
 
 
 def test_majority_pool_is_estimated_and_never_fatal():

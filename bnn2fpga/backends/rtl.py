@@ -52,7 +52,7 @@ from bnn2fpga.resources import resource_path, template_env
 LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "bnn_mvtu.sv",
            "bnn_swu.sv", "bnn_pool.sv", "bnn_majority_pool.sv", "bnn_dwc_up.sv", "bnn_dwc_down.sv",
            "bnn_dwc_shift.sv", "bnn_dwc.sv", "bnn_fifo.sv", "bnn_frame_last.sv")
-FIFO_DEPTH = 2  # the FIFO after a layer, unless fifo_depth() sizes it for its consumer
+FIFO_DEPTH = 2  # the FIFO after every layer (see input_fifo_depth for dense inputs)
 DESIGN_JSON = "rtl_design.json"
 
 
@@ -123,27 +123,19 @@ def lanes_needed(graph: Graph, node: Node) -> int:
                   "the passes so that only hardware nodes remain")
 
 
-def unit_consumers(graph: Graph, node: Node) -> list[Node]:
-    """The nodes that take ``node``'s output stream (through Reshapes, which are no-ops)."""
-    out = []
-    for c in graph.consumers(node.name):
-        out += unit_consumers(graph, c) if isinstance(c, Reshape) else [c]
-    return out
+def input_fifo_depth(node: Node, pe: int, simd: int) -> int:
+    """Depth of the FIFO in front of ``node``'s MVTU at folding (pe, simd), 0 for none.
 
-
-def fifo_depth(graph: Graph, node: Node, beats: int) -> int:
-    """Depth of the FIFO after ``node``'s unit (``beats``: its output beats per frame).
-
-    In front of a dense layer the FIFO holds one whole input vector (one frame of the
-    producer's beats): the MVTU takes its input only during its first neuron fold (FINN-style
-    input caching) and replays it for the other folds; the FIFO lets the producer write the
-    next vector meanwhile, so the two run at the rate of the slower one (folding.bottleneck)
-    instead of serialising.  A conv's sliding window already buffers rows (and a whole frame
-    when its window covers the input), pools read every cycle: 2 entries elsewhere."""
-    if any(isinstance(c, Dense) and not isinstance(c, Conv2D)
-           for c in unit_consumers(graph, node)):
-        return max(FIFO_DEPTH, beats)
-    return FIFO_DEPTH
+    An MVTU with one output pixel (a dense layer) takes its input vector only during its
+    first neuron fold (FINN-style input caching) and replays it for the other NF - 1 folds.
+    A FIFO of one whole vector (SF words of SIMD codes) right in front of it, behind the
+    width converter, lets the producer write the next vector meanwhile, and the MVTU then
+    reads it at one word per cycle: the pair runs at the slower one's folded rate instead
+    of serialising.  Convs need none (their sliding window buffers rows, a whole frame
+    when the window covers the input); nor does an MVTU with one neuron fold."""
+    if not isinstance(node, Dense) or isinstance(node, Conv2D) or node.out_channels == pe:
+        return 0
+    return max(FIFO_DEPTH, node.fan_in // simd)
 
 
 def frame_elems(t: TensorType) -> int:
@@ -180,10 +172,10 @@ class _Planner:
                              {"IWB": str(cur.width), "OWB": str(m.width)}, cur, m,
                              elems // cur.lanes, elems // lanes))
 
-    def fifo(self, cur: Stream, node: Node, beats: int) -> Stream:
+    def fifo(self, cur: Stream, node: Node, beats: int, depth: int = FIFO_DEPTH,
+             suffix: str = "fifo") -> Stream:
         m = self.stream(cur.lanes, cur.bits, cur.signed)
-        depth = fifo_depth(self.graph, node, beats)
-        return self.add(Unit(f"{ident(node.name)}_fifo", node.name, "bnn_fifo",
+        return self.add(Unit(f"{ident(node.name)}_{suffix}", node.name, "bnn_fifo",
                              {"W": str(cur.width), "DEPTH": str(depth)}, cur, m,
                              beats, beats))
 
@@ -301,6 +293,9 @@ class _Planner:
                         raise IRError(f"layer {node.name!r}: pad {pad!r} is not 'zero' or a "
                                       f"{cur.bits}-bit code")
                     cur = self.swu(cur, node, in_type.shape, pad_code)
+                depth = input_fifo_depth(node, node.pe, node.simd)
+                if depth:
+                    cur = self.fifo(cur, node, node.fan_in // node.simd, depth, "in_fifo")
                 cur = self.matvec(cur, node, in_type)
             elif isinstance(node, MaxPool2D):
                 cur = self.swu(cur, node, in_type.shape, 0)
