@@ -408,8 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         cache = json.loads(SWEEP_FILE.read_text())
         wanted = {key_of(m, p, chosen_styles(m, p), args.family) for m, p in points}
         rows = [r for r in cache if row_key(r) in wanted]
-        if len(rows) < len(points):
-            print(f"warning: {len(points) - len(rows)} of {len(points)} sweep points are not "
+        if len(rows) < len(wanted):
+            print(f"warning: {len(wanted) - len(rows)} of {len(wanted)} sweep points are not "
                   "in the cache for the current RTL; run without --refit-only",
                   file=sys.stderr)
     else:

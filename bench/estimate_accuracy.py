@@ -5,7 +5,8 @@
 Designs: the trained digits models (QKeras MLP, QKeras CNN, Larq CNN; bnn2fpga.zoo) and
 the FINN CNV-W1A1 topology with random weights (bench/folding_vs_greedy.cnv_w1a1) at two
 foldings: BNN-PYNQ's published one and the one ``choose_folding`` picks for 3,000 FPS at
-100 MHz on xc7z020.  Each is written with the RTL backend and simulated in Verilator
+100 MHz on xc7z020; FINN LFC-W1A1 (random weights) folded for 30,000 FPS (wide-SIMD dense
+layers behind narrow producers).  Each is written with the RTL backend and simulated in Verilator
 (``bnn2fpga.sim.rtl.simulate``); the estimator's frame interval and first-frame latency
 are compared with Verilator's steady-state cycles per frame and first-frame latency.  The
 interval is shown twice: the folding's bottleneck (``folding.bottleneck``, the rate the
@@ -30,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from folding_vs_greedy import BNN_PYNQ_CNV, cnv_w1a1  # noqa: E402
+from folding_vs_greedy import BNN_PYNQ_CNV, cnv_w1a1, lfc_w1a1  # noqa: E402
 
 from bnn2fpga import estimate as E  # noqa: E402
 from bnn2fpga.backends import CompileOptions  # noqa: E402
@@ -69,7 +70,11 @@ def cnv_graphs(rng: np.random.Generator) -> dict[str, tuple[Graph, np.ndarray]]:
     auto = apply_folding(base, choose_folding(base, target_fps=3000, clock_ns=CLOCK,
                                               part=PART))
     codes = random_input_codes(rng, base, 64)
-    return {"cnv_w1a1_bnn_pynq_folding": (pynq, codes), "cnv_w1a1_auto_3000fps": (auto, codes)}
+    lfc = lfc_w1a1(rng)
+    lfc_auto = apply_folding(lfc, choose_folding(lfc, target_fps=30000, clock_ns=CLOCK,
+                                                 part=PART))
+    return {"cnv_w1a1_bnn_pynq_folding": (pynq, codes), "cnv_w1a1_auto_3000fps": (auto, codes),
+            "lfc_w1a1_auto_30000fps": (lfc_auto, random_input_codes(rng, lfc, 64))}
 
 
 def simulate(name: str, graph: Graph, codes: np.ndarray, frames: int, work: Path) -> dict:

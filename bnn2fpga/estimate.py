@@ -122,15 +122,16 @@ DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
                          "thr_compare": 1.4, "thr_const": 0.8, "acc_out": 1.0,
                          "replay_mux": 1.3, "bram_xnor": 0.6},
                  "ff": {"ff_regs": 1.0}},
-    "bnn_swu": {"lut": {"counters": 1.5, "addr_mul": 2.3, "ring_mod": 2.5, "padded": 3.0,
-                        "width": 1.15},
+    "bnn_swu": {"lut": {"counters": 0.5, "addr_mul": 1.7, "ring_mod": 1.1,
+                        "read_compares": 3.9, "width": 1.0},
                 "ff": {"ff_regs": 1.0}},
     "bnn_pool": {"lut": {"const": 1, "counters": 2, "or_bits": 1.0, "mux_bits": 1.0,
                          "compare_luts": 1.5},
                  "ff": {"ff_regs": 1.0}},
     "bnn_dwc": {"lut": {"const": 3, "cap": 0.9, "counter": 1.7, "shift_select": 0.42,
-                        "arith": 1.25, "up_const": 3, "up_counter": 1.5, "down_const": 3,
-                        "down_counter": 1.5, "down_mux": 1.0},
+                        "arith": 1.25, "up_const": 5, "up_counter": 0.5, "up_odd": 1.0,
+                        "down_const": 3, "down_counter": 5, "down_mux3": 1.0,
+                        "down_mux2": 0.8},
                 "ff": {"ff_regs": 1.0}},
     "bnn_fifo": {"lut": {"const": 2, "counters": 1.6, "bram_bypass": 1.1},
                  "ff": {"ff_regs": 1.0}},
@@ -486,14 +487,63 @@ def swu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]:
     nonpow2 = (nrows & (nrows - 1)) != 0
     const_mul = (bin(rb).count("1") - 1) + (bin(cg).count("1") - 1)
     q_in_bram = styles.get("line_buffer") in ("bram", "uram")
+    adders, compares = swu_read_arithmetic(p)
     return {"const": 1.0,
             "counters": sum(widths.values()),
             "addr_mul": aw * const_mul,
             "ring_mod": (bits_for(nrows) + widths["lo"] + aw) * nonpow2,
             "padded": ((p["PT"] > 0) * (row_w + widths["lo"] + widths["r_slot"])
                        + (p["PL"] > 0) * col_w),
+            "read_adders": adders,
+            "read_compares": compares,
             "width": dw,
             "ff_regs": sum(widths.values()) + (0 if q_in_bram else dw) + 2}
+
+
+def swu_read_arithmetic(p: dict[str, int]) -> tuple[int, int]:
+    """(adder bits, comparator bits) of bnn_swu's read side, as synthesis sizes them from
+    the counters' register widths (it cannot know a counter stops at OH - 1):
+    prow = oy*SH + ky and pcol = ox*SW + kx, the four padding tests against PT, PT + IH,
+    PL, PL + IW (free when the constant is 0 or beyond the range), the ring slot
+    r_slot + prow - PT - lo with its wrap by NROWS, and raddr = slot*RB + pcol*CG + cg.
+    A constant multiplier costs an adder per extra set bit of the constant."""
+    cg_n = p["C"] // p["SIMD"]
+    nrows = swu_rows(p)
+    adders = compares = 0
+
+    def reg_max(n: int) -> int:        # a counter over n values, as wide as the RTL's
+        return 0 if n <= 1 else (1 << clog2(n)) - 1
+
+    def add(a: int, b: int) -> int:
+        nonlocal adders
+        if a and b:
+            adders += bits_for(a + b)
+        return a + b
+
+    def cmul(a: int, c: int) -> int:
+        nonlocal adders
+        if a:
+            adders += (bin(c).count("1") - 1) * bits_for(a * c)
+        return a * c
+
+    def compare(a: int, c: int) -> None:
+        nonlocal compares
+        if 0 < c <= a:
+            compares += bits_for(a)
+
+    prow = add(cmul(reg_max(p["OH"]), p["SH"]), reg_max(p["KH"]))
+    pcol = add(cmul(reg_max(p["OW"]), p["SW"]), reg_max(p["KW"]))
+    compare(prow, p["PT"])
+    compare(prow, p["PT"] + p["IH"])
+    compare(pcol, p["PL"])
+    compare(pcol, p["PL"] + p["IW"])
+    lo = (1 << bits_for(p["IH"])) - 1
+    slot = add(reg_max(nrows), add(prow, p["PT"] + lo))   # r_slot + (prow - PT - lo)
+    compare(slot, nrows)
+    if nrows & (nrows - 1):                                # the wrap subtracts NROWS
+        adders += bits_for(slot)
+    add(add(cmul(nrows - 1, p["IW"] * cg_n), cmul(pcol, cg_n)), reg_max(cg_n))
+    return adders, compares
 
 
 def pool_features(p: dict[str, int]) -> dict[str, float]:
@@ -563,21 +613,28 @@ def dwc_features(iwb: int, owb: int) -> dict[str, float]:
 
     up: flip-flops with clock enables only (the collected beats shift by a fixed amount,
     the word loads at once): a beat counter and its compare, no LUT per bit.
-    down: per word bit a 3:1 mux (holding register / input / shifted word); the slice
-    counter.  shift: a CAP = IWB + 2*OWB - 1 bit buffer and a CW-bit fill count; each bit is
-    its kept value (shifted by OWB on an output beat) or an input bit picked by the fill
+    down: per word bit a 3:1 mux (holding register / input / shifted word; 2:1 for the top
+    slice, which shifts in zeros) and the slice counter.  ABC maps these at 1 to 2.4 LUTs
+    per bit depending on how it shares the selects (narrow words with R >= 4 cost most),
+    the main scatter of this fit.
+    shift: a CAP = IWB + 2*OWB - 1 bit buffer and a CW-bit fill count; each bit is its kept
+    value (shifted by OWB on an output beat) or an input bit picked by the fill
     count: a shifter whose select has log2(IWB/g + 1) useful bits, g being the power-of-two
     common factor of the widths (the fill count's low log2(g) bits stay 0, which synthesis
     sees).  When IWB/g or OWB/g is not a power of two, the count's updates and compares are
     real adders (``arith``)."""
     kind = dwc_kind(iwb, owb)
     if kind == "up":
-        cw = clog2(owb // iwb)
+        r = owb // iwb
+        cw = clog2(r)
         return {"up_const": 1.0, "up_counter": cw,
+                "up_odd": cw if r & (r - 1) else 0,     # count compare against R - 1
                 "ff_regs": 2 * owb - iwb + cw + 1}
     if kind == "down":
         cw = bits_for(iwb // owb)
-        return {"down_const": 1.0, "down_counter": cw, "down_mux": iwb,
+        return {"down_const": 1.0, "down_counter": cw,
+                "down_mux3": iwb - owb,     # hold / input / shifted-down bit
+                "down_mux2": owb,           # the top slice shifts in zeros: hold / input
                 "ff_regs": 2 * iwb + cw + 1}
     cap = iwb + 2 * owb - 1
     cw = bits_for(cap)
