@@ -223,14 +223,16 @@ def rtl_digest(module: str) -> str:
     return h.hexdigest()[:16]
 
 
-def key_of(module: str, params: dict, styles: dict, family: str) -> str:
-    return json.dumps([module, params, styles, family, rtl_digest(module)], sort_keys=True)
-
-
 def row_key(r: dict) -> str:
     """The cache key of a synthesised row (its RTL digest as recorded, not the current)."""
     return json.dumps([r["module"], r["params"], r["styles"], r["family"], r.get("rtl")],
                       sort_keys=True)
+
+
+def key_of(module: str, params: dict, styles: dict, family: str) -> str:
+    """The cache key a sweep point needs: that of a row synthesised from the current RTL."""
+    return row_key({"module": module, "params": params, "styles": styles, "family": family,
+                    "rtl": rtl_digest(module)})
 
 
 def run_sweep(points, family: str, jobs: int) -> list[dict]:

@@ -847,7 +847,7 @@ def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
             continue
         if (node.name, "bnn_dwc") in modules:
             t_in = t_in + UNIT_DELAY["bnn_dwc"]
-        if input_fifo_depth(node, getattr(node, "pe", 0), getattr(node, "simd", 0)):
+        if isinstance(node, Dense) and input_fifo_depth(node, node.pe, node.simd):
             t_in = t_in + UNIT_DELAY["bnn_fifo"]
         per_pixel = folding.node_cycles(node) // folding.out_pixels(node)
         lead = after_last_input(node, per_pixel)
@@ -921,7 +921,7 @@ def serialisations(graph: Graph) -> list[Serialisation]:
     when those cannot hold a frame of the producer's output, the producer stalls, and one
     frame costs the producer's cycles plus the consumer's replay, less what the buffers
     absorbed (``serialised_interval``)."""
-    from bnn2fpga.backends.rtl import FIFO_DEPTH, input_fifo_depth
+    from bnn2fpga.backends.rtl import input_fifo_depth
 
     units = {(u.layer, u.module): u.params for u in plan_units(graph, skipped=[])
              if u.module != "bnn_fifo"}
@@ -933,8 +933,8 @@ def serialisations(graph: Graph) -> list[Serialisation]:
             continue
         lanes = prod.pe if isinstance(prod, Dense) else prod.out.channels
         buffered = buffered_beats(lanes, units.get((node.name, "bnn_dwc")),
-                                  units.get((node.name, "bnn_swu")), FIFO_DEPTH,
-                                  input_fifo_depth(node, node.pe, node.simd) * node.simd)
+                                  units.get((node.name, "bnn_swu")), in_fifo_elems=(
+                                      input_fifo_depth(node, node.pe, node.simd) * node.simd))
         cycles = serialised_interval(node, node.pe, node.simd, folding.node_cycles(prod),
                                      producer_beats(prod, lanes), buffered)
         if cycles is not None and cycles > bottleneck_cycles:

@@ -224,13 +224,13 @@ class FoldingSearch:
         swu = None
         if isinstance(node, Conv2D):  # the same window parameters the planner uses
             swu = swu_unit(node, self.graph.producer(node).out, simd, bits).params
-        from bnn2fpga.backends.rtl import FIFO_DEPTH, input_fifo_depth
+        from bnn2fpga.backends.rtl import input_fifo_depth
 
         beats = producer_beats(prod, lanes)
         # the consumer's input-vector FIFO follows the RTL writer's rule (one source)
+        in_fifo = input_fifo_depth(node, pe, simd) * simd
         interval = serialised_interval(node, pe, simd, prod_cycles, beats,
-                                       buffered_beats(lanes, dwc, swu, FIFO_DEPTH,
-                                                      input_fifo_depth(node, pe, simd) * simd))
+                                       buffered_beats(lanes, dwc, swu, in_fifo_elems=in_fifo))
         return interval is not None and interval > budget
 
     def design(self, fold: Folding) -> DesignEstimate:

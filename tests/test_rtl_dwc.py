@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bnn2fpga.backends.rtl import LIBRARY
+from bnn2fpga.estimate import dwc_kind
 from bnn2fpga.resources import resource_path
 from bnn2fpga.sim import verilator as vl
 
@@ -31,8 +32,7 @@ def test_dwc_stream_and_rate(tmp_path):
     assert len(pairs) == 24
     kinds = set()
     for iwb, owb, cycles in ((int(a), int(b), int(c)) for a, b, c in pairs):
-        kinds.add("up" if owb % iwb == 0 and owb > iwb else
-                  "down" if iwb % owb == 0 and iwb > owb else "shift")
+        kinds.add(dwc_kind(iwb, owb))
         # the slower side sets the rate: BEATS outputs need BEATS*OWB/IWB inputs
         ideal = math.ceil(BEATS * max(1.0, owb / iwb))
         assert ideal <= cycles <= ideal + 3, (iwb, owb, cycles, ideal)
