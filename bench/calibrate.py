@@ -235,7 +235,8 @@ def key_of(module: str, params: dict, styles: dict, family: str) -> str:
                     "rtl": rtl_digest(module)})
 
 
-def run_sweep(points, family: str, jobs: int) -> list[dict]:
+def run_sweep(points, family: str, jobs: int) -> None:
+    """Synthesise the points not yet in the cache (for the current RTL) into the cache."""
     cache = json.loads(SWEEP_FILE.read_text()) if SWEEP_FILE.is_file() else []
     # rows synthesised from RTL that has changed since are dropped (and synthesised again)
     done = {row_key(r): r for r in cache if r.get("rtl") == rtl_digest(r["module"])}
@@ -255,8 +256,6 @@ def run_sweep(points, family: str, jobs: int) -> list[dict]:
                   f"FF {r['ff']} BRAM18 {r['bram18']} ({r['seconds']} s)", file=sys.stderr)
             SWEEP_FILE.parent.mkdir(exist_ok=True)
             SWEEP_FILE.write_text(json.dumps(list(done.values()), indent=0))
-    wanted = {key_of(m, p, chosen_styles(m, p), family) for m, p in points}
-    return [r for k, r in done.items() if k in wanted]
 
 
 # ----------------------------------------------------------------------------------------
@@ -401,21 +400,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--family", default="xc7", help="synth_xilinx -family (xc7, xcup)")
     ap.add_argument("--refit-only", action="store_true",
                     help="fit the cached sweep without synthesising")
-    ap.add_argument("--modules", nargs="*", help="only these modules (default: all)")
+    ap.add_argument("--modules", nargs="*",
+                    help="synthesise only these modules' points (default: all); the fit "
+                         "always takes every cached point")
     args = ap.parse_args(argv)
     points = sweep_points(np.random.default_rng(2026))
-    if args.modules:
-        points = [p for p in points if p[0] in args.modules]
-    if args.refit_only:
-        cache = json.loads(SWEEP_FILE.read_text())
-        wanted = {key_of(m, p, chosen_styles(m, p), args.family) for m, p in points}
-        rows = [r for r in cache if row_key(r) in wanted]
-        if len(rows) < len(wanted):
-            print(f"warning: {len(wanted) - len(rows)} of {len(wanted)} sweep points are not "
-                  "in the cache for the current RTL; run without --refit-only",
-                  file=sys.stderr)
-    else:
-        rows = run_sweep(points, args.family, args.jobs)
+    if not args.refit_only:     # --modules limits what is synthesised; the fit takes all
+        run_sweep([p for p in points if not args.modules or p[0] in args.modules],
+                  args.family, args.jobs)
+    cache = json.loads(SWEEP_FILE.read_text())
+    wanted = {key_of(m, p, chosen_styles(m, p), args.family) for m, p in points}
+    rows = [r for r in cache if row_key(r) in wanted]
+    if len(rows) < len(wanted):
+        print(f"warning: {len(wanted) - len(rows)} of {len(wanted)} sweep points are not "
+              "in the cache for the current RTL; run without --refit-only (or with "
+              "--modules for the modules that changed)", file=sys.stderr)
     calibration, details = fit_all(rows, args.family)
     E.CALIBRATION_FILE.parent.mkdir(exist_ok=True)
     E.CALIBRATION_FILE.write_text(json.dumps(calibration, indent=1) + "\n")

@@ -130,8 +130,7 @@ DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
                  "ff": {"ff_regs": 1.0}},
     "bnn_dwc": {"lut": {"const": 3, "cap": 0.9, "counter": 1.7, "shift_select": 0.42,
                         "arith": 1.25, "up_const": 5, "up_counter": 0.5, "up_odd": 1.0,
-                        "down_const": 3, "down_counter": 5, "down_mux3": 1.0,
-                        "down_mux2": 0.8},
+                        "down_const": 3, "down_counter": 5, "down_mux2": 1.0},
                 "ff": {"ff_regs": 1.0}},
     "bnn_fifo": {"lut": {"const": 2, "counters": 1.6, "bram_bypass": 1.1},
                  "ff": {"ff_regs": 1.0}},
@@ -613,10 +612,8 @@ def dwc_features(iwb: int, owb: int) -> dict[str, float]:
 
     up: flip-flops with clock enables only (the collected beats shift by a fixed amount,
     the word loads at once): a beat counter and its compare, no LUT per bit.
-    down: per word bit a 3:1 mux (holding register / input / shifted word; 2:1 for the top
-    slice, which shifts in zeros) and the slice counter.  ABC maps these at 1 to 2.4 LUTs
-    per bit depending on how it shares the selects (narrow words with R >= 4 cost most),
-    the main scatter of this fit.
+    down: per word bit below the top slice a 2:1 mux (held word / shifted word), one LUT;
+    the top slice loads or clears (the flip-flop's reset); and the slice counter.
     shift: a CAP = IWB + 2*OWB - 1 bit buffer and a CW-bit fill count; each bit is its kept
     value (shifted by OWB on an output beat) or an input bit picked by the fill
     count: a shifter whose select has log2(IWB/g + 1) useful bits, g being the power-of-two
@@ -633,8 +630,7 @@ def dwc_features(iwb: int, owb: int) -> dict[str, float]:
     if kind == "down":
         cw = bits_for(iwb // owb)
         return {"down_const": 1.0, "down_counter": cw,
-                "down_mux3": iwb - owb,     # hold / input / shifted-down bit
-                "down_mux2": owb,           # the top slice shifts in zeros: hold / input
+                "down_mux2": iwb - owb,     # held / shifted-down bit
                 "ff_regs": 2 * iwb + cw + 1}
     cap = iwb + 2 * owb - 1
     cw = bits_for(cap)
@@ -809,9 +805,15 @@ def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None,
 # ----------------------------------------------------------------------------------------
 
 # Register stages each RTL unit adds between its last input beat (or compute step) and its
-# output beat (bnn2fpga/rtl/*.sv): dwc shift buffer, swu sync read + output register,
+# output beat (bnn2fpga/rtl/*.sv): dwc word register, swu sync read + output register,
 # mvtu operand/accumulate/output registers, pool output register, fifo.
 UNIT_DELAY = {"bnn_dwc": 1, "bnn_swu": 2, "bnn_mvtu": 3, "bnn_pool": 1, "bnn_fifo": 1}
+
+
+def dwc_delay(iwb: int, owb: int) -> int:
+    """Register stages of a ``bnn_dwc``: the down converter's word passes its holding
+    register before the word register; the others have one stage."""
+    return UNIT_DELAY["bnn_dwc"] + (dwc_kind(iwb, owb) == "down")
 
 
 def input_arrival(graph: Graph) -> np.ndarray:
@@ -837,7 +839,7 @@ def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
     replay the stored input).  Unit register stages (``UNIT_DELAY``) are then added."""
     from bnn2fpga.backends.rtl import input_fifo_depth
 
-    modules = {(u.layer, u.module) for u in plan_units(graph, skipped=[])}
+    units = {(u.layer, u.module): u.params for u in plan_units(graph, skipped=[])}
     avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph)}
     for node in graph.nodes[1:]:
         src = graph.producer(node)
@@ -845,8 +847,9 @@ def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
         if isinstance(node, Reshape):
             avail[node.name] = np.full(folding.out_pixels(node), t_in[-1], dtype=np.int64)
             continue
-        if (node.name, "bnn_dwc") in modules:
-            t_in = t_in + UNIT_DELAY["bnn_dwc"]
+        dwc = units.get((node.name, "bnn_dwc"))
+        if dwc:
+            t_in = t_in + dwc_delay(dwc["IWB"], dwc["OWB"])
         if isinstance(node, Dense) and input_fifo_depth(node, node.pe, node.simd):
             t_in = t_in + UNIT_DELAY["bnn_fifo"]
         per_pixel = folding.node_cycles(node) // folding.out_pixels(node)
