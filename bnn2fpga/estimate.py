@@ -437,13 +437,16 @@ def mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]
     w_in_bram = styles.get("weights") in ("bram", "uram")
     t_in_bram = styles.get("thresholds") in ("bram", "uram")
     counters = clog2(nf) + clog2(sf) + clog2(nf * sf)
+    # the fraction of weight columns that are not constant (a constant weight's XNOR is an
+    # inverter, absorbed by the popcount's LUTs): matters for ROMs a few words deep
+    live_weights = 1.0 if w_in_bram else distinct_columns(1, nf * sf)
     w_regs = 0.0 if w_in_bram else distinct_columns(pe * simd, nf * sf)
     t_regs = 0.0
     if nf > 1 and p["NT"]:
         t_regs = (1 if t_in_bram else 2) * distinct_columns(thr_bits, nf)
     return {"const": 1.0,
             "counters": counters,
-            "lanes": 0.0 if uint else pe * simd,                     # XNOR
+            "lanes": 0.0 if uint else pe * simd * live_weights,      # XNOR
             "lane_bits": pe * xw if uint else 0.0,                   # +1/-1 weight gating
             "tree_bits": pe * trees * adder_tree_bits(simd, p["IN_BITS"]),
             "dot_sub": pe * (sw + 1) if uint else 0.0,               # sum(+) - sum(-)
