@@ -11,8 +11,8 @@
    xc7z020, forced with yosys ``rom_style``/``ram_style`` attributes), so the fit compares
    like with like.  Weight/threshold ROMs hold random contents.  Results are cached in
    bench/results/calibration_sweep.json (re-running only synthesises new points).
-2. Fit: per module, non-negative least squares (rows weighted by 1/yosys so that the
-   *relative* error is minimised) of
+2. Fit: per module, non-negative coefficients minimising the relative error beyond 5%
+   (``fit_relative``: an epsilon-insensitive L1 fit, a linear program) of
    - LUT on the structural features of ``estimate.unit_features`` (adder-tree bits,
      comparator and counter widths, shifter selects, constant-multiplier adders, ...),
      after the memories in their forced styles (LUTRAM, BRAM) are taken off; the MVTU
@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import linprog
 
 from bnn2fpga import estimate as E
 from bnn2fpga import report as R
@@ -313,18 +313,35 @@ def design_matrix(rows: list[dict], module: str, resource: str
     return names, x
 
 
-def fit_relative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Non-negative least squares minimising the relative error."""
+# Half the target band (+-10%): the fit does not chase points already within 5%.
+FIT_TOLERANCE = 0.05
+
+
+def fit_relative(x: np.ndarray, y: np.ndarray, tol: float = FIT_TOLERANCE) -> np.ndarray:
+    """Non-negative coefficients c minimising sum(max(0, |x c - y| / y - tol)): an
+    epsilon-insensitive L1 fit of the relative error, solved as a linear program.  The
+    target is a band (every point within +-10%), so points inside +-tol cost nothing and
+    no single outlier pulls the fit the way a squared error lets it (least squares: 225
+    of 251 points within 10%, 214 leave-one-out; this: 228 and 218)."""
+    n, k = x.shape
     w = 1.0 / np.maximum(y, 8.0)
-    coef, _ = nnls(x * w[:, None], y * w)
-    return coef
+    a, b = x * w[:, None], y * w
+    # variables [c (k), t (n)]: t_i >= |a_i c - b_i| - tol, t >= 0, c >= 0
+    eye = np.eye(n)
+    res = linprog(np.concatenate([np.zeros(k), np.ones(n)]),
+                  A_ub=np.block([[a, -eye], [-a, -eye]]),
+                  b_ub=np.concatenate([b + tol, tol - b]),
+                  bounds=[(0, None)] * (k + n), method="highs")
+    if not res.success:
+        raise RuntimeError(f"calibration fit failed: {res.message}")
+    return res.x[:k]
 
 
-def loo_predictions(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def loo_predictions(x: np.ndarray, y: np.ndarray, tol: float) -> np.ndarray:
     out = np.empty_like(y)
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
-        out[i] = x[i] @ fit_relative(x[keep], y[keep])
+        out[i] = x[i] @ fit_relative(x[keep], y[keep], tol)
     return out
 
 
@@ -339,8 +356,10 @@ def fit_module(module: str, rows: list[dict], cal: E.Calibration) -> dict:
         total_y = np.array([r[res] for r in rows], dtype=float)
         base = np.array([getattr(f, res) for f in fixed])
         y = np.maximum(total_y - base, 0.0)
-        coef = fit_relative(x, y)
-        loo = loo_predictions(x, y) if len(y) > len(names) + 1 else x @ coef
+        # flip-flops are a count (coefficient 1 when the count is right): no tolerance
+        tol = 0.0 if res == "ff" else FIT_TOLERANCE
+        coef = fit_relative(x, y, tol)
+        loo = loo_predictions(x, y, tol) if len(y) > len(names) + 1 else x @ coef
         result["coefficients"][res] = {n: round(float(c), 5) for n, c in zip(names, coef,
                                                                               strict=True)
                                        if c > 1e-9}
