@@ -134,7 +134,7 @@ DEFAULT_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
                 "ff": {"ff_regs": 1.0}},
     "bnn_fifo": {"lut": {"const": 2, "counters": 1.6, "bram_bypass": 1.1},
                  "ff": {"ff_regs": 1.0}},
-    "bnn_majority_pool": {"lut": {"counters": 1.9, "channels": 6.6},
+    "bnn_majority_pool": {"lut": {"counters": 1.9, "channels": 3.5, "channel_bits": 0.6},
                           "ff": {"ff_regs": 1.0}},
 }
 # ROM left in logic, per distinct column: LUTs per LUT6 of the structural count
@@ -564,14 +564,15 @@ def pool_features(p: dict[str, int]) -> dict[str, float]:
 
 
 def majority_pool_features(p: dict[str, int]) -> dict[str, float]:
-    """bnn_majority_pool: per channel an NW-bit vote counter (cleared on the first tap,
-    +1 on a valid +1 tap) and the comparison 2*ones >= valid -- a few LUTs per channel,
-    nearly the same for the 3-5 bit counts of 2..9-tap windows (measured 5.4-8.3); the
-    shared valid-tap counter and tap counter; registers: the counts, the output, the tap
+    """bnn_majority_pool: per channel an NW = bits_for(KK)-bit vote counter (cleared on the
+    first tap, +1 on a valid +1 tap) and the comparison 2*ones >= valid, a few LUTs per
+    channel growing with NW (measured 4.4 at 2 bits, 5.0 at 3, 7.2 at 4); the shared
+    valid-tap counter and tap counter; registers: the counts, the output, the tap
     counter."""
-    nw = bits_for(p["KK"]) + 1
+    nw = bits_for(p["KK"])
     tap = clog2(p["KK"])
     return {"const": 1.0, "counters": tap + nw, "channels": p["C"],
+            "channel_bits": p["C"] * nw,
             "ff_regs": tap + nw + p["C"] * nw + p["C"] + 1}
 
 

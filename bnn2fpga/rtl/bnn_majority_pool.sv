@@ -31,7 +31,7 @@ module bnn_majority_pool #(
     input  logic         m_tready
 );
   localparam int KW_ = KK > 1 ? $clog2(KK) : 1;
-  localparam int NW = $clog2(KK + 1) + 1;  // holds 2*KK
+  localparam int NW = $clog2(KK + 1);  // counts up to KK
 
   logic [KW_-1:0] tap;
   logic [NW-1:0] valid;     // valid taps of this window so far
@@ -52,7 +52,7 @@ module bnn_majority_pool #(
     valid_n = (first_tap ? '0 : valid) + NW'(s_tuser);
     for (int c = 0; c < C; c++) begin
       ones_n[c] = (first_tap ? '0 : ones[c]) + NW'(s_tuser && s_tdata[c]);
-      vote[c] = {ones_n[c][NW-2:0], 1'b0} >= valid_n;
+      vote[c] = {ones_n[c], 1'b0} >= {1'b0, valid_n};  // 2*ones >= valid
     end
   end
 
