@@ -815,9 +815,12 @@ UNIT_DELAY = {"bnn_dwc": 1, "bnn_swu": 2, "bnn_mvtu": 3, "bnn_pool": 1, "bnn_fif
 
 
 def dwc_delay(iwb: int, owb: int) -> int:
-    """Register stages of a ``bnn_dwc``: the down converter's word passes its holding
-    register before the word register; the others have one stage."""
-    return UNIT_DELAY["bnn_dwc"] + (dwc_kind(iwb, owb) == "down")
+    """Cycles from a beat entering a ``bnn_dwc`` to the last beat it makes leaving: one
+    register stage, except the down converter, whose word passes its holding register
+    and then leaves in R = IWB/OWB slices, one per cycle."""
+    if dwc_kind(iwb, owb) == "down":
+        return UNIT_DELAY["bnn_dwc"] + iwb // owb
+    return UNIT_DELAY["bnn_dwc"]
 
 
 def input_arrival(graph: Graph) -> np.ndarray:

@@ -71,6 +71,7 @@ def _cases() -> list[tuple[str, Graph]]:
                                  pool=True, pe=1, simd=1)),
         ("cnn", testing.random_cnn_graph(rng(15))),
         ("multi_threshold_mlp", multi_threshold_mlp(rng(16))),
+        ("down_converters", down_converter_pipeline(rng(17))),
         *[(f"fuzz_conv_{i}", testing.random_geometry_conv_graph(rng(100 + i)))
           for i in range(16)],
         *[(f"majority_k{k}_s{s}_{p}", majority_pool_graph(rng(200 + 10 * k + s), k, s, p))
@@ -138,6 +139,25 @@ def majority_pool_graph(rng: np.random.Generator, k: int, stride: int, padding: 
     g.nodes.append(MajorityPool2D("avg", [src.name], TensorType((oh, ow, c), "bipolar"),
                                   kernel=(k, k), stride=(stride, stride),
                                   pads=(pt, pb, pl, pr)))
+    return g
+
+
+def down_converter_pipeline(rng: np.random.Generator) -> Graph:
+    """conv (PE 6) -> conv (SIMD 2) -> flatten -> dense (PE 8) -> dense (SIMD 2): width
+    converters that split each beat in 3 and in 4 (bnn_dwc_down), so the estimator's
+    register stages for them (estimate.dwc_delay) are checked against the RTL's latency."""
+    g = testing.random_conv_graph(rng, h=5, w=5, c=2, out_ch=6, k=3, pe=6, simd=2)
+    src = g.nodes[-1]
+    conv2 = Conv2D("conv2", [src.name], TensorType((3, 3, 4), "int", 2),
+                   weights=testing.random_weights(rng, 4, 9 * 6), kernel=(3, 3), pe=1, simd=2)
+    testing.finish_matvec(conv2, src.out, rng, "threshold", (3, 3, 4))
+    flat = Reshape("flatten", ["conv2"], conv2.out.with_shape((36,)))
+    g.nodes += [conv2, flat]
+    for name, fan_in, out, pe, simd in (("fc0", 36, 8, 8, 4), ("fc1", 8, 4, 1, 2)):
+        d = Dense(name, [g.nodes[-1].name], TensorType((out,), "int", 2),
+                  weights=testing.random_weights(rng, out, fan_in), pe=pe, simd=simd)
+        g.nodes.append(testing.finish_matvec(d, g.nodes[-1].out, rng, "threshold", (out,)))
+    g.name = "down_converters"
     return g
 
 
