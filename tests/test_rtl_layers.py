@@ -40,8 +40,8 @@ def _cases() -> list[tuple[str, Graph]]:
     """PE/SIMD of 1, a middle divisor and full; kernels 1 and 3; strides 1 and 2; 'same' and
     'valid'; pad zero and integer pads; uint input; accumulator output; max-pool with
     min channels; majority pools ('same'/'valid', kernels 2 and 3, strides 1 to 3, alone and
-    behind a conv); a whole small CNN; a CNV-like pipeline whose dense layers would
-    serialise without FIFOs sized for them."""
+    behind a conv); a whole small CNN; width converters that split beats in 3 and 4; a
+    CNV-like pipeline whose dense layers would serialise without FIFOs sized for them."""
     def rng(seed: int) -> np.random.Generator:
         return np.random.default_rng(1000 + seed)
 
