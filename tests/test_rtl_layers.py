@@ -113,9 +113,7 @@ def cnv_like(rng: np.random.Generator) -> Graph:
     for name, fan_in, out, pe, simd, output in (("fc0", 16, 64, 1, 2, "threshold"),
                                                 ("fc1", 64, 64, 1, 2, "threshold"),
                                                 ("fc2", 64, 10, 2, 1, "accumulator")):
-        dense = Dense(name, [g.nodes[-1].name], TensorType((out,), "int", 2),
-                      weights=testing.random_weights(rng, out, fan_in), pe=pe, simd=simd)
-        g.nodes.append(testing.finish_matvec(dense, g.nodes[-1].out, rng, output, (out,)))
+        append_dense(g, rng, name, fan_in, out, pe, simd, output)
     g.name = "cnv_like"
     return g
 
@@ -142,6 +140,14 @@ def majority_pool_graph(rng: np.random.Generator, k: int, stride: int, padding: 
     return g
 
 
+def append_dense(g: Graph, rng: np.random.Generator, name: str, fan_in: int, out: int,
+                 pe: int, simd: int, output: str) -> None:
+    """A random dense layer behind the graph's last node."""
+    dense = Dense(name, [g.nodes[-1].name], TensorType((out,), "int", 2),
+                  weights=testing.random_weights(rng, out, fan_in), pe=pe, simd=simd)
+    g.nodes.append(testing.finish_matvec(dense, g.nodes[-1].out, rng, output, (out,)))
+
+
 def down_converter_pipeline(rng: np.random.Generator) -> Graph:
     """conv (PE 6) -> conv (SIMD 2) -> flatten -> dense (PE 8) -> dense (SIMD 2): width
     converters that split each beat in 3 and in 4 (bnn_dwc_down), so the estimator's
@@ -154,9 +160,7 @@ def down_converter_pipeline(rng: np.random.Generator) -> Graph:
     flat = Reshape("flatten", ["conv2"], conv2.out.with_shape((36,)))
     g.nodes += [conv2, flat]
     for name, fan_in, out, pe, simd in (("fc0", 36, 8, 8, 4), ("fc1", 8, 4, 1, 2)):
-        d = Dense(name, [g.nodes[-1].name], TensorType((out,), "int", 2),
-                  weights=testing.random_weights(rng, out, fan_in), pe=pe, simd=simd)
-        g.nodes.append(testing.finish_matvec(d, g.nodes[-1].out, rng, "threshold", (out,)))
+        append_dense(g, rng, name, fan_in, out, pe, simd, "threshold")
     g.name = "down_converters"
     return g
 
