@@ -2,8 +2,8 @@
 // codes flattened channels-last, so element boundaries need no care as long as both widths
 // hold whole elements).  It picks the cheapest structure for the pair of widths:
 //   OWB = R*IWB  bnn_dwc_up     collect R beats in a shift register (no LUT per bit)
-//   IWB = R*OWB  bnn_dwc_down   shift R slices out of a loaded word (a 3:1 mux per bit)
-//   otherwise    bnn_dwc_shift  a shift buffer with a barrel shifter
+//   IWB = R*OWB  bnn_dwc_down   shift R slices out of a loaded word (a 2:1 mux per bit)
+//   otherwise    bnn_dwc_shift  a shift buffer with a shifter by gcd(IWB, OWB)-bit units
 // Each sustains one beat per cycle on its faster side; ready and valid come from registers.
 //
 // Parameters
