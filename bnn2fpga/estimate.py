@@ -223,17 +223,53 @@ def bram18_count(depth: int, width: int) -> int:
     return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in BRAM18_SHAPES)
 
 
+# yosys memory_libmap's LUTRAM candidates for 7-series (share/xilinx/lutrams_xc5v.txt):
+# address bits -> data bits of one 4-LUT cell group, with the library's cost and the part
+# of it that scales with the bits used ("widthscale")
+LUTRAM_SDP = {5: 6, 6: 3}                 # RAM32M, RAM64M: cost 8, widthscale 7
+LUTRAM_SP = {5: 8, 6: 4, 7: 2, 8: 1}      # RAM32M, 4 RAM64X1S, 2 RAM128X1S, RAM256X1S: 8, 8
+LUTRAM_COST = {False: (8.0, 7.0), True: (8.0, 8.0)}
+LIBMAP_MUX, LIBMAP_DEMUX = 0.5, 0.5       # memory_libmap's cost per read-mux / write-enable bit
+
+
+def lutram_geometry(depth: int, width: int, same_address: bool = False
+                    ) -> tuple[int, int, int]:
+    """(address bits, banks, cell groups) of the LUTRAM yosys maps a depth x width memory to: the
+    candidate of least memory_libmap cost, (C - S)*cells + S*banks*width/cell width
+    + 0.5*(banks - 1)*width (read mux) + 0.5*banks (write enables, when banked); a tie
+    goes to the shallower cell.  Simple dual-port picks RAM32M (32x6) or RAM64M (64x3) by
+    it: deep, narrow memories go to RAM32M banks when their extra read mux costs less than
+    RAM64M's unused bits."""
+    cost, scaled = LUTRAM_COST[same_address]
+    best: tuple[float, int, int, int] | None = None
+    for abits, cell_width in (LUTRAM_SP if same_address else LUTRAM_SDP).items():
+        banks = math.ceil(depth / (1 << abits))
+        groups = banks * math.ceil(width / cell_width)
+        score = ((cost - scaled) * groups + scaled * banks * width / cell_width
+                 + LIBMAP_MUX * (banks - 1) * width + LIBMAP_DEMUX * banks * (banks > 1))
+        if best is None or score < best[0]:
+            best = (score, abits, banks, groups)
+    assert best is not None
+    return best[1:]
+
+
+def lutram_cell_luts(depth: int, width: int, same_address: bool = False) -> int:
+    """LUTs inside the LUTRAM cells (``lutram_geometry``): a RAM32M or RAM64M takes 4
+    whether its bits are all used or not; single-port memories deeper than 32 take one
+    RAM64X1S/RAM128X1S/RAM256X1S per bit (1, 2, 4 LUTs)."""
+    abits, banks, groups = lutram_geometry(depth, width, same_address)
+    if same_address and abits > 5:
+        return width * banks * 2 ** (abits - 6)
+    return 4 * groups
+
+
 def lutram_luts(depth: int, width: int, same_address: bool = False) -> int:
-    """LUTs of a LUTRAM as yosys maps it.  Up to 32 deep: RAM32M, 4 LUTs for 32x6 (32x8
-    when the read address is the write address).  Deeper, single-port:
-    RAM64X1S/RAM128X1S/RAM256X1S, one LUT per 64 bits of depth per bit; simple dual-port:
-    RAM64M banks (64x3 in 4 LUTs) plus a read mux across banks (a LUT6 per 4:1)."""
-    if depth <= 32:
-        return 4 * math.ceil(width / (8 if same_address else 6))
-    banks = math.ceil(depth / 64)
-    if same_address:
-        return width * banks
-    return 4 * math.ceil(width / 3) * banks + width * math.ceil((banks - 1) / 3)
+    """LUTs of a LUTRAM as yosys maps it: its cells (``lutram_cell_luts``) and, across
+    banks, a read mux per bit (a LUT6 per 4:1) and a write enable per bank (the address's
+    bank bits decoded with the write, a LUT)."""
+    _, banks, _ = lutram_geometry(depth, width, same_address)
+    mux = width * math.ceil((banks - 1) / 3) + banks if banks > 1 else 0
+    return lutram_cell_luts(depth, width, same_address) + mux
 
 
 def style_resources(spec: MemorySpec, style: str, calibration: Calibration) -> Resources:
@@ -602,7 +638,8 @@ def dwc_kind(iwb: int, owb: int) -> str:
 
 def dwc_capacity_beats(iwb: int, owb: int) -> int:
     """Input beats a ``bnn_dwc`` holds: up, R-1 collected plus an R-beat output word; down,
-    the word being sent plus the holding register; shift, its IWB + 2*OWB - 1 bit buffer."""
+    the word being sent plus the holding register; shift, its buffer of IWB + 2*OWB - G
+    bits (G = gcd(IWB, OWB))."""
     kind = dwc_kind(iwb, owb)
     if kind == "up":
         return 2 * (owb // iwb) - 1
@@ -618,12 +655,11 @@ def dwc_features(iwb: int, owb: int) -> dict[str, float]:
     the word loads at once): a beat counter and its compare, no LUT per bit.
     down: per word bit below the top slice a 2:1 mux (held word / shifted word), one LUT;
     the top slice loads or clears (the flip-flop's reset); and the slice counter.
-    shift: a CAP = IWB + 2*OWB - 1 bit buffer and a CW-bit fill count; each bit is its kept
-    value (shifted by OWB on an output beat) or an input bit picked by the fill
-    count: a shifter whose select has log2(IWB/g + 1) useful bits, g being the power-of-two
-    common factor of the widths (the fill count's low log2(g) bits stay 0, which synthesis
-    sees).  When IWB/g or OWB/g is not a power of two, the count's updates and compares are
-    real adders (``arith``)."""
+    shift: in units of G = gcd(IWB, OWB) bits (IU = IWB/G, OU = OWB/G), a buffer of
+    CAPU = IU + 2*OU - 1 units and a CW-bit fill count; each bit is its kept value (shifted
+    by OWB on an output beat) or an input bit placed by the fill count: per bit plane a
+    shifter by whole units with a CW-bit select.  When IU or OU is not a power of two, the
+    count's updates and compares are real adders (``arith``)."""
     kind = dwc_kind(iwb, owb)
     if kind == "up":
         r = owb // iwb
@@ -636,15 +672,15 @@ def dwc_features(iwb: int, owb: int) -> dict[str, float]:
         return {"down_const": 1.0, "down_counter": cw,
                 "down_mux2": iwb - owb,     # held / shifted-down bit
                 "ff_regs": 2 * iwb + cw + 1}
-    cap = iwb + 2 * owb - 1
-    cw = bits_for(cap)
-    g = math.gcd(iwb, owb) & -math.gcd(iwb, owb)
-    odd = any(v & (v - 1) for v in (iwb // g, owb // g))
-    live = cw - (g.bit_length() - 1)        # the count's low log2(g) bits are constant
-    return {"const": 1.0, "cap": cap, "counter": live,
-            "shift_select": cap * bits_for(iwb // g),
-            "arith": live * odd,
-            "ff_regs": cap + live}
+    g = math.gcd(iwb, owb)
+    iu, ou = iwb // g, owb // g
+    capu = iu + 2 * ou - 1
+    cw = bits_for(capu)
+    odd = any(v & (v - 1) for v in (iu, ou))
+    return {"const": 1.0, "cap": capu * g, "counter": cw,
+            "shift_select": capu * g * bits_for(iu),
+            "arith": cw * odd,
+            "ff_regs": capu * g + cw}
 
 
 @dataclass

@@ -66,6 +66,52 @@ def test_memory_mapping_picks_the_cheapest_fraction_of_the_device():
         E.map_memory(E.MemorySpec("w", 9, 8, rom=True), dev, cal, style="lutram")
 
 
+def test_lutram_cells_are_the_ones_yosys_maps():
+    """The LUTRAM cells the estimator predicts (memory_libmap's cost rule: RAM32M or RAM64M
+    banks, per-bit single-port cells) are yosys's, cell LUT for cell LUT, on every committed
+    sweep row that forced a memory into LUTRAM (SWU line buffers, FIFOs, MVTU input
+    buffers, pool partial maxima)."""
+    from pathlib import Path
+
+    sweep = Path(__file__).resolve().parents[1] / "bench" / "results" / "calibration_sweep.json"
+    if not sweep.is_file():
+        pytest.skip("no committed sweep")
+    checked = 0
+    for row in json.loads(sweep.read_text()):
+        styles = dict(row["styles"])
+        if "input_buffer" in styles:       # rows from before tap_valid had its own style
+            styles.setdefault("tap_valid", styles["input_buffer"])
+        mems = E.unit_memories(E.Unit("u", row["module"], "cal", row["params"]))
+        if any(m.name not in styles for m in mems):
+            continue
+        predicted = sum(m.count * E.lutram_cell_luts(m.depth, m.width, m.same_address)
+                        for m in mems if styles[m.name] == "lutram")
+        assert predicted == row["lutram_lut"], (row["module"], row["params"], row["cells"])
+        checked += predicted > 0
+    assert checked >= 100
+
+
+@pytest.mark.parametrize("depth, width, banks", [(160, 32, 5), (224, 16, 4), (80, 8, 3),
+                                                 (64, 3, 1), (32, 6, 1)])
+def test_lutram_geometry_follows_the_libmap_cost(depth, width, banks):
+    """Deep narrow simple dual-port memories go to RAM32M banks when RAM64M's unused bits
+    cost more than the extra read mux (160x32: 5 x RAM32M rather than 3 x RAM64M; 224x16
+    stays in 4 RAM64M banks), as memory_libmap decides."""
+    assert E.lutram_geometry(depth, width)[1] == banks
+
+
+def test_lutram_geometry_matches_a_live_yosys_run(tmp_path):
+    """The installed yosys maps a 160 x 32 FIFO to 30 RAM32M (5 banks of 32 x 6), as the
+    estimator predicts: the committed sweep cannot catch a yosys whose rule has moved."""
+    from bnn2fpga import report as R
+
+    script = R.yosys_script("bnn_fifo", {"W": 32, "DEPTH": 160}, {"storage": "lutram"}, "xc7")
+    cells = R.run_yosys(script, tmp_path)["cells"]
+    lutram = {c: n for c, n in cells.items() if c.startswith("RAM") and "RAMB" not in c}
+    assert lutram == {"RAM32M": 30}
+    assert 4 * 30 == E.lutram_cell_luts(160, 32)
+
+
 def _graphs():
     rng = np.random.default_rng(3)
     return [testing.random_cnn_graph(rng),
