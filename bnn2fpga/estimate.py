@@ -518,14 +518,15 @@ def swu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]:
 
     widths = {"w_col": counter(rb), "w_addr": counter(depth), "filled": bits_for(nrows),
               "oy": counter(p["OH"]), "ox": counter(p["OW"]), "ky": counter(p["KH"]),
-              "kx": counter(p["KW"]), "cg": counter(cg), "lo": bits_for(p["IH"]),
-              "r_slot": counter(nrows)}
+              "kx": counter(p["KW"]), "cg": counter(cg), "lo": swu_lo_bits(p),
+              "r_slot": swu_slot_bits(p)}
     row_w = widths["oy"] + widths["ky"]
     col_w = widths["ox"] + widths["kx"]
     nonpow2 = (nrows & (nrows - 1)) != 0
     const_mul = (bin(rb).count("1") - 1) + (bin(cg).count("1") - 1)
     q_in_bram = styles.get("line_buffer") in ("bram", "uram")
     adders, compares = swu_read_arithmetic(p)
+    can_pad = swu_can_pad(p)
     return {"const": 1.0,
             "counters": sum(widths.values()),
             "addr_mul": aw * const_mul,
@@ -535,7 +536,46 @@ def swu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]:
             "read_adders": adders,
             "read_compares": compares,
             "width": dw,
-            "ff_regs": sum(widths.values()) + (0 if q_in_bram else dw) + 2}
+            "pad_mux": dw if can_pad else 0,
+            "ff_regs": sum(widths.values()) + (0 if q_in_bram else dw) + 1 + can_pad}
+
+
+def swu_can_pad(p: dict[str, int]) -> bool:
+    """Whether bnn_swu's padded-tap test can be true as synthesis sees it (from the
+    counters' register widths): with no top/left padding and windows that cannot reach
+    past the bottom/right edge, the flag, its register and the output mux fold away."""
+    def reg_max(n: int) -> int:
+        return 0 if n <= 1 else (1 << clog2(n)) - 1
+
+    prow = reg_max(p["OH"]) * p["SH"] + reg_max(p["KH"])
+    pcol = reg_max(p["OW"]) * p["SW"] + reg_max(p["KW"])
+    return (p["PT"] > 0 or p["PL"] > 0 or prow >= p["PT"] + p["IH"]
+            or pcol >= p["PL"] + p["IW"])
+
+
+def swu_row_zeros(p: dict[str, int]) -> int:
+    """Low bits that stay 0 in bnn_swu's ``lo`` (the lowest input row still needed): it
+    only takes 0, IH and top + SH (top = oy*SH - PT), so the trailing zero bits common to
+    SH, PT and IH; synthesis drops such a register bit (its next value is itself)."""
+    g = math.gcd(math.gcd(p["SH"], p["PT"]), p["IH"])
+    return (g & -g).bit_length() - 1
+
+
+def swu_lo_bits(p: dict[str, int]) -> int:
+    """Register bits of ``lo``: none when the frame has one output row (it is reset to 0
+    at every row end), otherwise bits_for(IH) less its constant low bits."""
+    return bits_for(p["IH"]) - swu_row_zeros(p) if p["OH"] > 1 else 0
+
+
+def swu_slot_bits(p: dict[str, int]) -> int:
+    """Register bits of the ring slot ``r_slot`` (advanced by next_lo - lo, modulo
+    NROWS): when NROWS is a power of two the modulo is a truncation, so it keeps the low
+    bits ``lo`` keeps at 0."""
+    nrows = swu_rows(p)
+    if nrows <= 1:
+        return 0
+    zeros = swu_row_zeros(p) if p["OH"] > 1 and nrows & (nrows - 1) == 0 else 0
+    return max(clog2(nrows) - zeros, 0)
 
 
 def swu_read_arithmetic(p: dict[str, int]) -> tuple[int, int]:
@@ -575,7 +615,7 @@ def swu_read_arithmetic(p: dict[str, int]) -> tuple[int, int]:
     compare(prow, p["PT"] + p["IH"])
     compare(pcol, p["PL"])
     compare(pcol, p["PL"] + p["IW"])
-    lo = (1 << bits_for(p["IH"])) - 1
+    lo = (1 << swu_lo_bits(p)) - 1
     slot = add(reg_max(nrows), add(prow, p["PT"] + lo))   # r_slot + (prow - PT - lo)
     compare(slot, nrows)
     if nrows & (nrows - 1):                                # the wrap subtracts NROWS

@@ -322,6 +322,25 @@ def test_committed_fit_meets_its_stated_error_and_reproduces():
         assert stats["ff"]["mean_abs_pct"] <= 10.0, module
 
 
+@pytest.mark.parametrize("module", ["bnn_swu", "bnn_dwc", "bnn_majority_pool"])
+def test_flip_flops_are_counted_exactly(module):
+    """Where the FF features count the RTL's registers as synthesis keeps them (constant
+    counters, the SWU's never-true padding flag and its row registers' constant low bits
+    dropped), the estimate is yosys's count on every committed sweep point."""
+    from pathlib import Path
+
+    table = Path(__file__).resolve().parents[1] / "bench" / "results" / "calibration_fit.json"
+    if not table.is_file():
+        pytest.skip("no committed fit table")
+    cal, dev = E.load_calibration(), get_device("xc7z020")
+    points = json.loads(table.read_text())[module]
+    for pt in points:
+        unit = E.Unit("u", module, "cal", pt["params"])
+        est = E.estimate_unit(unit, dev, cal, pt["styles"]).resources
+        assert est.ff == pt["ff"]["yosys"], pt["params"]
+    assert len(points) >= 12
+
+
 def test_one_pixel_conv_behind_a_conv_does_not_serialise_in_rtl(tmp_path):
     """A conv whose window covers its whole input, behind another conv: the sliding window's
     ring (swu_rows) holds the next frame while the MVTU replays its neuron folds, so the RTL
