@@ -635,8 +635,10 @@ def pool_features(p: dict[str, int]) -> dict[str, float]:
             "or_bits": width if p["EB"] == 1 else 0.0,
             "mux_bits": width if p["EB"] > 1 else 0.0,
             "compare_luts": p["SIMD"] * math.ceil(p["EB"] / 2) if p["EB"] > 2 else 0.0,
+            # with groups, yosys keeps a copy of the group counter as the LUTRAM's
+            # read address (as for the FIFO's read pointer)
             "ff_regs": (width + (width if p["CG"] == 1 else 0) + clog2(p["KK"])
-                        + (cgw if p["CG"] > 1 else 0) + p["CG"] + 1)}
+                        + (2 * cgw if p["CG"] > 1 else 0) + p["CG"] + 1)}
 
 
 def majority_pool_features(p: dict[str, int]) -> dict[str, float]:

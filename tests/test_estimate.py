@@ -322,7 +322,7 @@ def test_committed_fit_meets_its_stated_error_and_reproduces():
         assert stats["ff"]["mean_abs_pct"] <= 10.0, module
 
 
-@pytest.mark.parametrize("module", ["bnn_swu", "bnn_dwc", "bnn_majority_pool"])
+@pytest.mark.parametrize("module", ["bnn_swu", "bnn_dwc", "bnn_majority_pool", "bnn_pool"])
 def test_flip_flops_are_counted_exactly(module):
     """Where the FF features count the RTL's registers as synthesis keeps them (constant
     counters, the SWU's never-true padding flag and its row registers' constant low bits
