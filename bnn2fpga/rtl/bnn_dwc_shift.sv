@@ -48,6 +48,7 @@ module bnn_dwc_shift #(
   localparam int CAPU = IU + 2 * OU - 1;
   localparam int CAP = CAPU * G;
   localparam int CW = $clog2(CAPU + 1);
+  localparam int SW = $clog2(2 * OU);   // a beat enters only at fill counts below 2*OU
 
   logic [CAP-1:0] buffer;
   logic [CW-1:0] cnt;
@@ -68,12 +69,12 @@ module bnn_dwc_shift #(
   for (genvar j = 0; j < G; j++) begin : g_plane
     logic [IU-1:0] plane;
     logic [CAPU-1:0] shifted;
-    for (genvar u = 0; u < IU; u++) begin : g_in
-      assign plane[u] = s_tdata[u*G + j];
+    for (genvar i = 0; i < IU; i++) begin : g_in
+      assign plane[i] = s_tdata[i*G + j];
     end
-    assign shifted = CAPU'(plane) << kept_cnt;
-    for (genvar u = 0; u < CAPU; u++) begin : g_out
-      assign placed[u*G + j] = shifted[u];
+    assign shifted = CAPU'(plane) << kept_cnt[SW-1:0];
+    for (genvar k = 0; k < CAPU; k++) begin : g_out
+      assign placed[k*G + j] = shifted[k];
     end
   end
 
