@@ -91,6 +91,10 @@ def sweep_points(rng: np.random.Generator) -> list[tuple[str, dict[str, int]]]:
                                  (4, 32, 2, 2, 1), (6, 8, 1, 4, 0), (3, 24, 2, 2, 0)):
         # ROMs in logic over depth (3..96 words), shallow ROMs folded into registers
         pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf, nt=nt)))
+    for pe, simd, nf, sf in ((1, 16, 256, 64), (2, 8, 128, 72), (1, 4, 512, 32),
+                             (2, 32, 64, 48)):
+        # deep weight ROMs in block RAM, several banks deep (a read mux across them)
+        pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf)))
     for simd, eb, c, hw, k, s in ((1, 8, 3, 32, 3, 1), (3, 8, 3, 32, 3, 1), (8, 1, 64, 30, 3, 1),
                                   (32, 1, 64, 30, 3, 1), (64, 1, 64, 28, 2, 2),
                                   (16, 1, 128, 12, 3, 1), (32, 1, 128, 10, 3, 1),

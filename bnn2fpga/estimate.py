@@ -182,8 +182,20 @@ def _load_calibration_cached(path: str) -> Calibration:
 # Memories: mapping onto logic / registers / LUTRAM / BRAM18 / URAM
 # ----------------------------------------------------------------------------------------
 
-# BRAM18 aspect ratios (depth, width) in simple dual-port mode, 7-series and UltraScale+
-BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+LIBMAP_MUX, LIBMAP_DEMUX = 0.5, 0.5       # memory_libmap's cost per read-mux / write-enable bit
+
+# yosys memory_libmap's block RAM candidates for 7-series (share/xilinx/brams_xc4v.txt with
+# HAS_SIZE_36 and HAS_CASCADE): (library cost, base address bits, widths offered, BRAM18s
+# per cell).  Width index i in BRAM_WIDTHS halves the depth: 2**(abits - i) words.
+BRAM_WIDTHS = (1, 2, 4, 9, 18, 36, 72)
+BRAM_CELLS = (
+    (129, 14, (1, 2, 4, 9, 18), 1),         # RAMB18E1, true dual-port
+    (257, 15, (1, 2, 4, 9, 18, 36), 2),     # RAMB36E1, true dual-port
+    (513, 16, (1, 2, 4, 9), 4),             # two RAMB36E1 cascaded, 64K deep
+    (129, 14, (36,), 1),                    # RAMB18E1, simple dual-port 512 x 36
+    (257, 15, (72,), 2),                    # RAMB36E1, simple dual-port 512 x 72
+)
+BRAM_BYTE = 9                               # write-enable granularity of a wide port
 URAM_SHAPE = (4096, 72)
 ROM_STYLES = ("logic", "bram")     # UltraRAM has no initial contents on UltraScale+
 RAM_STYLES = ("register", "lutram", "bram", "uram")
@@ -218,9 +230,52 @@ class Memory:
     resources: Resources
 
 
-def bram18_count(depth: int, width: int) -> int:
-    """Fewest BRAM18s holding depth x width over the BRAM18 aspect ratios."""
-    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in BRAM18_SHAPES)
+def bank_mux_luts(banks: int) -> int:
+    """LUTs per data bit of the read mux across a memory's depth banks, as yosys/ABC map
+    it: about one per two banks (measured on LUTRAM line buffers of 2 to 20 banks and on
+    block-RAM ROMs of 5 to 16 banks; a LUT6 tree of 4:1 muxes would need one per three)."""
+    return math.ceil((banks - 1) / 2)
+
+
+def bram_geometry(depth: int, width: int, rom: bool = False) -> tuple[int, int]:
+    """(BRAM18s, depth banks) of the block RAM yosys maps a depth x width memory to: the
+    candidate of least memory_libmap cost, cost * cells + 0.5*(banks - 1)*width (read mux)
+    + 0.5*banks (write enables, when banked).  Bits of all banks share cells: a bank's word
+    is padded to the write-enable granularity (none for a ROM), and the cells hold
+    banks * padded bits.  So a 32768 x 8 ROM is 15 RAMB18 of 2048 x 9, 16 banks deep
+    (not 8 RAMB36 of 32768 x 1), and 16385 x 1 fits one RAMB18.  Within one cell type a
+    later width must beat the integer part of the best cost so far, as in yosys."""
+    best: tuple[float, int, int] | None = None
+    for cost, abits, widths, per_cell in BRAM_CELLS:
+        cell_best: tuple[float, int, int] | None = None
+        for w in widths:
+            banks = math.ceil(depth / (1 << (abits - BRAM_WIDTHS.index(w))))
+            unit = w if rom or w < BRAM_BYTE else BRAM_BYTE
+            padded = width if rom else math.ceil(width / unit) * unit
+            cells = math.ceil(banks * padded / w)
+            score = (cost * cells + LIBMAP_MUX * (banks - 1) * width
+                     + (LIBMAP_DEMUX * banks if banks > 1 and not rom else 0))
+            if cell_best is None or score < int(cell_best[0]):
+                cell_best = (score, cells * per_cell, banks)
+        assert cell_best is not None
+        if best is None or cell_best[0] < best[0]:
+            best = cell_best
+    assert best is not None
+    return best[1], best[2]
+
+
+def bram18_count(depth: int, width: int, rom: bool = False) -> int:
+    """BRAM18s yosys uses for a depth x width memory (``bram_geometry``)."""
+    return bram_geometry(depth, width, rom)[0]
+
+
+def bram_luts(depth: int, width: int, rom: bool = False) -> int:
+    """LUTs around a block RAM split into depth banks: a read mux per bit (a LUT6 per
+    4:1) and, for a RAM, a write enable per bank."""
+    _, banks = bram_geometry(depth, width, rom)
+    if banks == 1:
+        return 0
+    return width * bank_mux_luts(banks) + (0 if rom else banks)
 
 
 # yosys memory_libmap's LUTRAM candidates for 7-series (share/xilinx/lutrams_xc5v.txt):
@@ -229,7 +284,6 @@ def bram18_count(depth: int, width: int) -> int:
 LUTRAM_SDP = {5: 6, 6: 3}                 # RAM32M, RAM64M: cost 8, widthscale 7
 LUTRAM_SP = {5: 8, 6: 4, 7: 2, 8: 1}      # RAM32M, 4 RAM64X1S, 2 RAM128X1S, RAM256X1S: 8, 8
 LUTRAM_COST = {False: (8.0, 7.0), True: (8.0, 8.0)}
-LIBMAP_MUX, LIBMAP_DEMUX = 0.5, 0.5       # memory_libmap's cost per read-mux / write-enable bit
 
 
 def lutram_geometry(depth: int, width: int, same_address: bool = False
@@ -268,7 +322,7 @@ def lutram_luts(depth: int, width: int, same_address: bool = False) -> int:
     banks, a read mux per bit (a LUT6 per 4:1) and a write enable per bank (the address's
     bank bits decoded with the write, a LUT)."""
     _, banks, _ = lutram_geometry(depth, width, same_address)
-    mux = width * math.ceil((banks - 1) / 3) + banks if banks > 1 else 0
+    mux = width * bank_mux_luts(banks) + banks if banks > 1 else 0
     return lutram_cell_luts(depth, width, same_address) + mux
 
 
@@ -283,7 +337,7 @@ def style_resources(spec: MemorySpec, style: str, calibration: Calibration) -> R
         one = Resources(lut=calibration.memory["lutram_scale"]
                         * lutram_luts(d, w, spec.same_address))
     elif style == "bram":
-        one = Resources(bram18=bram18_count(d, w))
+        one = Resources(bram18=bram18_count(d, w, spec.rom), lut=bram_luts(d, w, spec.rom))
     elif style == "uram":
         one = Resources(uram=math.ceil(w / URAM_SHAPE[1]) * math.ceil(d / URAM_SHAPE[0]))
     else:
@@ -631,7 +685,8 @@ def pool_features(p: dict[str, int]) -> dict[str, float]:
     chain); tap/group counters and the per-group 'seen' bits."""
     width, cgw = p["SIMD"] * p["EB"], clog2(p["CG"])
     return {"const": 1.0,
-            "counters": clog2(p["KK"]) + (cgw if p["CG"] > 1 else 0) + p["CG"],
+            "tap_counter": clog2(p["KK"]),
+            "groups": cgw + p["CG"] if p["CG"] > 1 else 0.0,      # group counter, seen bits
             "or_bits": width if p["EB"] == 1 else 0.0,
             "mux_bits": width if p["EB"] > 1 else 0.0,
             "compare_luts": p["SIMD"] * math.ceil(p["EB"] / 2) if p["EB"] > 2 else 0.0,
@@ -700,8 +755,10 @@ def dwc_features(iwb: int, owb: int) -> dict[str, float]:
     shift: in units of G = gcd(IWB, OWB) bits (IU = IWB/G, OU = OWB/G), a buffer of
     CAPU = IU + 2*OU - 1 units and a CW-bit fill count; each bit is its kept value (shifted
     by OWB on an output beat) or an input bit placed by the fill count: per bit plane a
-    shifter by whole units with a CW-bit select.  When IU or OU is not a power of two, the
-    count's updates and compares are real adders (``arith``)."""
+    shifter by whole units whose select is the count's low log2(2*OU) bits (a beat enters
+    only below 2*OU); a bit's mux costs about the select bits its fan-in needs.  When IU
+    or OU is not a power of two, the count's updates and compares are real adders
+    (``arith``)."""
     kind = dwc_kind(iwb, owb)
     if kind == "up":
         r = owb // iwb
@@ -719,8 +776,11 @@ def dwc_features(iwb: int, owb: int) -> dict[str, float]:
     capu = iu + 2 * ou - 1
     cw = bits_for(capu)
     odd = any(v & (v - 1) for v in (iu, ou))
+    shifts = 1 << clog2(2 * ou)            # the shifter's select range
+    # per buffer unit u, the input units that can land there: shifts s with 0 <= u-s < IU
+    fan_in = [min(u, shifts - 1) - max(0, u - iu + 1) + 1 for u in range(capu)]
     return {"const": 1.0, "cap": capu * g, "counter": cw,
-            "shift_select": capu * g * bits_for(iu),
+            "shift_select": g * sum(bits_for(n) for n in fan_in if n > 0),
             "arith": cw * odd,
             "ff_regs": capu * g + cw}
 
@@ -937,9 +997,11 @@ def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
             t_in = t_in + dwc_delay(dwc["IWB"], dwc["OWB"])
         if isinstance(node, Dense) and input_fifo_depth(node, node.pe, node.simd):
             t_in = t_in + UNIT_DELAY["bnn_fifo"]
-        per_pixel = folding.node_cycles(node) // folding.out_pixels(node)
+        per_pixel = steps_per_pixel(node)
         lead = after_last_input(node, per_pixel)
-        ready = t_in[needed_input_pixel(node, src)] + lead
+        needed = needed_input_pixel(node, src)
+        # a window wholly in the top padding waits for no input at all
+        ready = np.where(needed >= 0, t_in[np.maximum(needed, 0)], 0) + lead
         last = np.empty(len(ready), dtype=np.int64)
         prev = 0
         for i, r in enumerate(ready):
@@ -948,6 +1010,15 @@ def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
         unit = "bnn_mvtu" if isinstance(node, Dense) else "bnn_pool"
         avail[node.name] = last + UNIT_DELAY[unit] + UNIT_DELAY["bnn_fifo"]
     return avail
+
+
+def steps_per_pixel(node: Node) -> int:
+    """Compute steps a unit spends per output pixel: a matrix-vector unit's folds
+    (OC/PE * fan_in/SIMD), a pool's window taps.  The sliding window's writer, which can be
+    slower (a stride larger than the kernel), shows in the input's arrival times instead."""
+    if isinstance(node, Dense):
+        return folding.matvec_cycles(node) // folding.out_pixels(node)
+    return folding.node_cycles(node) // folding.out_pixels(node)
 
 
 def after_last_input(node: Node, per_pixel: int) -> int:
@@ -965,7 +1036,8 @@ def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
 
     A sliding window (convs and pools, ``bnn_swu``) starts output row oy once every input
     row it covers is complete, and its last output row waits for the whole input frame;
-    a dense layer needs its whole input vector."""
+    a dense layer needs its whole input vector.  -1: an output row whose windows lie wholly
+    in the top padding waits for no input."""
     n_out = folding.out_pixels(node)
     windowed = isinstance(node, Conv2D) or hasattr(node, "kernel")   # convs and pools
     if len(src.out.shape) != 3 or not windowed:
@@ -974,9 +1046,9 @@ def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
     oh, ow = node.out.shape[0], node.out.shape[1]
     kh, sh, top = node.kernel[0], node.stride[0], node.pads[0]
     oy = np.arange(oh)
-    last_row = np.clip(oy * sh - top + max(kh, sh) - 1, 0, h - 1)
+    last_row = np.clip(oy * sh - top + max(kh, sh) - 1, -1, h - 1)
     last_row[-1] = h - 1
-    return np.repeat((last_row + 1) * w - 1, ow)
+    return np.repeat(np.where(last_row >= 0, (last_row + 1) * w - 1, -1), ow)
 
 
 @dataclass(frozen=True)

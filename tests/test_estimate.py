@@ -44,9 +44,67 @@ def test_unknown_part_names_the_known_devices():
 
 @pytest.mark.parametrize("depth, width, n", [(16384, 1, 1), (512, 36, 1), (1024, 18, 1),
                                              (1024, 36, 2), (2048, 9, 1), (2048, 10, 2),
-                                             (100, 72, 2), (16385, 1, 2)])
+                                             (100, 72, 2), (16385, 1, 2), (32768, 8, 16)])
 def test_bram18_count(depth, width, n):
     assert E.bram18_count(depth, width) == n
+
+
+@pytest.mark.parametrize("depth, width, bram18, banks", [
+    (32768, 8, 15, 16),     # 15 RAMB18 of 2048 x 9, each word holding bits of 9 banks
+    (18432, 32, 32, 9),     # 16 RAMB36 of 2048 x 18
+    (16385, 1, 1, 9),       # 16385 bits fit one RAMB18
+    (512, 11, 1, 1)])
+def test_rom_banks_share_block_rams(depth, width, bram18, banks):
+    """A ROM has no write enables, so memory_libmap packs the bits of several depth banks
+    into one cell word; the read mux across banks then costs LUTs."""
+    assert E.bram_geometry(depth, width, rom=True) == (bram18, banks)
+    assert E.bram_luts(depth, width, rom=True) == width * E.bank_mux_luts(banks)
+    assert E.bank_mux_luts(1) == 0
+
+
+def test_block_rams_are_the_ones_yosys_maps():
+    """The BRAM18 count of every committed sweep row (MVTU weights and thresholds, SWU line
+    buffers, FIFOs in block RAM) is what the estimator's memory_libmap rule predicts."""
+    from pathlib import Path
+
+    sweep = Path(__file__).resolve().parents[1] / "bench" / "results" / "calibration_sweep.json"
+    if not sweep.is_file():
+        pytest.skip("no committed sweep")
+    checked = 0
+    for row in json.loads(sweep.read_text()):
+        styles = dict(row["styles"])
+        if "input_buffer" in styles:
+            styles.setdefault("tap_valid", styles["input_buffer"])
+        mems = E.unit_memories(E.Unit("u", row["module"], "cal", row["params"]))
+        if any(m.name not in styles for m in mems):
+            continue
+        predicted = sum(m.count * E.bram18_count(m.depth, m.width, m.rom)
+                        for m in mems if styles[m.name] == "bram")
+        assert predicted == row["bram18"], (row["module"], row["params"], row["cells"])
+        checked += predicted > 0
+    assert checked >= 12
+
+
+def test_deep_rom_block_rams_match_a_live_yosys_run(tmp_path):
+    """CNV fc1's weight ROM (32768 x 8, PE 1, SIMD 8): yosys packs it into 15 RAMB18 of
+    2048 x 9 (plus one for the thresholds), as the estimator predicts; the unit's LUTs
+    include the 16:1 read mux."""
+    import numpy as np
+
+    from bnn2fpga import report as R
+
+    params = {"PE": 1, "SIMD": 8, "NF": 512, "SF": 64, "IN_BITS": 1, "IN_UINT": 0,
+              "USE_TAP_VALID": 0, "ACC_W": 11, "NT": 1, "TW": 11, "OUT_W": 1}
+    rng = np.random.default_rng(0)
+    files = {"weights_pe000.mem": "".join(f"{v:02x}\n" for v in rng.integers(0, 256, 32768)),
+             "thresholds_pe000.mem": "".join(f"{v:03x}\n" for v in rng.integers(0, 2048, 512))}
+    styles = {"weights": "bram", "thresholds": "bram", "input_buffer": "lutram"}
+    measured = R.run_yosys(R.yosys_script("bnn_mvtu", params, styles, "xc7"), tmp_path, files)
+    assert measured["cells"].get("RAMB18E1") == 16 and "RAMB36E1" not in measured["cells"]
+    unit = E.Unit("fc1", "bnn_mvtu", "fc1", params)
+    est = E.estimate_unit(unit, get_device("xc7z020"), E.load_calibration(), styles).resources
+    assert est.bram18 == 16
+    assert abs(est.lut - measured["lut"]) <= 0.15 * measured["lut"]
 
 
 def test_memory_mapping_picks_the_cheapest_fraction_of_the_device():
