@@ -243,7 +243,7 @@ def bram_geometry(depth: int, width: int, rom: bool = False) -> tuple[int, int]:
     + 0.5*banks (write enables, when banked).  Bits of all banks share cells: a bank's word
     is padded to the write-enable granularity (none for a ROM), and the cells hold
     banks * padded bits.  So a 32768 x 8 ROM is 15 RAMB18 of 2048 x 9, 16 banks deep
-    (not 8 RAMB36 of 32768 x 1), and 16385 x 1 fits one RAMB18.  Within one cell type a
+    (not 8 RAMB36 of 32768 x 1), and a 16385 x 1 ROM fits one RAMB18.  Within one cell type a
     later width must beat the integer part of the best cost so far, as in yosys."""
     best: tuple[float, int, int] | None = None
     for cost, abits, widths, per_cell in BRAM_CELLS:
@@ -270,8 +270,8 @@ def bram18_count(depth: int, width: int, rom: bool = False) -> int:
 
 
 def bram_luts(depth: int, width: int, rom: bool = False) -> int:
-    """LUTs around a block RAM split into depth banks: a read mux per bit (a LUT6 per
-    4:1) and, for a RAM, a write enable per bank."""
+    """LUTs around a block RAM split into depth banks: a read mux per bit
+    (``bank_mux_luts``) and, for a RAM, a write enable per bank."""
     _, banks = bram_geometry(depth, width, rom)
     if banks == 1:
         return 0
@@ -319,8 +319,8 @@ def lutram_cell_luts(depth: int, width: int, same_address: bool = False) -> int:
 
 def lutram_luts(depth: int, width: int, same_address: bool = False) -> int:
     """LUTs of a LUTRAM as yosys maps it: its cells (``lutram_cell_luts``) and, across
-    banks, a read mux per bit (a LUT6 per 4:1) and a write enable per bank (the address's
-    bank bits decoded with the write, a LUT)."""
+    banks, a read mux per bit (``bank_mux_luts``) and a write enable per bank (the
+    address's bank bits decoded with the write, a LUT)."""
     _, banks, _ = lutram_geometry(depth, width, same_address)
     mux = width * bank_mux_luts(banks) + banks if banks > 1 else 0
     return lutram_cell_luts(depth, width, same_address) + mux
