@@ -128,3 +128,21 @@ def test_serialisation_warning_in_the_report(tmp_path, monkeypatch):
     assert rep["fps"] < rep["fps_folding"]
     html = html_path.read_text()
     assert 'id="warnings"' in html and "serialise" in html and "folding bottleneck" in html
+
+
+@pytest.mark.slow
+def test_report_synth_agrees_with_yosys_on_a_whole_network(tmp_path):
+    """`report --synth` end to end on a small network the calibration never saw (uint conv,
+    pool, strided conv, dense; 15 units): the estimated LUT total is within 5% of yosys's,
+    most units within 10%, BRAM18 exact, and the report carries the per-unit errors."""
+    graph = testing.random_cnn_graph(np.random.default_rng(0))
+    out = tmp_path / "out"
+    write_project(graph, out, CompileOptions(part="xc7z020clg400-1", clock_ns=5.0),
+                  backends=("rtl",))
+    rep = json.loads(R.write_report(out, synth=True)[0].read_text())
+    total = rep["measured"]["yosys"]
+    assert abs(total["lut_error_pct"]) <= 5.0 and abs(total["ff_error_pct"]) <= 5.0
+    units = [u for la in rep["layers"] for u in la["units"]]
+    errors = [abs(u["yosys"]["lut_error_pct"]) for u in units]
+    assert len(units) >= 12 and sum(e <= 10.0 for e in errors) >= 0.8 * len(units)
+    assert all(u["yosys"]["bram18"] == u["bram18"] for u in units)
