@@ -39,6 +39,11 @@ class Device:
     def bram36(self) -> int:
         return self.bram18 // 2
 
+    @property
+    def yosys_family(self) -> str:
+        """``synth_xilinx -family`` of the die: its LUTRAM/BRAM library and cells."""
+        return "xcup" if self.family == "ultrascale+" else "xc7"
+
 
 DEVICES: dict[str, Device] = {d.name: d for d in (
     Device("xc7z010", "7series", lut=17_600, ff=35_200, bram18=120, uram=0, dsp=80,

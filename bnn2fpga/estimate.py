@@ -278,28 +278,44 @@ def bram_luts(depth: int, width: int, rom: bool = False) -> int:
     return width * bank_mux_luts(banks) + (0 if rom else banks)
 
 
-# yosys memory_libmap's LUTRAM candidates for 7-series (share/xilinx/lutrams_xc5v.txt):
-# address bits -> data bits of one 4-LUT cell group, with the library's cost and the part
-# of it that scales with the bits used ("widthscale")
-LUTRAM_SDP = {5: 6, 6: 3}                 # RAM32M, RAM64M: cost 8, widthscale 7
-LUTRAM_SP = {5: 8, 6: 4, 7: 2, 8: 1}      # RAM32M, 4 RAM64X1S, 2 RAM128X1S, RAM256X1S: 8, 8
-LUTRAM_COST = {False: (8.0, 7.0), True: (8.0, 8.0)}
+@dataclass(frozen=True)
+class LutramLibrary:
+    """yosys memory_libmap's LUTRAM candidates of one family (share/xilinx/lutrams_*.txt):
+    address bits -> data bits of one cell group, the library's cost and the part of it
+    that scales with the bits used ("widthscale"), and the LUTs of a multi-bit cell."""
+
+    sdp: dict[int, int]        # simple dual-port (separate write and read addresses)
+    sp: dict[int, int]         # single-port (read where it writes)
+    cost: float
+    widthscale: float
+    cell_luts: int
 
 
-def lutram_geometry(depth: int, width: int, same_address: bool = False
-                    ) -> tuple[int, int, int]:
-    """(address bits, banks, cell groups) of the LUTRAM yosys maps a depth x width memory to: the
-    candidate of least memory_libmap cost, (C - S)*cells + S*banks*width/cell width
+LUTRAM_LIBRARIES = {
+    # RAM32M (32x6) / RAM64M (64x3), 4 LUTs; single-port RAM32M (32x8) or one
+    # RAM64X1S/RAM128X1S/RAM256X1S per bit (lutrams_xc5v.txt)
+    "xc7": LutramLibrary({5: 6, 6: 3}, {5: 8, 6: 4, 7: 2, 8: 1}, 8.0, 7.0, 4),
+    # RAM32M16 (32x14) / RAM64M8 (64x7), 8 LUTs; single-port RAM32M16 (32x16) or per-bit
+    # cells up to RAM512X1S (lutrams_xcu.txt)
+    "xcup": LutramLibrary({5: 14, 6: 7}, {5: 16, 6: 8, 7: 4, 8: 2, 16: 1}, 16.0, 16.0, 8),
+}
+
+
+def lutram_geometry(depth: int, width: int, same_address: bool = False,
+                    family: str = "xc7") -> tuple[int, int, int]:
+    """(address bits, banks, cell groups) of the LUTRAM yosys maps a depth x width memory
+    to: the candidate of least memory_libmap cost, (C - S)*cells + S*banks*width/cell width
     + 0.5*(banks - 1)*width (read mux) + 0.5*banks (write enables, when banked); a tie
-    goes to the shallower cell.  Simple dual-port picks RAM32M (32x6) or RAM64M (64x3) by
-    it: deep, narrow memories go to RAM32M banks when their extra read mux costs less than
-    RAM64M's unused bits."""
-    cost, scaled = LUTRAM_COST[same_address]
+    goes to the shallower cell.  On 7-series, simple dual-port picks RAM32M (32x6) or
+    RAM64M (64x3) by it: deep, narrow memories go to RAM32M banks when their extra read mux
+    costs less than RAM64M's unused bits."""
+    lib = LUTRAM_LIBRARIES[family]
     best: tuple[float, int, int, int] | None = None
-    for abits, cell_width in (LUTRAM_SP if same_address else LUTRAM_SDP).items():
+    for abits, cell_width in (lib.sp if same_address else lib.sdp).items():
         banks = math.ceil(depth / (1 << abits))
         groups = banks * math.ceil(width / cell_width)
-        score = ((cost - scaled) * groups + scaled * banks * width / cell_width
+        score = ((lib.cost - lib.widthscale) * groups
+                 + lib.widthscale * banks * width / cell_width
                  + LIBMAP_MUX * (banks - 1) * width + LIBMAP_DEMUX * banks * (banks > 1))
         if best is None or score < best[0]:
             best = (score, abits, banks, groups)
@@ -307,27 +323,32 @@ def lutram_geometry(depth: int, width: int, same_address: bool = False
     return best[1:]
 
 
-def lutram_cell_luts(depth: int, width: int, same_address: bool = False) -> int:
-    """LUTs inside the LUTRAM cells (``lutram_geometry``): a RAM32M or RAM64M takes 4
-    whether its bits are all used or not; single-port memories deeper than 32 take one
-    RAM64X1S/RAM128X1S/RAM256X1S per bit (1, 2, 4 LUTs)."""
-    abits, banks, groups = lutram_geometry(depth, width, same_address)
+def lutram_cell_luts(depth: int, width: int, same_address: bool = False,
+                     family: str = "xc7") -> int:
+    """LUTs inside the LUTRAM cells (``lutram_geometry``): a multi-bit cell (RAM32M,
+    RAM64M; RAM32M16, RAM64M8) takes all its LUTs whether its bits are used or not;
+    single-port memories deeper than 32 take one cell per bit, a LUT per 64 words (up to
+    RAM512X1S)."""
+    abits, banks, groups = lutram_geometry(depth, width, same_address, family)
     if same_address and abits > 5:
-        return width * banks * 2 ** (abits - 6)
-    return 4 * groups
+        return width * banks * 2 ** (min(abits, 9) - 6)
+    return LUTRAM_LIBRARIES[family].cell_luts * groups
 
 
-def lutram_luts(depth: int, width: int, same_address: bool = False) -> int:
+def lutram_luts(depth: int, width: int, same_address: bool = False,
+                family: str = "xc7") -> int:
     """LUTs of a LUTRAM as yosys maps it: its cells (``lutram_cell_luts``) and, across
     banks, a read mux per bit (``bank_mux_luts``) and a write enable per bank (the
     address's bank bits decoded with the write, a LUT)."""
-    _, banks, _ = lutram_geometry(depth, width, same_address)
+    _, banks, _ = lutram_geometry(depth, width, same_address, family)
     mux = width * bank_mux_luts(banks) + banks if banks > 1 else 0
-    return lutram_cell_luts(depth, width, same_address) + mux
+    return lutram_cell_luts(depth, width, same_address, family) + mux
 
 
-def style_resources(spec: MemorySpec, style: str, calibration: Calibration) -> Resources:
-    """Resources of ``spec`` in ``style`` (all ``count`` copies)."""
+def style_resources(spec: MemorySpec, style: str, calibration: Calibration,
+                    family: str = "xc7") -> Resources:
+    """Resources of ``spec`` in ``style`` (all ``count`` copies) on a ``family``
+    (``Device.yosys_family``) die."""
     d, w = spec.depth, spec.width
     if style == "logic":      # copies share the address: identical columns are shared
         return Resources(lut=rom_logic_luts(d, w * spec.count, calibration.memory))
@@ -335,7 +356,7 @@ def style_resources(spec: MemorySpec, style: str, calibration: Calibration) -> R
         one = Resources(lut=w * (d - 1), ff=d * w)
     elif style == "lutram":
         one = Resources(lut=calibration.memory["lutram_scale"]
-                        * lutram_luts(d, w, spec.same_address))
+                        * lutram_luts(d, w, spec.same_address, family))
     elif style == "bram":
         one = Resources(bram18=bram18_count(d, w, spec.rom), lut=bram_luts(d, w, spec.rom))
     elif style == "uram":
@@ -404,8 +425,10 @@ def map_memory(spec: MemorySpec, device: Device, calibration: Calibration,
         if style not in styles:
             raise IRError(f"memory {spec.name!r} ({spec.depth}x{spec.width}) cannot be "
                           f"mapped to {style!r} on {device.name}; choose one of {styles}")
-        return Memory(spec, style, style_resources(spec, style, calibration))
-    options = [Memory(spec, s, style_resources(spec, s, calibration)) for s in styles]
+        return Memory(spec, style, style_resources(spec, style, calibration,
+                                                   device.yosys_family))
+    options = [Memory(spec, s, style_resources(spec, s, calibration, device.yosys_family))
+               for s in styles]
     return min(options, key=lambda m: m.resources.cost(device))
 
 

@@ -52,11 +52,9 @@ YOSYS_STYLE = {"logic": ("rom_style", "logic"), "bram": ("rom_style", "block"),
 LUT_CELLS = {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "INV": 1,
              "RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
              "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM32M16": 8,
-             "RAM64M8": 8, "SRL16E": 1, "SRLC32E": 1}
-
-
-def yosys_family(device_family: str) -> str:
-    return "xcup" if device_family == "ultrascale+" else "xc7"
+             "RAM64M8": 8, "SRL16E": 1, "SRLC32E": 1,
+             # UltraScale+ only
+             "RAM512X1S": 8, "RAM256X1D": 8, "RAM32X16DR8": 8, "RAM64X8SW": 8}
 
 
 def yosys_script(module: str, params: dict[str, str | int], styles: dict[str, str],
@@ -137,7 +135,7 @@ def synth_units(project_dir: Path, graph: Graph, design: est.DesignEstimate) -> 
     library = resource_path("rtl")
     cache = project_dir / SYNTH_DIR
     cache.mkdir(exist_ok=True)
-    family = yosys_family(design.device.family)
+    family = design.device.yosys_family
     plan = rtl_plan(graph, graph.meta.get("top", "bnn_top"))
     styles = {u.unit.name: {m.spec.name: m.style for m in u.memories}
               for layer in design.layers for u in layer.units}

@@ -158,16 +158,21 @@ def test_lutram_geometry_follows_the_libmap_cost(depth, width, banks):
     assert E.lutram_geometry(depth, width)[1] == banks
 
 
-def test_lutram_geometry_matches_a_live_yosys_run(tmp_path):
-    """The installed yosys maps a 160 x 32 FIFO to 30 RAM32M (5 banks of 32 x 6), as the
-    estimator predicts: the committed sweep cannot catch a yosys whose rule has moved."""
+@pytest.mark.parametrize("family, depth, width, cells", [
+    ("xc7", 160, 32, {"RAM32M": 30}),          # 5 banks of 32 x 6, not 3 of 64 x 3
+    ("xcup", 160, 32, {"RAM32M16": 15}),       # 5 banks of 32 x 14
+    ("xcup", 64, 3, {"RAM64M8": 1})])          # 8 LUTs for 3 bits on UltraScale+
+def test_lutram_geometry_matches_a_live_yosys_run(tmp_path, family, depth, width, cells):
+    """The installed yosys maps these FIFOs' storage to the LUTRAM cells the estimator
+    predicts for the family: the committed sweep cannot catch a yosys whose rule moved."""
     from bnn2fpga import report as R
 
-    script = R.yosys_script("bnn_fifo", {"W": 32, "DEPTH": 160}, {"storage": "lutram"}, "xc7")
-    cells = R.run_yosys(script, tmp_path)["cells"]
-    lutram = {c: n for c, n in cells.items() if c.startswith("RAM") and "RAMB" not in c}
-    assert lutram == {"RAM32M": 30}
-    assert 4 * 30 == E.lutram_cell_luts(160, 32)
+    script = R.yosys_script("bnn_fifo", {"W": width, "DEPTH": depth}, {"storage": "lutram"},
+                            family)
+    got = R.run_yosys(script, tmp_path)["cells"]
+    assert {c: n for c, n in got.items() if c.startswith("RAM") and "RAMB" not in c} == cells
+    assert E.lutram_cell_luts(depth, width, family=family) == sum(
+        n * R.LUT_CELLS[c] for c, n in cells.items())
 
 
 def _graphs():
