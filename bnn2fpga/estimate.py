@@ -187,6 +187,7 @@ LIBMAP_MUX, LIBMAP_DEMUX = 0.5, 0.5       # memory_libmap's cost per read-mux / 
 # yosys memory_libmap's block RAM candidates for 7-series (share/xilinx/brams_xc4v.txt with
 # HAS_SIZE_36 and HAS_CASCADE): (library cost, base address bits, widths offered, BRAM18s
 # per cell).  Width index i in BRAM_WIDTHS halves the depth: 2**(abits - i) words.
+# UltraScale+ (RAMB18E2/RAMB36E2) makes the same choices on the memories we checked.
 BRAM_WIDTHS = (1, 2, 4, 9, 18, 36, 72)
 BRAM_CELLS = (
     (129, 14, (1, 2, 4, 9, 18), 1),         # RAMB18E1, true dual-port
