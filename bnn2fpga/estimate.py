@@ -1037,9 +1037,10 @@ def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
 
 
 def steps_per_pixel(node: Node) -> int:
-    """Compute steps a unit spends per output pixel: a matrix-vector unit's folds
-    (OC/PE * fan_in/SIMD), a pool's window taps.  The sliding window's writer, which can be
-    slower (a stride larger than the kernel), shows in the input's arrival times instead."""
+    """Compute steps a unit spends per output pixel.  A conv or dense layer: its MVTU folds
+    (OC/PE * fan_in/SIMD); its sliding window's writer, which can be slower (a stride
+    larger than the kernel), shows in the input's arrival times instead.  A pool: its
+    folded cycles per output pixel (``folding.node_cycles``)."""
     if isinstance(node, Dense):
         return folding.matvec_cycles(node) // folding.out_pixels(node)
     return folding.node_cycles(node) // folding.out_pixels(node)
