@@ -2,6 +2,7 @@
 
     python bench/calibrate.py [--jobs 2] [--family xc7] [--modules M ...]   # sweep + fit
     python bench/calibrate.py --refit-only        # fit the committed sweep (about 1 s)
+    python bench/calibrate.py --check-family xcup [--sample 24]   # the fit on another family
 
 1. Sweep: every RTL module (bnn2fpga/rtl: bnn_mvtu binary and first-layer uint, bnn_swu,
    bnn_pool, bnn_majority_pool, bnn_dwc, bnn_fifo) over PE, SIMD, fan-in (NF/SF), ROM
@@ -22,6 +23,10 @@
    Writes the coefficients to bnn2fpga/data/calibration.json with the fit error (in-sample
    and leave-one-out: each point predicted by a fit without it), and a per-point table to
    bench/results/calibration_fit.json.
+3. ``--check-family``: synthesises a seeded sample of sweep points for another
+   ``synth_xilinx -family`` and compares them with the estimate for a device of that family
+   (the xc7 logic fit with that family's memory cells); writes
+   bench/results/calibration_check_<family>.json.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ ROOT = Path(__file__).resolve().parent
 SWEEP_FILE = ROOT / "results" / "calibration_sweep.json"
 FIT_FILE = ROOT / "results" / "calibration_fit.json"
 CAL_DEVICE = "xc7z020"
+FAMILY_DEVICE = {"xc7": "xc7z020", "xcup": "xczu3eg"}     # a device of each family
 
 # ----------------------------------------------------------------------------------------
 # Sweep points
@@ -417,6 +423,40 @@ def fit_all(rows: list[dict], family: str) -> dict:
     return out, details
 
 
+def check_family(points, family: str, sample: int, jobs: int) -> dict:
+    """The committed fit against ``family``'s synthesis on a seeded sample of the sweep."""
+    rng = np.random.default_rng(7)
+    chosen = [points[i] for i in sorted(rng.choice(len(points), sample, replace=False))]
+    cal, dev = E.load_calibration(), get_device(FAMILY_DEVICE[family])
+
+    def one(point):
+        module, params = point
+        styles = chosen_styles(module, params)
+        got = synthesise(module, params, styles, family)
+        est = E.estimate_unit(E.Unit("u", module, "cal", params), dev, cal, styles).resources
+        return {"module": module, "params": params, "styles": styles,
+                "lut": {"yosys": got["lut"], "estimate": round(est.lut, 1),
+                        "error_pct": round(100 * (est.lut - got["lut"]) / max(got["lut"], 1),
+                                           2)},
+                "ff": {"yosys": got["ff"], "estimate": round(est.ff, 1)},
+                "bram18": {"yosys": got["bram18"], "estimate": est.bram18}}
+
+    with ThreadPoolExecutor(jobs) as pool:
+        rows = []
+        for i, row in enumerate(pool.map(one, chosen), 1):
+            print(f"  [{i}/{len(chosen)}] {row['module']} {row['params']} -> LUT "
+                  f"{row['lut']['yosys']} (estimate {row['lut']['estimate']}, "
+                  f"{row['lut']['error_pct']:+.1f}%)", file=sys.stderr)
+            rows.append(row)
+    errs = np.abs([r["lut"]["error_pct"] for r in rows])
+    return {"family": family, "device": dev.name, "points": rows,
+            "lut": {"mean_abs_pct": round(float(errs.mean()), 2),
+                    "max_abs_pct": round(float(errs.max()), 2),
+                    "within_10pct": f"{int((errs <= 10).sum())}/{len(errs)}"},
+            "bram18_exact": f"{sum(r['bram18']['yosys'] == r['bram18']['estimate'] for r in rows)}"
+                            f"/{len(rows)}"}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=2)
@@ -426,8 +466,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modules", nargs="*",
                     help="synthesise only these modules' points (default: all); the fit "
                          "always takes every cached point")
+    ap.add_argument("--check-family", choices=sorted(FAMILY_DEVICE),
+                    help="compare the committed fit with a sample synthesised for this "
+                         "family instead of sweeping/fitting")
+    ap.add_argument("--sample", type=int, default=24, help="points for --check-family")
     args = ap.parse_args(argv)
     points = sweep_points(np.random.default_rng(2026))
+    if args.check_family:
+        result = check_family(points, args.check_family, args.sample, args.jobs)
+        out = ROOT / "results" / f"calibration_check_{args.check_family}.json"
+        out.write_text(json.dumps(result, indent=0) + "\n")
+        print(f"{args.check_family} ({result['device']}), {args.sample} sweep points: LUT "
+              f"|err| mean {result['lut']['mean_abs_pct']}% max {result['lut']['max_abs_pct']}%"
+              f", {result['lut']['within_10pct']} within ±10%; BRAM18 exact "
+              f"{result['bram18_exact']}; wrote {out}")
+        return 0
     if not args.refit_only:     # --modules limits what is synthesised; the fit takes all
         run_sweep([p for p in points if not args.modules or p[0] in args.modules],
                   args.family, args.jobs)
