@@ -49,10 +49,27 @@ def test_bram18_count(depth, width, n):
     assert E.bram18_count(depth, width) == n
 
 
+def _sweep_memories():
+    """(row, memories, styles) of every committed sweep row whose memory styles are all
+    recorded (rows from before tap_valid had its own style take the input buffer's)."""
+    from pathlib import Path
+
+    sweep = Path(__file__).resolve().parents[1] / "bench" / "results" / "calibration_sweep.json"
+    if not sweep.is_file():
+        pytest.skip("no committed sweep")
+    for row in json.loads(sweep.read_text()):
+        styles = dict(row["styles"])
+        if "input_buffer" in styles:
+            styles.setdefault("tap_valid", styles["input_buffer"])
+        mems = E.unit_memories(E.Unit("u", row["module"], "cal", row["params"]))
+        if all(m.name in styles for m in mems):
+            yield row, mems, styles
+
+
 @pytest.mark.parametrize("depth, width, bram18, banks", [
-    (32768, 8, 15, 16),     # 15 RAMB18 of 2048 x 9, each word holding bits of 9 banks
-    (18432, 32, 32, 9),     # 16 RAMB36 of 2048 x 18
-    (16385, 1, 1, 9),       # 16385 bits fit one RAMB18
+    (32768, 8, 15, 16),     # 16 banks x 8 bits packed into 15 RAMB18 of 2048 x 9
+    (18432, 32, 32, 9),     # 9 banks x 32 bits in 16 RAMB36 of 2048 x 18
+    (16385, 1, 1, 9),       # 9 banks x 1 bit in one RAMB18 of 2048 x 9
     (512, 11, 1, 1)])
 def test_rom_banks_share_block_rams(depth, width, bram18, banks):
     """A ROM has no write enables, so memory_libmap packs the bits of several depth banks
@@ -65,19 +82,8 @@ def test_rom_banks_share_block_rams(depth, width, bram18, banks):
 def test_block_rams_are_the_ones_yosys_maps():
     """The BRAM18 count of every committed sweep row (MVTU weights and thresholds, SWU line
     buffers, FIFOs in block RAM) is what the estimator's memory_libmap rule predicts."""
-    from pathlib import Path
-
-    sweep = Path(__file__).resolve().parents[1] / "bench" / "results" / "calibration_sweep.json"
-    if not sweep.is_file():
-        pytest.skip("no committed sweep")
     checked = 0
-    for row in json.loads(sweep.read_text()):
-        styles = dict(row["styles"])
-        if "input_buffer" in styles:
-            styles.setdefault("tap_valid", styles["input_buffer"])
-        mems = E.unit_memories(E.Unit("u", row["module"], "cal", row["params"]))
-        if any(m.name not in styles for m in mems):
-            continue
+    for row, mems, styles in _sweep_memories():
         predicted = sum(m.count * E.bram18_count(m.depth, m.width, m.rom)
                         for m in mems if styles[m.name] == "bram")
         assert predicted == row["bram18"], (row["module"], row["params"], row["cells"])
@@ -129,19 +135,8 @@ def test_lutram_cells_are_the_ones_yosys_maps():
     banks, per-bit single-port cells) are yosys's, cell LUT for cell LUT, on every committed
     sweep row that forced a memory into LUTRAM (SWU line buffers, FIFOs, MVTU input
     buffers, pool partial maxima)."""
-    from pathlib import Path
-
-    sweep = Path(__file__).resolve().parents[1] / "bench" / "results" / "calibration_sweep.json"
-    if not sweep.is_file():
-        pytest.skip("no committed sweep")
     checked = 0
-    for row in json.loads(sweep.read_text()):
-        styles = dict(row["styles"])
-        if "input_buffer" in styles:       # rows from before tap_valid had its own style
-            styles.setdefault("tap_valid", styles["input_buffer"])
-        mems = E.unit_memories(E.Unit("u", row["module"], "cal", row["params"]))
-        if any(m.name not in styles for m in mems):
-            continue
+    for row, mems, styles in _sweep_memories():
         predicted = sum(m.count * E.lutram_cell_luts(m.depth, m.width, m.same_address)
                         for m in mems if styles[m.name] == "lutram")
         assert predicted == row["lutram_lut"], (row["module"], row["params"], row["cells"])
