@@ -448,11 +448,8 @@ def check_family(points, family: str, sample: int, jobs: int) -> dict:
                   f"{row['lut']['yosys']} (estimate {row['lut']['estimate']}, "
                   f"{row['lut']['error_pct']:+.1f}%)", file=sys.stderr)
             rows.append(row)
-    errs = np.abs([r["lut"]["error_pct"] for r in rows])
     return {"family": family, "device": dev.name, "points": rows,
-            "lut": {"mean_abs_pct": round(float(errs.mean()), 2),
-                    "max_abs_pct": round(float(errs.max()), 2),
-                    "within_10pct": f"{int((errs <= 10).sum())}/{len(errs)}"},
+            "lut": error_stats(rows, "lut", "error_pct"),
             "bram18_exact": f"{sum(r['bram18']['yosys'] == r['bram18']['estimate'] for r in rows)}"
                             f"/{len(rows)}"}
 

@@ -238,6 +238,23 @@ def bank_mux_luts(banks: int) -> int:
     return math.ceil((banks - 1) / 2)
 
 
+def libmap_banking_cost(banks: int, width: int, writes: bool) -> float:
+    """memory_libmap's cost of splitting a memory into depth banks: 0.5 per read-mux input
+    beyond the first, per bit, and 0.5 per bank write enable (a RAM, when banked)."""
+    if banks == 1:
+        return 0.0
+    return LIBMAP_MUX * (banks - 1) * width + (LIBMAP_DEMUX * banks if writes else 0.0)
+
+
+def bank_luts(banks: int, width: int, writes: bool = True) -> int:
+    """LUTs around a memory split into depth banks: a read mux per bit
+    (``bank_mux_luts``) and, for a RAM, a write enable per bank (the address's bank bits
+    decoded with the write, a LUT)."""
+    if banks == 1:
+        return 0
+    return width * bank_mux_luts(banks) + (banks if writes else 0)
+
+
 def bram_geometry(depth: int, width: int, rom: bool = False) -> tuple[int, int]:
     """(BRAM18s, depth banks) of the block RAM yosys maps a depth x width memory to: the
     candidate of least memory_libmap cost, cost * cells + 0.5*(banks - 1)*width (read mux)
@@ -254,8 +271,7 @@ def bram_geometry(depth: int, width: int, rom: bool = False) -> tuple[int, int]:
             unit = w if rom or w < BRAM_BYTE else BRAM_BYTE
             padded = width if rom else math.ceil(width / unit) * unit
             cells = math.ceil(banks * padded / w)
-            score = (cost * cells + LIBMAP_MUX * (banks - 1) * width
-                     + (LIBMAP_DEMUX * banks if banks > 1 and not rom else 0))
+            score = cost * cells + libmap_banking_cost(banks, width, writes=not rom)
             if cell_best is None or score < int(cell_best[0]):
                 cell_best = (score, cells * per_cell, banks)
         assert cell_best is not None
@@ -271,12 +287,9 @@ def bram18_count(depth: int, width: int, rom: bool = False) -> int:
 
 
 def bram_luts(depth: int, width: int, rom: bool = False) -> int:
-    """LUTs around a block RAM split into depth banks: a read mux per bit
-    (``bank_mux_luts``) and, for a RAM, a write enable per bank."""
-    _, banks = bram_geometry(depth, width, rom)
-    if banks == 1:
-        return 0
-    return width * bank_mux_luts(banks) + (0 if rom else banks)
+    """LUTs around a block RAM split into depth banks (``bank_luts``; a ROM has no write
+    enables)."""
+    return bank_luts(bram_geometry(depth, width, rom)[1], width, writes=not rom)
 
 
 @dataclass(frozen=True)
@@ -317,7 +330,7 @@ def lutram_geometry(depth: int, width: int, same_address: bool = False,
         groups = banks * math.ceil(width / cell_width)
         score = ((lib.cost - lib.widthscale) * groups
                  + lib.widthscale * banks * width / cell_width
-                 + LIBMAP_MUX * (banks - 1) * width + LIBMAP_DEMUX * banks * (banks > 1))
+                 + libmap_banking_cost(banks, width, writes=True))
         if best is None or score < best[0]:
             best = (score, abits, banks, groups)
     assert best is not None
@@ -338,12 +351,10 @@ def lutram_cell_luts(depth: int, width: int, same_address: bool = False,
 
 def lutram_luts(depth: int, width: int, same_address: bool = False,
                 family: str = "xc7") -> int:
-    """LUTs of a LUTRAM as yosys maps it: its cells (``lutram_cell_luts``) and, across
-    banks, a read mux per bit (``bank_mux_luts``) and a write enable per bank (the
-    address's bank bits decoded with the write, a LUT)."""
+    """LUTs of a LUTRAM as yosys maps it: its cells (``lutram_cell_luts``) and the logic
+    across its depth banks (``bank_luts``)."""
     _, banks, _ = lutram_geometry(depth, width, same_address, family)
-    mux = width * bank_mux_luts(banks) + banks if banks > 1 else 0
-    return lutram_cell_luts(depth, width, same_address, family) + mux
+    return lutram_cell_luts(depth, width, same_address, family) + bank_luts(banks, width)
 
 
 def style_resources(spec: MemorySpec, style: str, calibration: Calibration,
@@ -618,13 +629,16 @@ def swu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]:
             "ff_regs": sum(widths.values()) + (0 if q_in_bram else dw) + 1 + can_pad}
 
 
+def reg_max(n: int) -> int:
+    """Largest value synthesis sees in a counter over n values: its register is clog2(n)
+    bits wide (a counter over one value is the constant 0)."""
+    return 0 if n <= 1 else (1 << clog2(n)) - 1
+
+
 def swu_can_pad(p: dict[str, int]) -> bool:
     """Whether bnn_swu's padded-tap test can be true as synthesis sees it (from the
     counters' register widths): with no top/left padding and windows that cannot reach
     past the bottom/right edge, the flag, its register and the output mux fold away."""
-    def reg_max(n: int) -> int:
-        return 0 if n <= 1 else (1 << clog2(n)) - 1
-
     prow = reg_max(p["OH"]) * p["SH"] + reg_max(p["KH"])
     pcol = reg_max(p["OW"]) * p["SW"] + reg_max(p["KW"])
     return (p["PT"] > 0 or p["PL"] > 0 or prow >= p["PT"] + p["IH"]
@@ -666,9 +680,6 @@ def swu_read_arithmetic(p: dict[str, int]) -> tuple[int, int]:
     cg_n = p["C"] // p["SIMD"]
     nrows = swu_rows(p)
     adders = compares = 0
-
-    def reg_max(n: int) -> int:        # a counter over n values, as wide as the RTL's
-        return 0 if n <= 1 else (1 << clog2(n)) - 1
 
     def add(a: int, b: int) -> int:
         nonlocal adders
