@@ -91,7 +91,7 @@ def simulate(name: str, graph: Graph, codes: np.ndarray, frames: int, work: Path
 
 
 def compare_cycles(graph: Graph, sim: dict) -> dict:
-    design = E.estimate(graph, part=PART, clock_ns=CLOCK, fast=True)
+    design = E.estimate(graph, part=PART, clock_ns=CLOCK)
     interval, latency = sim["steady_state_cycles_per_frame"], sim["first_frame_latency_cycles"]
     expected = design.expected_interval_cycles
     return {"bottleneck": design.bottleneck,

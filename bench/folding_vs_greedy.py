@@ -143,7 +143,7 @@ def finn_set_folding(graph: Graph, target_cycles: int, mvau_wwidth_max: int = 36
 
 
 def summarise(graph: Graph, fold: Folding, part: str, clock_ns: float) -> dict:
-    design = estimate(apply_folding(graph, fold), part=part, clock_ns=clock_ns, fast=True)
+    design = estimate(apply_folding(graph, fold), part=part, clock_ns=clock_ns)
     res = design.resources
     return {"fps_folding": round(design.fps_folding, 1), "fps": round(design.fps, 1),
             "interval_cycles": design.interval_cycles,

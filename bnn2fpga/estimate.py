@@ -40,19 +40,15 @@ import numpy as np
 
 from bnn2fpga import folding
 from bnn2fpga.devices import RESOURCES, Device, get_device
-from bnn2fpga.ir import (
-    Conv2D,
-    Dense,
-    Graph,
-    IRError,
-    MajorityPool2D,
-    MaxPool2D,
-    Node,
-    Reshape,
-    TensorType,
-    signed_bits_for,
+from bnn2fpga.ir import Conv2D, Dense, Graph, IRError, MajorityPool2D, MaxPool2D, Node, Reshape
+from bnn2fpga.plan import (
+    FIFO_DEPTH,
+    Plan,
+    Unit,
+    build_plan,
+    input_fifo_depth,
+    layer_plan_units,
 )
-from bnn2fpga.reference import accumulator_bound
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "data" / "calibration.json"
 
@@ -449,17 +445,6 @@ def map_memory(spec: MemorySpec, device: Device, calibration: Calibration,
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class Unit:
-    """One RTL unit instance: ``module`` (bnn_mvtu, bnn_swu, bnn_pool, bnn_dwc, bnn_fifo)
-    with its integer parameters, as ``backends.rtl.plan_design`` instantiates it."""
-
-    name: str
-    module: str
-    layer: str
-    params: dict[str, int]
-
-
 def clog2(n: int) -> int:
     """Address bits for n entries (at least 1), as the RTL's ``$clog2`` guards do."""
     return max(1, math.ceil(math.log2(max(n, 2))))
@@ -848,133 +833,9 @@ def estimate_unit(unit: Unit, device: Device, calibration: Calibration,
 # ----------------------------------------------------------------------------------------
 
 
-def int_params(params: dict[str, str]) -> dict[str, int]:
-    """The integer parameters of a planned RTL unit (file names and masks dropped)."""
-    out = {}
-    for k, v in params.items():
-        try:
-            out[k] = int(v)
-        except ValueError:
-            continue
-    return out
-
-
-def design_units(graph: Graph) -> list[Unit]:
-    """The units the RTL writer instantiates for ``graph`` (its plan, not re-derived)."""
-    from bnn2fpga.backends.rtl import plan_design
-
-    units = [Unit(u.name, u.module, u.layer, int_params(u.params))
-             for u in plan_design(graph).units]
-    # units with no resource model yet (bnn_majority_pool): leave their layers to
-    # plan_units(skipped=...), which names them, as when the writer had no unit for them
-    unmodelled = sorted({u.layer for u in units
-                         if u.module not in load_calibration().coefficients})
-    if unmodelled:
-        raise IRError(f"no resource model for the RTL units of {unmodelled}")
-    return units
-
-
-def matvec_layer_units(graph: Graph, node: Dense, pe: int, simd: int) -> list[Unit]:
-    """The units of one matrix-vector layer at (pe, simd), built directly (no weight
-    images) for the folding search: sliding window (convs) or input-vector FIFO (dense
-    layers with several neuron folds), MVTU, output FIFO.  Their
-    parameters equal ``plan_design``'s (tests check this)."""
-    from bnn2fpga.backends.rtl import elem_bits
-
-    in_type = graph.producer(node).out
-    bits = elem_bits(in_type)
-    from bnn2fpga.backends.rtl import FIFO_DEPTH, input_fifo_depth
-
-    units = []
-    if isinstance(node, Conv2D):
-        units.append(swu_unit(node, in_type, simd, bits))
-    if depth := input_fifo_depth(node, pe, simd):
-        units.append(Unit(f"{node.name}_in_fifo", "bnn_fifo", node.name,
-                          {"W": simd * bits, "DEPTH": depth}))
-    acc = node.acc_bits or signed_bits_for(accumulator_bound(node, in_type) + 1)
-    nt = 0 if node.thresholds is None else int(node.thresholds.shape[1])
-    out_w = max(1, nt.bit_length()) if nt else acc
-    units.append(Unit(f"{node.name}_mvtu", "bnn_mvtu", node.name, {
-        "PE": pe, "SIMD": simd, "NF": node.out_channels // pe, "SF": node.fan_in // simd,
-        "IN_BITS": bits, "IN_UINT": int(in_type.encoding != "bipolar"),
-        "USE_TAP_VALID": int(isinstance(node, Conv2D) and in_type.encoding == "bipolar"
-                             and node.pad == "zero"),
-        "ACC_W": acc, "NT": nt, "TW": acc, "OUT_W": out_w}))
-    units.append(Unit(f"{node.name}_fifo", "bnn_fifo", node.name,
-                      {"W": pe * out_w, "DEPTH": FIFO_DEPTH}))
-    return units
-
-
-def swu_unit(node: Conv2D | MaxPool2D, in_type: TensorType, simd: int, bits: int) -> Unit:
-    ih, iw, c = in_type.shape
-    oh, ow = node.out.shape[0], node.out.shape[1]
-    pad = getattr(node, "pad", "zero")
-    return Unit(f"{node.name}_swu", "bnn_swu", node.name, {
-        "SIMD": simd, "EB": bits, "C": c, "IH": ih, "IW": iw, "KH": node.kernel[0],
-        "KW": node.kernel[1], "SH": node.stride[0], "SW": node.stride[1], "PT": node.pads[0],
-        "PL": node.pads[2], "OH": oh, "OW": ow,
-        "PAD_CODE": 0 if pad == "zero" else int(pad)})
-
-
-def pool_units(node: MaxPool2D, in_type: TensorType, bits: int) -> list[Unit]:
-    """Sliding window + reducer + FIFO of a max-pool (one pixel, all channels, per beat)."""
-    from bnn2fpga.backends.rtl import FIFO_DEPTH
-
-    c = in_type.shape[-1]
-    return [swu_unit(node, in_type, c, bits),
-            Unit(f"{node.name}_pool", "bnn_pool", node.name, {
-                "SIMD": c, "EB": bits, "CG": 1, "KK": node.kernel[0] * node.kernel[1],
-                "SIGNED": int(in_type.encoding == "int")}),
-            Unit(f"{node.name}_fifo", "bnn_fifo", node.name, {
-                "W": c * bits, "DEPTH": FIFO_DEPTH})]
-
-
-def majority_pool_units(node: MajorityPool2D, in_type: TensorType) -> list[Unit]:
-    """Sliding window + vote counters + FIFO of a majority pool (one pixel of bits, all
-    channels, per beat), as the RTL writer plans them."""
-    from bnn2fpga.backends.rtl import FIFO_DEPTH
-
-    c = in_type.shape[-1]
-    return [swu_unit(node, in_type, c, 1),
-            Unit(f"{node.name}_pool", "bnn_majority_pool", node.name, {
-                "C": c, "KK": node.kernel[0] * node.kernel[1]}),
-            Unit(f"{node.name}_fifo", "bnn_fifo", node.name, {"W": c, "DEPTH": FIFO_DEPTH})]
-
-
-def plan_units(graph: Graph, fold: dict[str, tuple[int, int]] | None = None,
-               skipped: list[str] | None = None) -> list[Unit]:
-    """The units of ``graph`` at folding ``fold`` (default: the graph's), built without
-    weight images: the folding search's fast stand-in for ``design_units`` (equal to it;
-    tests check this).  A node with no unit model raises ``IRError``, or, when ``skipped``
-    is given, is appended to it and left out (its stream assumed one pixel per beat)."""
-    from bnn2fpga.backends.rtl import elem_bits, lanes_needed
-
-    fold = fold or {n.name: (n.pe, n.simd) for n in graph.matvec_nodes()}
-    units: list[Unit] = []
-    lanes, bits = lanes_needed(graph, graph.nodes[1]), elem_bits(graph.input.out)
-    for node in graph.nodes[1:]:
-        if isinstance(node, Reshape):
-            continue
-        in_type = graph.producer(node).out
-        want = fold[node.name][1] if isinstance(node, Dense) else node.out.channels
-        if want != lanes:
-            units.append(Unit(f"{node.name}_dwc", "bnn_dwc", node.name,
-                              {"IWB": lanes * bits, "OWB": want * bits}))
-        if isinstance(node, Dense):
-            units += matvec_layer_units(graph, node, *fold[node.name])
-            lanes, bits = fold[node.name][0], units[-1].params["W"] // fold[node.name][0]
-        elif isinstance(node, MaxPool2D):
-            units += pool_units(node, in_type, bits)
-            lanes = node.out.channels
-        elif isinstance(node, MajorityPool2D):
-            units += majority_pool_units(node, in_type)
-            lanes, bits = node.out.channels, 1
-        elif skipped is not None:
-            skipped.append(node.name)
-            lanes = node.out.channels
-        else:
-            raise IRError(f"the estimator has no model for node {node.name!r} ({node.op})")
-    return units
+def design_units(plan: Plan) -> list[Unit]:
+    """Every instance the plan puts in the design (units and stream FIFOs)."""
+    return plan.instances()
 
 
 # ----------------------------------------------------------------------------------------
@@ -996,42 +857,51 @@ def dwc_delay(iwb: int, owb: int) -> int:
     return UNIT_DELAY["bnn_dwc"]
 
 
-def input_arrival(graph: Graph) -> np.ndarray:
+def input_arrival(graph: Graph, plan: Plan) -> np.ndarray:
     """Cycle (1 = first beat) at which each input pixel's last beat arrives, the host
-    sending one beat per cycle of the first unit's width."""
-    from bnn2fpga.backends.rtl import lanes_needed
-
+    sending one beat per cycle on the plan's input stream."""
     t = graph.input.out
     pixels = folding.out_pixels(graph.input)
-    per_pixel = (t.channels if len(t.shape) == 3 else t.size) / lanes_needed(graph,
-                                                                              graph.nodes[1])
+    per_pixel = (t.channels if len(t.shape) == 3 else t.size) / plan.input_stream.lanes
     return np.ceil((np.arange(pixels) + 1) * per_pixel - 1e-9).astype(np.int64)
 
 
-def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
-    """Cycle at which each output pixel (raster order) of each node is available to the
-    next unit, for the first frame entering an idle pipeline (1 = first input beat).
+def path_delay(plan: Plan, stream: str) -> int:
+    """Register stages from a beat entering ``stream`` to its consumer's main unit: one per
+    FIFO on the way, plus each width converter's delay (``dwc_delay``)."""
+    delay = 0
+    while True:
+        s = plan.stream(stream)
+        delay += UNIT_DELAY["bnn_fifo"] if s.depth else 0
+        dwc = next((u for u in plan.units if u.name == s.consumer and u.kind == "dwc"), None)
+        if dwc is None:
+            return delay
+        delay += dwc_delay(dwc.params["IWB"], dwc.params["OWB"])
+        stream = dwc.out
+
+
+def pixel_schedule(graph: Graph, plan: Plan | None = None) -> dict[str, np.ndarray]:
+    """Cycle at which each output pixel (raster order) of each node leaves its last unit,
+    for the first frame entering an idle pipeline (1 = first input beat); the output
+    node's entry is where the frame's beats reach the top's output port.
 
     A unit spends ``folding.node_cycles / out_pixels`` compute steps per output pixel, one
     per cycle.  Its last step for pixel p comes no earlier than ``per_pixel`` after the
     last step for pixel p-1, nor before the input p waits for has arrived plus what is left
     to do after it (the sliding window's read latency and tap burst, the neuron folds that
-    replay the stored input).  Unit register stages (``UNIT_DELAY``) are then added."""
-    from bnn2fpga.backends.rtl import input_fifo_depth
-
-    units = {(u.layer, u.module): u.params for u in plan_units(graph, skipped=[])}
-    avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph)}
+    replay the stored input).  Unit register stages (``UNIT_DELAY``) and the FIFOs and
+    width converters of the plan's streams (``path_delay``) are then added."""
+    plan = plan or build_plan(graph)
+    avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph, plan)}
+    leaving = {graph.input.name: plan.input}    # node -> the stream its last unit drives
     for node in graph.nodes[1:]:
         src = graph.producer(node)
-        t_in = avail[src.name]
         if isinstance(node, Reshape):
-            avail[node.name] = np.full(folding.out_pixels(node), t_in[-1], dtype=np.int64)
+            avail[node.name] = np.full(folding.out_pixels(node), avail[src.name][-1],
+                                       dtype=np.int64)
+            leaving[node.name] = leaving[src.name]
             continue
-        dwc = units.get((node.name, "bnn_dwc"))
-        if dwc:
-            t_in = t_in + dwc_delay(dwc["IWB"], dwc["OWB"])
-        if isinstance(node, Dense) and input_fifo_depth(node, node.pe, node.simd):
-            t_in = t_in + UNIT_DELAY["bnn_fifo"]
+        t_in = avail[src.name] + path_delay(plan, leaving[src.name])
         per_pixel = steps_per_pixel(node)
         lead = after_last_input(node, per_pixel)
         needed = needed_input_pixel(node, src)
@@ -1043,18 +913,31 @@ def pixel_schedule(graph: Graph) -> dict[str, np.ndarray]:
             prev = max(prev + per_pixel, int(r))
             last[i] = prev
         unit = "bnn_mvtu" if isinstance(node, Dense) else "bnn_pool"
-        avail[node.name] = last + UNIT_DELAY[unit] + UNIT_DELAY["bnn_fifo"]
+        avail[node.name] = last + UNIT_DELAY[unit]
+        leaving[node.name] = plan.layer_units(node.name)[-1].out
+    out = graph.output.name
+    avail[out] = avail[out] + path_delay(plan, leaving[out])
     return avail
 
 
 def steps_per_pixel(node: Node) -> int:
     """Compute steps a unit spends per output pixel.  A conv or dense layer: its MVTU folds
     (OC/PE * fan_in/SIMD); its sliding window's writer, which can be slower (a stride
-    larger than the kernel), shows in the input's arrival times instead.  A pool: its
-    folded cycles per output pixel (``folding.node_cycles``)."""
+    larger than the kernel), shows in the input's arrival times instead.  A pool: the
+    folded cycles of its window over the input its windows cover (``window_footprint``;
+    the rows and columns no window uses are drained after the last output)."""
     if isinstance(node, Dense):
         return folding.matvec_cycles(node) // folding.out_pixels(node)
-    return folding.node_cycles(node) // folding.out_pixels(node)
+    return folding.node_cycles(node, window_footprint(node)) // folding.out_pixels(node)
+
+
+def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
+    """The part of a pool's input (H, W, C) that its windows cover."""
+    oh, ow, c = node.out.shape
+    kh, kw = node.kernel
+    sh, sw = node.stride
+    top, bottom, left, right = node.pads
+    return ((oh - 1) * sh + kh - top - bottom, (ow - 1) * sw + kw - left - right, c)
 
 
 def after_last_input(node: Node, per_pixel: int) -> int:
@@ -1107,7 +990,7 @@ class Serialisation:
                 "the folding's rate")
 
 
-def serialisations(graph: Graph) -> list[Serialisation]:
+def serialisations(graph: Graph, plan: Plan | None = None) -> list[Serialisation]:
     """Pairs of units the RTL serialises, slowing the pipeline below ``folding.bottleneck``.
 
     An MVTU with one output pixel (a dense layer, or a conv whose window covers its whole
@@ -1117,10 +1000,7 @@ def serialisations(graph: Graph) -> list[Serialisation]:
     when those cannot hold a frame of the producer's output, the producer stalls, and one
     frame costs the producer's cycles plus the consumer's replay, less what the buffers
     absorbed (``serialised_interval``)."""
-    from bnn2fpga.backends.rtl import input_fifo_depth
-
-    units = {(u.layer, u.module): u.params for u in plan_units(graph, skipped=[])
-             if u.module != "bnn_fifo"}
+    plan = plan or build_plan(graph)
     _, bottleneck_cycles = folding.bottleneck(graph)
     out = []
     for node in graph.nodes[1:]:
@@ -1128,10 +1008,12 @@ def serialisations(graph: Graph) -> list[Serialisation]:
         if not isinstance(prod, (Dense, MaxPool2D)):
             continue
         lanes = prod.pe if isinstance(prod, Dense) else prod.out.channels
-        buffered = buffered_beats(lanes, units.get((node.name, "bnn_dwc")),
-                                  units.get((node.name, "bnn_swu")), in_fifo_elems=(
-                                      input_fifo_depth(node, node.pe, node.simd) * node.simd))
-        cycles = serialised_interval(node, node.pe, node.simd, folding.node_cycles(prod),
+        dwc, swu = plan.unit(node.name, "dwc"), plan.unit(node.name, "swu")
+        buffered = buffered_beats(lanes, dwc and dwc.params, swu and swu.params,
+                                  in_fifo_elems=(input_fifo_depth(node, node.pe, node.simd)
+                                                 * node.simd))
+        cycles = serialised_interval(node, node.pe, node.simd,
+                                     folding.node_cycles(prod, graph.producer(prod).out.shape),
                                      producer_beats(prod, lanes), buffered)
         if cycles is not None and cycles > bottleneck_cycles:
             out.append(Serialisation(prod.name, node.name, cycles, buffered,
@@ -1148,10 +1030,8 @@ def buffered_beats(lanes: int, dwc: dict[str, int] | None, swu: dict[str, int] |
                    fifo_depth: int | None = None, in_fifo_elems: int = 0) -> int:
     """Producer beats the path into a consumer holds: the producer's FIFO (default the RTL
     writer's depth) and output register, the width converter (``dwc_capacity_beats``), the
-    consumer's input-vector FIFO (``in_fifo_elems`` codes, ``backends.rtl.input_fifo_depth``)
+    consumer's input-vector FIFO (``in_fifo_elems`` codes, ``plan.input_fifo_depth``)
     and the sliding window's spare rows."""
-    from bnn2fpga.backends.rtl import FIFO_DEPTH
-
     beats = (FIFO_DEPTH if fifo_depth is None else fifo_depth) + 1
     if dwc:
         beats += dwc_capacity_beats(dwc["IWB"], dwc["OWB"])
@@ -1275,45 +1155,32 @@ def layer_to_json(layer: LayerEstimate, device: Device, is_bottleneck: bool) -> 
 
 
 def estimate(graph: Graph, *, part: str, clock_ns: float,
-             calibration: Calibration | None = None, fast: bool = False) -> DesignEstimate:
-    """Estimate a hardware graph at its own folding (node.pe / node.simd).
-
-    Units come from the RTL writer's plan; ``fast`` builds the same units without the
-    weight images (``plan_units``), for searches that estimate many foldings."""
+             calibration: Calibration | None = None, plan: Plan | None = None
+             ) -> DesignEstimate:
+    """Estimate a hardware graph at its own folding (node.pe / node.simd), unit by unit
+    of its hardware plan (``plan``: the one ``build_plan`` gives, built when not given)."""
     folding.validate_folding(graph)
     device = get_device(part)
     calibration = load_calibration() if calibration is None else calibration
-    skipped: list[str] = []
+    plan = plan or build_plan(graph)
     by_layer: dict[str, list[UnitEstimate]] = {}
-    for unit in graph_units(graph, fast, skipped):
+    for unit in design_units(plan):
         by_layer.setdefault(unit.layer, []).append(estimate_unit(unit, device, calibration))
     layers = []
     for node in graph.nodes[1:]:
         if isinstance(node, Reshape):
             continue
         dense = isinstance(node, Dense)
+        in_shape = graph.producer(node).out.shape
         layers.append(LayerEstimate(
-            node.name, node.op, graph.producer(node).out.shape, node.out.shape,
+            node.name, node.op, in_shape, node.out.shape,
             node.pe if dense else None, node.simd if dense else None,
-            folding.node_cycles(node), by_layer.get(node.name, [])))
+            folding.node_cycles(node, in_shape), by_layer.get(node.name, [])))
     name, interval = folding.bottleneck(graph)
-    schedule = pixel_schedule(graph)
-    notes = [f"layer {n!r} ({graph[n].op}): no RTL unit and no resource model yet; its "
-             "resources and cycles are not counted" for n in skipped]
+    schedule = pixel_schedule(graph, plan)
     return DesignEstimate(graph.name, device, part, clock_ns, layers, name, interval,
                           int(schedule[graph.output.name][-1]), calibration.source,
-                          serialisations(graph), notes)
-
-
-def graph_units(graph: Graph, fast: bool, skipped: list[str]) -> list[Unit]:
-    """The RTL writer's units (``fast``: the same built without weight images); nodes the
-    RTL writer cannot build yet are left out and named in ``skipped``."""
-    if not fast:
-        try:
-            return design_units(graph)
-        except IRError:
-            pass
-    return plan_units(graph, skipped=skipped)
+                          serialisations(graph, plan))
 
 
 def matvec_layer_cost(graph: Graph, node: Dense, pe: int, simd: int, device: Device,
@@ -1321,4 +1188,4 @@ def matvec_layer_cost(graph: Graph, node: Dense, pe: int, simd: int, device: Dev
     """Resources of one matrix-vector layer at (pe, simd) without its input width
     converter (which depends on the neighbour's folding): the folding search's objective."""
     return total(estimate_unit(u, device, calibration).resources
-                 for u in matvec_layer_units(graph, node, pe, simd))
+                 for u in layer_plan_units(graph, node, pe, simd))

@@ -9,6 +9,8 @@ channels (as in FINN); this also keeps every beat inside one tap, so a padded ta
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bnn2fpga.ir import Conv2D, Dense, Graph, IRError, MajorityPool2D, MaxPool2D, Node
 
 DEFAULT_MAX_SIMD = 32
@@ -66,21 +68,19 @@ def matvec_cycles(node: Dense, pe: int | None = None, simd: int | None = None) -
     return out_pixels(node) * (node.out_channels // pe) * (node.fan_in // simd)
 
 
-def window_in_shape(node: Conv2D | MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
-    """The smallest input (H, W, C) that gives ``node``'s output (used when the caller does
-    not pass the real input shape)."""
-    oh, ow, c = node.out.shape
-    kh, kw = node.kernel
-    sh, sw = node.stride
-    top, bottom, left, right = node.pads
-    c_in = node.fan_in // (kh * kw) if isinstance(node, Conv2D) else c
-    return ((oh - 1) * sh + kh - top - bottom, (ow - 1) * sw + kw - left - right, c_in)
+@dataclass(frozen=True)
+class Cycles:
+    """Cycles per frame of a unit in steady state: ``worst`` bounds every frame; ``expected``
+    is the mean over the data (equal to ``worst`` for units whose time does not depend on
+    the data, as every unit's today)."""
+
+    worst: int
+    expected: int
 
 
-def node_cycles(node: Node, in_shape: tuple[int, ...] | None = None) -> int:
-    """Cycles per frame of a node in steady state, as the RTL units run it (0 for nodes
-    that cost no cycles).  ``in_shape``: the node's input tensor shape (bottleneck() passes
-    it; without it the smallest input consistent with the output is assumed).
+def unit_cycles(node: Node, in_shape: tuple[int, ...]) -> Cycles:
+    """Worst-case and expected cycles per frame of ``node``'s units, as the RTL runs them
+    (0 for nodes that cost no cycles), given the node's input tensor shape.
 
     * Dense: the MVTU, (OC/PE) * (fan_in/SIMD) cycles per output pixel.
     * Conv2D: sliding window + MVTU.  The window unit writes one beat of SIMD input channels
@@ -91,22 +91,28 @@ def node_cycles(node: Node, in_shape: tuple[int, ...] | None = None) -> int:
       per cycle each.
     """
     if isinstance(node, (Conv2D, MaxPool2D, MajorityPool2D)):
-        ih, iw, c = in_shape if in_shape is not None else window_in_shape(node)
+        if len(in_shape) != 3:
+            raise IRError(f"node {node.name!r} ({node.op}): a windowed unit needs an (H, W, C) "
+                          f"input shape, got {tuple(in_shape)}")
+        ih, iw, c = in_shape
         oh, ow = node.out.shape[0], node.out.shape[1]
         if isinstance(node, Conv2D):
-            return max(matvec_cycles(node), ih * iw * (c // node.simd))
-        return max(ih * iw, oh * ow * node.kernel[0] * node.kernel[1])
-    if isinstance(node, Dense):
-        return matvec_cycles(node)
-    return 0
+            cycles = max(matvec_cycles(node), ih * iw * (c // node.simd))
+        else:
+            cycles = max(ih * iw, oh * ow * node.kernel[0] * node.kernel[1])
+    elif isinstance(node, Dense):
+        cycles = matvec_cycles(node)
+    else:
+        cycles = 0
+    return Cycles(cycles, cycles)
+
+
+def node_cycles(node: Node, in_shape: tuple[int, ...]) -> int:
+    """Worst-case cycles per frame of ``node`` (``unit_cycles(...).worst``)."""
+    return unit_cycles(node, in_shape).worst
 
 
 def bottleneck(graph: Graph) -> tuple[str, int]:
     """(name, cycles) of the slowest unit: the frame interval of the dataflow pipeline."""
-    def cycles_of(node: Node) -> int:
-        if isinstance(node, (Conv2D, MaxPool2D, MajorityPool2D)):
-            return node_cycles(node, graph.producer(node).out.shape)
-        return node_cycles(node)
-
-    name, cycles = max(((n.name, cycles_of(n)) for n in graph.nodes), key=lambda t: t[1])
-    return name, cycles
+    return max(((n.name, node_cycles(n, graph.producer(n).out.shape)) for n in graph.nodes[1:]),
+               key=lambda t: t[1])

@@ -39,9 +39,9 @@ from bnn2fpga.estimate import (
     matvec_layer_cost,
     producer_beats,
     serialised_interval,
-    swu_unit,
 )
 from bnn2fpga.ir import Conv2D, Dense, Graph, IRError, MaxPool2D, Node, Reshape
+from bnn2fpga.plan import elem_bits, input_fifo_depth, swu_params
 
 Folding = dict[str, tuple[int, int]]
 
@@ -99,8 +99,8 @@ def pareto_front(options: list[Option]) -> list[Option]:
 
 def fixed_cycles(graph: Graph) -> tuple[str, int]:
     """(name, cycles) of the slowest unit whose cycles no folding changes (max-pool)."""
-    fixed = [(n.name, folding.node_cycles(n)) for n in graph.nodes
-             if not isinstance(n, Dense)]
+    fixed = [(n.name, folding.node_cycles(n, graph.producer(n).out.shape))
+             for n in graph.nodes[1:] if not isinstance(n, Dense)]
     return max(fixed, key=lambda t: t[1], default=("", 0))
 
 
@@ -210,7 +210,7 @@ class FoldingSearch:
             return [(o.simd, o.pe, o.cost, (o.pe, o.simd), o.cycles)
                     for o in self.options[node.name] if o.cycles <= budget]
         c = node.out.channels       # a pool: one pixel, all channels, per beat
-        cycles = folding.node_cycles(node)
+        cycles = folding.node_cycles(node, self.graph.producer(node).out.shape)
         return [(c, c, 0.0, None, cycles)] if cycles <= budget else []
 
     def serialises(self, prod: Node | None, node: Node, fold: tuple[int, int] | None,
@@ -223,11 +223,9 @@ class FoldingSearch:
         dwc = None if lanes == simd else {"IWB": lanes * bits, "OWB": simd * bits}
         swu = None
         if isinstance(node, Conv2D):  # the same window parameters the planner uses
-            swu = swu_unit(node, self.graph.producer(node).out, simd, bits).params
-        from bnn2fpga.backends.rtl import input_fifo_depth
-
+            swu = swu_params(node, self.graph.producer(node).out.shape, simd, bits)
         beats = producer_beats(prod, lanes)
-        # the consumer's input-vector FIFO follows the RTL writer's rule (one source)
+        # the consumer's input-vector FIFO follows the plan's rule (one source)
         in_fifo = input_fifo_depth(node, pe, simd) * simd
         interval = serialised_interval(node, pe, simd, prod_cycles, beats,
                                        buffered_beats(lanes, dwc, swu, in_fifo_elems=in_fifo))
@@ -235,7 +233,7 @@ class FoldingSearch:
 
     def design(self, fold: Folding) -> DesignEstimate:
         return estimate(apply_folding(self.graph, fold), part=self.part,
-                        clock_ns=self.clock_ns, calibration=self.calibration, fast=True)
+                        clock_ns=self.clock_ns, calibration=self.calibration)
 
     def fits(self, budget: int) -> bool:
         fold = self.solve(budget)
@@ -265,8 +263,6 @@ class FoldingSearch:
 
 def stream_bits(graph: Graph, node: Node) -> int:
     """Bits per element of the stream entering ``node`` (what its producer emits)."""
-    from bnn2fpga.backends.rtl import elem_bits
-
     src = graph.producer(node)
     while isinstance(src, Reshape):
         src = graph.producer(src)

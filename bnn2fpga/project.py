@@ -1,4 +1,5 @@
-"""A compiled project directory: OUT/design.json plus what the backends write.
+"""A compiled project directory: OUT/design.json (the hardware IR), OUT/plan.json (its one
+hardware plan, ``bnn2fpga.plan``) plus what the backends write from that plan.
 
 Projects are written atomically: everything goes into a sibling temporary directory that
 replaces OUT only when every backend has succeeded, so a failed compile leaves no half
@@ -18,9 +19,11 @@ from pathlib import Path
 from bnn2fpga import __version__
 from bnn2fpga.backends import CompileOptions, load_backend
 from bnn2fpga.ir import Graph, graph_from_json, graph_to_json
+from bnn2fpga.plan import build_plan, plan_to_json
 
 MARKER = ".bnn2fpga-project"
 DESIGN = "design.json"
+PLAN = "plan.json"
 
 
 class ProjectError(ValueError):
@@ -57,13 +60,12 @@ def write_project(graph: Graph, out: Path, options: CompileOptions, *, force: bo
         (tmp / MARKER).write_text("bnn2fpga project: this directory is generated and may be "
                                   "replaced by `bnn2fpga compile`\n")
         (tmp / DESIGN).write_text(json.dumps(graph_to_json(graph), indent=1) + "\n")
+        plan = build_plan(graph, options.top)
+        (tmp / PLAN).write_text(json.dumps(plan_to_json(plan), indent=1) + "\n")
         for name in backends:
-            write = load_backend(name)
-            if write is None:
-                continue
             print(f"bnn2fpga: writing {name} project", file=sys.stderr)
             (tmp / name).mkdir()
-            write(graph, tmp / name, options)
+            load_backend(name)(graph, tmp / name, options, plan)
             written.append(name)
         _swap_into_place(tmp, out)
     except BaseException:

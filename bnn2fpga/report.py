@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from bnn2fpga import estimate as est
-from bnn2fpga.backends import DEFAULT_CLOCK_NS, DEFAULT_PART
+from bnn2fpga.backends import DEFAULT_CLOCK_NS, DEFAULT_PART, rtl
 from bnn2fpga.backends.rtl import LIBRARY as RTL_LIBRARY  # the writer's units
 from bnn2fpga.devices import RESOURCES, get_device
 from bnn2fpga.ir import Graph, graph_from_json
+from bnn2fpga.plan import Plan, Unit, build_plan
 from bnn2fpga.resources import resource_path, template_env
 
 REPORT_JSON = "report.json"
@@ -113,18 +114,14 @@ def run_yosys(script: str, workdir: Path, files: dict[str, str] | None = None) -
 # ----------------------------------------------------------------------------------------
 
 
-def rtl_plan(graph: Graph, top: str) -> Any:
-    """The RTL writer's plan (units and memory images) for the project's graph."""
-    from bnn2fpga.backends.rtl import plan_design
-
-    return plan_design(graph, top)
-
-
-def unit_memory_files(unit: Any, mems: dict[str, list[str]]) -> dict[str, str]:
-    """The memory images a planned unit reads ($readmemh prefixes in its parameters)."""
-    prefixes = [v.strip('"') for k, v in unit.params.items() if k.endswith("_FILE")]
-    return {name: "\n".join(lines) + "\n" for name, lines in mems.items()
-            if any(name.startswith(p + "_pe") for p in prefixes)}
+def unit_synth_inputs(graph: Graph, plan: Plan, unit: Unit,
+                      mems: dict[str, list[str]]) -> tuple[dict[str, str], dict[str, str]]:
+    """(SystemVerilog parameters, memory images) that synthesising one instance needs."""
+    params = dict(rtl.module_params(graph, plan, unit))
+    prefixes = [v.strip('"') for k, v in params.items() if k.endswith("_FILE")]
+    files = {name: "\n".join(lines) + "\n" for name, lines in mems.items()
+             if any(name.startswith(p + "_pe") for p in prefixes)}
+    return params, files
 
 
 def synth_units(project_dir: Path, graph: Graph, design: est.DesignEstimate) -> dict[str, dict]:
@@ -136,24 +133,25 @@ def synth_units(project_dir: Path, graph: Graph, design: est.DesignEstimate) -> 
     cache = project_dir / SYNTH_DIR
     cache.mkdir(exist_ok=True)
     family = design.device.yosys_family
-    plan = rtl_plan(graph, graph.meta.get("top", "bnn_top"))
+    plan = build_plan(graph, graph.meta.get("top", "bnn_top"))
+    mems = rtl.memory_files(graph, plan)
+    instances = plan.instances()
     styles = {u.unit.name: {m.spec.name: m.style for m in u.memories}
               for layer in design.layers for u in layer.units}
     sources = "".join((library / f).read_text() for f in RTL_LIBRARY)
     results = {}
-    for i, unit in enumerate(plan.units, 1):
-        files = unit_memory_files(unit, plan.mems)
-        script = yosys_script(unit.module, dict(unit.params), styles.get(unit.name, {}),
-                              family)
+    for i, unit in enumerate(instances, 1):
+        params, files = unit_synth_inputs(graph, plan, unit, mems)
+        script = yosys_script(unit.module, params, styles.get(unit.name, {}), family)
         digest = hashlib.sha256("\0".join([sources, script, *sorted(files),
                                            *files.values()]).encode()).hexdigest()[:16]
         path = cache / f"{unit.name}.json"
         cached = json.loads(path.read_text()) if path.is_file() else {}
         if cached.get("digest") == digest:
             results[unit.name] = cached
-            print(f"[synth {i}/{len(plan.units)}] {unit.name}: cached", file=sys.stderr)
+            print(f"[synth {i}/{len(instances)}] {unit.name}: cached", file=sys.stderr)
             continue
-        print(f"[synth {i}/{len(plan.units)}] {unit.name} ({unit.module}) ...", end="",
+        print(f"[synth {i}/{len(instances)}] {unit.name} ({unit.module}) ...", end="",
               file=sys.stderr, flush=True)
         measured = run_yosys(script, cache, files)
         measured.update({"digest": digest, "module": unit.module, "layer": unit.layer,

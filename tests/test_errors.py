@@ -162,7 +162,7 @@ def test_non_empty_output_dir_is_refused(tmp_path, capsys, saved_mlp):
 def test_failed_backend_leaves_no_half_project(tmp_path, mlp_graph, monkeypatch):
     from bnn2fpga import backends, project
 
-    def broken(graph, out_dir, options):
+    def broken(graph, out_dir, options, plan):
         (out_dir / "partial.cpp").write_text("// half written")
         raise RuntimeError("backend exploded")
 

@@ -9,9 +9,9 @@ import pytest
 
 from bnn2fpga import estimate as E
 from bnn2fpga import folding, testing
-from bnn2fpga.backends.rtl import plan_design
 from bnn2fpga.devices import DEVICES, get_device
 from bnn2fpga.ir import IRError
+from bnn2fpga.plan import build_plan, layer_plan_units
 
 
 @pytest.mark.parametrize("part, name", [
@@ -184,22 +184,28 @@ def test_cycles_are_folding_py_cycles(graph):
     design = E.estimate(graph, part="xc7z020", clock_ns=5.0)
     assert (design.bottleneck, design.interval_cycles) == folding.bottleneck(graph)
     for layer in design.layers:
-        assert layer.cycles == folding.node_cycles(graph[layer.name])
+        assert layer.cycles == folding.node_cycles(graph[layer.name], layer.in_shape)
     assert design.fps == pytest.approx(1e9 / (5.0 * design.interval_cycles))
-    assert design.latency_cycles >= folding.node_cycles(graph.output)
+    assert design.latency_cycles >= folding.node_cycles(
+        graph.output, graph.producer(graph.output).out.shape)
 
 
 @pytest.mark.parametrize("graph", _graphs(), ids=lambda g: g.name)
-def test_search_units_equal_the_rtl_plan(graph):
-    """The folding search builds a layer's units itself: they must be the RTL writer's."""
-    planned = {u.name: E.int_params(u.params) for u in plan_design(graph).units}
+def test_search_layer_units_are_the_plans(graph):
+    """The folding search prices a layer by ``layer_plan_units``: the same units, with the
+    same parameters, as the whole design's plan (its FIFOs apart where the plan merges an
+    output FIFO into the next layer's input-vector FIFO)."""
+    plan = build_plan(graph)
+    planned = {u.name: u for u in plan.instances()}
     for node in graph.matvec_nodes():
-        for unit in E.matvec_layer_units(graph, node, node.pe, node.simd):
-            assert planned[unit.name] == unit.params, unit.name
-    fast = {u.name: u.params for u in E.plan_units(graph)}
-    assert fast == planned
-    assert [u.module for u in E.plan_units(graph)] == [u.module for u in
-                                                       plan_design(graph).units]
+        units = layer_plan_units(graph, node, node.pe, node.simd)
+        kinds = [u.kind for u in units if u.kind != "fifo"]
+        assert kinds == [u.kind for u in plan.layer_units(node.name) if u.kind != "dwc"]
+        for unit in units:
+            if unit.kind != "fifo":
+                assert planned[unit.name].params == unit.params, unit.name
+            elif unit.name in planned and plan.unit(node.name, "dwc"):
+                assert planned[unit.name].params == unit.params, unit.name
 
 
 def test_estimate_units_and_json():
@@ -274,7 +280,7 @@ def test_back_to_back_dense_layers_no_longer_serialise():
     dense layer's MVTU (backends.rtl.input_fifo_depth), so the pair runs at the folding's
     rate."""
     g = _dense_chain([256, 512, 512], [(1, 4), (1, 8)])
-    design = E.estimate(g, part="xc7z020", clock_ns=10.0, fast=True)
+    design = E.estimate(g, part="xc7z020", clock_ns=10.0)
     assert design.interval_cycles == 32768
     assert design.serialisations == []
     assert design.expected_interval_cycles == 32768
@@ -293,16 +299,17 @@ def test_back_to_back_dense_layers_no_longer_serialise():
 def test_buffered_pairs_do_not_serialise():
     # the digits MLP shape: the width converter holds all of the producer's beats
     g = _dense_chain([64, 64, 32], [(8, 32), (8, 32)])
-    design = E.estimate(g, part="xc7z020", clock_ns=10.0, fast=True)
+    design = E.estimate(g, part="xc7z020", clock_ns=10.0)
     assert design.serialisations == []
     assert design.expected_interval_cycles == design.interval_cycles
 
 
 def test_latency_schedule_matches_the_rtl_pipeline_by_hand():
     """Two dense layers (64 -> 64 -> 32, PE 8, SIMD 32, uint input as the digits MLP):
-    input beats 1-2, +1 input-vector FIFO; fc1 steps end at 17, +3 MVTU +1 FIFO = 21;
-    fc2 waits for its second input beat (+1 DWC +1 input-vector FIFO) at 23, replays 3
-    folds x 2 = 29, +3 +1 = 33."""
+    input beats 1-2, +1 input-vector FIFO; fc1 steps end at 17 and leave its MVTU at +3 =
+    20; fc2 waits for its second input beat (+1 output FIFO +1 DWC +1 input-vector FIFO)
+    at 23, replays 3 folds x 2 = 29, +3 MVTU = 32, and the frame leaves through its output
+    FIFO at 33."""
     rng = np.random.default_rng(3)
     g = testing.random_dense_graph(rng, fan_in=64, out_ch=64, pe=8, simd=32,
                                    encoding="uint", bits=5)
@@ -311,15 +318,13 @@ def test_latency_schedule_matches_the_rtl_pipeline_by_hand():
     g.nodes.append(nxt)
     sched = E.pixel_schedule(g)
     assert list(sched["input"]) == [2]
-    assert list(sched["dense"]) == [17 + 3 + 1]
-    assert list(sched["dense2"]) == [21 + 1 + 1 + 3 * 2 + 3 + 1]
+    assert list(sched["dense"]) == [17 + 3]
+    assert list(sched["dense2"]) == [20 + 1 + 1 + 1 + 3 * 2 + 3 + 1]
 
 
-def test_majority_pool_is_estimated_and_never_fatal():
-    """A majority pool (bnn_majority_pool behind a bnn_swu) has a calibrated resource
-    model: the full estimate counts its units; the fast plan (plan_units) counts them too
-    or, while it has no branch for the node, names it in the warnings.  The report and the
-    folding search keep working either way."""
+def test_majority_pool_is_estimated_and_searched():
+    """A majority pool (bnn_majority_pool behind a bnn_swu) is in the plan, has a
+    calibrated resource model, and the folding search folds around it."""
     from bnn2fpga.folding_search import choose_folding
     from bnn2fpga.ir import MajorityPool2D, Reshape
 
@@ -332,19 +337,16 @@ def test_majority_pool_is_estimated_and_never_fatal():
                                        output="accumulator").nodes[1]
     dense.inputs = ["flat"]
     g.nodes += [pool, flat, dense]
-    assert "bnn_majority_pool" in E.load_calibration().coefficients
-    for fast in (False, True):
-        design = E.estimate(g, part="xc7z020", clock_ns=10.0, fast=fast)
-        assert [la.name for la in design.layers] == ["conv", "avg", "dense"]
-        avg = design.layers[1]
-        modules = {u.unit.module for u in avg.units}
-        warned = any("'avg'" in w and "no RTL unit" in w for w in design.to_json()["warnings"])
-        if not fast:
-            assert "bnn_majority_pool" in modules and not warned
-        assert warned or "bnn_majority_pool" in modules
-        for u in avg.units:
-            if u.unit.module == "bnn_majority_pool":
-                assert u.resources.lut > 0 and u.resources.ff >= 6
+    design = E.estimate(g, part="xc7z020", clock_ns=10.0)
+    assert [la.name for la in design.layers] == ["conv", "avg", "dense"]
+    avg = {u.unit.module: u for u in design.layers[1].units}
+    assert set(avg) == {"bnn_dwc", "bnn_swu", "bnn_majority_pool", "bnn_fifo"}
+    vote = avg["bnn_majority_pool"]
+    assert vote.unit.params == {"C": 6, "KK": 4}
+    assert vote.resources == E.estimate_unit(vote.unit, design.device,
+                                             E.load_calibration()).resources
+    assert vote.resources.lut > 0 and vote.resources.ff >= 6
+    assert design.to_json()["warnings"] == []
     fold = choose_folding(g, target_fps=1e5, clock_ns=10.0, part="xc7z020")
     assert set(fold) == {"conv", "dense"}
 
@@ -425,9 +427,8 @@ def test_one_pixel_conv_behind_a_conv_does_not_serialise_in_rtl(tmp_path):
 
 
 def test_majority_pool_is_planned_and_estimated():
-    """The fast plan (folding search) counts a majority pool's units as the writer plans
-    them, and the full estimate has a resource model for them."""
-    from bnn2fpga.backends.rtl import plan_design
+    """The plan has a majority pool's units, with a padded window's tap-valid flag, and
+    the estimate has a resource model for them."""
     from bnn2fpga.ir import MajorityPool2D
 
     rng = np.random.default_rng(4)
@@ -435,9 +436,10 @@ def test_majority_pool_is_planned_and_estimated():
     conv = g.nodes[-1]
     g.nodes.append(MajorityPool2D("vote", ["conv"], conv.out.with_shape((3, 3, 6)),
                                   kernel=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1)))
-    fast = [(u.module, u.params) for u in E.plan_units(g)]
-    full = [(u.module, E.int_params(u.params)) for u in plan_design(g).units]
-    assert fast == full and ("bnn_majority_pool", {"C": 6, "KK": 9}) in fast
+    plan = build_plan(g)
+    assert [u.kind for u in plan.layer_units("vote")] == ["dwc", "swu", "majority_pool"]
+    assert plan.unit("vote", "majority_pool").params == {"C": 6, "KK": 9}
+    assert plan.stream(plan.unit("vote", "swu").out).tap_valid
     design = E.estimate(g, part="xc7z020", clock_ns=10)
     vote = next(layer for layer in design.layers if layer.name == "vote")
     assert vote.resources.lut > 0 and not design.notes

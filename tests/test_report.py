@@ -119,7 +119,7 @@ def test_serialisation_warning_in_the_report(tmp_path, monkeypatch):
     g.nodes.append(nxt)
     write_project(g, tmp_path / "p", CompileOptions(), backends=("rtl",))
     _, cycles = folding.bottleneck(g)
-    monkeypatch.setattr(E, "serialisations", lambda graph: [
+    monkeypatch.setattr(E, "serialisations", lambda graph, plan=None: [
         E.Serialisation("dense", "dense1", 2 * cycles, 3, 512)])
     json_path, html_path = R.write_report(tmp_path / "p")
     rep = json.loads(json_path.read_text())

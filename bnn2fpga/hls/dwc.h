@@ -1,33 +1,34 @@
-// bnn2fpga HLS library: stream data-width converter.
+// bnn2fpga HLS library: stream data-width converter (the plan's one "dwc" unit, as the
+// RTL's bnn_dwc dispatcher picks one of three structures).
 //
 //   in  : NUM_IN beats of IN_W bits;  out : NUM_IN*IN_W/OUT_W beats of OUT_W bits.
 //   A sequence of elements keeps its order: the lowest bits of a wide beat come first.
-//   One of IN_W, OUT_W must divide the other (the project writer chains two converters
-//   through lcm(IN_W, OUT_W) otherwise).  One II=1 loop over the wider side's beats count.
-//   Down (IN_W >= OUT_W): one read per IN_W/OUT_W writes.  Up: one write per OUT_W/IN_W reads.
+//   Up   (OUT_W = R*IN_W): a shift register, one write per R reads.
+//   Down (IN_W = R*OUT_W): one read per R writes of the word's low slice.
+//   Shift (neither divides): a buffer of IN_W + OUT_W bits that reads a beat whenever it
+//        holds fewer than OUT_W bits and writes one otherwise.
+//   Each is one II=1 loop.  Only the structure that fits the widths is instantiated
+//   (a class specialisation, not an if on constants), so the others' part-selects, which
+//   would be invalid for these widths, never exist.
 #ifndef BNN_DWC_H
 #define BNN_DWC_H
 
 #include "bnn_common.h"
 
+enum DwcKind { DWC_UP, DWC_DOWN, DWC_SHIFT };
+
+template <unsigned IN_W, unsigned OUT_W>
+struct DwcKindOf {
+  static const DwcKind value = (OUT_W % IN_W == 0) ? DWC_UP
+                               : (IN_W % OUT_W == 0) ? DWC_DOWN : DWC_SHIFT;
+};
+
+template <unsigned IN_W, unsigned OUT_W, unsigned NUM_IN, DwcKind KIND>
+struct Dwc;
+
 template <unsigned IN_W, unsigned OUT_W, unsigned NUM_IN>
-void StreamingDataWidthConverter(hls::stream<ap_uint<IN_W> > &in,
-                                 hls::stream<ap_uint<OUT_W> > &out) {
-  static_assert(IN_W % OUT_W == 0 || OUT_W % IN_W == 0,
-                "one of the widths must divide the other");
-  static_assert((NUM_IN * IN_W) % OUT_W == 0, "the frame must fill whole output beats");
-  if (IN_W >= OUT_W) {
-    const unsigned RATIO = IN_W / OUT_W;
-    ap_uint<IN_W> word = 0;
-    unsigned o = 0;
-    for (unsigned i = 0; i < NUM_IN * RATIO; i++) {
-#pragma HLS PIPELINE II=1
-      if (o == 0) word = in.read();
-      out.write(ap_uint<OUT_W>(word(OUT_W - 1, 0)));
-      word = word >> OUT_W;
-      o = (o == RATIO - 1) ? 0u : o + 1;
-    }
-  } else {
+struct Dwc<IN_W, OUT_W, NUM_IN, DWC_UP> {
+  static void run(hls::stream<ap_uint<IN_W> > &in, hls::stream<ap_uint<OUT_W> > &out) {
     const unsigned RATIO = OUT_W / IN_W;
     ap_uint<OUT_W> word = 0;
     unsigned o = 0;
@@ -39,6 +40,51 @@ void StreamingDataWidthConverter(hls::stream<ap_uint<IN_W> > &in,
       o = (o == RATIO - 1) ? 0u : o + 1;
     }
   }
+};
+
+template <unsigned IN_W, unsigned OUT_W, unsigned NUM_IN>
+struct Dwc<IN_W, OUT_W, NUM_IN, DWC_DOWN> {
+  static void run(hls::stream<ap_uint<IN_W> > &in, hls::stream<ap_uint<OUT_W> > &out) {
+    const unsigned RATIO = IN_W / OUT_W;
+    ap_uint<IN_W> word = 0;
+    unsigned o = 0;
+    for (unsigned i = 0; i < NUM_IN * RATIO; i++) {
+#pragma HLS PIPELINE II=1
+      if (o == 0) word = in.read();
+      out.write(ap_uint<OUT_W>(word(OUT_W - 1, 0)));
+      word = word >> OUT_W;
+      o = (o == RATIO - 1) ? 0u : o + 1;
+    }
+  }
+};
+
+template <unsigned IN_W, unsigned OUT_W, unsigned NUM_IN>
+struct Dwc<IN_W, OUT_W, NUM_IN, DWC_SHIFT> {
+  static void run(hls::stream<ap_uint<IN_W> > &in, hls::stream<ap_uint<OUT_W> > &out) {
+    const unsigned BUF = IN_W + OUT_W;  // < OUT_W bits held when a beat enters
+    const unsigned NUM_OUT = NUM_IN * IN_W / OUT_W;
+    ap_uint<BUF> buf = 0;
+    unsigned held = 0;  // valid bits at the bottom of buf
+    for (unsigned i = 0; i < NUM_IN + NUM_OUT; i++) {
+#pragma HLS PIPELINE II=1
+      if (held < OUT_W) {
+        const ap_uint<BUF> x = in.read();
+        buf |= x << held;
+        held += IN_W;
+      } else {
+        out.write(ap_uint<OUT_W>(buf(OUT_W - 1, 0)));
+        buf = buf >> OUT_W;
+        held -= OUT_W;
+      }
+    }
+  }
+};
+
+template <unsigned IN_W, unsigned OUT_W, unsigned NUM_IN>
+void StreamingDataWidthConverter(hls::stream<ap_uint<IN_W> > &in,
+                                 hls::stream<ap_uint<OUT_W> > &out) {
+  static_assert((NUM_IN * IN_W) % OUT_W == 0, "the frame must fill whole output beats");
+  Dwc<IN_W, OUT_W, NUM_IN, DwcKindOf<IN_W, OUT_W>::value>::run(in, out);
 }
 
 #endif
