@@ -54,6 +54,9 @@ LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "bnn_
            "bnn_dwc_shift.sv", "bnn_dwc.sv", "bnn_fifo.sv", "bnn_frame_last.sv")
 FIFO_DEPTH = 2  # the FIFO after every layer (see input_fifo_depth for dense inputs)
 DESIGN_JSON = "rtl_design.json"
+# the top's stream ports, <prefix>_TDATA/TVALID/TREADY (+ m_axis_TLAST): the names Vivado/Vitis
+# HLS gives the HLS top's s_axis/m_axis arguments, so the two tops are interchangeable
+IN_PORT, OUT_PORT = "s_axis", "m_axis"
 
 
 @dataclass
@@ -332,13 +335,14 @@ def design_info(plan: Plan) -> dict[str, Any]:
         return {"lanes": s.lanes, "bits": s.bits, "signed": s.signed,
                 "tdata_bits": byte_width(s.width), "beats_per_frame": elems // s.lanes}
 
-    return {"format": "bnn2fpga-rtl", "version": 1, "top": plan.top,
+    return {"format": "bnn2fpga-rtl", "version": 2, "top": plan.top,
             "clock": "ap_clk", "reset": "ap_rst_n", "reset_active_low": True,
-            "in_port": "in", "out_port": "out", "dbg_port": "dbg",
+            "in_port": IN_PORT, "out_port": OUT_PORT,
             "input": stream_info(plan.inp, plan.frame_in_elems),
             "output": stream_info(plan.out, plan.frame_out_elems),
             "units": [{"name": u.name, "layer": u.layer, "module": u.module,
-                       "in_beats": u.in_beats, "out_beats": u.out_beats}
+                       "in_beats": u.in_beats, "out_beats": u.out_beats,
+                       "in_stream": u.s.name, "out_stream": u.m.name}
                       for u in plan.units],
             "sources": [*LIBRARY, f"{plan.top}.sv"],
             "mem_files": sorted(plan.mems)}
@@ -350,7 +354,7 @@ def render_top(plan: Plan) -> str:
              for u in plan.units]
     streams = {u.s.name: u.s for u in plan.units} | {u.m.name: u.m for u in plan.units}
     return template_env().get_template("rtl/top.sv.j2").render(
-        top=plan.top, units=units,
+        top=plan.top, units=units, in_port=IN_PORT, out_port=OUT_PORT,
         streams=[{"name": s.name, "width": s.width, "user": s.user} for s in
                  sorted(streams.values(), key=lambda s: int(s.name[1:]))],
         inp=plan.inp.name, out=plan.out.name, in_width=plan.inp.width,
