@@ -240,6 +240,14 @@ def cycle_summary(pipe_result: dict[str, Any], frames: int, clock_ns: float,
     return summary
 
 
+def run_conditions(frames: int, stall_prob: float, seed: int, trace: str | Path | None,
+                   design: str) -> dict[str, Any]:
+    """What a run's cycle figures depend on (rtl_sim.json "conditions"): the report compares
+    them with the estimate only for a run without stalls."""
+    return {"design": design, "frames": int(frames), "stall_prob": float(stall_prob),
+            "seed": int(seed), "trace": bool(trace)}
+
+
 def rtl_dir_of(project_dir: Path) -> Path:
     p = Path(project_dir)
     if (p / DESIGN_JSON).is_file():
@@ -332,7 +340,8 @@ def simulate(project_dir: Path, graph: Graph, codes: np.ndarray, *, stall_prob: 
     out_shape = graph.output.out.shape
     clock = clock_ns or info.get("clock_ns") or DEFAULT_CLOCK_NS
     summary = cycle_summary(result["pipes"][0], codes.shape[0], clock, graph)
-    summary["stall_prob"] = stall_prob
+    summary["conditions"] = run_conditions(codes.shape[0], stall_prob, seed, trace,
+                                           f"bnn2fpga RTL ({info['top']})")
     summary["sim_seconds"] = result.get("sim_seconds")
     return SimResult(outputs[0].reshape((codes.shape[0], *out_shape)), summary)
 
@@ -425,5 +434,8 @@ def simulate_hls_export(project_dir: Path, graph: Graph, codes: np.ndarray,
                                 reset_active_low=reset_active_low, start=start)
     summary = cycle_summary(result["pipes"][0], codes.shape[0],
                             clock_ns or graph.meta.get("clock_ns") or DEFAULT_CLOCK_NS, graph)
+    summary["conditions"] = run_conditions(codes.shape[0], stall_prob, seed, trace,
+                                           f"HLS export ({top} in {verilog_dir})")
+    summary["sim_seconds"] = result.get("sim_seconds")
     return SimResult(outputs[0].reshape((codes.shape[0], *graph.output.out.shape)), summary)
 
