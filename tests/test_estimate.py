@@ -315,11 +315,11 @@ def test_latency_schedule_matches_the_rtl_pipeline_by_hand():
     assert list(sched["dense2"]) == [21 + 1 + 1 + 3 * 2 + 3 + 1]
 
 
-def test_majority_pool_is_estimated_and_never_fatal():
-    """A majority pool (bnn_majority_pool behind a bnn_swu) has a calibrated resource
-    model: the full estimate counts its units; the fast plan (plan_units) counts them too
-    or, while it has no branch for the node, names it in the warnings.  The report and the
-    folding search keep working either way."""
+def test_majority_pool_estimate():
+    """A 2x2 majority pool over an 8x8x6 bipolar map (bnn_majority_pool behind a bnn_swu):
+    the full and the fast estimate both plan its vote unit with C=6, KK=4 and give it the
+    registers counted by hand and the calibrated LUT model applied to its features; the
+    layer reads one input pixel per cycle; the folding search folds around it."""
     from bnn2fpga.folding_search import choose_folding
     from bnn2fpga.ir import MajorityPool2D, Reshape
 
@@ -332,19 +332,26 @@ def test_majority_pool_is_estimated_and_never_fatal():
                                        output="accumulator").nodes[1]
     dense.inputs = ["flat"]
     g.nodes += [pool, flat, dense]
-    assert "bnn_majority_pool" in E.load_calibration().coefficients
+    # per channel a 3-bit vote counter (0..4 votes) and an output bit; shared: the 2-bit tap
+    # counter, the 3-bit valid-tap counter and the output valid
+    features = {"const": 1, "counters": 2 + 3, "channels": 6, "channel_bits": 6 * 3}
+    ff = 6 * 3 + 6 + 2 + 3 + 1
+    coef = E.load_calibration().coefficients["bnn_majority_pool"]["lut"]
+    lut = sum(coef[k] * v for k, v in features.items())
+    layers = []
     for fast in (False, True):
         design = E.estimate(g, part="xc7z020", clock_ns=10.0, fast=fast)
+        assert design.to_json()["warnings"] == []
         assert [la.name for la in design.layers] == ["conv", "avg", "dense"]
         avg = design.layers[1]
-        modules = {u.unit.module for u in avg.units}
-        warned = any("'avg'" in w and "no RTL unit" in w for w in design.to_json()["warnings"])
-        if not fast:
-            assert "bnn_majority_pool" in modules and not warned
-        assert warned or "bnn_majority_pool" in modules
-        for u in avg.units:
-            if u.unit.module == "bnn_majority_pool":
-                assert u.resources.lut > 0 and u.resources.ff >= 6
+        (vote,) = [u for u in avg.units if u.unit.module == "bnn_majority_pool"]
+        assert dict(vote.unit.params) == {"C": 6, "KK": 4}
+        assert vote.resources.ff == ff and vote.resources.lut == pytest.approx(lut)
+        assert "bnn_swu" in {u.unit.module for u in avg.units}
+        assert avg.cycles == 8 * 8
+        assert avg.resources.lut == pytest.approx(sum(u.resources.lut for u in avg.units))
+        layers.append(avg)
+    assert layers[0].resources == layers[1].resources
     fold = choose_folding(g, target_fps=1e5, clock_ns=10.0, part="xc7z020")
     assert set(fold) == {"conv", "dense"}
 
