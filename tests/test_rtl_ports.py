@@ -43,3 +43,26 @@ def test_rtl_top_ports_are_the_hls_tops(tmp_path, top):
                      *(f"{m_axis}_{a}" for a in ("TDATA", "TVALID", "TREADY", "TLAST"))}
     info = json.loads((out / "rtl" / "rtl_design.json").read_text())
     assert (info["in_port"], info["out_port"]) == (s_axis, m_axis)
+
+
+@pytest.mark.slow
+def test_simulation_wrapper_lint_clean(tmp_path):
+    """The wrapper that reads the units' handshakes by hierarchical reference (for the hang
+    diagnosis) is `verilator --lint-only -Wall` clean around two designs, like the tops."""
+    from bnn2fpga.backends.rtl import write_project as write_rtl
+    from bnn2fpga.sim import verilator as vl
+    from bnn2fpga.sim.rtl import render_wrapper
+
+    rng = np.random.default_rng(4)
+    infos, sources = [], {}
+    for k, graph in enumerate([testing.random_conv_graph(rng, h=4, w=4, c=2, out_ch=2, k=3,
+                                                          pool=True),
+                               testing.random_dense_graph(rng, fan_in=40, out_ch=8)]):
+        rtl = tmp_path / f"d{k}"
+        write_rtl(graph, rtl, CompileOptions(top=f"top{k}"))
+        infos.append(json.loads((rtl / "rtl_design.json").read_text()))
+        sources |= {s: rtl / s for s in infos[-1]["sources"]}
+    wrapper = tmp_path / "sim_wrap.sv"
+    wrapper.write_text(render_wrapper("sim_wrap", infos))
+    assert "u_p0.s" in wrapper.read_text() and "p1_dbg_out_ready" in wrapper.read_text()
+    vl.lint([*sources.values(), wrapper], "sim_wrap", tmp_path / "d0")
