@@ -15,8 +15,6 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-RTL_SIM_JSON = "rtl_sim.json"  # the last RTL run's summary, read by the report
-
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
@@ -157,6 +155,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"simulated {len(x)} frames with engine {args.engine} in {seconds:.2f} s "
           f"-> {args.output}")
     if args.engine == "rtl":
+        from bnn2fpga.report import RTL_SIM_JSON
+
         path = out / RTL_SIM_JSON
         path.write_text(json.dumps(summary, indent=1) + "\n")
         print(rtl_summary_text(summary))
@@ -213,6 +213,7 @@ def available_engines() -> list[str]:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bnn2fpga import zoo
     from bnn2fpga.project import check_output_dir
+    from bnn2fpga.report import RTL_SIM_JSON
 
     if args.out_deprecated is not None:
         if args.output is not None:
