@@ -159,10 +159,13 @@ def run_ports(sources: list[Path], top: str, pipes: list[Pipe], run_dir: Path,
               cache_root: Path, *, stall_prob: float = 0.0, trace: str | Path | None = None,
               hang_cycles: int = 100_000, seed: int = 1, clock: str = "ap_clk",
               reset: str = "ap_rst_n", reset_active_low: bool = True,
-              start: str | None = None) -> tuple[list[np.ndarray], dict[str, Any]]:
+              start: str | None = None, label: str | None = None
+              ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Build (cached) and run the harness on ``top``; returns each pipe's output codes
     (frames, elements) and the harness's raw JSON.  ``run_dir`` is the working directory
-    (where ``$readmemh`` finds the memory files)."""
+    (where ``$readmemh`` finds the memory files); ``label`` names the design in errors
+    (default ``top``; the user's top rather than its simulation wrapper)."""
+    label = label or top
     if not 0.0 <= stall_prob < 1.0:
         raise ValueError(f"stall_prob={stall_prob}: expected 0 <= p < 1")
     ports_h = render_ports(f"V{top}", pipes, clock, reset, reset_active_low, start)
@@ -191,16 +194,16 @@ def run_ports(sources: list[Path], top: str, pipes: list[Pipe], run_dir: Path,
             cmd += ["--trace", str(Path(trace).absolute())]
         proc = subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True)
         if not (tmp / "result.json").is_file():
-            raise RtlSimError(f"the RTL simulation of {top} failed (exit {proc.returncode}):\n"
+            raise RtlSimError(f"the RTL simulation of {label} failed (exit {proc.returncode}):\n"
                               f"{proc.stderr.strip() or proc.stdout.strip()}")
         if "%Warning" in proc.stderr or "%Error" in proc.stderr:  # e.g. a missing .mem
-            raise RtlSimError(f"the RTL simulation of {top} reported problems (run directory "
+            raise RtlSimError(f"the RTL simulation of {label} reported problems (run directory "
                               f"{run_dir}):\n{proc.stderr.strip()[-3000:]}")
         result = json.loads((tmp / "result.json").read_text())
         if result["error"]:
-            raise RtlSimError(f"RTL simulation of {top}: {result['error']}")
+            raise RtlSimError(f"RTL simulation of {label}: {result['error']}")
         if proc.returncode != 0:
-            raise RtlSimError(f"the RTL simulation of {top} exited with {proc.returncode}: "
+            raise RtlSimError(f"the RTL simulation of {label} exited with {proc.returncode}: "
                               f"{proc.stderr.strip()}")
         outputs = []
         for k, p in enumerate(pipes):
@@ -336,7 +339,7 @@ def simulate(project_dir: Path, graph: Graph, codes: np.ndarray, *, stall_prob: 
     outputs, result = run_ports([*(rtl_dir / s for s in info["sources"]), wrapper], name,
                                 [pipe], rtl_dir, cache_root, stall_prob=stall_prob, trace=trace,
                                 hang_cycles=hang_cycles or default_hang_cycles(graph),
-                                seed=seed)
+                                seed=seed, label=info["top"])
     out_shape = graph.output.out.shape
     clock = clock_ns or info.get("clock_ns") or DEFAULT_CLOCK_NS
     summary = cycle_summary(result["pipes"][0], codes.shape[0], clock, graph)
