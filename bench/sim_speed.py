@@ -61,17 +61,20 @@ void pyv_get_dbg(void* t, uint32_t* iv, uint32_t* ir, uint32_t* ov, uint32_t* or
 def build_pyv(rtl: Path, info: dict, pipe: simrtl.Pipe, work: Path) -> Path:
     src = work / "src"
     src.mkdir(parents=True)
-    (src / "ports.h").write_text(simrtl.render_ports(f"V{info['top']}", [pipe]))
+    name = f"{info['top']}_sim"  # the simulation wrapper exposes the units' handshakes
+    (src / f"{name}.sv").write_text(simrtl.render_wrapper(name, [info]))
+    (src / "ports.h").write_text(simrtl.render_ports(f"V{name}", [pipe]))
     harness = resource_path("harness")
     for f in ("wide.h", "lz4.h"):
         (src / f).write_text((harness / f).read_text())
     (src / "pyv.cpp").write_text(PYV_CPP)
     mdir = work / "obj"
     mdir.mkdir()
-    args = ["--cc", "--exe", "--build", "-j", "2", "--top-module", info["top"], "-Wno-fatal",
+    args = ["--cc", "--exe", "--build", "-j", "2", "--top-module", name, "-Wno-fatal",
             "--Mdir", str(mdir), "-o", "libpyv.so", "-CFLAGS", f"-fPIC -I{src}",
             "-MAKEFLAGS", " ".join((*vl.OPT_FLAGS, *vl.LINK_FLAGS, "LDFLAGS=-shared")),
-            *[str(rtl / s) for s in info["sources"]], str(src / "pyv.cpp")]
+            *[str(rtl / s) for s in info["sources"]], str(src / f"{name}.sv"),
+            str(src / "pyv.cpp")]
     vl.run(args, mdir, progress="building the ctypes model (Python loop)")
     return mdir / "libpyv.so"
 
@@ -172,7 +175,7 @@ def measure(name: str, frames: int, py_frames: int) -> dict:
         write_project(graph, tmp / "rtl")
         rtl = tmp / "rtl"
         info = json.loads((rtl / "rtl_design.json").read_text())
-        pipe = simrtl.pipe_for(info, codes)
+        pipe = simrtl.pipe_for(info, codes, prefix="p0_")
         simrtl.simulate(tmp, graph, codes[:2])  # build (cached) before timing
         start = time.perf_counter()
         res = simrtl.simulate(tmp, graph, codes)

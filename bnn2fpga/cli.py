@@ -52,7 +52,10 @@ def apply_folding_options(args: argparse.Namespace, graph) -> None:
     check_hardware_graph(assign_folding(graph, folding))
 
 
-def cmd_compile(args: argparse.Namespace) -> int:
+def cmd_compile(args: argparse.Namespace, keep_model_as: str | None = None) -> int:
+    """``keep_model_as``: copy the model into the project under this name and name that copy
+    as design.json's source (the demo's trained model).  A model file inside OUT is kept
+    where it is."""
     from bnn2fpga.backends import CompileOptions
     from bnn2fpga.compile import compile_model
     from bnn2fpga.frontends import load_model
@@ -60,15 +63,22 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     check_output_dir(out, args.force)  # fail before the slow model load
+    model_path = Path(args.model).absolute()
+    source, keep = model_path, {}
+    if keep_model_as:
+        source, keep = out.absolute() / keep_model_as, {keep_model_as: model_path}
+    elif model_path.is_file() and model_path.is_relative_to(out.absolute()):
+        keep = {str(model_path.relative_to(out.absolute())): model_path}
     model = load_model(args.model)
     graph = compile_model(model, input_scale=args.input_scale, input_bits=args.input_bits,
                           name=Path(args.model).stem)
     apply_folding_options(args, graph)
-    graph.meta["source_model"] = str(Path(args.model).absolute())
+    graph.meta["source_model"] = str(source)
     options = CompileOptions(part=args.part, clock_ns=args.clock_ns, top=args.top,
                              control=args.control)
     backends = [b for b in ("hls", "rtl") if b not in (args.skip or [])]
-    written = write_project(graph, out, options, force=args.force, backends=backends)
+    written = write_project(graph, out, options, force=args.force, backends=backends,
+                            keep=keep)
     for warning in graph.meta.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     layers = len(graph.matvec_nodes())
@@ -145,9 +155,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"simulated {len(x)} frames with engine {args.engine} in {seconds:.2f} s "
           f"-> {args.output}")
     if args.engine == "rtl":
-        (out / "rtl_sim.json").write_text(json.dumps(summary, indent=1) + "\n")
-        print(json.dumps(summary))
+        from bnn2fpga.report import RTL_SIM_JSON
+
+        path = out / RTL_SIM_JSON
+        path.write_text(json.dumps(summary, indent=1) + "\n")
+        print(rtl_summary_text(summary))
+        print(f"full figures and the run's conditions: {path}")
     return 0
+
+
+def rtl_summary_text(summary: dict) -> str:
+    """One line for a person: latency, cycles per frame and frames/s of an RTL run, and its
+    stall probability when it had stalls."""
+    def num(v: float | None, fmt: str) -> str:
+        return "?" if v is None else format(v, fmt)
+
+    stall = (summary.get("conditions") or {}).get("stall_prob")
+    text = (f"RTL: first-frame latency {num(summary.get('first_frame_latency_cycles'), ',')} "
+            f"cycles, {num(summary.get('steady_state_cycles_per_frame'), ',.1f')} cycles "
+            f"per frame, {num(summary.get('fps'), ',.1f')} frames/s at "
+            f"{summary.get('clock_ns')} ns")
+    if stall:
+        text += f" (with random stalls, probability {stall})"
+    return text
 
 
 # ----------------------------------------------------------------------------------------
@@ -183,8 +213,15 @@ def available_engines() -> list[str]:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bnn2fpga import zoo
     from bnn2fpga.project import check_output_dir
+    from bnn2fpga.report import RTL_SIM_JSON
 
-    out = Path(args.out)
+    if args.out_deprecated is not None:
+        if args.output is not None:
+            raise CLIError("give the project directory once: -o/--output (--out is its "
+                           "deprecated old name)")
+        print("bnn2fpga demo: warning: --out is deprecated; use -o/--output",
+              file=sys.stderr)
+    out = Path(args.output or args.out_deprecated or DEMO_OUT)
     check_output_dir(out, args.force)
     engines = args.engine or available_engines()
     print(f"[demo] training a {args.model} BNN on scikit-learn digits (seed {args.seed}) ...")
@@ -206,11 +243,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             model.save(model_path)
         x_path = Path(tmp) / "x_test.npy"
         np.save(x_path, x)
-        compile_args = ["compile", str(model_path), "-o", str(out), *scale_args]
-        if args.force:
-            compile_args.append("--force")
-        print(f"[demo] bnn2fpga {' '.join(compile_args)}")
-        if main(compile_args) != 0:
+        compile_args = ["-o", str(out), *scale_args, *(["--force"] if args.force else [])]
+        # the trained model is kept in the project, where design.json names it as the source
+        kept = out / model_path.name
+        print(f"[demo] bnn2fpga compile {kept} {' '.join(compile_args)}")
+        compile_ns = build_parser().parse_args(["compile", str(model_path), *compile_args])
+        if cmd_compile(compile_ns, keep_model_as=model_path.name) != 0:
             return 1
         keras_acc = float(np.mean(keras_out.argmax(-1) == data.y_test))
         print(f"[demo] Keras accuracy        {keras_acc:.4f} on {len(x)} test digits")
@@ -232,14 +270,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"[demo] {engine:<9} accuracy {acc:.4f}  argmax agreement with Keras "
                   f"{agree:.4f}  max |output - Keras| {exact:.2e}{same}  ({seconds:.1f} s)")
             if engine == "rtl":
-                (out / "rtl_sim.json").write_text(json.dumps(summary, indent=1) + "\n")
-                print(f"[demo]           {summary['steady_state_cycles_per_frame']} cycles "
-                      f"per frame, {summary.get('fps', 0):.0f} frames/s at "
-                      f"{summary.get('clock_ns')} ns")
+                (out / RTL_SIM_JSON).write_text(json.dumps(summary, indent=1) + "\n")
+                print(f"[demo]           {rtl_summary_text(summary)} ({out / RTL_SIM_JSON})")
     from bnn2fpga.report import write_report
 
     _, html = write_report(out)
-    print(f"[demo] project in {out}/ (design.json, hls/, rtl/); report: {html}")
+    print(f"[demo] project in {out}/ (design.json, {model_path.name}, hls/, rtl/); "
+          f"report: {html}")
     return 0
 
 
@@ -248,14 +285,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------
 
 
+DEMO_OUT = "bnn2fpga-demo"
+
+
+def package_version() -> str:
+    """The installed distribution's version (importlib.metadata), else the package's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bnn2fpga")
+    except PackageNotFoundError:
+        from bnn2fpga import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bnn2fpga.backends import DEFAULT_CLOCK_NS, DEFAULT_PART
 
     p = argparse.ArgumentParser(
         prog="bnn2fpga",
-        description="Compile trained binarized neural networks (QKeras, Larq, bnn2fpga "
-                    "layers) into bit-exact FPGA accelerators: Vivado/Vitis HLS projects and "
+        description="Compile trained binarized neural networks (QKeras, Larq) into "
+                    "bit-exact FPGA accelerators: Vivado/Vitis HLS projects and "
                     "SystemVerilog with a Verilator cycle simulator.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("compile", help="compile a Keras model into a project directory",
@@ -336,9 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train a BNN on digits, compile and simulate it",
                        description="Train a small seeded BNN on scikit-learn's bundled "
                        "digits, compile it, simulate it, and compare with Keras.")
-    d.add_argument("--out", default="bnn2fpga-demo", help="project directory "
-                   "(default ./bnn2fpga-demo)")
-    d.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    d.add_argument("-o", "--output", metavar="OUT",
+                   help=f"project directory (default ./{DEMO_OUT})")
+    d.add_argument("--out", dest="out_deprecated", help=argparse.SUPPRESS)  # old name
+    d.add_argument("--force", action="store_true",
+                   help="replace OUT even if it is a non-empty directory that bnn2fpga did "
+                   "not write")
     d.add_argument("--model", choices=["mlp", "cnn"], default="mlp",
                    help="mlp: QKeras MLP; cnn: Larq CNN (default mlp)")
     d.add_argument("--engine", action="append", choices=["reference", "csim", "rtl"],

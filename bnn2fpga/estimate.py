@@ -7,9 +7,9 @@ first-frame latency, and ``serialisations`` finds pairs of units whose buffering
 decouple them (a dense MVTU replaying its input while its producer waits), which makes the
 expected frame interval larger than the folding's bottleneck.
 
-Resources are estimated per RTL unit, exactly the units the RTL writer instantiates
-(``bnn2fpga.backends.rtl.plan_design``: width converter, sliding window, MVTU, pool, FIFO),
-from the units' own integer parameters.  Each unit has
+Resources are estimated per unit of the one hardware plan (``bnn2fpga.plan``: width
+converter, sliding window, MVTU, pool, and each stream's FIFO), exactly what both writers
+instantiate, from the units' own integer parameters.  Each unit has
 
 * memories (``unit_memories``: MVTU weights/thresholds as ROMs, its input replay buffer, the
   sliding window's line buffer, FIFO storage), each mapped onto a primitive style -- ROM in

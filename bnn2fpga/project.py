@@ -45,11 +45,22 @@ def check_output_dir(out: Path, force: bool) -> None:
 
 
 def write_project(graph: Graph, out: Path, options: CompileOptions, *, force: bool = False,
-                  backends: Iterable[str] = ("hls", "rtl")) -> list[str]:
+                  backends: Iterable[str] = ("hls", "rtl"),
+                  keep: dict[str, Path] | None = None) -> list[str]:
     """Write design.json and each available backend's output into OUT, atomically.
-    Returns the backends that wrote something."""
+
+    ``keep``: files copied into the new project, by name relative to OUT (e.g. the source
+    model, when it lives in OUT: replacing OUT would otherwise delete it).  Returns the
+    backends that wrote something."""
     out = Path(out).absolute()
     check_output_dir(out, force)
+    keep = dict(keep or {})
+    reserved = {MARKER, DESIGN, *backends}
+    for name in keep:
+        if Path(name).is_absolute() or ".." in Path(name).parts or \
+                Path(name).parts[0] in reserved:
+            raise ProjectError(f"cannot keep {name!r} in the project {str(out)!r}: the "
+                               f"compile writes {', '.join(sorted(reserved))} there; move it")
     created = [p for p in reversed(out.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     graph.meta.update({"part": options.part, "clock_ns": options.clock_ns, "top": options.top,
@@ -60,6 +71,9 @@ def write_project(graph: Graph, out: Path, options: CompileOptions, *, force: bo
         (tmp / MARKER).write_text("bnn2fpga project: this directory is generated and may be "
                                   "replaced by `bnn2fpga compile`\n")
         (tmp / DESIGN).write_text(json.dumps(graph_to_json(graph), indent=1) + "\n")
+        for name, src in keep.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, tmp / name)
         plan = build_plan(graph, options.top)
         (tmp / PLAN).write_text(json.dumps(plan_to_json(plan), indent=1) + "\n")
         for name in backends:

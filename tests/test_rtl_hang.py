@@ -35,6 +35,7 @@ def test_hang_names_the_stopped_unit(tmp_path):
     with pytest.raises(RtlSimError) as e:
         simulate(tmp_path, graph, codes, hang_cycles=500, trace=trace)
     msg = str(e.value)
+    assert "RTL simulation of bnn_top:" in msg, msg  # the design, not its sim wrapper
     assert "hang" in msg and "stopped unit: pool_pool" in msg, msg
     assert "consumed all its input" in msg, msg
     assert trace.is_file() and trace.stat().st_size > 100

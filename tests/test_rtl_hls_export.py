@@ -27,10 +27,10 @@ module hls_top (
     output wire [0:0] m_axis_TLAST
 );
   wire run = ap_rst_n && ap_start;
-  bnn_top u (.ap_clk(ap_clk), .ap_rst_n(run), .in_TDATA(s_axis_TDATA),
-             .in_TVALID(s_axis_TVALID), .in_TREADY(s_axis_TREADY), .out_TDATA(m_axis_TDATA),
-             .out_TVALID(m_axis_TVALID), .out_TREADY(m_axis_TREADY), .out_TLAST(m_axis_TLAST),
-             .dbg_in_valid(), .dbg_in_ready(), .dbg_out_valid(), .dbg_out_ready());
+  bnn_top u (.ap_clk(ap_clk), .ap_rst_n(run), .s_axis_TDATA(s_axis_TDATA),
+             .s_axis_TVALID(s_axis_TVALID), .s_axis_TREADY(s_axis_TREADY),
+             .m_axis_TDATA(m_axis_TDATA), .m_axis_TVALID(m_axis_TVALID),
+             .m_axis_TREADY(m_axis_TREADY), .m_axis_TLAST(m_axis_TLAST));
 endmodule
 """
 

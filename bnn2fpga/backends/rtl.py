@@ -34,7 +34,7 @@ import numpy as np
 from bnn2fpga import packing
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.ir import Graph
-from bnn2fpga.plan import Plan, Stream, Unit, build_plan, ident
+from bnn2fpga.plan import PORT_IN, PORT_OUT, Plan, Stream, Unit, build_plan, ident
 from bnn2fpga.resources import resource_path, template_env
 
 # unit library in dependency order (a tool that reads files in order finds leaves first)
@@ -42,6 +42,9 @@ LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "bnn_
            "bnn_swu.sv", "bnn_pool.sv", "bnn_majority_pool.sv", "bnn_dwc_up.sv", "bnn_dwc_down.sv",
            "bnn_dwc_shift.sv", "bnn_dwc.sv", "bnn_fifo.sv", "bnn_frame_last.sv")
 DESIGN_JSON = "rtl_design.json"
+# the top's stream ports, <prefix>_TDATA/TVALID/TREADY (+ m_axis_TLAST): the plan's port
+# names, which Vivado/Vitis HLS also gives the HLS top's arguments (the tops interchange)
+IN_PORT, OUT_PORT = PORT_IN, PORT_OUT
 
 
 def sv_string(text: str) -> str:
@@ -103,46 +106,57 @@ def byte_width(bits: int) -> int:
     return -(-bits // 8) * 8
 
 
+def consumer_side(plan: Plan, stream: str) -> str:
+    """The wire a stream's consumer reads: the stream's own, or its FIFO's output."""
+    return f"{stream}_f" if plan.stream(stream).depth else stream
+
+
+def wiring(plan: Plan) -> list[tuple[Unit, str, str]]:
+    """Every instance of the top with the wires its s_* and m_* ports connect to.  A FIFO
+    sits on its stream: it reads the producer's side and drives the consumer's."""
+    out = []
+    for u in plan.instances():
+        if u.kind == "fifo":
+            out.append((u, u.inp, f"{u.out}_f"))
+        else:
+            out.append((u, consumer_side(plan, u.inp), u.out))
+    return out
+
+
 def design_info(plan: Plan) -> dict[str, Any]:
     """What the simulator needs to know about the generated top (rtl_design.json)."""
     def stream_info(s: Stream) -> dict[str, Any]:
         return {"lanes": s.lanes, "bits": s.bits, "signed": s.signed,
                 "tdata_bits": byte_width(s.width), "beats_per_frame": s.beats}
 
-    return {"format": "bnn2fpga-rtl", "version": 1, "top": plan.top,
+    return {"format": "bnn2fpga-rtl", "version": 2, "top": plan.top,
             "clock": "ap_clk", "reset": "ap_rst_n", "reset_active_low": True,
-            "in_port": "in", "out_port": "out", "dbg_port": "dbg",
+            "in_port": IN_PORT, "out_port": OUT_PORT,
             "input": stream_info(plan.input_stream),
             "output": stream_info(plan.output_stream),
             "units": [{"name": u.name, "layer": u.layer, "module": u.module,
-                       "in_beats": u.in_beats, "out_beats": u.out_beats}
-                      for u in plan.instances()],
+                       "in_beats": u.in_beats, "out_beats": u.out_beats,
+                       "in_stream": s_wire, "out_stream": m_wire}
+                      for u, s_wire, m_wire in wiring(plan)],
             "sources": [*LIBRARY, f"{plan.top}.sv"]}
 
 
 def render_top(graph: Graph, plan: Plan) -> str:
     """The top module: every plan instance (units and stream FIFOs) under its plan name."""
+    instances = [{"name": u.name, "module": u.module,
+                  "params": module_params(graph, plan, u), "s": s_wire, "m": m_wire,
+                  "s_user": user_wire(plan, u.inp), "m_user": u.kind == "swu",
+                  "takes_user": u.kind in ("mvtu", "pool", "majority_pool")}
+                 for u, s_wire, m_wire in wiring(plan)]
     wires: list[dict[str, Any]] = []
-    instances = []
-    def consumer_side(stream: str) -> str:   # what a stream's consumer reads
-        return f"{stream}_f" if plan.stream(stream).depth else stream
-
-    for u in plan.instances():
-        fifo = u.kind == "fifo"   # sits on its stream: producer side in, consumer side out
-        instances.append({"name": u.name, "module": u.module,
-                          "params": module_params(graph, plan, u),
-                          "s": u.inp if fifo else consumer_side(u.inp),
-                          "m": f"{u.out}_f" if fifo else u.out,
-                          "s_user": user_wire(plan, u.inp), "m_user": u.kind == "swu",
-                          "takes_user": u.kind in ("mvtu", "pool", "majority_pool")})
     for s in plan.streams:
         wires.append({"name": s.name, "width": s.width, "user": user_wire(plan, s.name)})
         if s.depth:
             wires.append({"name": f"{s.name}_f", "width": s.width, "user": False})
     inp, out = plan.input_stream, plan.output_stream
     return template_env().get_template("rtl/top.sv.j2").render(
-        top=plan.top, units=instances, streams=wires, inp=inp.name,
-        out=consumer_side(out.name), in_width=inp.width,
+        top=plan.top, units=instances, in_port=IN_PORT, out_port=OUT_PORT, streams=wires,
+        inp=inp.name, out=consumer_side(plan, out.name), in_width=inp.width,
         out_width=out.width, in_tdata=byte_width(inp.width),
         out_tdata=byte_width(out.width), out_beats=out.beats)
 

@@ -7,8 +7,11 @@ covers the SystemVerilog sources, the harness and the Verilator version; the wei
 threshold memory files are read at run time (``$readmemh`` from the run directory), so new
 weights of the same shape reuse the build.
 
-``simulate_many`` runs several designs side by side in one build (a generated wrapper with
-one stream pair per design): the tests use it to check many random layers per build.
+Both build the design under a generated simulation wrapper (templates/rtl/sim_multi.sv.j2)
+that reads every unit's stream handshakes by hierarchical reference, so a hang names the
+stopped unit while the user's top has only its AXI-stream ports.  ``simulate_many`` runs
+several designs side by side in one build (one stream pair per design): the tests use it to
+check many random layers per build.
 ``run_ports`` is the general form used for RTL exported by Vivado/Vitis HLS (see
 ``bnn2fpga/sim/harness/README.md``).
 """
@@ -67,8 +70,9 @@ class Pipe:
     """One input/output stream pair of the simulated top and the frames to push through it.
 
     ``inp``/``out``: port-name prefixes (``<inp>_TDATA``...); ``dbg``: prefix of the
-    per-unit debug vectors (``<dbg>_in_valid``...) or None; ``units``: (name, in beats per
-    frame, out beats per frame) in chain order, for the hang diagnosis."""
+    simulation wrapper's per-unit handshake vectors (``<dbg>_in_valid``...) or None;
+    ``units``: (name, in beats per frame, out beats per frame) in chain order, for the hang
+    diagnosis."""
 
     inp: str
     out: str
@@ -155,10 +159,13 @@ def run_ports(sources: list[Path], top: str, pipes: list[Pipe], run_dir: Path,
               cache_root: Path, *, stall_prob: float = 0.0, trace: str | Path | None = None,
               hang_cycles: int = 100_000, seed: int = 1, clock: str = "ap_clk",
               reset: str = "ap_rst_n", reset_active_low: bool = True,
-              start: str | None = None) -> tuple[list[np.ndarray], dict[str, Any]]:
+              start: str | None = None, label: str | None = None
+              ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Build (cached) and run the harness on ``top``; returns each pipe's output codes
     (frames, elements) and the harness's raw JSON.  ``run_dir`` is the working directory
-    (where ``$readmemh`` finds the memory files)."""
+    (where ``$readmemh`` finds the memory files); ``label`` names the design in errors
+    (default ``top``; the user's top rather than its simulation wrapper)."""
+    label = label or top
     if not 0.0 <= stall_prob < 1.0:
         raise ValueError(f"stall_prob={stall_prob}: expected 0 <= p < 1")
     ports_h = render_ports(f"V{top}", pipes, clock, reset, reset_active_low, start)
@@ -187,16 +194,16 @@ def run_ports(sources: list[Path], top: str, pipes: list[Pipe], run_dir: Path,
             cmd += ["--trace", str(Path(trace).absolute())]
         proc = subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True)
         if not (tmp / "result.json").is_file():
-            raise RtlSimError(f"the RTL simulation of {top} failed (exit {proc.returncode}):\n"
+            raise RtlSimError(f"the RTL simulation of {label} failed (exit {proc.returncode}):\n"
                               f"{proc.stderr.strip() or proc.stdout.strip()}")
         if "%Warning" in proc.stderr or "%Error" in proc.stderr:  # e.g. a missing .mem
-            raise RtlSimError(f"the RTL simulation of {top} reported problems (run directory "
+            raise RtlSimError(f"the RTL simulation of {label} reported problems (run directory "
                               f"{run_dir}):\n{proc.stderr.strip()[-3000:]}")
         result = json.loads((tmp / "result.json").read_text())
         if result["error"]:
-            raise RtlSimError(f"RTL simulation of {top}: {result['error']}")
+            raise RtlSimError(f"RTL simulation of {label}: {result['error']}")
         if proc.returncode != 0:
-            raise RtlSimError(f"the RTL simulation of {top} exited with {proc.returncode}: "
+            raise RtlSimError(f"the RTL simulation of {label} exited with {proc.returncode}: "
                               f"{proc.stderr.strip()}")
         outputs = []
         for k, p in enumerate(pipes):
@@ -236,6 +243,14 @@ def cycle_summary(pipe_result: dict[str, Any], frames: int, clock_ns: float,
     return summary
 
 
+def run_conditions(frames: int, stall_prob: float, seed: int, trace: str | Path | None,
+                   design: str) -> dict[str, Any]:
+    """What a run's cycle figures depend on (rtl_sim.json "conditions"): the report compares
+    them with the estimate only for a run without stalls."""
+    return {"design": design, "frames": int(frames), "stall_prob": float(stall_prob),
+            "seed": int(seed), "trace": bool(trace)}
+
+
 def rtl_dir_of(project_dir: Path) -> Path:
     p = Path(project_dir)
     if (p / DESIGN_JSON).is_file():
@@ -250,7 +265,34 @@ def _load_info(rtl_dir: Path) -> dict[str, Any]:
     info = json.loads((rtl_dir / DESIGN_JSON).read_text())
     if info.get("format") != "bnn2fpga-rtl":
         raise RtlSimError(f"{rtl_dir / DESIGN_JSON} is not a bnn2fpga RTL design description")
+    if info.get("version", 1) < 2:
+        raise RtlSimError(f"{rtl_dir / DESIGN_JSON} was written by an older bnn2fpga (RTL "
+                          "ports in_*/out_*/dbg_*); recompile the model")
     return info
+
+
+def render_wrapper(name: str, infos: list[dict[str, Any]]) -> str:
+    """The simulation wrapper ``name`` around the designs ``infos`` (rtl_design.json each):
+    pipe k's ports prefixed with ``p<k>_``, plus its units' handshakes as ``p<k>_dbg_*``."""
+    def ports(i: dict[str, Any]) -> list[str]:
+        return [f"{i['in_port']}_{a}" for a in ("TDATA", "TVALID", "TREADY")] + \
+               [f"{i['out_port']}_{a}" for a in ("TDATA", "TVALID", "TREADY", "TLAST")]
+
+    return template_env().get_template("rtl/sim_multi.sv.j2").render(
+        name=name, pipes=[{"index": k, "top": i["top"], "units": i["units"], "ports": ports(i),
+                           "in_port": i["in_port"], "out_port": i["out_port"],
+                           "in_tdata": i["input"]["tdata_bits"],
+                           "out_tdata": i["output"]["tdata_bits"]}
+                          for k, i in enumerate(infos)])
+
+
+def _write_if_changed(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically unless it already holds it."""
+    if not (path.is_file() and path.read_text() == text):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path
 
 
 def _check_codes(graph: Graph, codes: np.ndarray) -> np.ndarray:
@@ -264,11 +306,12 @@ def _check_codes(graph: Graph, codes: np.ndarray) -> np.ndarray:
     return codes.astype(np.int64)
 
 
-def pipe_for(info: dict[str, Any], codes: np.ndarray, prefix: str = "") -> Pipe:
+def pipe_for(info: dict[str, Any], codes: np.ndarray, prefix: str) -> Pipe:
+    """Pipe of design ``info`` in a simulation wrapper whose ports for it start ``prefix``."""
     return Pipe(inp=f"{prefix}{info['in_port']}", out=f"{prefix}{info['out_port']}",
                 in_fmt=StreamFormat.from_json(info["input"]),
                 out_fmt=StreamFormat.from_json(info["output"]), codes=codes,
-                dbg=f"{prefix}{info['dbg_port']}",
+                dbg=f"{prefix}dbg",
                 units=[(u["name"], u["in_beats"], u["out_beats"]) for u in info["units"]])
 
 
@@ -289,15 +332,19 @@ def simulate(project_dir: Path, graph: Graph, codes: np.ndarray, *, stall_prob: 
     info = _load_info(rtl_dir)
     codes = _check_codes(graph, codes)
     cache_root = Path(cache_dir) if cache_dir else rtl_dir.parent / ".cache" / "rtl"
-    pipe = pipe_for(info, codes)
-    outputs, result = run_ports([rtl_dir / s for s in info["sources"]], info["top"], [pipe],
-                                rtl_dir, cache_root, stall_prob=stall_prob, trace=trace,
+    name = f"{info['top']}_sim"
+    wrapper = _write_if_changed(_mkdir(cache_root / "wrap") / f"{name}.sv",
+                                render_wrapper(name, [info]))
+    pipe = pipe_for(info, codes, prefix="p0_")
+    outputs, result = run_ports([*(rtl_dir / s for s in info["sources"]), wrapper], name,
+                                [pipe], rtl_dir, cache_root, stall_prob=stall_prob, trace=trace,
                                 hang_cycles=hang_cycles or default_hang_cycles(graph),
-                                seed=seed)
+                                seed=seed, label=info["top"])
     out_shape = graph.output.out.shape
     clock = clock_ns or info.get("clock_ns") or DEFAULT_CLOCK_NS
     summary = cycle_summary(result["pipes"][0], codes.shape[0], clock, graph)
-    summary["stall_prob"] = stall_prob
+    summary["conditions"] = run_conditions(codes.shape[0], stall_prob, seed, trace,
+                                           f"bnn2fpga RTL ({info['top']})")
     summary["sim_seconds"] = result.get("sim_seconds")
     return SimResult(outputs[0].reshape((codes.shape[0], *out_shape)), summary)
 
@@ -323,12 +370,7 @@ def simulate_many(designs: list[tuple[Path, Graph, np.ndarray]], cache_dir: Path
         for m in info["mem_files"]:
             shutil.copyfile(rtl_dir / m, run_dir / m)
         pipes.append(pipe_for(info, _check_codes(graph, codes), prefix=f"p{k}_"))
-    wrapper = template_env().get_template("rtl/sim_multi.sv.j2").render(
-        name=name, pipes=[{"index": k, "top": i["top"], "units": len(i["units"]),
-                           "in_tdata": i["input"]["tdata_bits"],
-                           "out_tdata": i["output"]["tdata_bits"]}
-                          for k, i in enumerate(infos)])
-    (run_dir / f"{name}.sv").write_text(wrapper)
+    _write_if_changed(run_dir / f"{name}.sv", render_wrapper(name, infos))
     hang = hang_cycles or max(default_hang_cycles(g) for _, g, _ in designs)
     outputs, result = run_ports([*sources.values(), run_dir / f"{name}.sv"], name, pipes,
                                 run_dir, cache_dir / "build", stall_prob=stall_prob,
@@ -395,5 +437,8 @@ def simulate_hls_export(project_dir: Path, graph: Graph, codes: np.ndarray,
                                 reset_active_low=reset_active_low, start=start)
     summary = cycle_summary(result["pipes"][0], codes.shape[0],
                             clock_ns or graph.meta.get("clock_ns") or DEFAULT_CLOCK_NS, graph)
+    summary["conditions"] = run_conditions(codes.shape[0], stall_prob, seed, trace,
+                                           f"HLS export ({top} in {verilog_dir})")
+    summary["sim_seconds"] = result.get("sim_seconds")
     return SimResult(outputs[0].reshape((codes.shape[0], *graph.output.out.shape)), summary)
 
