@@ -14,7 +14,7 @@
    bench/results/calibration_sweep.json (re-running only synthesises new points).
 2. Fit: per module, non-negative coefficients minimising the relative error beyond 5%
    (``fit_relative``: an epsilon-insensitive L1 fit, a linear program) of
-   - LUT on the structural features of ``estimate.unit_features`` (adder-tree bits,
+   - LUT on the structural features of ``bnn2fpga.units`` (each unit's ``features``) (adder-tree bits,
      comparator and counter widths, shifter selects, constant-multiplier adders, ...),
      after the memories in their forced styles (LUTRAM, BRAM) are taken off; the MVTU
      fit also takes the two ROM-in-logic terms (``estimate.rom_logic_luts``: per
@@ -45,10 +45,10 @@ import numpy as np
 from scipy.optimize import linprog
 
 from bnn2fpga import estimate as E
-from bnn2fpga import report as R
+from bnn2fpga import yosys as Y
 from bnn2fpga.devices import get_device
-from bnn2fpga.ir import signed_bits_for
 from bnn2fpga.resources import resource_path
+from bnn2fpga.units import UNITS
 
 ROOT = Path(__file__).resolve().parent
 SWEEP_FILE = ROOT / "results" / "calibration_sweep.json"
@@ -61,108 +61,10 @@ FAMILY_DEVICE = {"xc7": "xc7z020", "xcup": "xczu3eg"}     # a device of each fam
 # ----------------------------------------------------------------------------------------
 
 
-def mvtu_params(pe: int, simd: int, nf: int, sf: int, in_bits: int = 1, uint: bool = False,
-                nt: int = 1, tap_valid: bool = False) -> dict[str, int]:
-    bound = sf * simd * ((1 << in_bits) - 1 if uint else 1)
-    acc = signed_bits_for(bound + 1)
-    return {"PE": pe, "SIMD": simd, "NF": nf, "SF": sf, "IN_BITS": in_bits,
-            "IN_UINT": int(uint), "USE_TAP_VALID": int(tap_valid), "ACC_W": acc, "NT": nt,
-            "TW": acc, "OUT_W": max(1, nt.bit_length()) if nt else acc}
-
-
 def sweep_points(rng: np.random.Generator) -> list[tuple[str, dict[str, int]]]:
-    """(module, params) over the sweep; a fixed seed keeps it reproducible."""
-    pts: list[tuple[str, dict[str, int]]] = []
-    for pe in (1, 2, 4, 8):                       # binary MVTU: PE x SIMD grid
-        for simd in (1, 4, 8, 16, 32, 64):
-            nf = int(rng.choice([1, 2, 4, 8]))
-            sf = int(rng.choice([1, 3, 9, 16, 36, 64]))
-            pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf,
-                                                 tap_valid=bool(rng.integers(0, 2)))))
-    for pe, simd, nf, sf, nt in ((4, 32, 16, 72, 1), (2, 64, 32, 16, 1), (1, 32, 256, 8, 1),
-                                 (8, 8, 4, 9, 3), (4, 16, 2, 4, 0), (16, 16, 4, 16, 1),
-                                 (32, 8, 2, 8, 1), (1, 128, 4, 4, 1), (16, 64, 2, 4, 1),
-                                 (5, 32, 2, 1, 0), (2, 16, 5, 2, 0), (10, 8, 1, 4, 0),
-                                 (1, 64, 10, 8, 0), (5, 26, 2, 1, 0), (7, 15, 3, 9, 1),
-                                 (1, 21, 13, 9, 1)):
-        pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf, nt=nt)))
-    for pe in (1, 2, 4, 8, 16):                   # first-layer uint x binary MVTU
-        for simd, bits in ((1, 8), (3, 8), (4, 4), (8, 2), (3, 4)):
-            nf = int(rng.choice([1, 2, 4, 8]))
-            sf = int(rng.choice([9, 27, 16]))
-            pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf, bits, uint=True)))
-    for pe, simd, nf, sf, nt in ((1, 32, 1, 6, 0), (1, 32, 2, 6, 0), (1, 32, 1, 24, 0),
-                                 (1, 32, 2, 16, 1), (1, 32, 1, 48, 1), (2, 16, 2, 32, 0),
-                                 (1, 32, 3, 32, 1), (2, 32, 1, 12, 1), (8, 16, 1, 4, 1),
-                                 (4, 32, 2, 2, 1), (6, 8, 1, 4, 0), (3, 24, 2, 2, 0)):
-        # ROMs in logic over depth (3..96 words), shallow ROMs folded into registers
-        pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf, nt=nt)))
-    for pe, simd, nf, sf in ((1, 16, 256, 64), (2, 8, 128, 72), (1, 4, 512, 32),
-                             (2, 32, 64, 48)):
-        # deep weight ROMs in block RAM, several banks deep (a read mux across them)
-        pts.append(("bnn_mvtu", mvtu_params(pe, simd, nf, sf)))
-    for simd, eb, c, hw, k, s in ((1, 8, 3, 32, 3, 1), (3, 8, 3, 32, 3, 1), (8, 1, 64, 30, 3, 1),
-                                  (32, 1, 64, 30, 3, 1), (64, 1, 64, 28, 2, 2),
-                                  (16, 1, 128, 12, 3, 1), (32, 1, 128, 10, 3, 1),
-                                  (4, 1, 256, 5, 3, 1), (128, 1, 128, 10, 2, 2),
-                                  (1, 4, 1, 8, 3, 1), (6, 1, 6, 8, 2, 2), (3, 1, 6, 4, 3, 2),
-                                  (2, 1, 16, 16, 5, 1), (8, 2, 16, 16, 3, 2),
-                                  (15, 1, 15, 8, 2, 2), (128, 1, 128, 10, 2, 2),
-                                  (32, 1, 64, 14, 3, 1), (1, 5, 1, 8, 3, 1),
-                                  (21, 1, 21, 4, 3, 1), (256, 1, 256, 3, 3, 1)):
-        pad = 1 if k == 3 and s == 1 and hw < 16 else 0
-        pts.append(("bnn_swu", swu_params(simd, eb, c, hw, k, s, pad)))
-    for simd, c, hw, k, s, pad in ((15, 15, 4, 3, 2, 1), (21, 21, 2, 3, 1, 1),
-                                   (7, 21, 2, 3, 1, 1), (5, 15, 4, 3, 2, 1),
-                                   (13, 26, 6, 3, 1, 1), (6, 6, 7, 2, 2, 0),
-                                   # small padded windows, stride 2, odd sizes
-                                   (4, 8, 4, 3, 2, 1), (8, 8, 6, 3, 2, 1), (3, 9, 5, 3, 2, 1),
-                                   (16, 16, 6, 3, 2, 1), (2, 6, 3, 3, 2, 1), (6, 12, 5, 3, 1, 1),
-                                   (1, 1, 5, 3, 2, 1), (10, 10, 7, 3, 2, 1), (4, 4, 9, 3, 2, 1),
-                                   (12, 24, 3, 3, 1, 1), (8, 16, 8, 3, 2, 1), (32, 32, 4, 3, 2, 1),
-                                   (5, 5, 3, 2, 2, 0), (9, 9, 6, 2, 2, 0), (7, 7, 5, 3, 1, 1),
-                                   (16, 32, 7, 3, 1, 1), (2, 2, 11, 3, 2, 1), (4, 12, 10, 5, 1, 2)):
-        pts.append(("bnn_swu", swu_params(simd, 1, c, hw, k, s, pad)))
-    for simd, eb, cg, kk, signed in ((64, 1, 1, 4, 0), (128, 1, 1, 4, 0), (256, 1, 1, 4, 0),
-                                     (16, 1, 1, 9, 0), (8, 4, 1, 4, 0), (8, 8, 1, 4, 1),
-                                     (16, 1, 4, 4, 0), (6, 1, 1, 4, 0), (32, 2, 2, 4, 0),
-                                     (15, 1, 1, 4, 0), (32, 1, 1, 9, 0), (12, 12, 1, 4, 1),
-                                     (8, 1, 3, 4, 0), (64, 1, 2, 4, 0), (16, 2, 1, 4, 0),
-                                     (8, 3, 1, 4, 0), (4, 6, 1, 4, 1), (16, 4, 2, 4, 0),
-                                     (32, 1, 4, 9, 0), (6, 16, 1, 4, 1)):
-        pts.append(("bnn_pool", {"SIMD": simd, "EB": eb, "CG": cg, "KK": kk,
-                                 "SIGNED": signed}))
-    for iwb, owb in ((8, 24), (24, 8), (16, 3), (3, 48), (64, 32), (32, 64), (128, 16),
-                     (16, 128), (2, 6), (5, 20), (256, 64), (64, 256), (48, 27),
-                     (1, 8), (8, 1), (1, 4), (4, 32), (32, 4), (16, 64), (12, 36),
-                     (3, 64), (7, 35), (64, 3), (2, 32), (35, 5), (15, 5), (21, 7),
-                     (13, 26), (6, 15), (5, 26), (14, 21), (30, 6), (7, 21), (15, 21),
-                     (10, 26),
-                     # ratio pairs (bnn_dwc_up / bnn_dwc_down): PE -> SIMD of typical foldings
-                     (1, 32), (2, 64), (4, 64), (64, 4), (32, 1), (3, 24), (24, 3), (5, 10),
-                     (10, 5), (96, 32), (32, 96), (512, 64), (64, 512), (9, 27), (27, 9)):
-        pts.append(("bnn_dwc", {"IWB": iwb, "OWB": owb}))
-    for iwb, owbs in ((8, (2, 3, 4, 5, 6, 7, 12, 16, 40, 64)),       # ratio/gcd families
-                      (12, (1, 2, 3, 4, 6, 8, 9, 16, 18, 24, 48)),
-                      (32, (8, 16, 24, 48, 96, 128)), (24, (16, 32, 48, 96))):
-        for owb in owbs:
-            pts.append(("bnn_dwc", {"IWB": iwb, "OWB": owb}))
-    for c, kk in ((8, 4), (16, 4), (64, 4), (128, 4), (256, 4), (6, 9), (32, 9), (21, 9),
-                  (16, 2), (64, 9), (10, 6), (3, 4)):
-        pts.append(("bnn_majority_pool", {"C": c, "KK": kk}))
-    for w, depth in ((1, 2), (8, 2), (64, 2), (256, 2), (8, 16), (32, 32), (16, 64),
-                     (8, 128), (64, 8), (128, 4), (16, 2), (512, 2), (12, 32),
-                     (8, 256), (32, 512), (64, 1024), (16, 4), (256, 16), (3, 64)):
-        pts.append(("bnn_fifo", {"W": w, "DEPTH": depth}))
-    return pts
-
-
-def swu_params(simd: int, eb: int, c: int, hw: int, k: int, s: int, pad: int
-               ) -> dict[str, int]:
-    """A square sliding window ('same'-style padding ``pad`` on top/left)."""
-    out = (hw + 2 * pad - k) // s + 1
-    return {"SIMD": simd, "EB": eb, "C": c, "IH": hw, "IW": hw, "KH": k, "KW": k, "SH": s,
-            "SW": s, "PT": pad, "PL": pad, "OH": out, "OW": out, "PAD_CODE": 0}
+    """(module, params) over every unit's own sweep (``bnn2fpga.units``, each unit's
+    ``sweep``), in registry order; a fixed seed keeps it reproducible."""
+    return [(unit.module, params) for unit in UNITS.values() for params in unit.sweep(rng)]
 
 
 def chosen_styles(module: str, params: dict[str, int]) -> dict[str, str]:
@@ -197,14 +99,14 @@ def memory_files(params: dict[str, int], rng: np.random.Generator) -> dict[str, 
 
 def synthesise(module: str, params: dict[str, int], styles: dict[str, str],
                family: str) -> dict:
-    """yosys figures of one sweep point (bnn2fpga.report.run_yosys, as report --synth)."""
+    """yosys figures of one sweep point (bnn2fpga.yosys.run_yosys, as report --synth)."""
     rng = np.random.default_rng(zlib.crc32(json.dumps(params, sort_keys=True).encode()))
     files = memory_files(params, rng) if module == "bnn_mvtu" else {}
-    script = R.yosys_script(module, params, styles, family)
+    script = Y.yosys_script(module, params, styles, family)
     with tempfile.TemporaryDirectory(prefix="bnn2fpga_cal_") as tmp:
-        measured = R.run_yosys(script, Path(tmp), files)
-    lutram = sum(n * R.LUT_CELLS[c] for c, n in measured["cells"].items()
-                 if c.startswith("RAM") and c in R.LUT_CELLS)
+        measured = Y.run_yosys(script, Path(tmp), files)
+    lutram = sum(n * Y.LUT_CELLS[c] for c, n in measured["cells"].items()
+                 if c.startswith("RAM") and c in Y.LUT_CELLS)
     return {"module": module, "params": params, "styles": styles, "family": family,
             "rtl": rtl_digest(module), **measured, "lutram_lut": lutram}
 

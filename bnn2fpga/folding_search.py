@@ -154,7 +154,7 @@ class FoldingSearch:
         self.options = {n.name: layer_options(graph, n, device, calibration, objective)
                         for n in graph.matvec_nodes()}
         self.front = {name: pareto_front(opts) for name, opts in self.options.items()}
-        self.chain = [n for n in graph.nodes[1:] if not isinstance(n, Reshape)]
+        self.chain = dataflow_chain(graph)
         self._dwc: dict[tuple[int, int], float] = {}
 
     def fastest(self) -> int:
@@ -259,6 +259,22 @@ class FoldingSearch:
             else:
                 lo = mid + 1
         return budgets[lo]
+
+
+def dataflow_chain(graph: Graph) -> list[Node]:
+    """The units' nodes in dataflow order when they form a chain (the dynamic programme's
+    state is the one stream between consecutive units); a fork or a join is refused, naming
+    the tensor, until the search handles graphs."""
+    index = graph.index()
+    for node in graph.nodes[1:]:
+        if len(node.inputs) != 1:
+            raise IRError(f"layer {node.name!r} reads {len(node.inputs)} tensors: the folding "
+                          "search handles chains of layers only (no add or concat yet)")
+        if index.fan_out(node.inputs[0]) != 1:
+            raise IRError(f"tensor {node.inputs[0]!r} feeds "
+                          f"{[n.name for n in index.consumers[node.inputs[0]]]}: the folding "
+                          "search handles chains of layers only (no forks yet)")
+    return [n for n in graph.nodes[1:] if not isinstance(n, Reshape)]
 
 
 def stream_bits(graph: Graph, node: Node) -> int:

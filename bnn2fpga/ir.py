@@ -14,7 +14,14 @@ Tensors are channels-last and carry no batch dimension.  Value encodings
 ``unipolar``  1 bit, bit 1 = +1, bit 0 = 0 (Si-BNN)
 ``uint``      unsigned ``bits``-bit code k; real value = offset + scale * k
 ``int``       signed ``bits``-bit integer (an accumulator); real value = scale * k
+``fixed``     signed fixed point: a ``bits``-bit two's-complement code k with ``frac``
+              fraction bits; real value = k * 2^-frac (a real-valued path: residual
+              streams, float first and last layers)
 ``float``     float32 (only in the float stage)
+
+The graph is a DAG: a node names its input tensors (the nodes producing them) in
+``inputs``, a tensor may feed several nodes, and ``Graph.index()`` gives the producer and
+consumer of every tensor.  Nodes are kept in topological order.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-ENCODINGS = ("bipolar", "unipolar", "uint", "int", "float")
+ENCODINGS = ("bipolar", "unipolar", "uint", "int", "fixed", "float")
 
 
 class IRError(ValueError):
@@ -41,11 +48,42 @@ class TensorType:
     bits: int = 1
     scale: float = 1.0
     offset: float = 0.0
+    frac: int = 0       # fraction bits of a ``fixed`` tensor
 
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:
             raise IRError(f"unknown encoding {self.encoding!r}; expected one of {ENCODINGS}")
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        if self.encoding == "fixed" and not (self.bits >= 2 and 0 <= self.frac < self.bits):
+            raise IRError(f"a fixed-point tensor needs bits >= 2 and 0 <= frac < bits, got "
+                          f"bits={self.bits} frac={self.frac}")
+        if self.encoding != "fixed" and self.frac:
+            raise IRError(f"frac={self.frac} is only meaningful for a fixed tensor, not "
+                          f"{self.encoding}")
+
+    @classmethod
+    def fixed(cls, shape: tuple[int, ...], bits: int, frac: int) -> TensorType:
+        """A signed fixed-point tensor of ``bits`` total and ``frac`` fraction bits."""
+        return cls(tuple(shape), "fixed", int(bits), frac=int(frac))
+
+    @property
+    def is_signed(self) -> bool:
+        return self.encoding in ("int", "fixed")
+
+    @property
+    def step(self) -> float:
+        """The real value of one code unit (``fixed``: 2^-frac; ``uint``/``int``: scale)."""
+        return math.ldexp(1.0, -self.frac) if self.encoding == "fixed" else self.scale
+
+    def code_range(self) -> tuple[int, int]:
+        """The smallest and largest code of one element."""
+        if self.is_binary:
+            return 0, 1
+        if self.is_signed:
+            return -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+        if self.encoding == "uint":
+            return 0, (1 << self.bits) - 1
+        raise IRError(f"a {self.encoding} tensor has no integer codes")
 
     @property
     def channels(self) -> int:
@@ -297,14 +335,42 @@ class Graph:
     def output(self) -> Node:
         return self.nodes[-1]
 
+    def index(self) -> GraphIndex:
+        """The producer of every tensor and its consumers, as the graph stands now (build
+        it again after a pass rewires the graph)."""
+        return GraphIndex.of(self)
+
     def producer(self, node: Node) -> Node:
-        """The single producer of ``node``'s input."""
+        """The single producer of ``node``'s input (for the single-input nodes of a
+        chain; ``producers`` for nodes with several inputs)."""
         if len(node.inputs) != 1:
             raise IRError(f"node {node.name!r} has {len(node.inputs)} inputs, expected 1")
         return self[node.inputs[0]]
 
+    def producers(self, node: Node) -> list[Node]:
+        """The producers of ``node``'s inputs, in input order."""
+        return [self[name] for name in node.inputs]
+
     def consumers(self, name: str) -> list[Node]:
         return [n for n in self.nodes if name in n.inputs]
+
+    @property
+    def outputs(self) -> list[Node]:
+        """The nodes whose tensors no node reads: the graph's outputs."""
+        read = {i for n in self.nodes for i in n.inputs}
+        return [n for n in self.nodes if n.name not in read]
+
+    def check_topological(self) -> None:
+        """Every input names an earlier node, and names are unique."""
+        seen: set[str] = set()
+        for node in self.nodes:
+            missing = [i for i in node.inputs if i not in seen]
+            if missing:
+                raise IRError(f"node {node.name!r} reads {missing}, which no earlier node "
+                              "produces (the graph must be in topological order)")
+            if node.name in seen:
+                raise IRError(f"two nodes are named {node.name!r}")
+            seen.add(node.name)
 
     def replace(self, old: list[Node], new: list[Node]) -> None:
         """Replace the consecutive chain ``old`` by ``new``; rewires consumers of the chain's
@@ -329,6 +395,31 @@ class Graph:
 
     def is_hardware(self) -> bool:
         return all(type(n).hardware for n in self.nodes)
+
+
+@dataclass(frozen=True)
+class GraphIndex:
+    """Producer and consumers of every tensor (a tensor is named by its producer)."""
+
+    nodes: dict[str, Node]
+    consumers: dict[str, list[Node]]
+
+    @classmethod
+    def of(cls, graph: Graph) -> GraphIndex:
+        nodes = {n.name: n for n in graph.nodes}
+        consumers: dict[str, list[Node]] = {n.name: [] for n in graph.nodes}
+        for n in graph.nodes:
+            for i in n.inputs:
+                if i not in consumers:
+                    raise IRError(f"node {n.name!r} reads {i!r}, which no node produces")
+                consumers[i].append(n)
+        return cls(nodes, consumers)
+
+    def producers(self, node: Node) -> list[Node]:
+        return [self.nodes[i] for i in node.inputs]
+
+    def fan_out(self, name: str) -> int:
+        return len(self.consumers[name])
 
 
 # ----------------------------------------------------------------------------------------

@@ -46,23 +46,13 @@ from bnn2fpga.ir import (
     TensorType,
 )
 from bnn2fpga.reference import accumulator_bound
+from bnn2fpga.units import UNITS
 
 FIFO_DEPTH = 2           # the FIFO behind every layer (>= 2: one beat per cycle)
 AXIS_MAX_W = 1024        # widest TDATA of the top's AXI streams
 PORT_IN, PORT_OUT = "s_axis", "m_axis"
 PLAN_FORMAT = "bnn2fpga-plan"
 PLAN_VERSION = 1
-
-# unit kind -> (SystemVerilog module, HLS header of the bnn2fpga library)
-UNIT_MODULES: dict[str, tuple[str, str]] = {
-    "dwc": ("bnn_dwc", "dwc.h"),
-    "swu": ("bnn_swu", "swu.h"),
-    "mvtu": ("bnn_mvtu", "mvtu.h"),
-    "pool": ("bnn_pool", "maxpool.h"),
-    "majority_pool": ("bnn_majority_pool", "majority_pool.h"),
-    "fifo": ("bnn_fifo", ""),   # HLS: the stream's own depth (hls::stream FIFO)
-}
-
 
 @dataclass
 class Stream:
@@ -152,7 +142,7 @@ class Plan:
 
 def fifo_unit(s: Stream) -> Unit:
     """The FIFO that realises stream ``s``'s depth, as a unit (kind ``fifo``)."""
-    return Unit(s.fifo, UNIT_MODULES["fifo"][0], s.fifo_layer, {"W": s.width, "DEPTH": s.depth},
+    return Unit(s.fifo, UNITS["fifo"].module, s.fifo_layer, {"W": s.width, "DEPTH": s.depth},
                 "fifo", s.name, s.name, s.beats, s.beats)
 
 
@@ -298,7 +288,7 @@ class _Builder:
             suffix: str | None = None) -> Unit:
         src = self.cur
         assert src is not None
-        unit = Unit(self.name(f"{ident(layer)}_{suffix or kind}"), UNIT_MODULES[kind][0],
+        unit = Unit(self.name(f"{ident(layer)}_{suffix or kind}"), UNITS[kind].module,
                     layer, params, kind, src.name, "", src.beats, out_beats)
         src.consumer = unit.name
         self.plan.units.append(unit)
@@ -457,7 +447,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             "input": plan.input, "output": plan.output,
             "input_shape": list(plan.input_shape), "output_shape": list(plan.output_shape),
             "units": [{"name": u.name, "kind": u.kind, "layer": u.layer,
-                       "rtl_module": u.module, "hls_header": UNIT_MODULES[u.kind][1],
+                       "rtl_module": u.module, "hls_header": UNITS[u.kind].header,
                        "params": dict(u.params), "input": u.inp, "output": u.out,
                        "input_width": plan.stream(u.inp).width,
                        "output_width": plan.stream(u.out).width,

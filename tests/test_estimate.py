@@ -97,7 +97,7 @@ def test_deep_rom_block_rams_match_a_live_yosys_run(tmp_path):
     include the 16:1 read mux."""
     import numpy as np
 
-    from bnn2fpga import report as R
+    from bnn2fpga import yosys as Y
 
     params = {"PE": 1, "SIMD": 8, "NF": 512, "SF": 64, "IN_BITS": 1, "IN_UINT": 0,
               "USE_TAP_VALID": 0, "ACC_W": 11, "NT": 1, "TW": 11, "OUT_W": 1}
@@ -105,7 +105,7 @@ def test_deep_rom_block_rams_match_a_live_yosys_run(tmp_path):
     files = {"weights_pe000.mem": "".join(f"{v:02x}\n" for v in rng.integers(0, 256, 32768)),
              "thresholds_pe000.mem": "".join(f"{v:03x}\n" for v in rng.integers(0, 2048, 512))}
     styles = {"weights": "bram", "thresholds": "bram", "input_buffer": "lutram"}
-    measured = R.run_yosys(R.yosys_script("bnn_mvtu", params, styles, "xc7"), tmp_path, files)
+    measured = Y.run_yosys(Y.yosys_script("bnn_mvtu", params, styles, "xc7"), tmp_path, files)
     assert measured["cells"].get("RAMB18E1") == 16 and "RAMB36E1" not in measured["cells"]
     unit = E.Unit("fc1", "bnn_mvtu", "fc1", params)
     est = E.estimate_unit(unit, get_device("xc7z020"), E.load_calibration(), styles).resources
@@ -160,14 +160,14 @@ def test_lutram_geometry_follows_the_libmap_cost(depth, width, banks):
 def test_lutram_geometry_matches_a_live_yosys_run(tmp_path, family, depth, width, cells):
     """The installed yosys maps these FIFOs' storage to the LUTRAM cells the estimator
     predicts for the family: the committed sweep cannot catch a yosys whose rule moved."""
-    from bnn2fpga import report as R
+    from bnn2fpga import yosys as Y
 
-    script = R.yosys_script("bnn_fifo", {"W": width, "DEPTH": depth}, {"storage": "lutram"},
+    script = Y.yosys_script("bnn_fifo", {"W": width, "DEPTH": depth}, {"storage": "lutram"},
                             family)
-    got = R.run_yosys(script, tmp_path)["cells"]
+    got = Y.run_yosys(script, tmp_path)["cells"]
     assert {c: n for c, n in got.items() if c.startswith("RAM") and "RAMB" not in c} == cells
     assert E.lutram_cell_luts(depth, width, family=family) == sum(
-        n * R.LUT_CELLS[c] for c, n in cells.items())
+        n * Y.LUT_CELLS[c] for c, n in cells.items())
 
 
 def _graphs():
@@ -277,7 +277,7 @@ def test_back_to_back_dense_layers_no_longer_serialise():
     width-converter beats could not hold fc0's 512 beats: a frame cost fc0 + fc1's replay
     - 19 beats of fc0 (Verilator measured 64,261 cycles on the full CNV; this pair
     predicted 64,256).  The writer now puts a FIFO of one input vector in front of the
-    dense layer's MVTU (backends.rtl.input_fifo_depth), so the pair runs at the folding's
+    dense layer's MVTU (plan.input_fifo_depth), so the pair runs at the folding's
     rate."""
     g = _dense_chain([256, 512, 512], [(1, 4), (1, 8)])
     design = E.estimate(g, part="xc7z020", clock_ns=10.0)

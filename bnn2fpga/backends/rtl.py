@@ -36,11 +36,10 @@ from bnn2fpga.backends import CompileOptions
 from bnn2fpga.ir import Graph
 from bnn2fpga.plan import PORT_IN, PORT_OUT, Plan, Stream, Unit, build_plan, ident
 from bnn2fpga.resources import resource_path, template_env
+from bnn2fpga.units import rtl_library
 
 # unit library in dependency order (a tool that reads files in order finds leaves first)
-LIBRARY = ("bnn_adder_tree.sv", "bnn_xnor_popcount.sv", "bnn_uint_dot.sv", "bnn_mvtu.sv",
-           "bnn_swu.sv", "bnn_pool.sv", "bnn_majority_pool.sv", "bnn_dwc_up.sv", "bnn_dwc_down.sv",
-           "bnn_dwc_shift.sv", "bnn_dwc.sv", "bnn_fifo.sv", "bnn_frame_last.sv")
+LIBRARY = rtl_library()
 DESIGN_JSON = "rtl_design.json"
 # the top's stream ports, <prefix>_TDATA/TVALID/TREADY (+ m_axis_TLAST): the plan's port
 # names, which Vivado/Vitis HLS also gives the HLS top's arguments (the tops interchange)

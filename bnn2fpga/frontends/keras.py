@@ -58,19 +58,30 @@ def converter(*class_names: str) -> Callable[[Converter], Converter]:
 
 @dataclass
 class Builder:
-    """Accumulates nodes while the walker visits layers; tracks the current tensor."""
+    """Accumulates nodes while the walker visits layers.
+
+    The walker gives each converter the IR names of its layer's input tensors
+    (``inputs``); ``current`` is the tensor the converter's next node reads: the layer's
+    (first) input, then each node the converter adds."""
 
     nodes: list[Node] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    cursor: str = ""
+
+    def start_layer(self, inputs: list[str]) -> None:
+        self.inputs = list(inputs)
+        self.cursor = inputs[0] if inputs else ""
 
     @property
     def current(self) -> Node:
-        return self.nodes[-1]
+        return next(n for n in self.nodes if n.name == self.cursor)
 
     def add(self, node: Node) -> Node:
         if any(n.name == node.name for n in self.nodes):
             raise FrontendError(f"duplicate node name {node.name!r}")
         self.nodes.append(node)
+        self.cursor = node.name
         return node
 
     def float_out(self, shape: tuple[int, ...]) -> TensorType:
@@ -266,20 +277,16 @@ def convert_avgpool(layer: Any, b: Builder) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-def _check_linear_chain(model: Any) -> list[Any]:
-    layers = list(model.layers)
-    for prev, layer in zip(layers, layers[1:], strict=False):
-        inbound = getattr(layer, "_inbound_nodes", [])
-        if not inbound:
-            continue
-        parents = inbound[0].inbound_layers
-        parents = parents if isinstance(parents, list) else [parents]
-        if len(parents) != 1 or parents[0] is not prev:
-            names = [p.name for p in parents]
-            raise UnsupportedError(layer, f"a non-sequential connection (inputs from {names})",
-                                   "linear chains of layers (Sequential, or a functional "
-                                   "model without branches)")
-    return layers
+def inbound_layers(layer: Any) -> list[Any]:
+    """The layers whose outputs ``layer`` reads (empty for an input layer)."""
+    nodes = getattr(layer, "_inbound_nodes", [])
+    if len(nodes) > 1:
+        raise UnsupportedError(layer, f"a layer applied {len(nodes)} times (shared weights)",
+                               "layers applied once")
+    if not nodes:
+        return []
+    parents = nodes[0].inbound_layers
+    return list(parents) if isinstance(parents, (list, tuple)) else [parents]
 
 
 def supported_layers() -> str:
@@ -298,13 +305,20 @@ def model_to_graph(model: Any, name: str | None = None) -> Graph:
     in_shape = tuple(int(s) for s in model.input_shape[1:])
     b = Builder()
     b.add(Input("input", [], TensorType(in_shape, "float", 32)))
-    for layer in _check_linear_chain(model):
+    output_of: dict[str, str] = {}     # Keras layer -> IR node holding its output
+    for layer in model.layers:
         fn = CONVERTERS.get(type(layer).__name__)
         if fn is None:
             raise UnsupportedError(layer, f"the layer class {type(layer).__name__}",
                                    supported_layers())
+        # a Sequential model's InputLayer is not among its layers: its output is the input
+        parents = [output_of.get(p.name, "input") if type(p).__name__ == "InputLayer"
+                   else output_of[p.name] for p in inbound_layers(layer)]
+        b.start_layer(parents or ["input"])
         fn(layer, b)
+        output_of[layer.name] = b.cursor
     graph = Graph(name or model.name, b.nodes)
+    graph.check_topological()
     graph.meta["keras_output_shape"] = [int(s) for s in model.output_shape[1:]]
     graph.meta["frontend_notes"] = b.notes
     return graph

@@ -4,7 +4,7 @@
 // Parameters
 //   W      data bits
 //   DEPTH  entries (>= 2 for one beat per cycle); the writer sizes it from the plan
-//          (backends.rtl.input_fifo_depth: one input vector in front of a dense MVTU)
+//          (plan.input_fifo_depth: one input vector in front of a dense MVTU)
 module bnn_fifo #(
     parameter int W = 8,
     parameter int DEPTH = 2

@@ -1,0 +1,209 @@
+"""Cycles: the first-frame schedule (latency) and the pairs of units whose buffering
+cannot decouple them (serialisation), from ``bnn2fpga.folding``'s cycle model and the
+plan's units, FIFOs and register delays (``bnn2fpga.units``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bnn2fpga import folding
+from bnn2fpga.ir import Conv2D, Dense, Graph, MajorityPool2D, MaxPool2D, Node, Reshape
+from bnn2fpga.plan import FIFO_DEPTH, Plan, build_plan, input_fifo_depth
+from bnn2fpga.units import UNITS, unit_delay
+from bnn2fpga.units.dwc import dwc_capacity_beats
+from bnn2fpga.units.swu import swu_rows
+
+
+def input_arrival(graph: Graph, plan: Plan) -> np.ndarray:
+    """Cycle (1 = first beat) at which each input pixel's last beat arrives, the host
+    sending one beat per cycle on the plan's input stream."""
+    t = graph.input.out
+    pixels = folding.out_pixels(graph.input)
+    per_pixel = (t.channels if len(t.shape) == 3 else t.size) / plan.input_stream.lanes
+    return np.ceil((np.arange(pixels) + 1) * per_pixel - 1e-9).astype(np.int64)
+
+def path_delay(plan: Plan, stream: str) -> int:
+    """Register stages from a beat entering ``stream`` to its consumer's main unit: one per
+    FIFO on the way, plus each width converter's delay (``dwc_delay``)."""
+    delay = 0
+    while True:
+        s = plan.stream(stream)
+        delay += UNITS["fifo"].delay({}) if s.depth else 0
+        dwc = next((u for u in plan.units if u.name == s.consumer and u.kind == "dwc"), None)
+        if dwc is None:
+            return delay
+        delay += unit_delay(dwc)
+        stream = dwc.out
+
+def pixel_schedule(graph: Graph, plan: Plan | None = None) -> dict[str, np.ndarray]:
+    """Cycle at which each output pixel (raster order) of each node leaves its last unit,
+    for the first frame entering an idle pipeline (1 = first input beat); the output
+    node's entry is where the frame's beats reach the top's output port.
+
+    A unit spends ``folding.node_cycles / out_pixels`` compute steps per output pixel, one
+    per cycle.  Its last step for pixel p comes no earlier than ``per_pixel`` after the
+    last step for pixel p-1, nor before the input p waits for has arrived plus what is left
+    to do after it (the sliding window's read latency and tap burst, the neuron folds that
+    replay the stored input).  Unit register stages and the FIFOs and
+    width converters of the plan's streams (``path_delay``) are then added (each unit's
+    ``delay`` in ``bnn2fpga.units``)."""
+    plan = plan or build_plan(graph)
+    avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph, plan)}
+    leaving = {graph.input.name: plan.input}    # node -> the stream its last unit drives
+    for node in graph.nodes[1:]:
+        src = graph.producer(node)
+        if isinstance(node, Reshape):
+            avail[node.name] = np.full(folding.out_pixels(node), avail[src.name][-1],
+                                       dtype=np.int64)
+            leaving[node.name] = leaving[src.name]
+            continue
+        t_in = avail[src.name] + path_delay(plan, leaving[src.name])
+        per_pixel = steps_per_pixel(node)
+        lead = after_last_input(node, per_pixel)
+        needed = needed_input_pixel(node, src)
+        # a window wholly in the top padding waits for no input at all
+        ready = np.where(needed >= 0, t_in[np.maximum(needed, 0)], 0) + lead
+        last = np.empty(len(ready), dtype=np.int64)
+        prev = 0
+        for i, r in enumerate(ready):
+            prev = max(prev + per_pixel, int(r))
+            last[i] = prev
+        last_unit = plan.layer_units(node.name)[-1]
+        avail[node.name] = last + unit_delay(last_unit)
+        leaving[node.name] = last_unit.out
+    out = graph.output.name
+    avail[out] = avail[out] + path_delay(plan, leaving[out])
+    return avail
+
+def steps_per_pixel(node: Node) -> int:
+    """Compute steps a unit spends per output pixel.  A conv or dense layer: its MVTU folds
+    (OC/PE * fan_in/SIMD); its sliding window's writer, which can be slower (a stride
+    larger than the kernel), shows in the input's arrival times instead.  A pool: the
+    folded cycles of its window over the input its windows cover (``window_footprint``;
+    the rows and columns no window uses are drained after the last output)."""
+    if isinstance(node, Dense):
+        return folding.matvec_cycles(node) // folding.out_pixels(node)
+    return folding.node_cycles(node, window_footprint(node)) // folding.out_pixels(node)
+
+def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
+    """The part of a pool's input (H, W, C) that its windows cover."""
+    oh, ow, c = node.out.shape
+    kh, kw = node.kernel
+    sh, sw = node.stride
+    top, bottom, left, right = node.pads
+    return ((oh - 1) * sh + kh - top - bottom, (ow - 1) * sw + kw - left - right, c)
+
+def after_last_input(node: Node, per_pixel: int) -> int:
+    """Steps a unit still takes for a pixel once the last input it waits for is there."""
+    if isinstance(node, Conv2D):     # window read latency, then the pixel's whole work
+        return UNITS["swu"].delay({}) + per_pixel - 1
+    if isinstance(node, Dense):      # the remaining neuron folds replay the stored input
+        nf = node.out_channels // node.pe
+        return (nf - 1) * (per_pixel // nf)
+    return UNITS["swu"].delay({}) + per_pixel - 1      # pool: the window's taps
+
+def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
+    """For each output pixel, the raster index of the last input pixel it waits for.
+
+    A sliding window (convs and pools, ``bnn_swu``) starts output row oy once every input
+    row it covers is complete, and its last output row waits for the whole input frame;
+    a dense layer needs its whole input vector.  -1: an output row whose windows lie wholly
+    in the top padding waits for no input."""
+    n_out = folding.out_pixels(node)
+    windowed = isinstance(node, Conv2D) or hasattr(node, "kernel")   # convs and pools
+    if len(src.out.shape) != 3 or not windowed:
+        return np.full(n_out, folding.out_pixels(src) - 1, dtype=np.int64)
+    h, w = src.out.shape[0], src.out.shape[1]
+    oh, ow = node.out.shape[0], node.out.shape[1]
+    kh, sh, top = node.kernel[0], node.stride[0], node.pads[0]
+    oy = np.arange(oh)
+    last_row = np.clip(oy * sh - top + max(kh, sh) - 1, -1, h - 1)
+    last_row[-1] = h - 1
+    return np.repeat(np.where(last_row >= 0, (last_row + 1) * w - 1, -1), ow)
+
+@dataclass(frozen=True)
+class Serialisation:
+    """Two units whose steps cannot overlap across frames (see ``serialisations``)."""
+
+    producer: str
+    consumer: str
+    interval_cycles: int
+    buffered_beats: int
+    producer_beats: int
+
+    def message(self) -> str:
+        return (f"layer {self.consumer!r} reads its whole input vector during its first "
+                f"neuron fold only, and the {self.buffered_beats} beats of buffering in "
+                f"front of it cannot hold the {self.producer_beats} output beats per frame "
+                f"of layer {self.producer!r}: the two serialise, about "
+                f"{self.interval_cycles:,} cycles per frame instead of the folding's "
+                "bottleneck.  Deeper FIFOs (or a double-buffered MVTU input) would restore "
+                "the folding's rate")
+
+def serialisations(graph: Graph, plan: Plan | None = None) -> list[Serialisation]:
+    """Pairs of units the RTL serialises, slowing the pipeline below ``folding.bottleneck``.
+
+    An MVTU with one output pixel (a dense layer, or a conv whose window covers its whole
+    input) takes its input vector only while computing its first neuron fold and replays it
+    for the other NF-1 folds.  While it replays, its producer can only fill the buffers in
+    between (FIFO, width converter, its own output register, spare sliding-window rows);
+    when those cannot hold a frame of the producer's output, the producer stalls, and one
+    frame costs the producer's cycles plus the consumer's replay, less what the buffers
+    absorbed (``serialised_interval``)."""
+    plan = plan or build_plan(graph)
+    _, bottleneck_cycles = folding.bottleneck(graph)
+    out = []
+    for node in graph.nodes[1:]:
+        prod = source_node(graph, node) if isinstance(node, Dense) else None
+        if not isinstance(prod, (Dense, MaxPool2D)):
+            continue
+        lanes = prod.pe if isinstance(prod, Dense) else prod.out.channels
+        dwc, swu = plan.unit(node.name, "dwc"), plan.unit(node.name, "swu")
+        buffered = buffered_beats(lanes, dwc and dwc.params, swu and swu.params,
+                                  in_fifo_elems=(input_fifo_depth(node, node.pe, node.simd)
+                                                 * node.simd))
+        cycles = serialised_interval(node, node.pe, node.simd,
+                                     folding.node_cycles(prod, graph.producer(prod).out.shape),
+                                     producer_beats(prod, lanes), buffered)
+        if cycles is not None and cycles > bottleneck_cycles:
+            out.append(Serialisation(prod.name, node.name, cycles, buffered,
+                                     producer_beats(prod, lanes)))
+    return out
+
+def producer_beats(prod: Node, lanes: int) -> int:
+    """Output beats per frame of a unit emitting ``lanes`` channels per beat."""
+    return folding.out_pixels(prod) * prod.out.channels // lanes
+
+def buffered_beats(lanes: int, dwc: dict[str, int] | None, swu: dict[str, int] | None,
+                   fifo_depth: int | None = None, in_fifo_elems: int = 0) -> int:
+    """Producer beats the path into a consumer holds: the producer's FIFO (default the RTL
+    writer's depth) and output register, the width converter (``dwc_capacity_beats``), the
+    consumer's input-vector FIFO (``in_fifo_elems`` codes, ``plan.input_fifo_depth``)
+    and the sliding window's spare rows."""
+    beats = (FIFO_DEPTH if fifo_depth is None else fifo_depth) + 1
+    if dwc:
+        beats += dwc_capacity_beats(dwc["IWB"], dwc["OWB"])
+    beats += in_fifo_elems // lanes
+    if swu:  # ring rows that do not hold the current frame (the RTL's NROWS, swu_rows)
+        spare_rows = max(0, swu_rows(swu) - swu["IH"])
+        beats += spare_rows * swu["IW"] * swu["C"] // lanes
+    return beats
+
+def serialised_interval(node: Dense, pe: int, simd: int, producer_cycles: int,
+                        beats: int, buffered: int) -> int | None:
+    """Frame interval of producer + ``node`` at (pe, simd) when they serialise, or None
+    when they do not (``node`` has several output pixels or one neuron fold, or the
+    buffers hold a whole frame of the producer's beats)."""
+    nf, sf = node.out_channels // pe, node.fan_in // simd
+    if folding.out_pixels(node) != 1 or nf == 1 or buffered >= beats:
+        return None
+    return round(producer_cycles + (nf - 1) * sf - buffered * producer_cycles / beats)
+
+def source_node(graph: Graph, node: Node) -> Node:
+    """The unit-producing node upstream of ``node`` (Reshape is a no-op in hardware)."""
+    src = graph.producer(node)
+    while isinstance(src, Reshape):
+        src = graph.producer(src)
+    return src

@@ -1,0 +1,156 @@
+"""Hardware units: one module per unit, each holding what the tools know of it.
+
+A unit module defines one ``UnitType``: the SystemVerilog files and HLS headers it owns (its
+top module and header first), its register delay, the memories it declares for given
+parameters, the structural features its LUT/FF are linear in (with first-principles default
+coefficients that ``bench/calibrate.py`` refits against yosys) and its calibration sweep
+points.  ``UNITS`` is the registry: adding a unit is a new module here, its files in
+``bnn2fpga/rtl`` and ``bnn2fpga/hls``, one line in ``_MODULES`` and its lowering in the
+plan.  The C++ and SystemVerilog libraries stay flat (they are copied whole);
+``tests/test_units.py`` checks that every library file belongs to exactly one unit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bnn2fpga.ir import IRError
+
+if TYPE_CHECKING:
+    from bnn2fpga.plan import Unit
+
+Params = dict[str, int]
+Coefficients = dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """``count`` identical memories of ``depth`` x ``width`` bits inside a unit.
+
+    ``rom``: read-only, initialised from a file (weights, thresholds).  Otherwise a RAM
+    with one write and one read port: simple dual-port, or single-port when both use the
+    same address (``same_address``: the MVTU input buffer, the pool's partial maxima)."""
+
+    name: str
+    depth: int
+    width: int
+    rom: bool
+    count: int = 1
+    same_address: bool = False   # written and read at one address (single-port RAM)
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width * self.count
+
+
+@dataclass(frozen=True)
+class UnitType:
+    """What the tools know of one kind of hardware unit."""
+
+    kind: str                    # the plan's name for it (Unit.kind)
+    sv_files: tuple[str, ...]    # bnn2fpga/rtl files it owns, its top module's file last
+    hls_files: tuple[str, ...]   # bnn2fpga/hls files it owns (its header first)
+    delay: Callable[[Params], int]          # register stages, last input -> output beat
+    memories: Callable[[Params], list[MemorySpec]]
+    features: Callable[[Params, dict[str, str]], dict[str, float]]
+    coefficients: dict[str, Coefficients]   # default LUT/FF per feature ({"lut", "ff"})
+    sweep: Callable[[np.random.Generator], list[Params]] = field(default=lambda rng: [])
+
+    @property
+    def module(self) -> str:
+        """The SystemVerilog module a plan instantiates."""
+        return self.sv_files[-1].removesuffix(".sv")
+
+    @property
+    def header(self) -> str:
+        """The HLS header that defines the unit ("" for units HLS has as a stream FIFO)."""
+        return self.hls_files[0] if self.hls_files else ""
+
+
+def clog2(n: int) -> int:
+    """Address bits for n entries (at least 1), as the RTL's ``$clog2`` guards do."""
+    return max(1, math.ceil(math.log2(max(n, 2))))
+
+
+def bits_for(n: int) -> int:
+    """``$clog2(n + 1)``: bits of a counter that reaches n (at least 1)."""
+    return max(1, math.ceil(math.log2(n + 1)))
+
+
+def reg_max(n: int) -> int:
+    """Largest value synthesis sees in a counter over n values: its register is clog2(n)
+    bits wide (a counter over one value is the constant 0)."""
+    return 0 if n <= 1 else (1 << clog2(n)) - 1
+
+
+def distinct_columns(columns: float, depth: int) -> float:
+    """Expected number of distinct, non-constant columns among ``columns`` random columns
+    of a ``depth``-word ROM (2**depth possible columns): synthesis shares identical
+    columns and drops constant ones, which matters for ROMs only a few words deep."""
+    if depth <= 1:
+        return 0.0
+    if depth >= 16:
+        return float(columns)
+    kinds = 2.0 ** depth
+    return (kinds - 2) / kinds * kinds * (1 - (1 - 1 / kinds) ** columns)
+
+
+# kind -> module of bnn2fpga.units.  Order: the RTL library's (each unit's files are in
+# dependency order) and the calibration sweep's (bench/calibrate.py samples it by index)
+_MODULES = {"mvtu": "mvtu", "swu": "swu", "pool": "pool", "dwc": "dwc",
+            "majority_pool": "majority_pool", "fifo": "fifo", "ports": "ports"}
+
+UNITS: dict[str, UnitType] = {
+    kind: importlib.import_module(f"bnn2fpga.units.{mod}").UNIT for kind, mod in _MODULES.items()}
+BY_MODULE: dict[str, UnitType] = {u.module: u for u in UNITS.values()}
+
+
+def unit_type(unit: Unit) -> UnitType:
+    """The type of a planned unit (looked up by its SystemVerilog module)."""
+    try:
+        return BY_MODULE[unit.module]
+    except KeyError:
+        raise IRError(f"unit {unit.name!r}: no hardware unit type for module "
+                      f"{unit.module!r}; known: {sorted(BY_MODULE)}") from None
+
+
+def unit_memories(unit: Unit) -> list[MemorySpec]:
+    """The memories the unit's RTL module declares for its parameters."""
+    return unit_type(unit).memories(unit.params)
+
+
+def unit_features(unit: Unit, styles: dict[str, str] | None = None) -> dict[str, float]:
+    """Structural features of a unit's logic; its LUT and FF are linear in these.
+    ``styles`` (memory name -> mapped style) matter where a memory's output register is
+    absorbed by a BRAM."""
+    return unit_type(unit).features(unit.params, styles or {})
+
+
+def unit_delay(unit: Unit) -> int:
+    return unit_type(unit).delay(unit.params)
+
+
+def rtl_library() -> tuple[str, ...]:
+    """Every SystemVerilog file of the library, leaves before the modules using them."""
+    return tuple(f for u in UNITS.values() for f in u.sv_files)
+
+
+def hls_library() -> tuple[str, ...]:
+    return tuple(f for u in UNITS.values() for f in u.hls_files)
+
+
+def default_coefficients() -> dict[str, dict[str, Coefficients]]:
+    """module -> {"lut": {...}, "ff": {...}}: the built-in resource-model coefficients."""
+    return {u.module: {r: dict(c) for r, c in u.coefficients.items()} for u in UNITS.values()
+            if u.coefficients}
+
+
+__all__ = ["BY_MODULE", "UNITS", "MemorySpec", "UnitType", "bits_for", "clog2",
+           "default_coefficients", "distinct_columns", "hls_library", "reg_max", "rtl_library",
+           "unit_delay", "unit_features", "unit_memories", "unit_type"]
