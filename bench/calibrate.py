@@ -14,7 +14,7 @@
    bench/results/calibration_sweep.json (re-running only synthesises new points).
 2. Fit: per module, non-negative coefficients minimising the relative error beyond 5%
    (``fit_relative``: an epsilon-insensitive L1 fit, a linear program) of
-   - LUT on the structural features of ``bnn2fpga.units`` (each unit's ``features``) (adder-tree bits,
+   - LUT on each unit's structural features (``bnn2fpga.units``: adder-tree bits,
      comparator and counter widths, shifter selects, constant-multiplier adders, ...),
      after the memories in their forced styles (LUTRAM, BRAM) are taken off; the MVTU
      fit also takes the two ROM-in-logic terms (``estimate.rom_logic_luts``: per

@@ -128,7 +128,8 @@ def _pool_after_conv(rng: np.random.Generator, majority: bool) -> Graph:
 
 
 def dense_chain(rng: np.random.Generator) -> Graph:
-    """PE=2 feeding SIMD=3: neither divides the other: one shift converter (bnn_dwc_shift / Dwc<..., DWC_SHIFT>)."""
+    """PE=2 feeding SIMD=3: neither divides the other, so one shift converter
+    (Dwc<..., DWC_SHIFT>, as the RTL's bnn_dwc_shift)."""
     inp = Input("input", [], TensorType((12,), "bipolar"))
     nodes: list = [inp]
     prev = inp
