@@ -256,9 +256,17 @@ def execute(graph: Graph, codes: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def output_codes_to_float(graph: Graph, codes: np.ndarray) -> np.ndarray:
-    out = graph.output
-    affine = out.output_affine if isinstance(out, Dense) else None
-    return codes_to_float(out.out, codes, affine)
+    """The output node's codes -> the model's float32 outputs.  The last binary layer's
+    affine (per channel, or per element of its output) applies also behind a Flatten."""
+    node = graph.output
+    while isinstance(node, Reshape):
+        node = graph.producer(node)
+    affine = node.output_affine if isinstance(node, Dense) else None
+    if affine is None or graph.output.out.encoding != "int":
+        return codes_to_float(graph.output.out, codes)
+    scale, offset = (np.asarray(v, np.float64).reshape(-1) for v in affine)
+    rows = codes.reshape(len(codes), -1, scale.size)  # channels-last: channel = index % C
+    return codes_to_float(graph.output.out, rows, (scale, offset)).reshape(codes.shape)
 
 
 def run(graph: Graph, x: np.ndarray) -> np.ndarray:
