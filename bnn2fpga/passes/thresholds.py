@@ -36,6 +36,7 @@ from bnn2fpga.reference import accumulator_bound
 
 CHAIN_OPS = (ChannelAffine, BatchNorm, MaxPool2D, Reshape)
 _WINDOW = np.arange(-4, 5)
+FLOAT32_EXACT = float(2 ** 24)  # from here on, float32 no longer holds every integer
 
 
 def input_scale(in_type: TensorType) -> float:
@@ -95,8 +96,12 @@ def evaluate_float32(ops: list[Node], x: np.ndarray) -> np.ndarray:
 
 
 def sign_bits(sign: Sign, x: np.ndarray) -> np.ndarray:
+    """The model's binarisation of float32 pre-activations x, by its own quantizer; from
+    |x| >= 2^24, where QKeras's float32 arithmetic fails (``float32_sign_warning``), the exact
+    sign (x >= 0)."""
     if sign.evaluate is not None:
-        return np.asarray(sign.evaluate(x)) > 0
+        exact = np.abs(x) >= FLOAT32_EXACT
+        return np.where(exact, x >= 0, np.asarray(sign.evaluate(x)) > 0)
     return x >= 0
 
 
@@ -127,9 +132,6 @@ def chain_affine(matvec: Dense, in_type: TensorType, ops: list[Node]
         mul, add = affine_terms(op, channels)
         a, b = a * mul, b * mul + add
     return a, b
-
-
-FLOAT32_EXACT = float(2 ** 24)  # above this, float32 no longer holds every integer
 
 
 def float32_sign_warning(matvec: Dense, in_type: TensorType, ops: list[Node], sign: Sign
