@@ -34,8 +34,11 @@ def lower_pad_values(graph: Graph) -> Graph:
         elif t.encoding == "uint":
             k = (value - t.offset) / t.scale
             if k != int(k) or not 0 <= k < (1 << t.bits):
-                raise IRError(f"layer {node.name!r}: pad value {value} is not representable "
-                              f"in its input format (scale {t.scale}, {t.bits} bits)")
+                raise IRError(f"layer {node.name!r}: pad value {value} is not on its input's "
+                              f"grid ({t.offset} + {t.scale!r} * k, 0 <= k < {1 << t.bits}): "
+                              "a real-valued input is unsigned, so pad_values=-1 never is; "
+                              "use pad_values=0, or for pad_values=1 an input format that "
+                              "holds 1.0 (--input-scale/--input-bits)")
             node.pad = "zero" if k == 0 else int(k)
         else:
             raise IRError(f"layer {node.name!r}: pad value {value} on a {t.encoding} input; "

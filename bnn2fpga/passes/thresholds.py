@@ -57,9 +57,10 @@ def channel_vector(node: Node, value: np.ndarray | None, channels: int, default:
     if v.size == 1:
         return np.full(channels, v[0], dtype=np.float32)
     if v.size != channels:
-        raise IRError(f"node {node.name!r} has {v.size} per-channel parameters but the "
-                      f"binary layer before it has {channels} output channels (a BatchNorm "
-                      "or scale after Flatten is per feature, not per channel: unsupported)")
+        raise IRError(f"layer {node.name!r} has {v.size} parameters but the binary layer "
+                      f"before it has {channels} output channels: a BatchNorm or scale after "
+                      "a Flatten is per feature, not per channel, and is supported only at "
+                      "the output; before a binarisation, put it before the Flatten")
     return v
 
 
