@@ -106,7 +106,9 @@ def accumulator_bound(node: Dense, in_type: TensorType) -> int:
     if in_type.encoding in ("uint", "unipolar"):
         return node.fan_in * ((1 << in_type.bits) - 1)
     raise IRError(f"layer {node.name!r}: a {in_type.encoding!r} input to a binary-weight "
-                  "unit is not supported (expected bipolar, unipolar or uint)")
+                  "unit is not supported (expected bipolar, unipolar or uint): binarise the "
+                  "previous layer's output first (a QActivation('binary') or a Larq "
+                  "input_quantizer)")
 
 
 # ----------------------------------------------------------------------------------------

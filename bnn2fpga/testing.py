@@ -203,12 +203,13 @@ class _ChainBuilder:
 
         self.add(tf.keras.layers.BatchNormalization(), "BN", self.shape)
 
-    def matvec(self, out: int, *, conv: bool, first: bool, activation: bool = False) -> None:
+    def matvec(self, out: int, *, conv: bool, first: bool, activation: bool = False,
+               lib: str | None = None) -> None:
         """A binary Dense/Conv2D; Larq's takes the pending binarisation as input quantizer."""
         import larq as lq
         from qkeras import QConv2D, QDense, binary
 
-        lib = "larq" if self.pending_sign else self.lib()
+        lib = "larq" if self.pending_sign else (lib or self.lib())
         bias = self.coin(0.3)
         if conv:
             k = int(self.rng.choice([k for k in (1, 2, 3) if k <= min(self.shape[:2])]))
@@ -320,9 +321,10 @@ def random_keras_chain(rng: np.random.Generator, library: str = "mixed") -> Kera
         conv = i < n_conv
         if not conv and len(b.shape) > 1:
             b.flatten()
-        own_activation = not conv and b.lib() == "qkeras" and b.coin(0.25) \
-            and not b.pending_sign
-        b.matvec(int(rng.integers(2, 7)), conv=conv, first=first, activation=own_activation)
+        lib = b.lib()
+        own_activation = not conv and lib == "qkeras" and b.coin(0.25) and not b.pending_sign
+        b.matvec(int(rng.integers(2, 7)), conv=conv, first=first, activation=own_activation,
+                 lib=lib)
         first = False
         if not own_activation:
             if conv and min(b.shape[:2]) >= 2 and b.coin(0.3):
