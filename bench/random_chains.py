@@ -47,12 +47,16 @@ def features(layers: list[str]) -> list[str]:
                                         and any("[ste_sign in]" in d for d in layers[2:4])):
         found.add("Larq sign input" + (" behind Flatten/pool" if "[ste_sign in]"
                                        not in layers[1] else ""))
-    if layers[-2:] == ["BN", "Flatten"]:
-        found.add("final BN before Flatten")
-    if layers[-2:] == ["Flatten", "BN"]:
-        found.add("final BN after Flatten")
-    if layers[-1] == "Flatten" and layers[-2].startswith(("QConv2D", "QuantConv2D")):
+    last = max(i for i, d in enumerate(layers) if d.startswith(("Q", "Quant"))
+               and not d.startswith(("QActivation", "quantized")))
+    tail = layers[last + 1:]  # what follows the last binary layer
+    if "Flatten" in tail and layers[last].startswith(("QConv2D", "QuantConv2D")):
         found.add("last conv -> Flatten")
+        flat = tail.index("Flatten")
+        if "BN" in tail[:flat]:
+            found.add("final BN before Flatten")
+        if "BN" in tail[flat:]:
+            found.add("final BN after Flatten")
     return sorted(found)
 
 

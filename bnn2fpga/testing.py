@@ -316,7 +316,7 @@ def random_keras_chain(rng: np.random.Generator, library: str = "mixed") -> Kera
         kwargs = {"input_scale": CHAIN_INPUT_SCALE, "input_bits": CHAIN_INPUT_BITS}
     first = True
     n_conv = int(rng.integers(1, 3)) if spatial else 0
-    n_dense = int(rng.integers(0, 3))
+    n_dense = 0 if spatial and b.coin(0.4) else int(rng.integers(0, 3))  # often a last conv
     for i in range(n_conv + n_dense):
         conv = i < n_conv
         if not conv and len(b.shape) > 1:
@@ -334,7 +334,7 @@ def random_keras_chain(rng: np.random.Generator, library: str = "mixed") -> Kera
                 b.batchnorm()
             b.binarise()
         b.between(conv)
-    if len(b.shape) > 1 and b.coin(0.5):
+    if len(b.shape) > 1 and b.coin(0.3):
         b.flatten()
     conv_last = len(b.shape) > 1
     b.matvec(int(rng.integers(2, 6)), conv=conv_last, first=first)
