@@ -162,8 +162,9 @@ class Dense(Node):
     weights negated already (the flip is folded into the weights once, here).
     ``thresholds``: int64 (out_channels, n) ascending; output code = #{j : acc >= T[c, j]}.
     ``None`` means the node outputs the accumulator itself (the network's last layer).
-    ``output_affine``: (scale, offset) float64 per channel, applied by the host only, to
-    turn the last layer's accumulator into the Keras model's float output.
+    ``output_affine``: (scale, offset) float64 per channel, or per output element when the
+    model's last float step follows a Flatten, applied by the host only, to turn the last
+    layer's accumulator into the Keras model's float output.
     ``acc_bits``: signed width of the accumulator and of the thresholds, derived from the
     worst case |acc| <= bound by ``passes.assign_accumulator_widths`` (thresholds lie in
     [-bound, bound + 1], so the width holds bound + 1).  Backends use it as is.

@@ -106,7 +106,9 @@ def accumulator_bound(node: Dense, in_type: TensorType) -> int:
     if in_type.encoding in ("uint", "unipolar"):
         return node.fan_in * ((1 << in_type.bits) - 1)
     raise IRError(f"layer {node.name!r}: a {in_type.encoding!r} input to a binary-weight "
-                  "unit is not supported (expected bipolar, unipolar or uint)")
+                  "unit is not supported (expected bipolar, unipolar or uint): binarise the "
+                  "previous layer's output first (a QActivation('binary') or a Larq "
+                  "input_quantizer)")
 
 
 # ----------------------------------------------------------------------------------------
@@ -249,6 +251,9 @@ def execute(graph: Graph, codes: np.ndarray) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {graph.input.name: np.asarray(codes, dtype=np.int64)}
     types = {graph.input.name: graph.input.out}
     for node in graph.nodes[1:]:
+        if len(node.inputs) != 1:
+            raise IRError(f"the reference has no kernel for node {node.name!r} ({node.op}) "
+                          f"with {len(node.inputs)} inputs")
         src = node.inputs[0]
         values[node.name] = run_node(node, types[src], values[src])
         types[node.name] = node.out
@@ -256,9 +261,17 @@ def execute(graph: Graph, codes: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def output_codes_to_float(graph: Graph, codes: np.ndarray) -> np.ndarray:
-    out = graph.output
-    affine = out.output_affine if isinstance(out, Dense) else None
-    return codes_to_float(out.out, codes, affine)
+    """The output node's codes -> the model's float32 outputs.  The last binary layer's
+    affine (per channel, or per element of its output) applies also behind a Flatten."""
+    node = graph.output
+    while isinstance(node, Reshape):
+        node = graph.producer(node)
+    affine = node.output_affine if isinstance(node, Dense) else None
+    if affine is None or graph.output.out.encoding != "int":
+        return codes_to_float(graph.output.out, codes)
+    scale, offset = (np.asarray(v, np.float64).reshape(-1) for v in affine)
+    rows = codes.reshape(len(codes), -1, scale.size)  # channels-last: channel = index % C
+    return codes_to_float(graph.output.out, rows, (scale, offset)).reshape(codes.shape)
 
 
 def run(graph: Graph, x: np.ndarray) -> np.ndarray:

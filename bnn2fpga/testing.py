@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from bnn2fpga.ir import (
@@ -145,3 +148,262 @@ def random_input_codes(rng: np.random.Generator, graph: Graph, frames: int) -> n
     t = graph.input.out
     top = 2 if t.encoding == "bipolar" else (1 << t.bits)
     return rng.integers(0, top, (frames,) + t.shape).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------
+# Random supported Keras chains (QKeras, Larq and both mixed), built as a user would
+# ----------------------------------------------------------------------------------------
+
+CHAIN_INPUT_SCALE = 0.0625
+CHAIN_INPUT_BITS = 5
+
+
+@dataclass
+class KerasChain:
+    """A random Keras model the README says is supported, with its compile options and
+    input frames on the compile's grid."""
+
+    model: Any
+    compile_kwargs: dict[str, Any]
+    x: np.ndarray
+    layers: list[str]  # a short description of each layer, for tables and messages
+
+
+class _ChainBuilder:
+    def __init__(self, rng: np.random.Generator, library: str) -> None:
+        self.rng, self.library = rng, library
+        self.layers: list[Any] = []
+        self.desc: list[str] = []
+        self.shape: tuple[int, ...] = ()
+        self.pending_sign = False  # the next binary layer must binarise its input (Larq)
+
+    def lib(self) -> str:
+        return str(self.rng.choice(["qkeras", "larq"])) if self.library == "mixed" \
+            else self.library
+
+    def coin(self, p: float = 0.5) -> bool:
+        return bool(self.rng.random() < p)
+
+    def add(self, layer: Any, desc: str, shape: tuple[int, ...]) -> None:
+        self.layers.append(layer)
+        self.desc.append(desc)
+        self.shape = shape
+
+    def binarise(self, lib: str | None = None) -> None:
+        """A binarisation: a QActivation, or (Larq) the next binary layer's input quantizer."""
+        from qkeras import QActivation
+
+        if (lib or self.lib()) == "larq":
+            self.pending_sign = True
+        else:
+            self.add(QActivation("binary"), "QActivation(binary)", self.shape)
+
+    def batchnorm(self) -> None:
+        import tensorflow as tf
+
+        self.add(tf.keras.layers.BatchNormalization(), "BN", self.shape)
+
+    def matvec(self, out: int, *, conv: bool, first: bool, activation: bool = False,
+               lib: str | None = None) -> None:
+        """A binary Dense/Conv2D; Larq's takes the pending binarisation as input quantizer."""
+        import larq as lq
+        from qkeras import QConv2D, QDense, binary
+
+        lib = "larq" if self.pending_sign else (lib or self.lib())
+        bias = self.coin(0.3)
+        if conv:
+            k = int(self.rng.choice([k for k in (1, 2, 3) if k <= min(self.shape[:2])]))
+            padding = str(self.rng.choice(["same", "valid"]))
+            stride = int(self.rng.choice([1, 2])) if min(self.shape[:2]) >= 4 else 1
+            h, w = ((-(-s // stride)) if padding == "same" else (s - k) // stride + 1
+                    for s in self.shape[:2])
+            shape = (h, w, out)
+        else:
+            shape = (out,)
+        if lib == "qkeras":
+            alpha = "auto_po2" if self.coin(0.2) else 1
+            kw = {"kernel_quantizer": binary(alpha=alpha), "use_bias": bias}
+            if activation:
+                kw["activation"] = binary(alpha=1)
+            layer = QConv2D(out, k, strides=stride, padding=padding, **kw) if conv else \
+                QDense(out, **kw)
+            name = f"QConv2D({out},{k},s{stride},{padding})" if conv else f"QDense({out})"
+            name += f"[alpha={alpha}]" * (alpha != 1) + "+bias" * bias \
+                + "+binary" * activation
+        else:
+            kw = {"kernel_quantizer": "ste_sign", "use_bias": bias,
+                  "input_quantizer": "ste_sign" if self.pending_sign else None}
+            if conv:
+                # a pad value must be representable: ±1 on binary inputs, 0/1 on the grid
+                pads = [0.0, 1.0] if first and not self.pending_sign else [0.0, 1.0, -1.0]
+                pad = float(self.rng.choice(pads)) if padding == "same" else 0.0
+                layer = lq.layers.QuantConv2D(out, k, strides=stride, padding=padding,
+                                              pad_values=pad, **kw)
+                name = f"QuantConv2D({out},{k},s{stride},{padding},pad={pad:g})"
+            else:
+                layer = lq.layers.QuantDense(out, **kw)
+                name = f"QuantDense({out})"
+            name += "[ste_sign in]" * self.pending_sign + "+bias" * bias
+        self.pending_sign = False
+        self.add(layer, name, shape)
+
+    def between(self, conv: bool) -> None:
+        """Layers a binarised tensor may pass on its way to the next binary layer: pools,
+        Flatten/Reshape, a second binarisation."""
+        import tensorflow as tf
+
+        L = tf.keras.layers
+        if conv and min(self.shape[:2]) >= 2 and self.coin(0.35):
+            if self.coin(0.6):  # a pending Larq sign then follows the pool
+                self.add(L.MaxPooling2D(), "MaxPool", (self.shape[0] // 2, self.shape[1] // 2,
+                                                       self.shape[2]))
+            else:
+                self.sign_now()
+                self.add(L.AveragePooling2D(padding="same"), "AvgPool",
+                         (-(-self.shape[0] // 2), -(-self.shape[1] // 2), self.shape[2]))
+                self.binarise()  # an average of bits must be binarised (a majority vote)
+        if self.coin(0.25):
+            self.sign_now()
+            self.binarise()  # a second binarisation: the identity on ±1
+
+    def sign_now(self) -> None:
+        """Make a pending Larq binarisation explicit (a QActivation) where the next layer is
+        not a binary layer."""
+        if self.pending_sign:
+            self.pending_sign = False
+            self.binarise("qkeras")
+
+    def flatten(self) -> None:
+        import tensorflow as tf
+
+        L = tf.keras.layers
+        size = int(np.prod(self.shape))
+        if len(self.shape) == 3 and self.coin(0.3):
+            self.add(L.Reshape((self.shape[0] * self.shape[1], self.shape[2])), "Reshape",
+                     (self.shape[0] * self.shape[1], self.shape[2]))
+        self.add(L.Flatten(), "Flatten", (size,))
+
+
+def random_keras_chain(rng: np.random.Generator, library: str = "mixed") -> KerasChain:
+    """A random chain model of supported layers (``library`` qkeras, larq or mixed):
+
+    input (real on a 5-bit grid, QKeras input quantizer, or a Larq sign behind Flatten or
+    max-pool) -> conv blocks -> dense blocks -> a last binary layer, optionally with a
+    BatchNorm before or after a final Flatten.  Each hidden block: binary layer [max-pool]
+    [BN] binarisation, then optionally pools, a second binarisation, Flatten/Reshape."""
+    import tensorflow as tf
+    from qkeras import QActivation, quantized_relu
+
+    L = tf.keras.layers
+    b = _ChainBuilder(rng, library)
+    spatial = b.coin(0.6)
+    shape = (int(rng.integers(4, 8)), int(rng.integers(4, 8)), int(rng.integers(1, 3))) \
+        if spatial else (int(rng.integers(4, 17)),)
+    b.add(L.InputLayer(input_shape=shape), f"Input{shape}", shape)
+    first_lib = b.lib()
+    kwargs: dict[str, Any] = {}
+    sign_input = first_lib == "larq" and b.coin(0.4)
+    if sign_input:
+        if spatial and b.coin(0.5):
+            b.add(L.MaxPooling2D(), "MaxPool", (shape[0] // 2, shape[1] // 2, shape[2]))
+        if not spatial or b.coin(0.5):
+            spatial = False
+            b.flatten()
+        b.pending_sign = True
+    elif first_lib == "qkeras" and b.coin(0.4):
+        b.add(QActivation(quantized_relu(CHAIN_INPUT_BITS, 1)), "quantized_relu(5,1)", shape)
+    else:
+        kwargs = {"input_scale": CHAIN_INPUT_SCALE, "input_bits": CHAIN_INPUT_BITS}
+    first = True
+    n_conv = int(rng.integers(1, 3)) if spatial else 0
+    n_dense = 0 if spatial and b.coin(0.4) else int(rng.integers(0, 3))  # often a last conv
+    for i in range(n_conv + n_dense):
+        conv = i < n_conv
+        if not conv and len(b.shape) > 1:
+            b.flatten()
+        lib = b.lib()
+        own_activation = not conv and lib == "qkeras" and b.coin(0.25) and not b.pending_sign
+        b.matvec(int(rng.integers(2, 7)), conv=conv, first=first, activation=own_activation,
+                 lib=lib)
+        first = False
+        if not own_activation:
+            if conv and min(b.shape[:2]) >= 2 and b.coin(0.3):
+                b.add(L.MaxPooling2D(), "MaxPool", (b.shape[0] // 2, b.shape[1] // 2,
+                                                    b.shape[2]))
+            if b.coin(0.8):
+                b.batchnorm()
+            b.binarise()
+        b.between(conv)
+    if len(b.shape) > 1 and b.coin(0.3):
+        b.flatten()
+    conv_last = len(b.shape) > 1
+    b.matvec(int(rng.integers(2, 6)), conv=conv_last, first=first)
+    if b.coin(0.5):
+        b.batchnorm()
+    if conv_last and b.coin(0.7):
+        b.flatten()
+        if b.coin(0.4):
+            b.batchnorm()  # per feature, at the output
+    model = tf.keras.Sequential(b.layers, name=f"chain_{library}")
+    randomise_weights(rng, model)
+    if sign_input:
+        x = rng.normal(size=(64, *shape)).astype(np.float32)
+        x[:, ::3] = 0.0  # ties: sign(0) = +1
+    else:
+        x = (rng.integers(0, 1 << CHAIN_INPUT_BITS, (64, *shape)) * CHAIN_INPUT_SCALE
+             ).astype(np.float32)
+    return KerasChain(model, kwargs, x, b.desc)
+
+
+def randomise_weights(rng: np.random.Generator, model: Any) -> None:
+    """Seeded latent kernels and biases, and BatchNorm statistics that put each crossing
+    inside the reachable range, with negative and zero scales (as a trained model has)."""
+    import tensorflow as tf
+
+    fan_in = 1
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            c = int(layer.gamma.shape[0])
+            spread = float(np.sqrt(fan_in))
+            gamma = rng.normal(size=c)
+            gamma[rng.random(c) < 0.1] = 0.0
+            layer.set_weights([gamma, rng.normal(size=c), rng.normal(size=c) * spread,
+                               rng.uniform(0.3, 3.0, c) * spread])
+        elif weights:  # a binary layer: kernel [, bias]
+            fan_in = int(np.prod(weights[0].shape[:-1]))
+            layer.set_weights([rng.normal(size=w.shape) * (np.sqrt(fan_in) if i else 1.0)
+                               for i, w in enumerate(weights)])
+
+
+def keras_mismatches(model: Any, graph: Graph, x: np.ndarray) -> list[str]:
+    """How the reference differs from the Keras model on frames ``x`` (empty: exact).
+
+    Outputs: same shape and argmax, equal up to float32 rounding of the last affine step.
+    Every intermediate binary activation (``graph.meta["keras_activations"]``) bit for bit."""
+    import tensorflow as tf
+
+    from bnn2fpga import reference
+
+    x = x.reshape((len(x), *model.input_shape[1:]))
+    problems = []
+    keras_out = model.predict(x, verbose=0)
+    ref_out = reference.run(graph, x)
+    if ref_out.dtype != np.float32 or ref_out.shape != keras_out.shape:
+        return [f"output {ref_out.dtype}{ref_out.shape} vs Keras {keras_out.shape}"]
+    if keras_out.shape[-1] > 1 and not np.array_equal(ref_out.argmax(-1), keras_out.argmax(-1)):
+        problems.append("argmax differs")
+    tol = 8 * np.finfo(np.float32).eps * np.maximum(1.0, np.abs(keras_out))
+    err = np.abs(ref_out.astype(np.float64) - keras_out)
+    if not np.all(err <= tol):
+        problems.append(f"output error {float(err.max())!r}")
+    values = reference.execute(graph, reference.quantize_input(graph.input, x))
+    for node_name, layer_name in graph.meta.get("keras_activations", {}).items():
+        probe = tf.keras.Model(model.inputs, model.get_layer(layer_name).output)
+        keras_bits = (probe.predict(x, verbose=0) >= 0).astype(np.int64)
+        if values[node_name].shape != keras_bits.shape:
+            problems.append(f"{node_name}: shape {values[node_name].shape} vs "
+                            f"{layer_name} {keras_bits.shape}")
+        elif (bad := int(np.sum(values[node_name] != keras_bits))):
+            problems.append(f"{node_name} vs {layer_name}: {bad} bits differ")
+    return problems

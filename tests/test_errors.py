@@ -181,3 +181,39 @@ def test_simulate_rejects_non_project_and_bad_arrays(tmp_path, capsys):
     code, text = run_cli(capsys, "simulate", str(tmp_path), "--input",
                          str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"))
     assert code == 2 and "not a readable .npy" in text
+
+
+def test_batchnorm_after_flatten_before_a_sign_is_refused_with_what_works():
+    """Per feature, not per channel: supported at the output only (README, "What it reads")."""
+    from qkeras import QActivation, QConv2D, QDense, binary
+
+    from bnn2fpga.compile import compile_model
+
+    k = {"kernel_quantizer": binary(alpha=1), "use_bias": False}
+    model = tf.keras.Sequential([
+        tf.keras.layers.InputLayer(input_shape=(4, 4, 1)), QConv2D(2, 3, **k),
+        tf.keras.layers.Flatten(), tf.keras.layers.BatchNormalization(name="bn_flat"),
+        QActivation("binary"), QDense(2, **k)])
+    with pytest.raises(IRError) as e:
+        compile_model(model, input_scale=0.0625, input_bits=5)
+    msg = str(e.value)
+    assert "'bn_flat'" in msg and "per feature" in msg and "before the Flatten" in msg
+
+
+@pytest.mark.parametrize("pad, bits", [(-1.0, 5), (1.0, 4)])
+def test_larq_pad_value_off_the_input_grid_is_refused(pad, bits):
+    """pad_values=±1 on a real-valued first layer needs the input grid to hold the value."""
+    import larq as lq
+
+    from bnn2fpga.compile import compile_model
+
+    model = tf.keras.Sequential([
+        tf.keras.layers.InputLayer(input_shape=(4, 4, 1)),
+        lq.layers.QuantConv2D(2, 3, padding="same", pad_values=pad, kernel_quantizer="ste_sign",
+                              name="first"), tf.keras.layers.Flatten()])
+    with pytest.raises(IRError) as e:
+        compile_model(model, input_scale=0.0625, input_bits=bits)
+    msg = str(e.value)
+    assert "'first'" in msg and f"pad value {pad}" in msg and "pad_values=0" in msg
+    if pad > 0:  # 1.0 = 16 * 0.0625 is on a 5-bit grid
+        assert compile_model(model, input_scale=0.0625, input_bits=5).nodes[1].pad == 16

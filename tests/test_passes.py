@@ -233,8 +233,8 @@ def test_lower_pad_values(in_type, pad, code):
 
 
 @pytest.mark.parametrize("in_type, pad, match", [
-    (TensorType((4, 4, 2), "uint", 3, 0.25), 0.3, "not representable"),
-    (TensorType((4, 4, 2), "uint", 3, 0.25), 2.0, "not representable"),  # code 8 > 7
+    (TensorType((4, 4, 2), "uint", 3, 0.25), 0.3, "not on its input.s grid"),
+    (TensorType((4, 4, 2), "uint", 3, 0.25), 2.0, "not on its input.s grid"),  # code 8 > 7
     (TensorType((4, 4, 2), "bipolar"), 0.5, "pad value 0.5 on a bipolar input"),
 ])
 def test_lower_pad_values_refuses(in_type, pad, match):

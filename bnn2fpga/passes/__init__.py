@@ -22,15 +22,14 @@ from bnn2fpga.passes.thresholds import fold_sign_into_thresholds, remove_redunda
 def lower_to_hardware(graph: Graph, *, input_scale: float | None = None,
                       input_bits: int | None = None,
                       folding: dict[str, tuple[int, int]] | None = None) -> Graph:
-    """Float-stage graph (from a frontend) -> hardware IR, integers only."""
+    """Float-stage graph (from a frontend) -> hardware IR, integers only.  Every pass that
+    changes a node's type or wiring re-derives the types after it (``propagate_types``)."""
     steps = [
         ("fold_input_sign", fold_input_sign),
         ("set_input_format", lambda g: set_input_format(g, input_scale, input_bits)),
         ("propagate_types", propagate_types),
-        ("remove_redundant_signs", remove_redundant_signs),
-        ("fold_sign_into_thresholds", fold_sign_into_thresholds),
+        ("fold_sign_into_thresholds", fold_sign_into_thresholds),  # + remove_redundant_signs
         ("fold_output_affine", fold_output_affine),
-        ("propagate_types", propagate_types),
         ("lower_pad_values", lower_pad_values),
         ("assign_accumulator_widths", assign_accumulator_widths),
         ("assign_folding", lambda g: assign_folding(g, folding)),

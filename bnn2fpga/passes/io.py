@@ -12,10 +12,14 @@ from bnn2fpga.ir import (
     Dense,
     Graph,
     IRError,
+    MaxPool2D,
+    Node,
+    Reshape,
     Sign,
     TensorType,
     signed_bits_for,
 )
+from bnn2fpga.passes.structure import propagate_types
 from bnn2fpga.passes.thresholds import affine_terms, input_scale
 from bnn2fpga.reference import accumulator_bound
 
@@ -23,14 +27,27 @@ MAX_INPUT_BITS = 16
 
 
 def fold_input_sign(graph: Graph) -> Graph:
-    """A sign right after a real-valued input binarises on the host: the input is bipolar."""
+    """A sign on a real-valued input binarises on the host: the input is bipolar.
+
+    The sign may stand behind Flatten/Reshape and max-pool layers: a sign commutes with them
+    (it is monotone), so binarising first gives the same bits."""
     inp = graph.input
-    consumers = graph.consumers(inp.name)
-    if inp.out.encoding == "float" and len(consumers) == 1 and isinstance(consumers[0], Sign):
-        inp.out = TensorType(inp.out.shape, "bipolar")
-        inp.quantizer = "sign"
-        graph.bypass(consumers[0])
-    return graph
+    if inp.out.encoding != "float":
+        return graph
+    node: Node = inp
+    while True:
+        consumers = graph.consumers(node.name)
+        if len(consumers) != 1:
+            return graph
+        node = consumers[0]
+        if isinstance(node, Sign):
+            break
+        if not isinstance(node, (Reshape, MaxPool2D)):
+            return graph
+    inp.out = TensorType(inp.out.shape, "bipolar")
+    inp.quantizer = "sign"
+    graph.bypass(node)
+    return propagate_types(graph)
 
 
 def set_input_format(graph: Graph, scale: float | None = None, bits: int | None = None
@@ -72,30 +89,48 @@ def set_input_format(graph: Graph, scale: float | None = None, bits: int | None 
 
 def fold_output_affine(graph: Graph) -> Graph:
     """The last binary layer keeps its integer accumulator; the float steps after it (scale,
-    bias, BatchNorm) become one per-class affine that only the host applies."""
-    tail = []
+    bias, BatchNorm, also behind a Flatten/Reshape) become one affine that only the host
+    applies: per channel, or per output element where a step after a Flatten is per feature.
+    Flatten/Reshape steps stay in the graph (the output keeps the model's shape)."""
+    tail: list[Node] = []
     node = graph.output
-    while isinstance(node, (ChannelAffine, BatchNorm)):
+    while isinstance(node, (ChannelAffine, BatchNorm, Reshape)):
         tail.insert(0, node)
         node = graph.producer(node)
+    steps = [op for op in tail if not isinstance(op, Reshape)]
     if not isinstance(node, Dense) or node.thresholds is not None:
-        if tail:
-            raise IRError(f"the float output steps {[n.name for n in tail]} follow "
+        if steps:
+            raise IRError(f"the float output steps {[n.name for n in steps]} follow "
                           f"{node.name!r} ({node.op}); supported: a binary Dense/Conv2D "
-                          "followed by scale, bias or BatchNorm at the output")
+                          "followed by scale, bias or BatchNorm at the output (before or "
+                          "after a Flatten)")
         return graph
-    channels = node.out_channels
-    in_type = graph.producer(node).out
-    a = np.full(channels, input_scale(in_type), dtype=np.float64)
-    b = np.zeros(channels, dtype=np.float64)
-    for op in tail:
-        mul, add = affine_terms(op, channels)
-        a, b = a * mul, b * mul + add
+    a, b = output_affine_terms(node, graph.producer(node).out, tail)
     node.output_affine = (a, b)
     node.out = TensorType(node.out.shape, "int", node.acc_bits or 2)
-    for op in tail:
+    for op in steps:
         graph.bypass(op)
-    return graph
+    return propagate_types(graph)
+
+
+def output_affine_terms(node: Dense, in_type: TensorType, tail: list[Node]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) in float64 with output = a * acc + b, per channel of ``node`` when every step is
+    per channel, else per element of its output (flattened channels-last)."""
+    a = np.full(node.out.size, input_scale(in_type), dtype=np.float64)
+    b = np.zeros(node.out.size, dtype=np.float64)
+    for op in tail:
+        if isinstance(op, Reshape):
+            continue
+        features = op.out.shape[-1]
+        mul, add = affine_terms(op, features)
+        rows = (-1, features)
+        a = (a.reshape(rows) * mul).reshape(-1)
+        b = (b.reshape(rows) * mul + add).reshape(-1)
+    per_channel = (a.reshape(-1, node.out_channels), b.reshape(-1, node.out_channels))
+    if all(np.all(v == v[:1]) for v in per_channel):
+        return per_channel[0][0].copy(), per_channel[1][0].copy()
+    return a, b
 
 
 def assign_accumulator_widths(graph: Graph) -> Graph:
@@ -109,4 +144,4 @@ def assign_accumulator_widths(graph: Graph) -> Graph:
             node.thresholds = np.clip(node.thresholds, -bound, bound + 1).astype(np.int64)
         elif node.out.encoding == "int":
             node.out = TensorType(node.out.shape, "int", node.acc_bits)
-    return graph
+    return propagate_types(graph)  # a Flatten behind an accumulator output takes its width

@@ -7,6 +7,8 @@ import numpy as np
 from bnn2fpga.folding import default_folding, folding_error
 from bnn2fpga.ir import (
     AvgPool2D,
+    BatchNorm,
+    ChannelAffine,
     Conv2D,
     Dense,
     Graph,
@@ -14,6 +16,7 @@ from bnn2fpga.ir import (
     MajorityPool2D,
     MaxPool2D,
     Reshape,
+    Sign,
     TensorType,
 )
 from bnn2fpga.reference import accumulator_bound
@@ -31,8 +34,11 @@ def lower_pad_values(graph: Graph) -> Graph:
         elif t.encoding == "uint":
             k = (value - t.offset) / t.scale
             if k != int(k) or not 0 <= k < (1 << t.bits):
-                raise IRError(f"layer {node.name!r}: pad value {value} is not representable "
-                              f"in its input format (scale {t.scale}, {t.bits} bits)")
+                raise IRError(f"layer {node.name!r}: pad value {value} is not on its input's "
+                              f"grid ({t.offset} + {t.scale!r} * k, 0 <= k < {1 << t.bits}): "
+                              "a real-valued input is unsigned, so pad_values=-1 never is; "
+                              "use pad_values=0, or for pad_values=1 an input format that "
+                              "holds 1.0 (--input-scale/--input-bits)")
             node.pad = "zero" if k == 0 else int(k)
         else:
             raise IRError(f"layer {node.name!r}: pad value {value} on a {t.encoding} input; "
@@ -101,11 +107,19 @@ def check_hardware_graph(graph: Graph) -> Graph:
 
 
 def propagate_types(graph: Graph) -> Graph:
-    """Pools and reshapes carry their producer's encoding."""
+    """Re-derive every node's output type from its producer's, in one forward sweep.
+
+    Pools and reshapes carry their producer's type; a sign is bipolar; a majority pool is
+    bipolar; scale, bias, BatchNorm and average pool (float stage) are float32.  The input
+    and the binary layers keep the types their passes gave them.  Every pass that rewires or
+    re-types nodes runs this afterwards, so no pass patches its neighbours' types."""
     for node in graph.nodes[1:]:
+        shape = node.out.shape
         if isinstance(node, (MaxPool2D, Reshape)):
             src = graph.producer(node).out
-            node.out = TensorType(node.out.shape, src.encoding, src.bits, src.scale,
-                                  src.offset)
+            node.out = TensorType(shape, src.encoding, src.bits, src.scale, src.offset)
+        elif isinstance(node, (Sign, MajorityPool2D)):
+            node.out = TensorType(shape, "bipolar")
+        elif isinstance(node, (ChannelAffine, BatchNorm, AvgPool2D)):
+            node.out = TensorType(shape, "float", 32)
     return graph
-

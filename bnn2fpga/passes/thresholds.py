@@ -31,10 +31,12 @@ from bnn2fpga.ir import (
     Sign,
     TensorType,
 )
+from bnn2fpga.passes.structure import propagate_types
 from bnn2fpga.reference import accumulator_bound
 
 CHAIN_OPS = (ChannelAffine, BatchNorm, MaxPool2D, Reshape)
 _WINDOW = np.arange(-4, 5)
+FLOAT32_EXACT = float(2 ** 24)  # from here on, float32 no longer holds every integer
 
 
 def input_scale(in_type: TensorType) -> float:
@@ -55,9 +57,10 @@ def channel_vector(node: Node, value: np.ndarray | None, channels: int, default:
     if v.size == 1:
         return np.full(channels, v[0], dtype=np.float32)
     if v.size != channels:
-        raise IRError(f"node {node.name!r} has {v.size} per-channel parameters but the "
-                      f"binary layer before it has {channels} output channels (a BatchNorm "
-                      "or scale after Flatten is per feature, not per channel: unsupported)")
+        raise IRError(f"layer {node.name!r} has {v.size} parameters but the binary layer "
+                      f"before it has {channels} output channels: a BatchNorm or scale after "
+                      "a Flatten is per feature, not per channel, and is supported only at "
+                      "the output; before a binarisation, put it before the Flatten")
     return v
 
 
@@ -94,8 +97,12 @@ def evaluate_float32(ops: list[Node], x: np.ndarray) -> np.ndarray:
 
 
 def sign_bits(sign: Sign, x: np.ndarray) -> np.ndarray:
+    """The model's binarisation of float32 pre-activations x, by its own quantizer; from
+    |x| >= 2^24, where QKeras's float32 arithmetic fails (``float32_sign_warning``), the exact
+    sign (x >= 0)."""
     if sign.evaluate is not None:
-        return np.asarray(sign.evaluate(x)) > 0
+        exact = np.abs(x) >= FLOAT32_EXACT
+        return np.where(exact, x >= 0, np.asarray(sign.evaluate(x)) > 0)
     return x >= 0
 
 
@@ -116,17 +123,51 @@ def collect_chain(graph: Graph, sign: Sign) -> tuple[Dense, list[Node]]:
     return node, ops
 
 
+def chain_affine(matvec: Dense, in_type: TensorType, ops: list[Node]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) in float64 per channel: the pre-activation is a * acc + b (exact arithmetic)."""
+    channels = matvec.out_channels
+    a = np.full(channels, input_scale(in_type), dtype=np.float64)
+    b = np.zeros(channels, dtype=np.float64)
+    for op in ops:
+        mul, add = affine_terms(op, channels)
+        a, b = a * mul, b * mul + add
+    return a, b
+
+
+def float32_sign_warning(matvec: Dense, in_type: TensorType, ops: list[Node], sign: Sign
+                         ) -> str | None:
+    """A warning naming the layer when the model's own binarisation can return values other
+    than ±1 over the reachable pre-activations.  QKeras ``binary`` computes
+    x + stop_gradient(sign(x) - x) in float32, which gives 0 or ±2 once |x| >= 2^24; the
+    hardware binarises exactly, so Keras and the design then differ."""
+    if sign.evaluate is None:
+        return None
+    a, b = chain_affine(matvec, in_type, ops)
+    reach = np.abs(a) * accumulator_bound(matvec, in_type) + np.abs(b)
+    channels = np.flatnonzero(reach >= FLOAT32_EXACT)
+    if channels.size == 0:
+        return None
+    probe = np.float32(FLOAT32_EXACT + 2) * np.array([[1.0], [-1.0]], np.float32)
+    values = np.asarray(sign.evaluate(np.repeat(probe, matvec.out_channels, axis=1)))
+    if np.all(np.abs(values) == 1):
+        return None  # this quantizer is exact at large magnitudes (Larq's signs are)
+    layer = sign.name.split("/")[0]
+    return (f"layer {layer!r}: the binarisation after {matvec.name!r} sees pre-activations "
+            f"up to {float(reach.max()):.3g} in magnitude on channels "
+            f"{channels.tolist()[:8]}{' ...' if channels.size > 8 else ''}; from 2^24 on, its "
+            "float32 arithmetic returns 0 or ±2 instead of ±1 (QKeras binary), so Keras may "
+            "differ from the design, which binarises exactly; rescale the BatchNorm "
+            "(smaller gamma) to stay below 2^24")
+
+
 def threshold_channels(matvec: Dense, in_type: TensorType, ops: list[Node], sign: Sign
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Per channel: (T, flip) with bit = [acc' >= T] where acc' = -acc for flipped channels."""
     channels = matvec.out_channels
     bound = accumulator_bound(matvec, in_type)
     scale = input_scale(in_type)
-    a = np.full(channels, scale, dtype=np.float64)
-    b = np.zeros(channels, dtype=np.float64)
-    for op in ops:
-        mul, add = affine_terms(op, channels)
-        a, b = a * mul, b * mul + add
+    a, b = chain_affine(matvec, in_type, ops)
 
     def decide(d: np.ndarray) -> np.ndarray:
         x = (d.astype(np.float32) * np.float32(scale)).astype(np.float32)
@@ -174,8 +215,14 @@ def pool_min_channels(ops: list[Node], pool_index: int, channels: int) -> tuple[
 
 
 def fold_sign_into_thresholds(graph: Graph) -> Graph:
-    """Every Sign after a binary layer's chain -> integer thresholds on that layer."""
+    """Every Sign after a binary layer's chain -> integer thresholds on that layer.
+
+    One sign at a time, first in graph order; before each, the types are re-derived
+    (``propagate_types``) and signs on already bipolar tensors removed, so every fold sees
+    the types its earlier folds produced (a Flatten or max-pool behind a folded sign is
+    bipolar; a second sign behind it is the identity)."""
     while True:
+        graph = remove_redundant_signs(propagate_types(graph))
         sign = next((n for n in graph.nodes if isinstance(n, Sign)), None)
         if sign is None:
             return graph
@@ -188,6 +235,9 @@ def fold_sign_into_thresholds(graph: Graph) -> Graph:
             continue
         matvec, ops = collect_chain(graph, sign)
         in_type = graph.producer(matvec).out
+        warning = float32_sign_warning(matvec, in_type, ops, sign)
+        if warning:
+            graph.meta.setdefault("warnings", []).append(warning)
         thresholds, flip = threshold_channels(matvec, in_type, ops, sign)
         matvec.weights = np.where(flip[:, None], -matvec.weights, matvec.weights).astype(np.int8)
         matvec.thresholds = thresholds[:, None]
@@ -196,7 +246,6 @@ def fold_sign_into_thresholds(graph: Graph) -> Graph:
         for i, op in enumerate(ops):
             if isinstance(op, (MaxPool2D, Reshape)):
                 op.inputs = [kept[-1].name]
-                op.out = TensorType(op.out.shape, "bipolar")
                 if isinstance(op, MaxPool2D):
                     op.min_channels = pool_min_channels(ops, i, matvec.out_channels)
                 kept.append(op)
@@ -221,7 +270,7 @@ def fold_sign_into_majority_pool(graph: Graph, pool: AvgPool2D, reshapes: list[N
                               stride=pool.stride, pads=pool.pads)
     kept: list[Node] = [majority]
     for op in reshapes:
-        op.inputs, op.out = [kept[-1].name], TensorType(op.out.shape, "bipolar")
+        op.inputs = [kept[-1].name]
         kept.append(op)
     graph.replace([pool, *reshapes, sign], kept)
     graph.meta.setdefault("keras_activations", {})[kept[-1].name] = reshapes[-1].name \
@@ -229,7 +278,8 @@ def fold_sign_into_majority_pool(graph: Graph, pool: AvgPool2D, reshapes: list[N
 
 
 def remove_redundant_signs(graph: Graph) -> Graph:
-    """A Sign on an already bipolar tensor is the identity."""
+    """A Sign on an already bipolar tensor is the identity (types as ``propagate_types``
+    derives them: a sign, or a pool or reshape of one, is bipolar)."""
     for node in list(graph.nodes):
         if isinstance(node, Sign) and graph.producer(node).out.encoding == "bipolar":
             graph.bypass(node)
