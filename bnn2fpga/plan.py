@@ -16,7 +16,8 @@ of the plan: a writer renders them from the IR node when it writes files
 plans for many foldings cheaply.  ``plan_to_json`` is what ``compile`` writes as
 ``OUT/plan.json``.
 
-Micro-architecture (both writers realise it the same way):
+Micro-architecture (both writers realise it the same way; each op's own units come from its
+``lower`` in ``bnn2fpga.ops``, the rest is this module's):
 
 * a width converter wherever a producer's lanes per beat differ from what the consumer takes
   (one unit, whatever the ratio of the widths);
@@ -33,22 +34,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bnn2fpga.folding import folding_error
-from bnn2fpga.ir import (
-    Conv2D,
-    Dense,
-    Graph,
-    IRError,
-    MajorityPool2D,
-    MaxPool2D,
-    Node,
-    Reshape,
-    TensorType,
-)
-from bnn2fpga.reference import accumulator_bound
+from bnn2fpga.ir import Dense, Graph, IRError, Node, TensorType
+from bnn2fpga.ops import FIFO_DEPTH, op_type
+from bnn2fpga.ops.dense import elem_bits, input_fifo_depth, mvtu_params
+from bnn2fpga.ops.window import pad_code, swu_params, uses_tap_valid
 from bnn2fpga.units import UNITS
 
-FIFO_DEPTH = 2           # the FIFO behind every layer (>= 2: one beat per cycle)
+# the lowering rules live with each op (bnn2fpga.ops); the plan's users read them here too
+__all__ = ["AXIS_MAX_W", "FIFO_DEPTH", "PORT_IN", "PORT_OUT", "Plan", "Stream", "Unit",
+           "axis_lanes", "build_plan", "elem_bits", "first_lanes", "graph_folding", "ident",
+           "input_fifo_depth", "layer_plan_units", "mvtu_params", "pad_code", "plan_to_json",
+           "swu_params", "uses_tap_valid"]
+
 AXIS_MAX_W = 1024        # widest TDATA of the top's AXI streams
 PORT_IN, PORT_OUT = "s_axis", "m_axis"
 PLAN_FORMAT = "bnn2fpga-plan"
@@ -152,31 +149,6 @@ def ident(name: str) -> str:
     return s if re.match(r"[A-Za-z]", s) else f"n_{s}"
 
 
-def elem_bits(t: TensorType) -> int:
-    """Bits of one streamed element of a tensor."""
-    if t.is_binary:
-        return 1
-    if t.encoding in ("uint", "int"):
-        return int(t.bits)
-    raise IRError(f"a {t.encoding!r} tensor cannot be streamed in hardware; run the passes "
-                  "(compile the model) first")
-
-
-def input_fifo_depth(node: Node, pe: int, simd: int) -> int:
-    """Beats of the FIFO in front of ``node``'s MVTU at folding (pe, simd), 0 for none.
-
-    An MVTU with one output pixel (a dense layer) takes its input vector only during its
-    first neuron fold (FINN-style input caching) and replays it for the other NF - 1 folds.
-    A FIFO of one whole vector (SF words of SIMD codes) right in front of it lets the
-    producer write the next vector meanwhile, and the MVTU then reads it at one word per
-    cycle: the pair runs at the slower one's folded rate instead of serialising.  Convs need
-    none (their sliding window buffers rows, a whole frame when the window covers the
-    input); nor does an MVTU with one neuron fold."""
-    if not isinstance(node, Dense) or isinstance(node, Conv2D) or node.out_channels == pe:
-        return 0
-    return max(FIFO_DEPTH, node.fan_in // simd)
-
-
 def axis_lanes(lanes: int, bits: int) -> int:
     """Lanes per beat of a top-level AXI stream: ``lanes``, or its largest divisor that
     fits ``AXIS_MAX_W`` bits."""
@@ -187,76 +159,13 @@ def axis_lanes(lanes: int, bits: int) -> int:
 
 
 def first_lanes(graph: Graph, node: Node, fold: dict[str, tuple[int, int]]) -> int:
-    """Elements per beat that ``node``'s first unit consumes (a Reshape passes the stream
-    on to its consumer)."""
-    if isinstance(node, Reshape):
+    """Elements per beat that ``node``'s first unit consumes (a node with no unit, a
+    Reshape, passes the stream on to its consumer)."""
+    lanes = op_type(node).first_lanes
+    if lanes is None:
         nxt = graph.consumers(node.name)
         return first_lanes(graph, nxt[0], fold) if nxt else node.out.shape[-1]
-    if isinstance(node, Dense):
-        return fold[node.name][1]
-    if isinstance(node, (MaxPool2D, MajorityPool2D)):
-        return node.out.channels
-    raise IRError(f"no hardware unit implements node {node.name!r} ({node.op}); run the "
-                  "passes so that only hardware nodes remain")
-
-
-def mvtu_params(node: Dense, in_type: TensorType, pe: int, simd: int) -> dict[str, int]:
-    """bnn_mvtu / MatrixVectorActivate parameters of ``node`` at (pe, simd)."""
-    bound = accumulator_bound(node, in_type)
-    acc_w = node.acc_bits  # set by passes.assign_accumulator_widths
-    if acc_w < 2 or (1 << (acc_w - 1)) - 1 < bound + 1:
-        raise IRError(f"layer {node.name!r}: acc_bits={acc_w} cannot hold the worst-case "
-                      f"accumulator {bound} and the never-on threshold {bound + 1}; run the "
-                      "passes (assign_accumulator_widths)")
-    nt = 0 if node.thresholds is None else int(node.thresholds.shape[1])
-    if nt:
-        out_w = max(1, nt.bit_length())
-        if node.out.encoding == "uint" and node.out.bits < out_w:
-            raise IRError(f"layer {node.name!r}: {nt} thresholds need {out_w} output bits, "
-                          f"the IR declares {node.out.bits}")
-        if node.out.encoding != "uint" and nt != 1:
-            raise IRError(f"layer {node.name!r}: a {node.out.encoding} output takes one "
-                          f"threshold per channel, got {nt}")
-    else:
-        out_w = acc_w
-    return {"PE": pe, "SIMD": simd, "NF": node.out_channels // pe, "SF": node.fan_in // simd,
-            "IN_BITS": elem_bits(in_type), "IN_UINT": int(in_type.encoding != "bipolar"),
-            "USE_TAP_VALID": int(uses_tap_valid(node, in_type)), "ACC_W": acc_w, "NT": nt,
-            "TW": acc_w, "OUT_W": out_w}
-
-
-def uses_tap_valid(node: Node, in_type: TensorType) -> bool:
-    """Whether the sliding window in front of ``node`` flags padded taps: a bipolar conv
-    padded with zeros (a padded tap adds exactly 0, a value bipolar bits cannot hold), and a
-    padded pool (a padded position is ignored).  Without padding no tap is ever invalid."""
-    if not any(getattr(node, "pads", ())):
-        return False
-    if isinstance(node, Conv2D):
-        return in_type.encoding == "bipolar" and node.pad == "zero"
-    return isinstance(node, (MaxPool2D, MajorityPool2D))
-
-
-def pad_code(node: Conv2D, bits: int) -> int:
-    """The code a padded tap of ``node``'s window carries when it is not flagged invalid."""
-    if node.pad == "zero":
-        return 0
-    if isinstance(node.pad, int) and 0 <= node.pad < (1 << bits):
-        return node.pad
-    raise IRError(f"layer {node.name!r}: pad {node.pad!r} is not 'zero' or a {bits}-bit code")
-
-
-def swu_params(node: Conv2D | MaxPool2D | MajorityPool2D, in_shape: tuple[int, ...],
-               simd: int, bits: int) -> dict[str, int]:
-    """bnn_swu / SlidingWindow parameters for ``node``'s window over ``in_shape``."""
-    if len(in_shape) != 3:
-        raise IRError(f"layer {node.name!r}: a sliding window needs an (H, W, C) input, got "
-                      f"{in_shape}")
-    ih, iw, c = in_shape
-    oh, ow = node.out.shape[0], node.out.shape[1]
-    return {"SIMD": simd, "EB": bits, "C": c, "IH": ih, "IW": iw, "KH": node.kernel[0],
-            "KW": node.kernel[1], "SH": node.stride[0], "SW": node.stride[1],
-            "PT": node.pads[0], "PL": node.pads[2], "OH": oh, "OW": ow,
-            "PAD_CODE": pad_code(node, bits) if isinstance(node, Conv2D) else 0}
+    return lanes(node, fold)
 
 
 class _Builder:
@@ -335,8 +244,7 @@ class _Builder:
         self.plan.input_shape = inp.out.shape
         for node in g.nodes[1:]:
             self.check_chain(node)
-            if not isinstance(node, Reshape):
-                self.lower(node, g.producer(node).out)
+            self.lower(node, g.producer(node).out)
         s = self.cur
         assert s is not None
         self.convert(axis_lanes(s.lanes, s.bits), g.output.name, g.output.out.size)
@@ -360,55 +268,14 @@ class _Builder:
                           "yet; each tensor must feed exactly one layer")
 
     def lower(self, node: Node, in_type: TensorType) -> None:
-        """Append the units of one IR node, fed by the current stream."""
-        elems = in_type.size
-        self.convert(first_lanes(self.graph, node, self.fold), node.name, elems)
-        s = self.cur
-        assert s is not None
-        if isinstance(node, Dense):
-            pe, simd = self.fold[node.name]
-            if err := folding_error(node, pe, simd):
-                raise IRError(f"invalid folding: {err}")
-            params = mvtu_params(node, in_type, pe, simd)
-            pixels = 1
-            if isinstance(node, Conv2D):
-                if node.out.shape[-1] != node.out_channels or len(in_type.shape) != 3:
-                    raise IRError(f"layer {node.name!r}: conv shapes do not match")
-                sp = swu_params(node, in_type.shape, simd, s.bits)
-                pixels = node.out.shape[0] * node.out.shape[1]
-                self.add("swu", node.name, sp, simd, s.bits,
-                         pixels * node.kernel[0] * node.kernel[1] * (sp["C"] // simd),
-                         s.signed, tap_valid=bool(params["USE_TAP_VALID"]))
-            elif node.fan_in != in_type.size:
-                raise IRError(f"layer {node.name!r}: fan-in {node.fan_in} != input size "
-                              f"{in_type.size}")
-            if depth := input_fifo_depth(node, pe, simd):
-                self.add_fifo(node.name, depth, "in_fifo")
-            signed = node.thresholds is None
-            self.add("mvtu", node.name, params, pe, params["OUT_W"], pixels * params["NF"],
-                     signed)
-        elif isinstance(node, (MaxPool2D, MajorityPool2D)):
-            majority = isinstance(node, MajorityPool2D)
-            if majority and in_type.encoding != "bipolar":
-                raise IRError(f"layer {node.name!r}: a majority pool takes a bipolar (H, W, C) "
-                              f"tensor, not {in_type.encoding}")
-            c = in_type.shape[-1]
-            oh, ow = node.out.shape[0], node.out.shape[1]
-            kk = node.kernel[0] * node.kernel[1]
-            self.add("swu", node.name, swu_params(node, in_type.shape, c, s.bits), c,
-                     s.bits, oh * ow * kk, s.signed, tap_valid=uses_tap_valid(node, in_type))
-            if majority:
-                self.add("majority_pool", node.name, {"C": c, "KK": kk}, c, 1, oh * ow,
-                         suffix="pool")
-            else:
-                if any(not 0 <= ch < c for ch in node.min_channels):
-                    raise IRError(f"layer {node.name!r}: min_channels {node.min_channels} "
-                                  f"outside 0..{c - 1}")
-                self.add("pool", node.name, {"SIMD": c, "EB": s.bits, "CG": 1, "KK": kk,
-                                             "SIGNED": int(s.signed)},
-                         c, s.bits, oh * ow, s.signed)
-        else:
-            raise IRError(f"no hardware unit implements node {node.name!r} ({node.op})")
+        """Append the units of one IR node (its op's ``lower``), fed by the current stream
+        through a width converter where needed, and a FIFO behind its last unit."""
+        op = op_type(node)
+        if op.first_lanes is None:      # no unit of its own: the stream passes on
+            op.lower(self, node, in_type)
+            return
+        self.convert(op.first_lanes(node, self.fold), node.name, in_type.size)
+        op.lower(self, node, in_type)
         self.add_fifo(node.name, FIFO_DEPTH, "fifo")
 
 

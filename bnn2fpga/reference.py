@@ -1,9 +1,10 @@
 """Bit-exact reference executor of the hardware IR (the executable specification).
 
 Tensors between nodes are integer codes with a leading batch axis: 0/1 for binary
-encodings, k for ``uint``, the accumulator for ``int``.  Matrix-vector nodes pack their
-operands into 64-bit words (``packing.pack_words``) and compute XNOR-popcount; a multi-bit
-unsigned input is processed bit-plane by bit-plane with AND-popcounts, as hardware would.
+encodings, k for ``uint``, the accumulator for ``int``.  Each node runs its op's kernel
+(``bnn2fpga.ops``: matrix-vector nodes pack their operands into 64-bit words and compute
+XNOR-popcount, a multi-bit unsigned input bit-plane by bit-plane, as hardware would); this
+module walks the graph and converts between float frames and codes at its edges.
 """
 
 from __future__ import annotations
@@ -11,20 +12,19 @@ from __future__ import annotations
 import numpy as np
 
 from bnn2fpga.ir import (
-    Conv2D,
     Dense,
     Graph,
     Input,
     IRError,
-    MajorityPool2D,
-    MaxPool2D,
     Node,
     Reshape,
     TensorType,
 )
-from bnn2fpga.packing import bipolar_to_bits, lane_mask, pack_words, popcount
+from bnn2fpga.ops import op_type
+from bnn2fpga.ops.dense import accumulator_bound
 
-_CHUNK_ELEMENTS = 1 << 22  # bound on rows * out_channels * words held at once
+__all__ = ["InputError", "accumulator_bound", "codes_to_float", "execute",
+           "output_codes_to_float", "quantize_input", "run", "run_node"]
 
 
 class InputError(ValueError):
@@ -99,151 +99,9 @@ def codes_to_float(t: TensorType, codes: np.ndarray, affine=None) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 
 
-def accumulator_bound(node: Dense, in_type: TensorType) -> int:
-    """Largest |accumulator| a matrix-vector node can produce, from its fan-in."""
-    if in_type.encoding == "bipolar":
-        return node.fan_in
-    if in_type.encoding in ("uint", "unipolar"):
-        return node.fan_in * ((1 << in_type.bits) - 1)
-    raise IRError(f"layer {node.name!r}: a {in_type.encoding!r} input to a binary-weight "
-                  "unit is not supported (expected bipolar, unipolar or uint): binarise the "
-                  "previous layer's output first (a QActivation('binary') or a Larq "
-                  "input_quantizer)")
-
-
-# ----------------------------------------------------------------------------------------
-# Node kernels
-# ----------------------------------------------------------------------------------------
-
-
-def im2col(codes: np.ndarray, node: Conv2D, pad_code: int) -> tuple[np.ndarray, np.ndarray]:
-    """(N, H, W, C) codes -> (N, P, K) patches in (ky, kx, c) order and a (P, K) validity mask
-    that is 0 on padded taps.  Padded taps hold ``pad_code``."""
-    n = codes.shape[0]
-    patches = window_view(codes, node, fill=pad_code).reshape(n, -1, node.fan_in)
-    ones = np.ones((1,) + codes.shape[1:], dtype=np.int64)
-    valid = window_view(ones, node, fill=0).reshape(-1, node.fan_in).astype(np.uint8)
-    return patches, valid
-
-
-def _popcount_dot(a_words: np.ndarray, w_words: np.ndarray, combine: str) -> np.ndarray:
-    """sum over words of popcount(XNOR or AND of a (R, W) and w (O, W)) -> (R, O)."""
-    rows, nwords = a_words.shape
-    out = np.zeros((rows, w_words.shape[0]), dtype=np.int64)
-    step = max(1, _CHUNK_ELEMENTS // max(1, w_words.shape[0] * nwords))
-    for start in range(0, rows, step):
-        a = a_words[start:start + step, None, :]
-        x = ~(a ^ w_words[None]) if combine == "xnor" else (a & w_words[None])
-        out[start:start + step] = popcount(x).sum(axis=-1)
-    return out
-
-
-def bipolar_dot(bits: np.ndarray, valid: np.ndarray | None, weights: np.ndarray) -> np.ndarray:
-    """Signed dot products of bipolar activations with bipolar weights.
-
-    bits: (R, K) 0/1; valid: (R, K) 0/1 or None; weights (O, K) in {-1,+1}.
-    dot = 2 * popcount(XNOR(a, w) & valid) - popcount(valid): invalid lanes contribute 0."""
-    k = bits.shape[-1]
-    w_words = pack_words(bipolar_to_bits(weights))
-    a_words = pack_words(bits)
-    if valid is None:
-        a_xnor = _popcount_dot(a_words, w_words, "xnor")
-        # XNOR sets the lanes past K too (0 xnor 0 = 1): remove them once
-        pad_lanes = w_words.shape[-1] * 64 - k
-        return 2 * (a_xnor - pad_lanes) - k
-    # mask invalid lanes: XNOR(a, w) & v = (a & w & v) | (~a & ~w & v)
-    v_words = pack_words(valid)
-    n_valid = popcount(v_words).sum(axis=-1)[:, None]
-    ones = _popcount_dot(a_words & v_words, w_words, "and")
-    zeros = _popcount_dot(~a_words & v_words & lane_mask(k), ~w_words & lane_mask(k), "and")
-    return 2 * (ones + zeros) - n_valid
-
-
-def unsigned_dot(codes: np.ndarray, bits: int, weights: np.ndarray) -> np.ndarray:
-    """Dot products of unsigned codes (R, K) with bipolar weights (O, K), bit-serially:
-    sum_b 2^b * (2 * popcount(plane_b & w) - popcount(plane_b))."""
-    w_words = pack_words(bipolar_to_bits(weights))
-    acc = np.zeros((codes.shape[0], weights.shape[0]), dtype=np.int64)
-    for b in range(bits):
-        plane = pack_words(((codes >> b) & 1).astype(np.uint8))
-        pos = _popcount_dot(plane, w_words, "and")
-        ones = popcount(plane).sum(axis=-1)[:, None]
-        acc += (2 * pos - ones) << b
-    return acc
-
-
-def run_matvec(node: Dense, in_type: TensorType, codes: np.ndarray) -> np.ndarray:
-    n = codes.shape[0]
-    bound = accumulator_bound(node, in_type)
-    if isinstance(node, Conv2D):
-        pad_code = 0 if node.pad == "zero" else int(node.pad)
-        patches, vmask = im2col(codes, node, pad_code)
-        rows = patches.reshape(n * patches.shape[1], -1)
-        masked = in_type.encoding == "bipolar" and node.pad == "zero" and vmask.min() == 0
-        valid = np.tile(vmask, (n, 1)) if masked else None
-    else:
-        rows = codes.reshape(n, -1)
-        valid = None
-    if rows.shape[1] != node.fan_in:
-        raise IRError(f"layer {node.name!r}: fan-in {node.fan_in} != input size {rows.shape[1]}")
-    if in_type.encoding == "bipolar":
-        acc = bipolar_dot(rows.astype(np.uint8), valid, node.weights)
-    else:
-        acc = unsigned_dot(rows, in_type.bits if in_type.encoding == "uint" else 1,
-                           node.weights)
-    # the accumulator width is derived from this bound (ir.signed_bits_for); overflow is
-    # impossible by construction, and asserted here
-    assert np.abs(acc).max(initial=0) <= bound, f"{node.name}: accumulator exceeds {bound}"
-    if node.thresholds is not None:
-        acc = (acc[:, :, None] >= node.thresholds[None, :, :]).sum(axis=-1)
-    return acc.reshape((n,) + node.out.shape)
-
-
-def run_maxpool(node: MaxPool2D, in_type: TensorType, codes: np.ndarray) -> np.ndarray:
-    lo = np.iinfo(np.int64).min
-    invert = np.zeros(codes.shape[-1], dtype=bool)
-    invert[list(node.min_channels)] = True
-    # min over x == -max over -x: pool the negated values of the min channels; padded
-    # positions hold the lowest value, so they never win
-    out = window_view(np.where(invert, -codes, codes), node, fill=lo).max(axis=3)
-    assert (out > lo).all(), f"{node.name}: a window with no valid position"
-    return np.where(invert, -out, out)
-
-
-def window_view(codes: np.ndarray, node: Conv2D | MaxPool2D | MajorityPool2D, fill: int
-                ) -> np.ndarray:
-    """(N, OH, OW, KH*KW, C) sliding windows of a conv or pool; padded positions hold
-    ``fill``."""
-    n, h, w, c = codes.shape
-    kh, kw = node.kernel
-    sh, sw = node.stride
-    top, bottom, left, right = node.pads
-    oh, ow = node.out.shape[0], node.out.shape[1]
-    padded = np.full((n, h + top + bottom, w + left + right, c), fill, dtype=np.int64)
-    padded[:, top:top + h, left:left + w, :] = codes
-    taps = [padded[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
-            for ky in range(kh) for kx in range(kw)]
-    return np.stack(taps, axis=3)
-
-
-def run_majority_pool(node: MajorityPool2D, codes: np.ndarray) -> np.ndarray:
-    # valid bits count +1 or -1; padded positions (fill 2 -> weight 0) count nothing
-    windows = window_view(codes, node, fill=2)
-    votes = np.where(windows == 2, 0, 2 * windows - 1).sum(axis=3)
-    return (votes >= 0).astype(np.int64)
-
-
-def run_node(node: Node, in_type: TensorType | None, codes: np.ndarray | None) -> np.ndarray:
-    if isinstance(node, Dense):
-        return run_matvec(node, in_type, codes)
-    if isinstance(node, MaxPool2D):
-        return run_maxpool(node, in_type, codes)
-    if isinstance(node, MajorityPool2D):
-        return run_majority_pool(node, codes)
-    if isinstance(node, Reshape):
-        return codes.reshape((codes.shape[0],) + node.out.shape)
-    raise IRError(f"the reference cannot execute node {node.name!r} ({node.op}); run the "
-                  "passes first so that only hardware nodes remain")
+def run_node(node: Node, in_type: TensorType, codes: np.ndarray) -> np.ndarray:
+    """One hardware node's kernel (its op's ``run``, ``bnn2fpga.ops``)."""
+    return op_type(node).run(node, in_type, codes)
 
 
 def execute(graph: Graph, codes: np.ndarray) -> dict[str, np.ndarray]:

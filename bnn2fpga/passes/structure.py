@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from bnn2fpga.folding import default_folding, folding_error
 from bnn2fpga.ir import (
     AvgPool2D,
     BatchNorm,
     ChannelAffine,
     Conv2D,
-    Dense,
     Graph,
     IRError,
-    MajorityPool2D,
-    MaxPool2D,
-    Reshape,
     Sign,
     TensorType,
 )
-from bnn2fpga.reference import accumulator_bound
+from bnn2fpga.ops import op_type
 
 
 def lower_pad_values(graph: Graph) -> Graph:
@@ -77,30 +71,7 @@ def check_hardware_graph(graph: Graph) -> Graph:
                           "or at the output)")
         if len(node.inputs) != 1:
             raise IRError(f"{where}: expected one input")
-        src = graph.producer(node).out
-        if isinstance(node, Dense):
-            bound = accumulator_bound(node, src)
-            if node.acc_bits < 2 or (1 << (node.acc_bits - 1)) <= bound:
-                raise IRError(f"{where}: accumulator width {node.acc_bits} cannot hold "
-                              f"+-{bound + 1}")
-            if node.thresholds is not None:
-                t = node.thresholds
-                if t.dtype.kind != "i" or t.min() < -bound or t.max() > bound + 1:
-                    raise IRError(f"{where}: thresholds outside [-{bound}, {bound + 1}]")
-                if np.any(np.diff(t, axis=1) < 0):
-                    raise IRError(f"{where}: thresholds not ascending")
-            elif node.output_affine is None:
-                raise IRError(f"{where}: an accumulator output needs an output affine")
-            if folding_error(node, node.pe, node.simd):
-                raise IRError(folding_error(node, node.pe, node.simd))
-        elif isinstance(node, MajorityPool2D) and src.encoding != "bipolar":
-            raise IRError(f"{where}: majority pool of a {src.encoding} input")
-        elif isinstance(node, (MaxPool2D, Reshape)):
-            if node.out.encoding != src.encoding:
-                raise IRError(f"{where}: encoding {node.out.encoding} != input "
-                              f"{src.encoding}")
-            if isinstance(node, Reshape) and node.out.size != src.size:
-                raise IRError(f"{where}: reshape from {src.shape} to {node.out.shape}")
+        op_type(node).check(node, graph.producer(node).out)
     if graph.input.out.encoding not in ("uint", "bipolar"):
         raise IRError(f"input encoding {graph.input.out.encoding}: expected uint or bipolar")
     return graph
@@ -115,10 +86,11 @@ def propagate_types(graph: Graph) -> Graph:
     re-types nodes runs this afterwards, so no pass patches its neighbours' types."""
     for node in graph.nodes[1:]:
         shape = node.out.shape
-        if isinstance(node, (MaxPool2D, Reshape)):
-            src = graph.producer(node).out
-            node.out = TensorType(shape, src.encoding, src.bits, src.scale, src.offset)
-        elif isinstance(node, (Sign, MajorityPool2D)):
+        if type(node).hardware:
+            infer = op_type(node).infer
+            if infer is not None:
+                node.out = infer(node, graph.producer(node).out)
+        elif isinstance(node, Sign):
             node.out = TensorType(shape, "bipolar")
         elif isinstance(node, (ChannelAffine, BatchNorm, AvgPool2D)):
             node.out = TensorType(shape, "float", 32)

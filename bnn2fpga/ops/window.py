@@ -1,0 +1,82 @@
+"""The sliding window shared by convolutions and pools: its reference view of the input,
+its unit's parameters and when it flags padded taps.  Not an op of its own."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bnn2fpga.ir import Conv2D, IRError, MajorityPool2D, MaxPool2D, Node, TensorType
+
+Windowed = Conv2D | MaxPool2D | MajorityPool2D
+
+
+def window_view(codes: np.ndarray, node: Windowed, fill: int) -> np.ndarray:
+    """(N, OH, OW, KH*KW, C) sliding windows of a conv or pool; padded positions hold
+    ``fill``."""
+    n, h, w, c = codes.shape
+    kh, kw = node.kernel
+    sh, sw = node.stride
+    top, bottom, left, right = node.pads
+    oh, ow = node.out.shape[0], node.out.shape[1]
+    padded = np.full((n, h + top + bottom, w + left + right, c), fill, dtype=np.int64)
+    padded[:, top:top + h, left:left + w, :] = codes
+    taps = [padded[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
+            for ky in range(kh) for kx in range(kw)]
+    return np.stack(taps, axis=3)
+
+
+def check_window_input(node: Node, src: TensorType) -> None:
+    if len(src.shape) != 3:
+        raise IRError(f"layer {node.name!r} ({node.op}): a sliding window needs an (H, W, C) "
+                      f"input, got {src.shape}")
+
+
+def window_cycles(node: Windowed, in_shape: tuple[int, ...], beats_per_pixel: int) -> int:
+    """Cycles per frame of the sliding window's writer: one beat per cycle, the input
+    frame's ``IH * IW * beats_per_pixel`` beats."""
+    check_window_input(node, TensorType(tuple(in_shape), "bipolar"))
+    return in_shape[0] * in_shape[1] * beats_per_pixel
+
+
+def uses_tap_valid(node: Node, in_type: TensorType) -> bool:
+    """Whether the sliding window in front of ``node`` flags padded taps: a bipolar conv
+    padded with zeros (a padded tap adds exactly 0, a value bipolar bits cannot hold), and a
+    padded pool (a padded position is ignored).  Without padding no tap is ever invalid."""
+    if not any(getattr(node, "pads", ())):
+        return False
+    if isinstance(node, Conv2D):
+        return in_type.encoding == "bipolar" and node.pad == "zero"
+    return isinstance(node, (MaxPool2D, MajorityPool2D))
+
+
+def pad_code(node: Conv2D, bits: int) -> int:
+    """The code a padded tap of ``node``'s window carries when it is not flagged invalid."""
+    if node.pad == "zero":
+        return 0
+    if isinstance(node.pad, int) and 0 <= node.pad < (1 << bits):
+        return node.pad
+    raise IRError(f"layer {node.name!r}: pad {node.pad!r} is not 'zero' or a {bits}-bit code")
+
+
+def swu_params(node: Windowed, in_shape: tuple[int, ...], simd: int, bits: int
+               ) -> dict[str, int]:
+    """bnn_swu / SlidingWindow parameters for ``node``'s window over ``in_shape``."""
+    if len(in_shape) != 3:
+        raise IRError(f"layer {node.name!r}: a sliding window needs an (H, W, C) input, got "
+                      f"{in_shape}")
+    ih, iw, c = in_shape
+    oh, ow = node.out.shape[0], node.out.shape[1]
+    return {"SIMD": simd, "EB": bits, "C": c, "IH": ih, "IW": iw, "KH": node.kernel[0],
+            "KW": node.kernel[1], "SH": node.stride[0], "SW": node.stride[1],
+            "PT": node.pads[0], "PL": node.pads[2], "OH": oh, "OW": ow,
+            "PAD_CODE": pad_code(node, bits) if isinstance(node, Conv2D) else 0}
+
+
+def lower_window(b, node: Windowed, in_type: TensorType, simd: int, tap_valid: bool) -> None:
+    """Append the sliding window in front of ``node``'s reducer or MVTU to plan builder
+    ``b`` (it emits OH*OW*KH*KW*C/SIMD beats of SIMD codes)."""
+    s = b.cur
+    params = swu_params(node, in_type.shape, simd, s.bits)
+    taps = node.out.shape[0] * node.out.shape[1] * node.kernel[0] * node.kernel[1]
+    b.add("swu", node.name, params, simd, s.bits, taps * (params["C"] // simd), s.signed,
+          tap_valid=tap_valid)
