@@ -40,7 +40,8 @@ from bnn2fpga.estimate import (
     producer_beats,
     serialised_interval,
 )
-from bnn2fpga.ir import Conv2D, Dense, Graph, IRError, MaxPool2D, Node, Reshape
+from bnn2fpga.ir import Dense, Graph, IRError, MaxPool2D, Node, Reshape
+from bnn2fpga.ops.window import has_window
 from bnn2fpga.plan import elem_bits, input_fifo_depth, swu_params
 
 Folding = dict[str, tuple[int, int]]
@@ -222,7 +223,7 @@ class FoldingSearch:
         pe, simd = fold
         dwc = None if lanes == simd else {"IWB": lanes * bits, "OWB": simd * bits}
         swu = None
-        if isinstance(node, Conv2D):  # the same window parameters the planner uses
+        if has_window(node):  # the same window parameters the planner uses
             swu = swu_params(node, self.graph.producer(node).out.shape, simd, bits)
         beats = producer_beats(prod, lanes)
         # the consumer's input-vector FIFO follows the plan's rule (one source)

@@ -21,10 +21,12 @@ Micro-architecture (both writers realise it the same way; each op's own units co
 
 * a width converter wherever a producer's lanes per beat differ from what the consumer takes
   (one unit, whatever the ratio of the widths);
-* a sliding window in front of every conv's MVTU and every pool's reducer;
+* a sliding window in front of every conv's MVTU (except a pointwise conv's: 1x1,
+  stride 1, unpadded) and every pool's reducer;
 * a FIFO of ``FIFO_DEPTH`` beats behind every layer's last unit;
-* a FIFO of one input vector in front of a dense MVTU with several neuron folds
-  (``input_fifo_depth``), which keeps back-to-back dense layers from serialising;
+* a FIFO of one input vector (a pointwise conv: one pixel) in front of an MVTU with no
+  window and several neuron folds (``input_fifo_depth``), which keeps back-to-back dense
+  layers from serialising;
 * top-level AXI streams at most ``AXIS_MAX_W`` bits wide.
 """
 

@@ -128,3 +128,19 @@ def test_plan_json_is_written_and_names_every_unit(tmp_path: Path) -> None:
     cpp = (tmp_path / "out" / "hls" / "firmware" / "bnn_top.cpp").read_text()
     for name in units:
         assert f" u_{name} (" in sv and f"void {name}(" in cpp
+
+
+def test_a_pointwise_conv_has_no_sliding_window() -> None:
+    """A 1x1 stride-1 unpadded conv's window is the identity: its MVTU reads the pixels
+    directly, behind a FIFO of one pixel's SF words (it replays them for its neuron folds);
+    a strided 1x1 conv keeps its window (it subsamples)."""
+    rng = np.random.default_rng(3)
+    pointwise = testing.random_conv_graph(rng, h=4, w=4, c=4, out_ch=6, k=1, pe=3, simd=2)
+    plan = build_plan(pointwise)
+    assert [u.kind for u in plan.layer_units("conv")] == ["mvtu"]
+    mvtu = plan.unit("conv", "mvtu")
+    assert plan.stream(mvtu.inp).depth == max(2, mvtu.params["SF"])   # fed by s_axis
+    assert not plan.stream(mvtu.inp).tap_valid and mvtu.params["USE_TAP_VALID"] == 0
+    strided = testing.random_conv_graph(rng, h=5, w=6, c=4, out_ch=4, k=1, stride=2, pe=4,
+                                        simd=4)
+    assert [u.kind for u in build_plan(strided).layer_units("conv")] == ["swu", "mvtu"]

@@ -10,6 +10,7 @@ import numpy as np
 
 from bnn2fpga import folding
 from bnn2fpga.ir import Conv2D, Dense, Graph, MajorityPool2D, MaxPool2D, Node, Reshape
+from bnn2fpga.ops.window import has_window, is_pointwise
 from bnn2fpga.plan import FIFO_DEPTH, Plan, build_plan, input_fifo_depth
 from bnn2fpga.units import UNITS, unit_delay
 from bnn2fpga.units.dwc import dwc_capacity_beats
@@ -97,9 +98,10 @@ def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
 
 def after_last_input(node: Node, per_pixel: int) -> int:
     """Steps a unit still takes for a pixel once the last input it waits for is there."""
-    if isinstance(node, Conv2D):     # window read latency, then the pixel's whole work
-        return UNITS["swu"].delay({}) + per_pixel - 1
+    if has_window(node) and isinstance(node, Conv2D):   # window read latency, then the
+        return UNITS["swu"].delay({}) + per_pixel - 1    # pixel's whole work
     if isinstance(node, Dense):      # the remaining neuron folds replay the stored input
+        # (a dense layer's vector, a pointwise conv's pixel)
         nf = node.out_channels // node.pe
         return (nf - 1) * (per_pixel // nf)
     return UNITS["swu"].delay({}) + per_pixel - 1      # pool: the window's taps
@@ -112,8 +114,9 @@ def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
     a dense layer needs its whole input vector.  -1: an output row whose windows lie wholly
     in the top padding waits for no input."""
     n_out = folding.out_pixels(node)
-    windowed = isinstance(node, Conv2D) or hasattr(node, "kernel")   # convs and pools
-    if len(src.out.shape) != 3 or not windowed:
+    if is_pointwise(node):           # each output pixel waits for its own input pixel
+        return np.arange(n_out, dtype=np.int64)
+    if len(src.out.shape) != 3 or not has_window(node):
         return np.full(n_out, folding.out_pixels(src) - 1, dtype=np.int64)
     h, w = src.out.shape[0], src.out.shape[1]
     oh, ow = node.out.shape[0], node.out.shape[1]

@@ -10,6 +10,7 @@ from bnn2fpga.ops import Cycles, OpType
 from bnn2fpga.ops import dense as matvec
 from bnn2fpga.ops.window import (
     check_window_input,
+    is_pointwise,
     lower_window,
     uses_tap_valid,
     window_cycles,
@@ -48,18 +49,22 @@ def check(node: Conv2D, src: TensorType) -> None:
 def cycles(node: Conv2D, in_shape: tuple[int, ...]) -> Cycles:
     """Sliding window + MVTU.  The window writes one beat of SIMD input channels per cycle
     (IH * IW * C/SIMD) while it emits the taps the MVTU consumes; the slower of the two sets
-    the rate (the writer wins for a stride larger than the kernel and NF = 1)."""
+    the rate (the writer wins for a stride larger than the kernel and NF = 1).  A pointwise
+    conv's MVTU reads those beats itself, within its own cycles."""
     c = max(matvec.matvec_cycles(node),
             window_cycles(node, in_shape, in_shape[-1] // node.simd))
     return Cycles(c, c)
 
 
 def lower(b, node: Conv2D, in_type: TensorType) -> None:
+    """Sliding window + MVTU; a pointwise conv (1x1, stride 1, unpadded) has no window: its
+    MVTU reads each pixel's channels as a dense layer reads its vector."""
     simd = matvec.check_folding(node, b.fold)[1]
     if node.out.shape[-1] != node.out_channels or len(in_type.shape) != 3:
         raise IRError(f"layer {node.name!r}: conv shapes do not match")
     tap_valid = uses_tap_valid(node, in_type)
-    lower_window(b, node, in_type, simd, tap_valid)
+    if not is_pointwise(node):
+        lower_window(b, node, in_type, simd, tap_valid)
     matvec.lower_mvtu(b, node, in_type, node.out.shape[0] * node.out.shape[1], tap_valid)
 
 

@@ -213,10 +213,13 @@ def input_fifo_depth(node: Node, pe: int, simd: int) -> int:
     first neuron fold (FINN-style input caching) and replays it for the other NF - 1 folds.
     A FIFO of one whole vector (SF words of SIMD codes) right in front of it lets the
     producer write the next vector meanwhile, and the MVTU then reads it at one word per
-    cycle: the pair runs at the slower one's folded rate instead of serialising.  Convs need
-    none (their sliding window buffers rows, a whole frame when the window covers the
-    input); nor does an MVTU with one neuron fold."""
-    if not isinstance(node, Dense) or isinstance(node, Conv2D) or node.out_channels == pe:
+    cycle: the pair runs at the slower one's folded rate instead of serialising.  A
+    pointwise conv reads each pixel's channels the same way and gets the same FIFO (one
+    pixel's SF words).  Other convs need none (their sliding window buffers rows, a whole
+    frame when the window covers the input); nor does an MVTU with one neuron fold."""
+    from bnn2fpga.ops.window import has_window
+
+    if not isinstance(node, Dense) or has_window(node) or node.out_channels == pe:
         return 0
     return max(FIFO_DEPTH, node.fan_in // simd)
 

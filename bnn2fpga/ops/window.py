@@ -10,6 +10,20 @@ from bnn2fpga.ir import Conv2D, IRError, MajorityPool2D, MaxPool2D, Node, Tensor
 Windowed = Conv2D | MaxPool2D | MajorityPool2D
 
 
+def is_pointwise(node: Node) -> bool:
+    """A 1x1, stride-1, unpadded convolution: its window is the identity, so it has no
+    sliding window unit (its MVTU reads the pixels as a dense layer reads a vector, behind
+    an input-vector FIFO)."""
+    return (isinstance(node, Conv2D) and tuple(node.kernel) == (1, 1)
+            and tuple(node.stride) == (1, 1) and not any(node.pads))
+
+
+def has_window(node: Node) -> bool:
+    """Whether ``node``'s units start with a sliding window (convs and pools, not a
+    pointwise conv)."""
+    return isinstance(node, (Conv2D, MaxPool2D, MajorityPool2D)) and not is_pointwise(node)
+
+
 def window_view(codes: np.ndarray, node: Windowed, fill: int) -> np.ndarray:
     """(N, OH, OW, KH*KW, C) sliding windows of a conv or pool; padded positions hold
     ``fill``."""
