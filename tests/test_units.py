@@ -33,6 +33,10 @@ def test_unit_names_its_module_and_header(kind: str) -> None:
     assert re.search(rf"^module {unit.module}\b", text, re.M), unit.module
     if unit.header:
         assert (resource_path("hls") / unit.header).is_file()
+    # the tap-valid flags the RTL writer wires are the module's own ports
+    ports = re.search(rf"^module {unit.module}\b.*?\);", text, re.M | re.S).group(0)
+    assert ("s_tuser" in ports) == unit.reads_tap_valid
+    assert ("m_tuser" in ports) == unit.drives_tap_valid
 
 
 @pytest.mark.parametrize("kind", [k for k, u in UNITS.items() if u.coefficients])

@@ -36,7 +36,7 @@ from bnn2fpga.backends import CompileOptions
 from bnn2fpga.ir import Graph
 from bnn2fpga.plan import PORT_IN, PORT_OUT, Plan, Stream, Unit, build_plan, ident
 from bnn2fpga.resources import resource_path, template_env
-from bnn2fpga.units import rtl_library
+from bnn2fpga.units import UNITS, rtl_library
 
 # unit library in dependency order (a tool that reads files in order finds leaves first)
 LIBRARY = rtl_library()
@@ -144,8 +144,8 @@ def render_top(graph: Graph, plan: Plan) -> str:
     """The top module: every plan instance (units and stream FIFOs) under its plan name."""
     instances = [{"name": u.name, "module": u.module,
                   "params": module_params(graph, plan, u), "s": s_wire, "m": m_wire,
-                  "s_user": user_wire(plan, u.inp), "m_user": u.kind == "swu",
-                  "takes_user": u.kind in ("mvtu", "pool", "majority_pool")}
+                  "s_user": user_wire(plan, u.inp), "m_user": UNITS[u.kind].drives_tap_valid,
+                  "takes_user": UNITS[u.kind].reads_tap_valid}
                  for u, s_wire, m_wire in wiring(plan)]
     wires: list[dict[str, Any]] = []
     for s in plan.streams:
@@ -164,7 +164,7 @@ def user_wire(plan: Plan, stream: str) -> bool:
     """Whether ``stream`` has a TUSER (tap valid) wire: the sliding window always drives one;
     its consumer reads it where the plan says the flag matters (USE_TAP_VALID, pools)."""
     s = plan.stream(stream)
-    return any(u.name == s.producer and u.kind == "swu" for u in plan.units)
+    return any(u.name == s.producer and UNITS[u.kind].drives_tap_valid for u in plan.units)
 
 
 def write_project(graph: Graph, out_dir: Path, options: CompileOptions | None = None,

@@ -61,6 +61,10 @@ class UnitType:
     features: Callable[[Params, dict[str, str]], dict[str, float]]
     coefficients: dict[str, Coefficients]   # default LUT/FF per feature ({"lut", "ff"})
     sweep: Callable[[np.random.Generator], list[Params]] = field(default=lambda rng: [])
+    # the SV module's tap-valid ports: an s_tuser input (it reads a sliding window's flag),
+    # an m_tuser output (it is the window)
+    reads_tap_valid: bool = False
+    drives_tap_valid: bool = False
 
     @property
     def module(self) -> str:

@@ -47,4 +47,4 @@ UNIT = UnitType(
     memories=memories, features=lambda p, styles: majority_pool_features(p),
     coefficients={'lut': {'counters': 1.9, 'channels': 3.5, 'channel_bits': 0.6},
                   'ff': {'ff_regs': 1.0}},
-    sweep=sweep)
+    sweep=sweep, reads_tap_valid=True)

@@ -157,4 +157,4 @@ UNIT = UnitType(
                           'replay_mux': 1.3,
                           'bram_xnor': 0.6},
                   'ff': {'ff_regs': 1.0}},
-    sweep=sweep)
+    sweep=sweep, reads_tap_valid=True)

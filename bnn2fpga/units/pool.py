@@ -67,4 +67,4 @@ UNIT = UnitType(
                           'mux_bits': 1.0,
                           'compare_luts': 1.5},
                   'ff': {'ff_regs': 1.0}},
-    sweep=sweep)
+    sweep=sweep, reads_tap_valid=True)

@@ -197,4 +197,4 @@ UNIT = UnitType(
                           'read_compares': 3.9,
                           'width': 1.0},
                   'ff': {'ff_regs': 1.0}},
-    sweep=sweep)
+    sweep=sweep, drives_tap_valid=True)
