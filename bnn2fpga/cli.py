@@ -201,19 +201,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------
 
 
-def available_engines() -> list[str]:
-    import importlib.util
-
-    from bnn2fpga.sim import ENGINES
-
-    return [e for e, target in ENGINES.items()
-            if importlib.util.find_spec(target.split(":")[0]) is not None]
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from bnn2fpga import zoo
     from bnn2fpga.project import check_output_dir
     from bnn2fpga.report import RTL_SIM_JSON
+    from bnn2fpga.sim import ENGINES
 
     if args.out_deprecated is not None:
         if args.output is not None:
@@ -223,7 +215,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               file=sys.stderr)
     out = Path(args.output or args.out_deprecated or DEMO_OUT)
     check_output_dir(out, args.force)
-    engines = args.engine or available_engines()
+    engines = args.engine or list(ENGINES)
     print(f"[demo] training a {args.model} BNN on scikit-learn digits (seed {args.seed}) ...")
     data = zoo.digits_data(args.seed)
     if args.model == "mlp":

@@ -171,7 +171,10 @@ def first_lanes(graph: Graph, node: Node, fold: dict[str, tuple[int, int]]) -> i
 
 
 class _Builder:
-    """Walks the hardware graph in topological order and appends units and streams."""
+    """Walks the hardware graph in topological order and appends units and streams; each
+    node's units are fed by the stream that carries its input tensor (a tensor read by
+    several nodes, or a node with several inputs, is refused by ``check_chain`` until the
+    plan has fork, add and concat units)."""
 
     def __init__(self, graph: Graph, top: str, fold: dict[str, tuple[int, int]]) -> None:
         self.graph, self.fold = graph, fold
@@ -244,10 +247,13 @@ class _Builder:
         lanes = axis_lanes(first_lanes(g, g.nodes[1], self.fold), bits)
         self.plan.input = self.open_stream(PORT_IN, lanes, bits, inp.out.size // lanes).name
         self.plan.input_shape = inp.out.shape
+        leaving = {inp.name: self.cur}     # tensor -> the stream that carries it
         for node in g.nodes[1:]:
             self.check_chain(node)
+            self.cur = leaving[node.inputs[0]]
             self.lower(node, g.producer(node).out)
-        s = self.cur
+            leaving[node.name] = self.cur
+        s = self.cur = leaving[g.output.name]
         assert s is not None
         self.convert(axis_lanes(s.lanes, s.bits), g.output.name, g.output.out.size)
         self.cur.consumer = PORT_OUT

@@ -452,3 +452,20 @@ def test_majority_pool_is_planned_and_estimated():
     design = E.estimate(g, part="xc7z020", clock_ns=10)
     vote = next(layer for layer in design.layers if layer.name == "vote")
     assert vote.resources.lut > 0 and not design.notes
+
+
+def test_a_valid_pool_is_costed_on_its_real_input():
+    """A 'valid' 2x2 pool on a 7x7 map reads all 49 input pixels: the estimate's layer
+    cycles and the bottleneck agree (a guessed 6x6 input once gave 36 in the report)."""
+    from bnn2fpga.ir import MaxPool2D
+
+    rng = np.random.default_rng(2)
+    g = testing.random_conv_graph(rng, h=7, w=7, c=2, out_ch=4, k=1, pe=4, simd=2)
+    conv = g.nodes[-1]
+    g.nodes.append(MaxPool2D("pool", ["conv"], conv.out.with_shape((3, 3, 4))))
+    design = E.estimate(g, part="xc7z020", clock_ns=10.0)
+    pool = next(layer for layer in design.layers if layer.name == "pool")
+    assert pool.cycles == 49 == folding.node_cycles(g["pool"], g["conv"].out.shape)
+    assert design.interval_cycles == folding.bottleneck(g)[1] == 49
+    with pytest.raises(IRError, match="needs an \\(H, W, C\\) input"):
+        folding.node_cycles(g["pool"], (49, 4))
