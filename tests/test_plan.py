@@ -32,7 +32,7 @@ DESIGNS = _designs()
 def rtl_instances(text: str) -> dict[str, tuple[str, dict[str, str]]]:
     """instance name -> (module, parameters) of a generated RTL top."""
     found = {}
-    for module, params, name in re.findall(r"^  (bnn_\w+) #\(\n(.*?)\n  \) u_(\w+) \(", text,
+    for module, params, name in re.findall(r"^  (bnn_\w+) #\(\n(.*?)\n  \) (\w+) \(", text,
                                            re.S | re.M):
         found[name] = (module, dict(re.findall(r"\.(\w+)\(([^()]*)\)", params)))
     return found
@@ -127,7 +127,7 @@ def test_plan_json_is_written_and_names_every_unit(tmp_path: Path) -> None:
     sv = (tmp_path / "out" / "rtl" / "bnn_top.sv").read_text()
     cpp = (tmp_path / "out" / "hls" / "firmware" / "bnn_top.cpp").read_text()
     for name in units:
-        assert f" u_{name} (" in sv and f"void {name}(" in cpp
+        assert f"  ) {name} (" in sv and f"void {name}(" in cpp
 
 
 def test_a_pointwise_conv_has_no_sliding_window() -> None:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def break_output_valid(top_sv: str, unit: str) -> str:
     """Disconnect ``unit``'s m_tvalid: it keeps consuming input, nothing leaves it."""
-    inst = top_sv.index(f"u_{unit} (")
+    inst = top_sv.index(f") {unit} (")
     m = re.compile(r"\.m_tvalid\((\w+)_tvalid\)").search(top_sv, inst)
     stream = m.group(1)
     broken = top_sv[:m.start()] + ".m_tvalid()" + top_sv[m.end():]
