@@ -57,9 +57,9 @@ class UnitType:
     sv_files: tuple[str, ...]    # bnn2fpga/rtl files it owns, its top module's file last
     hls_files: tuple[str, ...]   # bnn2fpga/hls files it owns (its header first)
     delay: Callable[[Params], int]          # register stages, last input -> output beat
-    memories: Callable[[Params], list[MemorySpec]]
     features: Callable[[Params, dict[str, str]], dict[str, float]]
     coefficients: dict[str, Coefficients]   # default LUT/FF per feature ({"lut", "ff"})
+    memories: Callable[[Params], list[MemorySpec]] = field(default=lambda p: [])
     sweep: Callable[[np.random.Generator], list[Params]] = field(default=lambda rng: [])
     # the SV module's tap-valid ports: an s_tuser input (it reads a sliding window's flag),
     # an m_tuser output (it is the window)

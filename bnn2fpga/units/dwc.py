@@ -9,7 +9,6 @@ import math
 import numpy as np
 
 from bnn2fpga.units import (
-    MemorySpec,
     Params,
     UnitType,
     bits_for,
@@ -24,6 +23,7 @@ def dwc_delay(iwb: int, owb: int) -> int:
     if dwc_kind(iwb, owb) == "down":
         return 1 + iwb // owb
     return 1
+
 
 def dwc_kind(iwb: int, owb: int) -> str:
     """The structure ``bnn_dwc`` builds for a pair of widths: "up" (OWB = R*IWB), "down"
@@ -87,8 +87,6 @@ def dwc_features(iwb: int, owb: int) -> dict[str, float]:
             "ff_regs": capu * g + cw}
 
 
-def memories(p: Params) -> list[MemorySpec]:
-    return []
 
 def sweep(rng: np.random.Generator) -> list[Params]:
     """Calibration points: width pairs of every structure."""
@@ -116,7 +114,7 @@ UNIT = UnitType(
     sv_files=('bnn_dwc_up.sv', 'bnn_dwc_down.sv', 'bnn_dwc_shift.sv', 'bnn_dwc.sv'),
     hls_files=('dwc.h',),
     delay=lambda p: dwc_delay(p["IWB"], p["OWB"]),
-    memories=memories, features=lambda p, styles: dwc_features(p["IWB"], p["OWB"]),
+    features=lambda p, styles: dwc_features(p["IWB"], p["OWB"]),
     coefficients={'lut': {'const': 3,
                           'cap': 0.9,
                           'counter': 1.7,

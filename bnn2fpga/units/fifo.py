@@ -31,6 +31,7 @@ def fifo_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]
 def memories(p: Params) -> list[MemorySpec]:
     return [MemorySpec("storage", p["DEPTH"], p["W"], False)]
 
+
 def sweep(rng: np.random.Generator) -> list[Params]:
     """Calibration points: widths x depths (registers, LUTRAM, BRAM)."""
     pts: list[Params] = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from bnn2fpga.units import (
-    MemorySpec,
     Params,
     UnitType,
     bits_for,
@@ -27,8 +26,6 @@ def majority_pool_features(p: dict[str, int]) -> dict[str, float]:
             "ff_regs": tap + nw + p["C"] * nw + p["C"] + 1}
 
 
-def memories(p: Params) -> list[MemorySpec]:
-    return []
 
 def sweep(rng: np.random.Generator) -> list[Params]:
     """Calibration points: channels x taps."""
@@ -44,7 +41,7 @@ UNIT = UnitType(
     sv_files=('bnn_majority_pool.sv',),
     hls_files=('majority_pool.h',),
     delay=lambda p: 1,  # output register
-    memories=memories, features=lambda p, styles: majority_pool_features(p),
+    features=lambda p, styles: majority_pool_features(p),
     coefficients={'lut': {'counters': 1.9, 'channels': 3.5, 'channel_bits': 0.6},
                   'ff': {'ff_regs': 1.0}},
     sweep=sweep, reads_tap_valid=True)

@@ -93,6 +93,7 @@ def memories(p: Params) -> list[MemorySpec]:
             mems.append(MemorySpec("tap_valid", p["SF"], 1, False, same_address=True))
     return mems
 
+
 def sweep_params(pe: int, simd: int, nf: int, sf: int, in_bits: int = 1, uint: bool = False,
                 nt: int = 1, tap_valid: bool = False) -> dict[str, int]:
     bound = sf * simd * ((1 << in_bits) - 1 if uint else 1)

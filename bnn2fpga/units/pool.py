@@ -39,6 +39,7 @@ def memories(p: Params) -> list[MemorySpec]:
         return [MemorySpec("partial", p["CG"], p["SIMD"] * p["EB"], False)]
     return []
 
+
 def sweep(rng: np.random.Generator) -> list[Params]:
     """Calibration points: widths, channel groups, taps, signed codes."""
     pts: list[Params] = []
@@ -49,8 +50,7 @@ def sweep(rng: np.random.Generator) -> list[Params]:
                                      (8, 1, 3, 4, 0), (64, 1, 2, 4, 0), (16, 2, 1, 4, 0),
                                      (8, 3, 1, 4, 0), (4, 6, 1, 4, 1), (16, 4, 2, 4, 0),
                                      (32, 1, 4, 9, 0), (6, 16, 1, 4, 1)):
-        pts.append({"SIMD": simd, "EB": eb, "CG": cg, "KK": kk,
-                                 "SIGNED": signed})
+        pts.append({"SIMD": simd, "EB": eb, "CG": cg, "KK": kk, "SIGNED": signed})
     return pts
 
 

@@ -4,14 +4,9 @@ resources of its own."""
 
 from __future__ import annotations
 
-from bnn2fpga.units import MemorySpec, Params, UnitType
-
-
-def memories(p: Params) -> list[MemorySpec]:
-    return []
-
+from bnn2fpga.units import UnitType
 
 UNIT = UnitType(
     kind="ports", sv_files=("bnn_frame_last.sv",),
     hls_files=("axis.h", "bnn_common.h", "bnn_ap_types.h", "csim/ap_axi_sdata.h"),
-    delay=lambda p: 0, memories=memories, features=lambda p, styles: {}, coefficients={})
+    delay=lambda p: 0, features=lambda p, styles: {}, coefficients={})

@@ -148,6 +148,7 @@ def memories(p: Params) -> list[MemorySpec]:
     return [MemorySpec("line_buffer", swu_rows(p) * p["IW"] * (p["C"] // p["SIMD"]),
                        p["SIMD"] * p["EB"], False)]
 
+
 def sweep_params(simd: int, eb: int, c: int, hw: int, k: int, s: int, pad: int
                ) -> dict[str, int]:
     """A square sliding window ('same'-style padding ``pad`` on top/left)."""
