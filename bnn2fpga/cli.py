@@ -82,8 +82,8 @@ def cmd_compile(args: argparse.Namespace, keep_model_as: str | None = None) -> i
     for warning in graph.meta.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     layers = len(graph.matvec_nodes())
-    print(f"compiled {graph.name!r}: {layers} binary layers -> {out}/design.json"
-          + "".join(f", {out}/{w}/" for w in written))
+    print(f"compiled {graph.name!r}: {layers} binary layers -> {out}/design.json, "
+          f"{out}/plan.json" + "".join(f", {out}/{w}/" for w in written))
     return 0
 
 
