@@ -14,6 +14,10 @@ Everything textual comes from the Jinja2 templates in ``templates/hls``.  The un
 parameters, the streams and their depths are the one hardware plan's (``bnn2fpga.plan``,
 the same the RTL writer renders): each plan unit is a function named as in the plan, one
 dataflow process, and each plan stream an ``hls::stream`` with the plan's FIFO depth.
+Memories are bound where ``estimate.memory_styles`` maps them (weights, thresholds, MVTU
+input buffers, FIFOs; ``ROM_BINDINGS``, ``FIFO_BINDINGS``, ``BUFFER_STORAGE``).  With
+``control="axilite"`` the top takes a frame count ``numReps`` (s_axilite) and every process
+loops over it; ``ap_ctrl_none`` keeps one frame per call.
 
 Stream formats (one ``hls::stream<ap_uint<W>>`` per edge): a tensor is a sequence of elements
 in channels-last raster order; a beat carries consecutive elements, element i at bits
