@@ -331,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "resource (balanced, default) or LUTs alone (lut)")
     c.add_argument("--top", default="bnn_top", help="name of the top function/module")
     c.add_argument("--control", choices=["ap_ctrl_none", "axilite"], default="ap_ctrl_none",
-                   help="HLS block-level control interface (default ap_ctrl_none)")
+                   help="HLS block-level control: ap_ctrl_none (default; free-running, one "
+                   "frame per call) or axilite (AXI-lite start/done and a frame count, "
+                   "numReps, per call)")
     c.add_argument("--skip", action="append", choices=["hls", "rtl"],
                    help="do not write this backend's project (repeatable)")
     c.set_defaults(func=cmd_compile)

@@ -19,8 +19,8 @@ from bnn2fpga.sim import load_engine
 from bnn2fpga.sim.csim import CSimError, ap_types_dir, simulate
 
 VIVADO_COMMANDS = ["open_project", "set_top", "add_files", "open_solution", "set_part",
-                   "create_clock", "csim_design", "csynth_design", "cosim_design",
-                   "export_design"]
+                   "create_clock", "config_array_partition", "csim_design", "csynth_design",
+                   "cosim_design", "export_design"]
 
 
 def small_graph(seed: int = 0) -> Graph:
@@ -35,19 +35,25 @@ def written(tmp_path: Path, graph: Graph, **options) -> Path:
     return out
 
 
-def run_tcl(project: Path, *args: str) -> list[list[str]]:
-    """Source build_prj.tcl in tclsh with every Vivado command stubbed to log its call."""
+def run_tcl(project: Path, *args: str, vitis: bool = False) -> list[list[str]]:
+    """Source build_prj.tcl in tclsh with every Vivado command stubbed to log its call
+    (``vitis``: config_array_partition rejects -maximum_size, as Vitis HLS does)."""
     tclsh = shutil.which("tclsh")
     if tclsh is None:
         pytest.skip("tclsh is not installed (CI: apt-get install tcl)")
-    stubs = "".join(f"proc {c} {{args}} {{ puts \"CALL {c} $args\" }}\n"
+    # one tab-separated field per Tcl argument
+    stubs = "".join(f"proc {c} {{args}} {{ puts \"CALL\\t{c}\\t[join $args \\t]\" }}\n"
                     for c in VIVADO_COMMANDS)
+    if vitis:
+        stubs += ('proc config_array_partition {args} { puts "CALL\\tconfig_array_partition'
+                  '\\trejected"; error "unknown option -maximum_size" }\n')
     driver = (stubs + "rename exit real_exit\n"
-              "proc exit {args} { puts \"CALL exit $args\"; real_exit 0 }\n"
+              "proc exit {args} { puts \"CALL\\texit\\t$args\"; real_exit 0 }\n"
               f"set argv [list {' '.join(args)}]\nsource build_prj.tcl\nreal_exit 0\n")
     proc = subprocess.run([tclsh], input=driver, cwd=project, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    return [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("CALL ")]
+    return [[f for f in line.split("\t")[1:] if f] for line in proc.stdout.splitlines()
+            if line.startswith("CALL\t")]
 
 
 def test_build_prj_tcl_names_part_clock_top_and_runs_every_step(tmp_path: Path) -> None:
@@ -59,13 +65,18 @@ def test_build_prj_tcl_names_part_clock_top_and_runs_every_step(tmp_path: Path) 
     calls = run_tcl(project)
     names = [c[0] for c in calls]
     assert names == ["open_project", "set_top", "add_files", "add_files", "add_files",
-                     "open_solution", "set_part", "create_clock", "csim_design",
-                     "csynth_design", "cosim_design", "export_design", "exit"]
+                     "open_solution", "set_part", "create_clock", "config_array_partition",
+                     "csim_design", "csynth_design", "cosim_design", "export_design", "exit"]
     assert calls[-1] == ["exit"]
     assert ["set_top", "digits_top"] in calls
     assert ["set_part", "xczu3eg-sbva484-1-e"] in calls
     assert ["create_clock", "-period", "4.0", "-name", "default"] in calls
-    assert ["export_design", "-format", "ip_catalog"] in calls
+    # an explicit IP version (AR 76960) and the complete-partition limit raised (Vivado HLS)
+    assert ["export_design", "-format", "ip_catalog", "-version", "1.0.0"] in calls
+    assert ["config_array_partition", "-maximum_size", "4096"] in calls
+    # co-simulation runs 2 frames by default (testbench arguments DATA_DIR MAX_FRAMES)
+    assert ["cosim_design", "-argv", "tb_data 2"] in calls
+    assert ["csim_design"] in calls
     assert any(c[:2] == ["add_files", "firmware/digits_top.cpp"] for c in calls)
     assert ["add_files", "-tb", "tb_data"] in calls
 
@@ -83,8 +94,34 @@ def test_build_prj_tcl_defaults_and_step_selection(tmp_path: Path, args: tuple[s
 
 def test_build_prj_tcl_rejects_unknown_arguments(tmp_path: Path) -> None:
     project = written(tmp_path, small_graph())
-    calls = run_tcl(project, "synthesis=1")
-    assert calls == [["exit", "1"]]
+    for bad in ("synthesis=1", "cosim_frames=0", "cosim_frames=two", "cosim=yes"):
+        assert run_tcl(project, bad) == [["exit", "1"]], bad
+
+
+def test_build_prj_tcl_cosim_frames_and_vitis(tmp_path: Path) -> None:
+    """cosim_frames=N reaches the testbench; on Vitis HLS (which rejects
+    -maximum_size) the script goes on to every step."""
+    project = written(tmp_path, small_graph())
+    calls = run_tcl(project, "csim=0", "cosim_frames=8", vitis=True)
+    assert ["cosim_design", "-argv", "tb_data 8"] in calls
+    assert ["config_array_partition", "rejected"] in calls
+    names = [c[0] for c in calls]
+    assert names[-4:] == ["csynth_design", "cosim_design", "export_design", "exit"]
+    assert "csim_design" not in names
+
+
+def test_partition_limit_follows_the_widest_complete_partition() -> None:
+    """At least 4096 (hls4ml's value), more where PE, SIMD or PE x NT thresholds need it."""
+    from bnn2fpga.backends.hls import partition_limit
+    from bnn2fpga.plan import Unit
+
+    def mvtu(pe: int, simd: int, nt: int) -> Unit:
+        return Unit("u", "bnn_mvtu", "dense", {"PE": pe, "SIMD": simd, "NT": nt}, "mvtu")
+
+    assert partition_limit([]) == 4096
+    assert partition_limit([mvtu(2, 32, 1), mvtu(5000, 1, 1)]) == 5000
+    assert partition_limit([mvtu(3, 4090, 1)]) == 4096
+    assert partition_limit([mvtu(1500, 4, 3)]) == 4500
 
 
 @pytest.mark.parametrize("control, pragma", [
@@ -246,3 +283,122 @@ def test_branching_graph_is_refused_with_the_layer_name(tmp_path: Path) -> None:
     g.nodes.append(Reshape("side", ["input"], g.input.out.with_shape((32,))))
     with pytest.raises(IRError, match=r"tensor 'input' feeds \['conv', 'side'\].*one layer"):
         written(tmp_path, g)
+
+
+def test_axilite_top_takes_a_frame_count_and_csim_batches_frames(tmp_path: Path) -> None:
+    """--control axilite: numReps frames per call, bit-exact in C-sim whatever the batch."""
+    graph = testing.random_cnn_graph(np.random.default_rng(2))
+    project = written(tmp_path, graph, control="axilite")
+    top = (project / "firmware" / "bnn_top.cpp").read_text()
+    assert "#pragma HLS INTERFACE s_axilite port=numReps bundle=control" in top
+    assert "unsigned numReps) {" in (project / "firmware" / "bnn_top.h").read_text() + top
+    # every process loops over the frames: each unit, and both AXI adapters
+    n_units = top.count("#pragma HLS INLINE off")
+    assert n_units >= 6 and top.count("for (unsigned rep = 0; rep < numReps; rep++)") == n_units
+    codes = testing.random_input_codes(np.random.default_rng(3), graph, 7)
+    result = simulate(tmp_path, graph, codes)  # 7 frames in calls of 4 and 3
+    assert np.array_equal(result.codes, reference.execute(graph, codes)[graph.output.name])
+    exe = result.summary["executable"]
+    for args, line in ((["5", "3"], "5 frames in 2 calls"), (["0", "8"], "8 frames in 1 calls"),
+                       (["2"], "2 frames in 1 calls"), ([], "8 frames in 2 calls")):
+        run = subprocess.run([exe, str(project / "tb_data"), *args], capture_output=True,
+                             text=True)
+        assert run.returncode == 0 and line in run.stdout, (args, run.stdout, run.stderr)
+    bad = subprocess.run([exe, str(project / "tb_data"), "0", "0"], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "FRAMES_PER_CALL" in bad.stderr
+
+
+def test_free_running_top_keeps_one_frame_per_call(tmp_path: Path) -> None:
+    graph = small_graph(4)
+    project = written(tmp_path, graph)
+    top = (project / "firmware" / "bnn_top.cpp").read_text()
+    assert "numReps" not in top and "for (unsigned rep" not in top
+    codes = testing.random_input_codes(np.random.default_rng(5), graph, 3)
+    result = simulate(tmp_path, graph, codes)
+    exe = result.summary["executable"]
+    run = subprocess.run([exe, str(project / "tb_data"), "3"], capture_output=True, text=True)
+    assert run.returncode == 0 and "3 frames in 3 calls" in run.stdout
+    extra = subprocess.run([exe, str(project / "tb_data"), "3", "2"], capture_output=True,
+                           text=True)
+    assert extra.returncode == 2
+
+
+def bindings(code: str) -> dict[str, tuple[str, str]]:
+    """variable -> (BIND_STORAGE type/impl words, RESOURCE core) of the generated top."""
+    vitis = dict(re.findall(r"#pragma HLS BIND_STORAGE variable=(\S+) (type=\S+ impl=\S+)",
+                            code))
+    vivado = dict(re.findall(r"#pragma HLS RESOURCE variable=(\S+) core=(\S+)", code))
+    assert set(vitis) == set(vivado)
+    guarded = re.findall(r"#ifdef __VITIS_HLS__\n#pragma HLS BIND_STORAGE variable=(\S+) .*\n"
+                         r"#else\n#pragma HLS RESOURCE variable=(\S+) .*\n#endif", code)
+    assert sorted(a for a, b in guarded if a == b) == sorted(vitis)
+    return {v: (vitis[v], vivado[v]) for v in vitis}
+
+
+@pytest.mark.parametrize("part", ["xc7z020clg400-1", "xczu7ev-ffvc1156-2-e"])
+def test_memories_are_bound_as_the_estimator_maps_them(tmp_path: Path, part: str) -> None:
+    """Each MVTU's weights and thresholds, its input buffer and every FIFO carry the
+    binding of estimate.memory_styles for the part (the same styles estimate() reports)."""
+    from bnn2fpga.backends.hls import FIFO_BINDINGS, ROM_BINDINGS
+    from bnn2fpga.estimate import estimate, memory_styles
+    from bnn2fpga.plan import build_plan
+
+    graph = testing.random_cnn_graph(np.random.default_rng(0))
+    project = written(tmp_path, graph, part=part)
+    code = (project / "firmware" / "bnn_top.cpp").read_text()
+    found = bindings(code)
+    plan = build_plan(graph)
+    styles = memory_styles(plan, part)
+    reported = {u["name"]: {m["name"]: m["style"] for m in u["memories"]}
+                for layer in estimate(graph, part=part, clock_ns=10.0).to_json()["layers"]
+                for u in layer["units"]}
+    assert reported == styles
+    want: dict[str, tuple[str, str]] = {}
+    for u in plan.units:
+        if u.kind == "mvtu":
+            stem = f"bnn_top_{u.layer}"
+            kind, impl, core = ROM_BINDINGS[styles[u.name]["weights"]]
+            want[f"{stem}_w"] = (f"type={kind} impl={impl}", core)
+            if u.params["NT"]:
+                kind, impl, core = ROM_BINDINGS[styles[u.name]["thresholds"]]
+                want[f"{stem}_t.m"] = (f"type={kind} impl={impl}", core)
+    for s in plan.streams:
+        if s.depth:
+            kind, impl, core = FIFO_BINDINGS[styles[s.fifo]["storage"]]
+            want[s.name] = (f"type={kind} impl={impl}", core)
+    assert found == want
+
+
+def test_a_different_mapping_changes_every_binding(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer takes the styles from memory_styles alone: force every memory into block
+    RAM and every pragma and the input buffer's storage follow; each input-buffer storage
+    compiles and stays bit-exact in C-sim."""
+    from bnn2fpga.backends import hls
+    from bnn2fpga.sim.csim import simulate_many
+
+    real = hls.memory_styles
+    jobs = []
+    for style in ("register", "lutram", "bram", "uram"):
+        def forced(plan, part, _style=style):
+            out = real(plan, part)
+            for mems in out.values():
+                for name in mems:
+                    if mems[name] != "none":
+                        mems[name] = "bram" if name != "input_buffer" else _style
+            return out
+
+        monkeypatch.setattr(hls, "memory_styles", forced)
+        graph = testing.random_dense_graph(np.random.default_rng(7), fan_in=24, out_ch=8,
+                                           pe=2, simd=4)
+        project = written(tmp_path / style, graph, top=f"t_{style}")
+        code = (project / "firmware" / f"t_{style}.cpp").read_text()
+        assert set(bindings(code).values()) == {("type=rom_1p impl=bram", "ROM_1P_BRAM"),
+                                                ("type=fifo impl=bram", "FIFO_BRAM")}
+        assert f"BNN_STORAGE_{style.upper()} >" in code
+        jobs.append((tmp_path / style, graph,
+                     testing.random_input_codes(np.random.default_rng(8), graph, 3)))
+    for (_, graph, codes), result in zip(jobs, simulate_many(jobs, cache_dir=tmp_path / "c"),
+                                         strict=True):
+        assert np.array_equal(result.codes, reference.execute(graph, codes)["dense"])

@@ -14,6 +14,10 @@ Everything textual comes from the Jinja2 templates in ``templates/hls``.  The un
 parameters, the streams and their depths are the one hardware plan's (``bnn2fpga.plan``,
 the same the RTL writer renders): each plan unit is a function named as in the plan, one
 dataflow process, and each plan stream an ``hls::stream`` with the plan's FIFO depth.
+Memories are bound where ``estimate.memory_styles`` maps them (weights, thresholds, MVTU
+input buffers, FIFOs; ``ROM_BINDINGS``, ``FIFO_BINDINGS``, ``BUFFER_STORAGE``).  With
+``control="axilite"`` the top takes a frame count ``numReps`` (s_axilite) and every process
+loops over it; ``ap_ctrl_none`` keeps one frame per call.
 
 Stream formats (one ``hls::stream<ap_uint<W>>`` per edge): a tensor is a sequence of elements
 in channels-last raster order; a beat carries consecutive elements, element i at bits
@@ -37,6 +41,7 @@ import numpy as np
 
 from bnn2fpga import reference
 from bnn2fpga.backends import CompileOptions
+from bnn2fpga.estimate.design import MemoryStyles, memory_styles
 from bnn2fpga.ir import (
     Graph,
     IRError,
@@ -53,6 +58,24 @@ TB_FRAMES = 8                      # frames in tb_data for Vivado's csim/cosim
 AP_INT_DEFAULT_MAX_W = 1024
 AP_INT_LIMIT_W = 4096              # Vitis HLS accepts AP_INT_MAX_W up to 4096
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+ARRAY_PARTITION_LIMIT = 4096       # config_array_partition -maximum_size, at least (Vivado HLS)
+COSIM_FRAMES = 2                   # frames build_prj.tcl's cosim_design runs by default
+FRAMES_PER_CALL = 4                # frames per top call in the testbench (--control axilite)
+
+# How the estimator's memory styles (estimate.memory_styles) bind in HLS, per kind of memory:
+# style -> (Vitis HLS BIND_STORAGE type, impl; Vivado HLS RESOURCE core).  A ROM "in logic" is
+# a distributed ROM (LUTs); a FIFO in registers is HLS's shift-register FIFO.  Vivado HLS has
+# no UltraRAM FIFO core: such a FIFO is bound to block RAM there.
+ROM_BINDINGS = {"logic": ("rom_1p", "lutram", "ROM_1P_LUTRAM"),
+                "bram": ("rom_1p", "bram", "ROM_1P_BRAM")}
+FIFO_BINDINGS = {"register": ("fifo", "srl", "FIFO_SRL"),
+                 "lutram": ("fifo", "lutram", "FIFO_LUTRAM"),
+                 "bram": ("fifo", "bram", "FIFO_BRAM"),
+                 "uram": ("fifo", "uram", "FIFO_BRAM")}
+# the MVTU's input buffer: a BnnStorage template argument (bnn_common.h, mvtu.h)
+BUFFER_STORAGE = {"none": "BNN_STORAGE_AUTO", "register": "BNN_STORAGE_REGISTER",
+                  "lutram": "BNN_STORAGE_LUTRAM", "bram": "BNN_STORAGE_BRAM",
+                  "uram": "BNN_STORAGE_URAM"}
 
 
 def graph_fingerprint(graph: Graph) -> str:
@@ -80,24 +103,71 @@ def port_io(s: Stream, shape: tuple[int, ...]) -> dict[str, Any]:
             "axi_w": 8 * -(-s.width // 8), "signed": s.signed, "shape": list(shape)}
 
 
-def unit_context(graph: Graph, plan: Plan, u: Unit, top: str) -> dict[str, Any]:
-    """Template context of one unit: the plan's parameters plus what the call needs."""
+def binding(table: dict[str, tuple[str, str, str]], style: str, what: str
+            ) -> dict[str, str] | None:
+    """The storage pragmas' words of a memory mapped to ``style`` (None: nothing to bind)."""
+    if style == "none":
+        return None
+    if style not in table:
+        raise IRError(f"{what}: the estimator mapped it to {style!r}, which the HLS writer "
+                      f"cannot bind; expected one of {sorted(table)}")
+    kind, impl, core = table[style]
+    return {"style": style, "type": kind, "impl": impl, "core": core}
+
+
+def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
+                 styles: dict[str, str]) -> dict[str, Any]:
+    """Template context of one unit: the plan's parameters plus what the call needs
+    (``styles``: its memories' styles, ``estimate.memory_styles``)."""
     src, dst = plan.stream(u.inp), plan.stream(u.out)
     ctx: dict[str, Any] = {"name": u.name, "kind": u.kind, "layer": u.layer,
                            "p": u.params, "src": src.name, "dst": dst.name,
                            "in_w": hls_width(src), "out_w": hls_width(dst),
-                           "in_beats": u.in_beats, "masked": src.tap_valid}
+                           "in_beats": u.in_beats, "masked": src.tap_valid,
+                           "styles": styles}
     if u.kind == "swu":
         ctx["masked"] = dst.tap_valid
     elif u.kind == "mvtu":
         node = graph[u.layer]
         p = u.params
+        what = f"unit {u.name!r} memory"
+        ibuf = styles.get("input_buffer", "none")
+        if ibuf not in BUFFER_STORAGE:
+            raise IRError(f"{what} 'input_buffer': the estimator mapped it to {ibuf!r}; "
+                          f"the HLS writer binds {sorted(BUFFER_STORAGE)}")
         ctx.update(mw=node.fan_in, mh=node.out_channels, pixels=u.out_beats // p["NF"],
                    weights=f"{top}_{ident(u.layer)}_w",
-                   thresholds=f"{top}_{ident(u.layer)}_t" if p["NT"] else "")
+                   thresholds=f"{top}_{ident(u.layer)}_t" if p["NT"] else "",
+                   weights_bind=binding(ROM_BINDINGS, styles.get("weights", "none"),
+                                        f"{what} 'weights'"),
+                   thresholds_bind=binding(ROM_BINDINGS, styles.get("thresholds", "none"),
+                                           f"{what} 'thresholds'"),
+                   ibuf_storage=BUFFER_STORAGE[ibuf])
     elif u.kind in ("pool", "majority_pool"):
         ctx.update(pixels=u.out_beats, min_mask=f"{top}_{ident(u.layer)}_min")
     return ctx
+
+
+def stream_context(s: Stream, styles: MemoryStyles) -> dict[str, Any]:
+    """Template context of one plan stream: its hls::stream width and depth and, for a
+    stream with a FIFO, the FIFO's storage binding."""
+    bind = None
+    if s.depth:
+        bind = binding(FIFO_BINDINGS, styles[s.fifo]["storage"], f"FIFO {s.fifo!r}")
+    return {"name": s.name, "width": hls_width(s), "depth": channel_depth(s), "fifo": s.fifo,
+            "bind": bind}
+
+
+def partition_limit(units: list[Unit]) -> int:
+    """``config_array_partition -maximum_size``: the largest array the design partitions
+    completely (PE weight ROMs and accumulators, PE x NT thresholds, SIMD dot terms), and at
+    least ``ARRAY_PARTITION_LIMIT``."""
+    sizes = [ARRAY_PARTITION_LIMIT]
+    for u in units:
+        p = u.params
+        if u.kind == "mvtu":
+            sizes += [p["PE"], p["SIMD"], p["PE"] * max(1, p["NT"])]
+    return max(sizes)
 
 
 def param_headers(graph: Graph, plan: Plan) -> list[dict[str, Any]]:
@@ -139,9 +209,9 @@ def plan_design(graph: Graph, options: CompileOptions, plan: Plan | None = None
         raise IRError(f"option clock_ns={options.clock_ns!r}: expected a positive period")
     plan = plan or build_plan(graph, options.top)
     top = options.top
-    streams = [{"name": s.name, "width": hls_width(s), "depth": channel_depth(s),
-                "fifo": s.fifo} for s in plan.streams]
-    units = [unit_context(graph, plan, u, top) for u in plan.units]
+    styles = memory_styles(plan, options.part)
+    streams = [stream_context(s, styles) for s in plan.streams]
+    units = [unit_context(graph, plan, u, top, styles[u.name]) for u in plan.units]
     params = param_headers(graph, plan)
     in_io = port_io(plan.input_stream, plan.input_shape)
     out_io = port_io(plan.output_stream, plan.output_shape)
@@ -156,7 +226,10 @@ def plan_design(graph: Graph, options: CompileOptions, plan: Plan | None = None
             "out_io": out_io, "input": plan.input, "output": plan.output,
             "ap_int_max_w": max_w if max_w > AP_INT_DEFAULT_MAX_W else 0,
             "top": top, "part": options.part, "clock_ns": options.clock_ns,
-            "control": options.control, "graph_name": graph.name}
+            "control": options.control, "graph_name": graph.name,
+            "partition_limit": partition_limit(plan.units), "cosim_frames": COSIM_FRAMES,
+            "frames_per_call": FRAMES_PER_CALL if options.control == "axilite" else 1,
+            "tb_frames": TB_FRAMES}
 
 
 def _tb_frames(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +269,7 @@ def write_project(graph: Graph, out_dir: Path, options: CompileOptions,
     render("top.cpp.j2", out / "firmware" / f"{top}.cpp")
     render("testbench.cpp.j2", out / f"{top}_test.cpp")
     render("build_prj.tcl.j2", out / "build_prj.tcl")
-    render("README.md.j2", out / "README.md", tb_frames=TB_FRAMES)
+    render("README.md.j2", out / "README.md")
     codes, expected = _tb_frames(graph)
     write_codes(out / "tb_data" / "inputs.txt", codes)
     write_codes(out / "tb_data" / "expected.txt", expected)

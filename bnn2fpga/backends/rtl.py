@@ -7,13 +7,18 @@
   AXI-stream handshakes: width converter -> sliding window -> MVTU / pool -> FIFO per layer;
 * memory init files ``<top>_<layer>_{w,t}_pe<ppp>.mem`` next to the sources
   (bare names: ``$readmemh`` resolves them from the simulator's or synthesis tool's working
-  directory, Vivado finds them once they are added to the project);
+  directory; ``create_project.tcl`` adds them to the Vivado project, which puts them there);
 * ``filelist.f`` (sources in dependency order) and ``rtl_design.json`` (stream formats and
-  units, read by the simulator ``bnn2fpga.sim.rtl``).
+  units, read by the simulator ``bnn2fpga.sim.rtl``);
+* ``create_project.tcl`` (a Vivado project: part ``options.part``, the top, the sources in
+  filelist order, the ``.mem`` files as project memory files, which Vivado copies into its
+  synthesis and simulation run directories) and ``<top>.xdc`` (ap_clk at
+  ``options.clock_ns``).
 
 ``options.top`` names the top module (and prefixes the memory files); ``options.clock_ns``
-is recorded for the simulator's frames/s; ``options.control`` does not apply (the RTL top
-is free-running, like an HLS top with ap_ctrl_none).
+is recorded for the simulator's frames/s and constrains ap_clk in the XDC; ``options.part``
+is the Vivado project's part; ``options.control`` does not apply (the RTL top is
+free-running, like an HLS top with ap_ctrl_none).
 
 The units, their parameters, the streams and their FIFO depths come from the one hardware
 plan (``bnn2fpga.plan.build_plan``); this module only renders it, adding the memory images
@@ -33,7 +38,7 @@ import numpy as np
 
 from bnn2fpga import packing
 from bnn2fpga.backends import CompileOptions
-from bnn2fpga.ir import Graph
+from bnn2fpga.ir import Graph, IRError
 from bnn2fpga.plan import PORT_IN, PORT_OUT, Plan, Stream, Unit, build_plan, ident
 from bnn2fpga.resources import resource_path, template_env
 from bnn2fpga.units import UNITS, rtl_library
@@ -41,6 +46,7 @@ from bnn2fpga.units import UNITS, rtl_library
 # unit library in dependency order (a tool that reads files in order finds leaves first)
 LIBRARY = rtl_library()
 DESIGN_JSON = "rtl_design.json"
+VIVADO_TCL = "create_project.tcl"
 # the top's stream ports, <prefix>_TDATA/TVALID/TREADY (+ m_axis_TLAST): the plan's port
 # names, which Vivado/Vitis HLS also gives the HLS top's arguments (the tops interchange)
 IN_PORT, OUT_PORT = PORT_IN, PORT_OUT
@@ -171,6 +177,8 @@ def write_project(graph: Graph, out_dir: Path, options: CompileOptions | None = 
                   plan: Plan | None = None) -> None:
     """Write the SystemVerilog project of ``graph`` into ``out_dir`` (see module doc)."""
     options = options or CompileOptions()
+    if not options.clock_ns > 0:
+        raise IRError(f"option clock_ns={options.clock_ns!r}: expected a positive period")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan or build_plan(graph, options.top)
@@ -187,3 +195,10 @@ def write_project(graph: Graph, out_dir: Path, options: CompileOptions | None = 
     info["graph"] = graph.name
     (out_dir / "filelist.f").write_text("\n".join(info["sources"]) + "\n")
     (out_dir / DESIGN_JSON).write_text(json.dumps(info, indent=1) + "\n")
+    env = template_env()
+    context = {"top": plan.top, "graph_name": graph.name, "part": options.part,
+               "clock_ns": options.clock_ns, "sources": info["sources"],
+               "mem_files": info["mem_files"]}
+    (out_dir / VIVADO_TCL).write_text(
+        env.get_template("rtl/create_project.tcl.j2").render(**context))
+    (out_dir / f"{plan.top}.xdc").write_text(env.get_template("rtl/top.xdc.j2").render(**context))

@@ -46,6 +46,7 @@ from bnn2fpga.estimate.design import (
     estimate_unit,
     layer_to_json,
     matvec_layer_cost,
+    memory_styles,
 )
 from bnn2fpga.estimate.memory import (
     BRAM_WIDTHS,
@@ -116,7 +117,8 @@ __all__ = ["BRAM_WIDTHS", "CALIBRATION_FILE", "Calibration", "DEFAULT_COEFFICIEN
            "dwc_kind", "estimate", "estimate_unit", "fifo_features", "input_arrival",
            "layer_to_json", "libmap_banking_cost", "load_calibration", "lutram_cell_luts",
            "lutram_geometry", "lutram_luts", "majority_pool_features", "map_memory",
-           "matvec_layer_cost", "mvtu_features", "needed_input_pixel", "path_delay",
+           "matvec_layer_cost", "memory_styles", "mvtu_features", "needed_input_pixel",
+           "path_delay",
            "pixel_schedule", "pool_features", "producer_beats", "reg_max", "rom_logic_luts",
            "rom_lut6", "serialisations", "serialised_interval", "steps_per_pixel",
            "style_resources", "swu_can_pad", "swu_features", "swu_lo_bits", "swu_read_arithmetic",

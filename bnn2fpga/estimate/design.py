@@ -42,6 +42,20 @@ def design_units(plan: Plan) -> list[Unit]:
     """Every instance the plan puts in the design (units and stream FIFOs)."""
     return plan.instances()
 
+MemoryStyles = dict[str, dict[str, str]]
+
+def memory_styles(plan: Plan, part: str, calibration: Calibration | None = None
+                  ) -> MemoryStyles:
+    """{unit name: {memory name: style}} for every instance of ``plan`` on ``part``: each
+    unit's declared memories (``unit_memories``) mapped by ``map_memory`` (``"none"`` for
+    an empty one).  The one decision both the estimate and the HLS writer's storage
+    bindings read."""
+    device = get_device(part)
+    calibration = load_calibration() if calibration is None else calibration
+    return {u.name: {m.name: map_memory(m, device, calibration).style
+                     for m in unit_memories(u)}
+            for u in design_units(plan)}
+
 @dataclass
 class LayerEstimate:
     name: str
@@ -136,9 +150,11 @@ def estimate(graph: Graph, *, part: str, clock_ns: float,
     device = get_device(part)
     calibration = load_calibration() if calibration is None else calibration
     plan = plan or build_plan(graph)
+    styles = memory_styles(plan, part, calibration)
     by_layer: dict[str, list[UnitEstimate]] = {}
     for unit in design_units(plan):
-        by_layer.setdefault(unit.layer, []).append(estimate_unit(unit, device, calibration))
+        by_layer.setdefault(unit.layer, []).append(
+            estimate_unit(unit, device, calibration, styles[unit.name]))
     layers = []
     for node in graph.nodes[1:]:
         if isinstance(node, Reshape):

@@ -23,4 +23,17 @@ constexpr unsigned bnn_ubits(unsigned n) { return bnn_clog2(n + 1u) < 1u ? 1u : 
 
 constexpr unsigned bnn_max(unsigned a, unsigned b) { return a > b ? a : b; }
 
+// Where a unit keeps an array the estimator mapped (bnn2fpga.estimate.memory_styles), as a
+// template parameter: AUTO leaves it to the tool; REGISTER partitions it completely; the
+// others bind it with BIND_STORAGE (Vitis HLS, which defines __VITIS_HLS__) or RESOURCE
+// (Vivado HLS).  Pragma values cannot come from template parameters, so a unit selects a
+// specialisation per kind (mvtu.h).
+enum BnnStorage {
+  BNN_STORAGE_AUTO,
+  BNN_STORAGE_REGISTER,
+  BNN_STORAGE_LUTRAM,
+  BNN_STORAGE_BRAM,
+  BNN_STORAGE_URAM
+};
+
 #endif

@@ -7,7 +7,8 @@
 //   in  : PIXELS * SF beats of Dot::IN_W bits: SIMD lanes of one input vector, lane i at
 //         bits [i*IB, (i+1)*IB); for a zero-padded bipolar conv, bit SIMD is the sliding
 //         window's valid flag (0 = padded tap: the beat adds exactly 0).  The vector is read
-//         while nf == 0 and replayed from inputBuf[SF] for the other neuron folds.
+//         while nf == 0 and replayed from inputBuf[SF] for the other neuron folds; IBUF
+//         (BnnStorage) says where inputBuf lives (the plan's estimate decides it).
 //   out : PIXELS * NF beats of PE*OB bits: lane p = output channel nf*PE + p, at bits
 //         [p*OB, (p+1)*OB).  Thresholded: the code #{t : acc >= T[c][t]}; accumulator: acc
 //         as an OB-bit two's-complement value.
@@ -97,19 +98,16 @@ struct AccumulatorOutput {
   }
 };
 
+// The MVTU loop over the caller's input buffer inputBuf[SF] (declared, and bound, by one
+// of the MvtuBuffer specialisations below; inlined into it, so that the binding holds).
 template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned PIXELS,
           unsigned ACC_W, class Dot, class Act>
-void MatrixVectorActivate(hls::stream<ap_uint<Dot::IN_W> > &in,
-                          hls::stream<ap_uint<PE * Act::OB> > &out,
-                          const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)],
-                          const Act &act) {
-  static_assert(MW % SIMD == 0, "SIMD must divide the fan-in (MW)");
-  static_assert(MH % PE == 0, "PE must divide the output channels (MH)");
-  static_assert(Dot::SIMD == SIMD, "the Dot policy must have the unit's SIMD");
+void MvtuLoop(hls::stream<ap_uint<Dot::IN_W> > &in, hls::stream<ap_uint<PE * Act::OB> > &out,
+              const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)], const Act &act,
+              ap_uint<Dot::IN_W> inputBuf[MW / SIMD]) {
+#pragma HLS INLINE
   const unsigned NF = MH / PE;
   const unsigned SF = MW / SIMD;
-
-  ap_uint<Dot::IN_W> inputBuf[SF];  // the current input vector, replayed for nf > 0
   ap_int<ACC_W> acc[PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete dim=1
 
@@ -139,6 +137,96 @@ void MatrixVectorActivate(hls::stream<ap_uint<Dot::IN_W> > &in,
       if (++nf == NF) nf = 0;
     }
   }
+}
+
+// The input buffer in the storage the plan's estimate chose (read and written at one
+// address per cycle: a single-port RAM), one specialisation per BnnStorage.
+template <BnnStorage S>
+struct MvtuBuffer;
+
+#define BNN_MVTU_RUN_SIGNATURE                                                              \
+  template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned PIXELS,           \
+            unsigned ACC_W, class Dot, class Act>                                            \
+  static void run(hls::stream<ap_uint<Dot::IN_W> > &in,                                      \
+                  hls::stream<ap_uint<PE * Act::OB> > &out,                                  \
+                  const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)], const Act &act)
+#define BNN_MVTU_RUN_LOOP MvtuLoop<MW, MH, SIMD, PE, PIXELS, ACC_W, Dot, Act>(in, out, weights, act, inputBuf)
+
+template <>
+struct MvtuBuffer<BNN_STORAGE_AUTO> {
+  BNN_MVTU_RUN_SIGNATURE {
+#pragma HLS INLINE
+    ap_uint<Dot::IN_W> inputBuf[MW / SIMD];
+    BNN_MVTU_RUN_LOOP;
+  }
+};
+
+template <>
+struct MvtuBuffer<BNN_STORAGE_REGISTER> {
+  BNN_MVTU_RUN_SIGNATURE {
+#pragma HLS INLINE
+    ap_uint<Dot::IN_W> inputBuf[MW / SIMD];
+#pragma HLS ARRAY_PARTITION variable=inputBuf complete dim=1
+    BNN_MVTU_RUN_LOOP;
+  }
+};
+
+template <>
+struct MvtuBuffer<BNN_STORAGE_LUTRAM> {
+  BNN_MVTU_RUN_SIGNATURE {
+#pragma HLS INLINE
+    ap_uint<Dot::IN_W> inputBuf[MW / SIMD];
+#ifdef __VITIS_HLS__
+#pragma HLS BIND_STORAGE variable=inputBuf type=ram_1p impl=lutram
+#else
+#pragma HLS RESOURCE variable=inputBuf core=RAM_1P_LUTRAM
+#endif
+    BNN_MVTU_RUN_LOOP;
+  }
+};
+
+template <>
+struct MvtuBuffer<BNN_STORAGE_BRAM> {
+  BNN_MVTU_RUN_SIGNATURE {
+#pragma HLS INLINE
+    ap_uint<Dot::IN_W> inputBuf[MW / SIMD];
+#ifdef __VITIS_HLS__
+#pragma HLS BIND_STORAGE variable=inputBuf type=ram_1p impl=bram
+#else
+#pragma HLS RESOURCE variable=inputBuf core=RAM_1P_BRAM
+#endif
+    BNN_MVTU_RUN_LOOP;
+  }
+};
+
+template <>
+struct MvtuBuffer<BNN_STORAGE_URAM> {
+  BNN_MVTU_RUN_SIGNATURE {
+#pragma HLS INLINE
+    ap_uint<Dot::IN_W> inputBuf[MW / SIMD];
+#ifdef __VITIS_HLS__
+#pragma HLS BIND_STORAGE variable=inputBuf type=ram_1p impl=uram
+#else
+#pragma HLS RESOURCE variable=inputBuf core=RAM_1P_URAM
+#endif
+    BNN_MVTU_RUN_LOOP;
+  }
+};
+
+#undef BNN_MVTU_RUN_SIGNATURE
+#undef BNN_MVTU_RUN_LOOP
+
+template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned PIXELS,
+          unsigned ACC_W, class Dot, class Act, BnnStorage IBUF = BNN_STORAGE_AUTO>
+void MatrixVectorActivate(hls::stream<ap_uint<Dot::IN_W> > &in,
+                          hls::stream<ap_uint<PE * Act::OB> > &out,
+                          const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)],
+                          const Act &act) {
+  static_assert(MW % SIMD == 0, "SIMD must divide the fan-in (MW)");
+  static_assert(MH % PE == 0, "PE must divide the output channels (MH)");
+  static_assert(Dot::SIMD == SIMD, "the Dot policy must have the unit's SIMD");
+  MvtuBuffer<IBUF>::template run<MW, MH, SIMD, PE, PIXELS, ACC_W, Dot, Act>(in, out, weights,
+                                                                             act);
 }
 
 #endif
