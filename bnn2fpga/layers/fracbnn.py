@@ -65,7 +65,8 @@ def _pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int
 
 
 def third_of(s: tf.Tensor) -> tf.Tensor:
-    """The float32 nearest to ``s / 3`` for an integer-valued float32 ``s`` (|s| < 2^24).
+    """The float32 nearest to ``s / 3`` for an integer-valued float32 ``s`` (|s| < 2^24):
+    the IEEE float32 division ``np.float32(s) / np.float32(3)``.
 
     Computed as float64 ``s / 3`` rounded to float32. A float32 ``s / 3.0`` is not
     reproducible: inside a ``tf.function`` (``model.predict``, ``fit``) TF's graph optimiser

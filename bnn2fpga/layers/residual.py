@@ -24,8 +24,10 @@ class RSign(tf.keras.layers.Layer):
     """ReActNet's RSign: ``y = +1 if x + shift >= 0 else -1`` (float32, per channel).
 
     Weight ``shift`` of shape (C,) (C = last axis), initialised at 0. ``x + shift`` is one
-    float32 add; its sign is the sign of the exact sum (an IEEE sum of two floats rounds to
-    zero only when it is exactly zero), so the layer is exactly ``x >= -shift``.
+    float32 add, whose sign is that of the exact sum (an IEEE sum rounds to zero only when
+    it is exactly zero), so the layer is ``x >= -shift`` exactly, with one exception: TF's
+    CPU kernels flush subnormals to zero, so a sum (or an ``x``) of magnitude below 2^-126
+    counts as 0 and gives +1. A compiler should settle ties by running the layer itself.
     Backward (straight-through): ``dy/dx = dy/dshift = 1`` where ``|x + shift| <= 1``, else 0.
     """
 
