@@ -249,7 +249,7 @@ def test_thermometer_other_resolutions(resolution: float, levels: int) -> None:
 
 def test_thermometer_graph_mode_and_no_gradient() -> None:
     x = (np.arange(256, dtype=F32) / F32(255)).reshape(16, 4, 4, 1)
-    for res in (8, 10):
+    for res in (8, 10, 6, 8.5):
         model = tf.keras.Sequential([tf.keras.Input((4, 4, 1)), Thermometer(res)])
         assert np.array_equal(model.predict(x, verbose=0), np_thermometer(x, res))
     xt = tf.constant(x)

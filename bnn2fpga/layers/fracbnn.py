@@ -24,11 +24,12 @@ class Thermometer(tf.keras.layers.Layer):
     With ``L = round(255 / resolution)`` and, in float32, ``p = x * 255`` and
     ``n = round_half_even(p / resolution)``: channel ``c*L + k`` is +1 iff ``k < n``, else -1.
     ``x`` is the pixel divided by 255 (float32 ``(pixel / 255) * 255`` is exactly the pixel);
-    values outside [0, 1] saturate (all -1 below, all +1 above). ``p / resolution`` is the
-    correctly rounded float32 quotient (taken in float64 and rounded once, because TF's graph
-    optimiser turns a float32 division by a constant into a reciprocal multiplication);
-    at a power-of-two resolution such as 8 it is exact. No weights; no gradient reaches the
-    input (it is meant to be the first layer).
+    values outside [0, 1] saturate (all -1 below, all +1 above). ``p / resolution`` (with
+    ``resolution`` as a float32) is taken in float64 and rounded once to float32: that is
+    numpy's float32 division, where a float32 division by a constant would not be (TF's
+    graph optimiser turns it into a reciprocal multiplication). At a power-of-two resolution
+    such as 8 the quotient is exact. No weights; no gradient reaches the input (it is meant
+    to be the first layer).
     """
 
     def __init__(self, resolution: float = 8, **kwargs: Any) -> None:
@@ -41,7 +42,8 @@ class Thermometer(tf.keras.layers.Layer):
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         x = tf.stop_gradient(tf.convert_to_tensor(inputs, tf.float32))
         p = x * 255.0
-        quotient = tf.cast(tf.cast(p, tf.float64) / float(self.resolution), tf.float32)
+        divisor = float(np.float32(self.resolution))
+        quotient = tf.cast(tf.cast(p, tf.float64) / divisor, tf.float32)
         n = tf.math.round(quotient)  # half to even
         k = tf.range(self.levels, dtype=tf.float32)
         bits = tf.where(k < n[..., None], 1.0, -1.0)  # (..., C, L): channel c*L + k
