@@ -325,20 +325,23 @@ def model_to_graph(model: Any, name: str | None = None) -> Graph:
 
 
 def custom_objects() -> dict[str, Any]:
-    """Every custom object the QKeras and Larq loaders need."""
+    """Every custom object the QKeras, Larq and bnn2fpga.layers loaders need."""
     import larq  # noqa: F401  (registers its objects with Keras)
     from qkeras.utils import _add_supported_quantized_objects
 
     objects: dict[str, Any] = {}
     _add_supported_quantized_objects(objects)
     from bnn2fpga.frontends.larq import larq_custom_objects
+    from bnn2fpga.layers import custom_objects as bnn2fpga_layer_objects
 
     objects.update(larq_custom_objects())
+    objects.update(bnn2fpga_layer_objects())
     return objects
 
 
 def load_model(path: str | os.PathLike[str]) -> Any:
-    """Load a Keras model file (.h5 or .keras) with the QKeras and Larq custom objects."""
+    """Load a Keras model file (.h5 or .keras) with the QKeras, Larq and bnn2fpga.layers
+    custom objects."""
     p = Path(path)
     if not p.exists():
         raise FrontendError(f"model file {str(p)!r} does not exist")
