@@ -1,4 +1,5 @@
-"""Frontends: trained Keras models (QKeras, Larq, bnn2fpga.layers) -> float-stage IR."""
+"""Frontends: trained Keras models (QKeras, Larq) -> float-stage IR.  Models using
+bnn2fpga.layers load (custom objects), but their layers are not converted yet."""
 
 from bnn2fpga.frontends.keras import (
     FrontendError,
