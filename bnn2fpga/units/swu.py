@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from bnn2fpga.units import (
+    HlsProcess,
     MemorySpec,
     Params,
     UnitType,
@@ -15,6 +16,8 @@ from bnn2fpga.units import (
     clog2,
     reg_max,
 )
+
+HLS_DEPTH = 2     # SlidingWindow's pipeline: stream read | tap read from the RAM | write
 
 
 def swu_rows(p: dict[str, int]) -> int:
@@ -148,6 +151,80 @@ def memories(p: Params) -> list[MemorySpec]:
     return [MemorySpec("line_buffer", swu_rows(p) * p["IW"] * (p["C"] // p["SIMD"]),
                        p["SIMD"] * p["EB"], False)]
 
+
+def hls_need0(p: Params) -> int:
+    """Rows of a frame hls/swu.h's output row 0 needs (NEED0)."""
+    return min(max(p["KH"] - p["PT"], 0), p["IH"])
+
+
+def hls_swu_rows(p: Params) -> int:
+    """hls/swu.h's ring R: max(KH + SH, the rows a frame's last output row and the next
+    frame's first one hold at once)."""
+    last_top = max((p["OH"] - 1) * p["SH"] - p["PT"], 0)
+    return max(p["KH"] + p["SH"], p["IH"] - last_top + hls_need0(p))
+
+
+def hls_phases(p: Params, frames: int) -> list[tuple[int, int]]:
+    """(reads, emits) of each phase of hls/swu.h's loop over a call of ``frames`` frames:
+    the call's first phase reads the rows output row 0 needs; phase p = 1..OH of a frame
+    emits output row p-1 and reads the rows output row p adds (the last phase: the rest of
+    the frame and the next frame's first rows)."""
+    row = p["IW"] * (p["C"] // p["SIMD"])
+    emits = p["OW"] * p["KH"] * p["KW"] * (p["C"] // p["SIMD"])
+    need0 = hls_need0(p)
+    out = [(need0 * row, 0)]
+    loaded = need0
+    for f in range(frames):
+        for ph in range(1, p["OH"] + 1):
+            need = ph * p["SH"] - p["PT"] + p["KH"]
+            last = ph == p["OH"]
+            nxt = p["IH"] if last or need > p["IH"] else max(need, 0)
+            carry = need0 if last and f + 1 < frames else 0
+            out.append(((nxt - loaded + carry) * row, emits))
+            loaded = carry if last else nxt
+    return out
+
+
+def hls_process(p: Params, frames: int) -> HlsProcess:
+    """hls/swu.h's SlidingWindow, one flat II=1 loop over ``frames`` frames: in a phase of
+    len = max(reads, emits) iterations (at least one), the taps go out from its first
+    iteration on and the k-th read comes at the first iteration i with
+    (i + 1) * reads > k * len (the C++'s Bresenham term)."""
+    reads, writes = [], []
+    for r, e in hls_phases(p, frames):
+        n = max(r, e, 1)
+        i = np.arange(n, dtype=np.int64)
+        reads.append(-((-(i + 1) * r) // n) > -((-i * r) // n))   # ceil steps
+        writes.append(i < e)
+    return HlsProcess.from_flags(np.concatenate(reads), np.concatenate(writes), HLS_DEPTH)
+
+
+def hls_process_phased(p: Params, frames: int, drain: int = HLS_DEPTH + 1) -> HlsProcess:
+    """The sliding window before issue 14 (one call per frame, for the comparison): phase 0
+    reads the rows output row 0 needs, phase p = 1..OH emits output row p-1 while it reads
+    the rows output row p adds, reads and emits both from the phase's first iteration;
+    each phase is its own pipelined loop (``drain`` idle cycles between two: the pipeline
+    empties and the loop is entered again), and every frame starts with phase 0."""
+    row = p["IW"] * (p["C"] // p["SIMD"])
+    emits = p["OW"] * p["KH"] * p["KW"] * (p["C"] // p["SIMD"])
+    reads, writes, ends = [], [], []
+    loaded, n_total = 0, 0
+    for ph in range(p["OH"] + 1):
+        need = ph * p["SH"] - p["PT"] + p["KH"]
+        target = p["IH"] if ph == p["OH"] or need > p["IH"] else max(need, 0)
+        r, e = (target - loaded) * row, emits if ph else 0
+        loaded = target
+        n = max(r, e)
+        i = np.arange(n, dtype=np.int64)
+        reads.append(i < r)
+        writes.append(i < e)
+        n_total += n
+        ends.append(n_total - 1)
+    one = HlsProcess.from_flags(np.concatenate(reads), np.concatenate(writes), HLS_DEPTH)
+    one = HlsProcess(one.iterations, one.at, one.reads, one.writes, one.depth,
+                     np.array(ends, dtype=np.int64), np.full(len(ends), drain, dtype=np.int64))
+    return HlsProcess.repeat(one, frames)
+
 def sweep_params(simd: int, eb: int, c: int, hw: int, k: int, s: int, pad: int
                ) -> dict[str, int]:
     """A square sliding window ('same'-style padding ``pad`` on top/left)."""
@@ -190,7 +267,7 @@ UNIT = UnitType(
     sv_files=('bnn_swu.sv',),
     hls_files=('swu.h',),
     delay=lambda p: 2,  # synchronous read + output register
-    memories=memories, features=swu_features,
+    memories=memories, features=swu_features, hls_process=hls_process,
     coefficients={'lut': {'counters': 0.5,
                           'addr_mul': 1.7,
                           'ring_mod': 1.1,
