@@ -14,21 +14,27 @@
 //         straddles two taps and one flag per beat suffices.
 //   FRAMES: frames per call (default 1); the schedule runs on across the frames of a call.
 //
-// Micro-architecture (the schedule of the RTL's bnn_swu, with blocking stream accesses):
-// one RAM holding a ring of R input rows, R*W*CG beats (1 read + 1 write port), and ONE
-// flat II=1 loop for the whole call: each iteration may read one beat into the ring and
-// emit one tap.  The schedule is a sequence of phases; phase p of a frame emits output row
-// p-1 (OW*KH*KW*CG taps, from rows read earlier) while it reads the rows output row p adds
-// (at most SH rows); the last phase of a frame emits its last output row while it reads the
-// frame's remaining rows AND the first rows of the next frame (its output row 0), so the
-// window never refills at a frame boundary (only the call's first phase, before any output
-// row can start, reads alone).  A phase lasts max(emits, reads) iterations: the taps are
-// emitted from its first iteration on, and the reads are spread evenly over the phase
-// (Bresenham), so that neither side waits for the other longer than the rates demand: the
-// writer keeps taking input at the rate the emitter works, and the emitter never waits
-// for rows it does not need.  R = max(KH + SH, the rows a frame's end and the next frame's
-// start hold at once): the rows being read never alias the rows being emitted, so the RAM
-// carries no loop dependence.  Any padding works, also windows made only of padding.
+// Micro-architecture: the RTL's bnn_swu, with blocking stream accesses.  One RAM holds a
+// ring of NROWS input rows (bnn_swu's: max(KH, SH) + SH, or the rows a frame's last output
+// row and the next frame's first one hold at once), NROWS*W*CG beats, 1 read + 1 write
+// port.  ONE flat II=1 loop runs the whole call; each iteration may emit one tap and read
+// one beat, with bnn_swu's rules:
+//   emitter: output row oy starts once the input rows it covers are complete (plus the
+//            rows a stride > kernel skips; the frame's last output row waits for the whole
+//            frame) and releases the rows the next output row does not use when it ends;
+//   writer : reserves a ring row when it starts one, and may read while a row is open or
+//            a ring row is free.
+// Where bnn_swu reads whenever a beat is offered, a process with blocking reads must decide
+// by itself when to read (a read that waits holds the emitter too).  The writer reads when
+// the emitter is waiting for rows (it must), and otherwise at the rate the emitter works:
+// a credit of H*W*CG per tap emitted against OH*OW*KH*KW*CG per beat read: the reads
+// keep an even pace, just enough ahead of the taps that every output row finds its rows
+// read (the lead: a constant of the geometry).  So the writer
+// takes a frame in the time the emitter sends it, the next frame's first rows arrive while
+// the emitter sends the last output row (no refill at a frame boundary), and neither side
+// waits longer than the rates demand.  A tap reads only complete rows and the writer only
+// writes released rows, so the RAM carries no dependence between the two (DEPENDENCE
+// false).  Any padding works, also windows made only of padding.
 #ifndef BNN_SWU_H
 #define BNN_SWU_H
 
@@ -44,22 +50,22 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
   static_assert(FRAMES >= 1, "a call takes at least one frame");
   const unsigned CG = C / SIMD;
   const unsigned ROW = W * CG;                       // beats per input row
-  const unsigned EMITS = OW * KH * KW * CG;          // taps per output row
-  // rows output row 0 needs, and the first row output row OH-1 uses (clamped to the frame)
-  const unsigned NEED0 = (KH <= PT) ? 0u : (KH - PT < H ? KH - PT : H);
-  const unsigned LAST_TOP = ((OH - 1) * SH > PT) ? (OH - 1) * SH - PT : 0u;
-  const unsigned EDGE = H - LAST_TOP + NEED0;        // rows held across a frame boundary
-  const unsigned R = (KH + SH > EDGE) ? KH + SH : EDGE;  // rows in the ring
-  const unsigned H_WRAP = H % R;                     // ring slots a frame advances
-  const unsigned PT_WRAP = PT % R;
-  // trip counts of the loop for the reports: every phase lasts max(emits, reads)
-  const unsigned TRIP_MIN = FRAMES * (OH * EMITS > H * ROW ? OH * EMITS : H * ROW);
-  const unsigned TRIP_MAX = FRAMES * (OH * EMITS + H * ROW + 1) + NEED0 * ROW + 1;
+  const unsigned READS = H * ROW;                    // beats read per frame
+  const unsigned EMITS = OH * OW * KH * KW * CG;     // taps emitted per frame
+  // bnn_swu's ring: NROWS = max(KS + SH, EDGE_ROWS)
+  const unsigned KS = KH > SH ? KH : SH;
+  const unsigned FIRST = KS > PT ? (KS - PT < H ? KS - PT : H) : 0u;
+  const unsigned LAST_TOP = (OH - 1) * SH > PT ? (OH - 1) * SH - PT : 0u;
+  const unsigned EDGE = H - LAST_TOP + FIRST;
+  const unsigned NROWS = KS + SH > EDGE ? KS + SH : EDGE;
+  // trip counts for the reports: reads and taps overlap, at least the larger of the two
+  const unsigned TRIP_MIN = FRAMES * (EMITS > READS ? EMITS : READS);
+  const unsigned TRIP_MAX = FRAMES * (EMITS + READS);
   static_assert(TRIP_MIN <= TRIP_MAX, "trip count bounds");
   typedef ap_uint<SIMD * IB> beat_t;
   typedef ap_uint<SIMD * IB + (MASKED ? 1 : 0)> obeat_t;
 
-  beat_t buf[R * ROW];
+  beat_t buf[NROWS * ROW];
 
   beat_t pad_beat = 0;  // every lane = PAD
   for (unsigned i = 0; i < SIMD; i++) {
@@ -67,93 +73,94 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
     pad_beat(i * IB + IB - 1, i * IB) = ap_uint<IB>(PAD);
   }
 
-  // writer: ring slot and beat of the next read, rows of the current frame read so far
-  unsigned wslot = 0, wpos = 0, loaded = 0;
-  // emitter: ring slot of the current frame's row 0 and of input row `top` (= ky 0)
-  unsigned fbase = 0;
-  unsigned base = (R - PT_WRAP) % R;
-  int top = -int(PT);
-  unsigned ox = 0, ky = 0, kx = 0, cg = 0;
-  // phase: p (0 = the call's first, reads only), frame f, iteration i of len, its reads
-  // (next_loaded: rows of the current frame read once it ends, carry: rows of the next
-  // frame it reads), emits, and the Bresenham term of the spread reads
-  unsigned p = 0, f = 0, i = 0;
-  unsigned reads = NEED0 * ROW, emits = 0, len = NEED0 * ROW;
-  unsigned next_loaded = NEED0, carry = 0;
-  int spread = int(reads);
-  bool running = true;
+  // writer: beat of the open row, its ring slot, rows reserved and not released, reads left
+  unsigned wpos = 0, wslot = 0, filled = 0;
+  unsigned reads_left = FRAMES * READS;
+  // emitter: tap counters, lowest row held (of the emitter's frame) and its slot, taps left
+  unsigned oy = 0, ox = 0, ky = 0, kx = 0, cg = 0, lo = 0, rslot = 0;
+  unsigned emits_left = FRAMES * EMITS;
+  // read credit (see above), in units of 1 / (READS * EMITS) of a frame: it starts at
+  // the lead that keeps the reads ahead of every output row's rows (and a beat more), a
+  // constant (the loop only folds constants)
+  long long credit = 0;
+  for (unsigned q = 0; q < OH; q++) {
+#pragma HLS UNROLL
+    const int rows = int(q * SH) - int(PT) + int(KS);
+    const long long need = (q == OH - 1 || rows > int(H)) ? H : (rows < 0 ? 0 : rows);
+    const long long lead = need * ROW * EMITS - (long long)q * (OW * KH * KW * CG) * READS;
+    if (lead > credit) credit = lead;
+  }
+  credit += EMITS;
 
-  while (running) {
+  while (emits_left > 0) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=TRIP_MIN max=TRIP_MAX
-    // the rows being read never alias the rows being emitted (R rows in the ring)
+    // taps read complete rows only, the writer writes released rows only
 #pragma HLS DEPENDENCE variable=buf inter false
 #pragma HLS DEPENDENCE variable=buf intra false
-    // spread reads: the phase's k-th read comes at the first i with (i+1)*reads > k*len
-    if (spread > 0) {
-      spread -= int(len);
-      buf[wslot * ROW + wpos] = in.read();
-      if (++wpos == ROW) {
-        wpos = 0;
-        wslot = (wslot == R - 1) ? 0u : wslot + 1;
-      }
-    }
-    spread += int(reads);
-    if (i < emits) {
-      const int iy = top + int(ky);
-      const int ix = int(ox * SW + kx) - int(PL);
-      const bool inside = iy >= 0 && iy < int(H) && ix >= 0 && ix < int(W);
-      const unsigned slot = (base + ky >= R) ? base + ky - R : base + ky;
-      const unsigned addr = inside ? slot * ROW + unsigned(ix) * CG + cg : 0u;
+    // ---- the emitter's rows for output row oy (bnn_swu's hi / next_lo) ----
+    const int top = int(oy * SH) - int(PT);
+    const bool last_row = oy == OH - 1;
+    int hi = top + int(KH) - 1;
+    if (top + int(SH) - 1 > hi) hi = top + int(SH) - 1;  // rows skipped by a stride > kernel
+    if (hi > int(H) - 1 || last_row) hi = int(H) - 1;    // the last row waits for the frame
+    int next_lo = top + int(SH);
+    if (next_lo < 0) next_lo = 0;
+    if (next_lo > int(H) || last_row) next_lo = int(H);
+    const unsigned complete = filled - (wpos != 0 ? 1u : 0u);
+    const bool row_start = ox == 0 && ky == 0 && kx == 0 && cg == 0;
+    const bool row_end = ox == OW - 1 && ky == KH - 1 && kx == KW - 1 && cg == CG - 1;
+    const bool go = !row_start || int(complete) >= hi - int(lo) + 1;
+    // ---- the writer: it must read while the emitter waits, else at the emitter's rate ----
+    const bool room = reads_left > 0 && (wpos != 0 || filled < NROWS);
+    const bool rd = room && (!go || credit > 0);
+    unsigned released = 0;
+    if (go) {
+      const int prow = int(oy * SH + ky);
+      const int pcol = int(ox * SW + kx);
+      const bool inside = prow >= int(PT) && prow < int(PT + H) && pcol >= int(PL) &&
+                          pcol < int(PL + W);
+      unsigned slot = rslot + unsigned(prow - int(PT) - int(lo));
+      if (slot >= NROWS) slot -= NROWS;
+      const unsigned addr = inside ? slot * ROW + unsigned(pcol - int(PL)) * CG + cg : 0u;
       const beat_t v = buf[addr];
       obeat_t o = 0;
       o(SIMD * IB - 1, 0) = inside ? v : (MASKED ? beat_t(0) : pad_beat);
       if (MASKED && inside) o[SIMD * IB] = 1;  // valid flag
       out.write(o);
+      emits_left--;
+      credit += READS;
+      if (row_end) {
+        released = unsigned(next_lo) - lo;
+        rslot += released;
+        if (rslot >= NROWS) rslot -= NROWS;
+        lo = last_row ? 0u : unsigned(next_lo);  // the next frame starts at row 0
+      }
       if (++cg == CG) {
         cg = 0;
         if (++kx == KW) {
           kx = 0;
           if (++ky == KH) {
             ky = 0;
-            ++ox;
+            if (++ox == OW) {
+              ox = 0;
+              oy = last_row ? 0u : oy + 1;
+            }
           }
         }
       }
     }
-    if (++i >= len) {  // the phase ends: set up the next one
-      i = 0;
-      ox = 0;
-      loaded = next_loaded;
-      if (p > 0) {  // an output row was emitted: the next one starts SH rows lower
-        top += int(SH);
-        base = (base + SH >= R) ? base + SH - R : base + SH;
-      }
-      if (p == OH) {  // the frame's last output row was emitted: on to the next frame
-        fbase = (fbase + H_WRAP >= R) ? fbase + H_WRAP - R : fbase + H_WRAP;
-        base = (fbase >= PT_WRAP) ? fbase - PT_WRAP : fbase + R - PT_WRAP;
-        top = -int(PT);
-        loaded = carry;
-        f++;
-        p = 1;
-      } else {
-        p++;
-      }
-      if (f == FRAMES) {
-        running = false;
-      } else {
-        // rows of this frame needed once the phase ends: those of output row p, all of
-        // them in its last phase; that phase also reads the next frame's first rows
-        const int need = int(p) * int(SH) - int(PT) + int(KH);
-        const bool last = p == OH;
-        next_loaded = (last || need > int(H)) ? H : unsigned(need < 0 ? 0 : need);
-        carry = (last && f + 1 < FRAMES) ? NEED0 : 0u;
-        reads = (next_loaded - loaded + carry) * ROW;
-        emits = EMITS;
-        len = reads > emits ? reads : emits;
-        spread = int(reads);
+    if (rd) {
+      buf[wslot * ROW + wpos] = in.read();
+      reads_left--;
+      credit -= EMITS;
+      if (wpos == 0) filled++;  // a ring row is reserved when its first beat arrives
+      if (++wpos == ROW) {
+        wpos = 0;
+        wslot = (wslot == NROWS - 1) ? 0u : wslot + 1;
       }
     }
+    filled -= released;
   }
 }
 

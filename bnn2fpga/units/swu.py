@@ -152,51 +152,78 @@ def memories(p: Params) -> list[MemorySpec]:
                        p["SIMD"] * p["EB"], False)]
 
 
-def hls_need0(p: Params) -> int:
-    """Rows of a frame hls/swu.h's output row 0 needs (NEED0)."""
-    return min(max(p["KH"] - p["PT"], 0), p["IH"])
-
-
-def hls_swu_rows(p: Params) -> int:
-    """hls/swu.h's ring R: max(KH + SH, the rows a frame's last output row and the next
-    frame's first one hold at once)."""
-    last_top = max((p["OH"] - 1) * p["SH"] - p["PT"], 0)
-    return max(p["KH"] + p["SH"], p["IH"] - last_top + hls_need0(p))
-
-
-def hls_phases(p: Params, frames: int) -> list[tuple[int, int]]:
-    """(reads, emits) of each phase of hls/swu.h's loop over a call of ``frames`` frames:
-    the call's first phase reads the rows output row 0 needs; phase p = 1..OH of a frame
-    emits output row p-1 and reads the rows output row p adds (the last phase: the rest of
-    the frame and the next frame's first rows)."""
-    row = p["IW"] * (p["C"] // p["SIMD"])
-    emits = p["OW"] * p["KH"] * p["KW"] * (p["C"] // p["SIMD"])
-    need0 = hls_need0(p)
-    out = [(need0 * row, 0)]
-    loaded = need0
-    for f in range(frames):
-        for ph in range(1, p["OH"] + 1):
-            need = ph * p["SH"] - p["PT"] + p["KH"]
-            last = ph == p["OH"]
-            nxt = p["IH"] if last or need > p["IH"] else max(need, 0)
-            carry = need0 if last and f + 1 < frames else 0
-            out.append(((nxt - loaded + carry) * row, emits))
-            loaded = carry if last else nxt
-    return out
+def hls_read_lead(p: Params) -> int:
+    """hls/swu.h's initial read credit: the largest need_rows(q) * ROW * EMITS - q * taps
+    per row * READS over the output rows q (the reads' lead that keeps every output row's
+    rows read before it starts), plus one beat (EMITS)."""
+    ks = max(p["KH"], p["SH"])
+    cg_n = p["C"] // p["SIMD"]
+    row = p["IW"] * cg_n
+    reads_f = p["IH"] * row
+    row_taps = p["OW"] * p["KH"] * p["KW"] * cg_n
+    emits_f = p["OH"] * row_taps
+    lead = 0
+    for q in range(p["OH"]):
+        rows = q * p["SH"] - p["PT"] + ks
+        need = p["IH"] if q == p["OH"] - 1 or rows > p["IH"] else max(rows, 0)
+        lead = max(lead, need * row * emits_f - q * row_taps * reads_f)
+    return lead + emits_f
 
 
 def hls_process(p: Params, frames: int) -> HlsProcess:
-    """hls/swu.h's SlidingWindow, one flat II=1 loop over ``frames`` frames: in a phase of
-    len = max(reads, emits) iterations (at least one), the taps go out from its first
-    iteration on and the k-th read comes at the first iteration i with
-    (i + 1) * reads > k * len (the C++'s Bresenham term)."""
-    reads, writes = [], []
-    for r, e in hls_phases(p, frames):
-        n = max(r, e, 1)
-        i = np.arange(n, dtype=np.int64)
-        reads.append(-((-(i + 1) * r) // n) > -((-i * r) // n))   # ceil steps
-        writes.append(i < e)
-    return HlsProcess.from_flags(np.concatenate(reads), np.concatenate(writes), HLS_DEPTH)
+    """hls/swu.h's SlidingWindow for a call of ``frames`` frames, iteration by iteration
+    (its flat II=1 loop, the same state machine): an iteration emits when the output row's
+    input rows are complete (bnn_swu's rule) and reads when the emitter waits or the read
+    credit is positive and the ring has room."""
+    h, w, kh, kw, sh, sw = p["IH"], p["IW"], p["KH"], p["KW"], p["SH"], p["SW"]
+    pt, pl, oh, ow = p["PT"], p["PL"], p["OH"], p["OW"]
+    cg_n = p["C"] // p["SIMD"]
+    row = w * cg_n
+    reads_f, emits_f = h * row, oh * ow * kh * kw * cg_n
+    nrows = swu_rows(p)
+    wpos = filled = 0
+    reads_left, emits_left = frames * reads_f, frames * emits_f
+    oy = ox = ky = kx = cg = lo = 0
+    credit = hls_read_lead(p)
+    rd_flags: list[bool] = []
+    em_flags: list[bool] = []
+    row_taps = ow * kh * kw * cg_n
+    tap = 0                       # tap of the current output row (ox, ky, kx, cg flattened)
+    while emits_left > 0:
+        top = oy * sh - pt
+        last_row = oy == oh - 1
+        hi = max(top + kh - 1, top + sh - 1)
+        if hi > h - 1 or last_row:
+            hi = h - 1
+        next_lo = min(max(top + sh, 0), h)
+        if last_row:
+            next_lo = h
+        complete = filled - (wpos != 0)
+        go = tap != 0 or complete >= hi - lo + 1
+        rd = reads_left > 0 and (wpos != 0 or filled < nrows) and (not go or credit > 0)
+        released = 0
+        if go:
+            emits_left -= 1
+            credit += reads_f
+            tap += 1
+            if tap == row_taps:
+                tap = 0
+                released = next_lo - lo
+                lo = 0 if last_row else next_lo
+                oy = 0 if last_row else oy + 1
+        if rd:
+            reads_left -= 1
+            credit -= emits_f
+            if wpos == 0:
+                filled += 1
+            wpos = 0 if wpos + 1 == row else wpos + 1
+        filled -= released
+        if not (go or rd):
+            raise RuntimeError(f"SlidingWindow {p}: the schedule stalls (no room, no rows)")
+        rd_flags.append(rd)
+        em_flags.append(go)
+    del ox, ky, kx, cg, sw, pl   # the tap counters only matter for the data, not the schedule
+    return HlsProcess.from_flags(np.array(rd_flags), np.array(em_flags), HLS_DEPTH)
 
 
 def hls_process_phased(p: Params, frames: int, drain: int = HLS_DEPTH + 1) -> HlsProcess:
