@@ -105,15 +105,15 @@ class HlsSchedule:
 
 def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
              extra_depth: dict[str, int] | None = None) -> HlsSchedule:
-    """Run ``frames`` frames through the HLS top of ``plan``, followed by one more that
-    keeps the input streaming (a sliding window emits a frame's last row while it reads
-    the next frame's first rows, as in a long run; the extra frame is not reported).
+    """Run ``frames`` frames through the HLS top of ``plan``, followed by more that keep the
+    input streaming, as in a long run (a sliding window emits a frame's last row while it
+    reads the next frame's first rows: one frame more per window; they are not reported).
     ``process_of`` gives each unit's process (default: its header as written);
     ``extra_depth`` adds beats to named streams' channels (to model a FIFO the plan does
     not have)."""
     if frames < 1:
         raise ValueError("frames must be >= 1")
-    reported, frames = frames, frames + 1
+    reported, frames = frames, frames + 1 + sum(u.kind == "swu" for u in plan.units)
     extra = extra_depth or {}
     inp, outp = plan.input_stream, plan.output_stream
     procs = [_Proc("AxisToStream", streaming_process(inp.beats, 1, 1, 0, 0, ADAPTER_DEPTH,
