@@ -13,9 +13,9 @@ from bnn2fpga.units import (
     MemorySpec,
     Params,
     UnitType,
-    streaming_process,
     bits_for,
     clog2,
+    streaming_process,
 )
 
 

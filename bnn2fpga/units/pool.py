@@ -11,8 +11,8 @@ from bnn2fpga.units import (
     MemorySpec,
     Params,
     UnitType,
-    streaming_process,
     clog2,
+    streaming_process,
 )
 
 
