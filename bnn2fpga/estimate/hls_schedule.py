@@ -104,13 +104,14 @@ class HlsSchedule:
 
 
 def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
-             extra_depth: dict[str, int] | None = None) -> HlsSchedule:
+             extra_depth: dict[str, int] | None = None,
+             depths: dict[str, int] | None = None) -> HlsSchedule:
     """Run ``frames`` frames through the HLS top of ``plan``, followed by more that keep the
     input streaming, as in a long run (a sliding window emits a frame's last row while it
     reads the next frame's first rows: one frame more per window; they are not reported).
     ``process_of`` gives each unit's process (default: its header as written);
     ``extra_depth`` adds beats to named streams' channels (to model a FIFO the plan does
-    not have)."""
+    not have), ``depths`` sets them (to model an older plan)."""
     if frames < 1:
         raise ValueError("frames must be >= 1")
     reported, frames = frames, frames + 1 + sum(u.kind == "swu" for u in plan.units)
@@ -122,8 +123,9 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
     procs.append(_Proc("StreamToAxis", streaming_process(outp.beats, 1, 1, 0, 0,
                                                          ADAPTER_DEPTH, frames),
                        outp.name, PORT_OUT))
-    depth = {s.name: channel_depth(s) + extra.get(s.name, 0) for s in plan.streams}
-    unknown = set(extra) - set(depth)
+    depth = {s.name: (depths or {}).get(s.name, channel_depth(s)) + extra.get(s.name, 0)
+             for s in plan.streams}
+    unknown = (set(extra) | set(depths or {})) - set(depth)
     if unknown:
         raise KeyError(f"no such streams: {sorted(unknown)}")
     writes: dict[str, list[int]] = {s: [] for s in depth}
@@ -194,3 +196,27 @@ def hls_cycles(graph: Graph, plan: Plan | None = None, frames: int = 4) -> dict[
     sched = simulate(plan or build_plan(graph), frames)
     return {"cycles_per_frame": sched.cycles_per_frame,
             "first_frame_latency_cycles": sched.first_frame_latency_cycles}
+
+
+def extra_stages(plan: Plan) -> int:
+    """Cycles of first-frame latency the HLS top adds to the RTL's by construction: its two
+    AXI adapter processes (a pipeline stage and a channel each) and a channel on every
+    stream the RTL wires directly (plan depth 0; an hls::stream is a FIFO)."""
+    return 2 * (ADAPTER_DEPTH + 1) + sum(s.depth == 0 for s in plan.streams)
+
+
+def windows_read_the_input(plan: Plan) -> bool:
+    """Whether every sliding window reads the top's input stream (through width converters
+    only).  Such a window's producer is the host, which offers a beat every cycle; behind a
+    unit that takes longer per row than the window does, a blocking read of the next rows
+    holds the taps of the row being emitted (hls/README.md, "Sliding window")."""
+    for u in plan.units:
+        if u.kind != "swu":
+            continue
+        s = plan.stream(u.inp)
+        while s.producer != PORT_IN:
+            prod = next(v for v in plan.units if v.name == s.producer)
+            if prod.kind != "dwc":
+                return False
+            s = plan.stream(prod.inp)
+    return True
