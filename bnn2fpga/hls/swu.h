@@ -161,6 +161,9 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
       }
     }
     filled -= released;
+#ifdef BNN2FPGA_SWU_TRACE
+    BNN2FPGA_SWU_TRACE(rd, go);  // C simulation only: the schedule, iteration by iteration
+#endif
   }
 }
 
