@@ -72,6 +72,19 @@ class _Proc:
         self.writes = 0
 
 
+def one_call_per_frame(restart: int = 2, process_of: ProcessOf = unit_process) -> ProcessOf:
+    """Processes that run one frame per call (the writer's calls today, each unit's loop
+    over one frame, FRAMES = 1 for the sliding window) and restart after each: the
+    pipeline drains (its depth) and the function is entered again (``restart`` cycles, an
+    assumption: csynth would tell)."""
+    def make(unit: Unit, frames: int) -> HlsProcess:
+        one = process_of(unit, 1)
+        gap = HlsProcess(one.iterations, one.at, one.reads, one.writes, one.depth,
+                         np.array([one.iterations - 1]), np.array([one.depth + restart]))
+        return HlsProcess.repeat(gap, frames)
+    return make
+
+
 @dataclass
 class HlsSchedule:
     """The simulated run: cycle of each frame's last output beat, of the first input beat,
