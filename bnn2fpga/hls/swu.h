@@ -16,8 +16,8 @@
 //
 // Micro-architecture: the RTL's bnn_swu, with blocking stream accesses.  One RAM holds a
 // ring of NROWS input rows (bnn_swu's: max(KH, SH) + SH, or the rows a frame's last output
-// row and the next frame's first one hold at once), NROWS*W*CG beats, 1 read + 1 write
-// port.  ONE flat II=1 loop runs the whole call; each iteration may emit one tap and read
+// row and the next frame's first one hold at once) and a spare row, (NROWS+1)*W*CG beats,
+// 1 read + 1 write port.  ONE flat II=1 loop runs the whole call; each iteration may emit one tap and read
 // one beat, with bnn_swu's rules:
 //   emitter: output row oy starts once the input rows it covers are complete (plus the
 //            rows a stride > kernel skips; the frame's last output row waits for the whole
@@ -58,6 +58,10 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
   const unsigned LAST_TOP = (OH - 1) * SH > PT ? (OH - 1) * SH - PT : 0u;
   const unsigned EDGE = H - LAST_TOP + FIRST;
   const unsigned NROWS = KS + SH > EDGE ? KS + SH : EDGE;
+  // one spare row in the RAM: at most NROWS rows are held, so a released row is written
+  // again two iterations later at the earliest (its last tap read and its first new beat
+  // never meet in one cycle, whatever stage the tool places each in)
+  const unsigned RING = NROWS + 1;
   // trip counts for the reports: reads and taps overlap, at least the larger of the two
   const unsigned TRIP_MIN = FRAMES * (EMITS > READS ? EMITS : READS);
   const unsigned TRIP_MAX = FRAMES * (EMITS + READS);
@@ -65,7 +69,7 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
   typedef ap_uint<SIMD * IB> beat_t;
   typedef ap_uint<SIMD * IB + (MASKED ? 1 : 0)> obeat_t;
 
-  beat_t buf[NROWS * ROW];
+  beat_t buf[RING * ROW];
 
   beat_t pad_beat = 0;  // every lane = PAD
   for (unsigned i = 0; i < SIMD; i++) {
@@ -121,7 +125,7 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
       const bool inside = prow >= int(PT) && prow < int(PT + H) && pcol >= int(PL) &&
                           pcol < int(PL + W);
       unsigned slot = rslot + unsigned(prow - int(PT) - int(lo));
-      if (slot >= NROWS) slot -= NROWS;
+      if (slot >= RING) slot -= RING;
       const unsigned addr = inside ? slot * ROW + unsigned(pcol - int(PL)) * CG + cg : 0u;
       const beat_t v = buf[addr];
       obeat_t o = 0;
@@ -133,7 +137,7 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
       if (row_end) {
         released = unsigned(next_lo) - lo;
         rslot += released;
-        if (rslot >= NROWS) rslot -= NROWS;
+        if (rslot >= RING) rslot -= RING;
         lo = last_row ? 0u : unsigned(next_lo);  // the next frame starts at row 0
       }
       if (++cg == CG) {
@@ -157,7 +161,7 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
       if (wpos == 0) filled++;  // a ring row is reserved when its first beat arrives
       if (++wpos == ROW) {
         wpos = 0;
-        wslot = (wslot == NROWS - 1) ? 0u : wslot + 1;
+        wslot = (wslot == RING - 1) ? 0u : wslot + 1;
       }
     }
     filled -= released;
