@@ -10,14 +10,17 @@ channel (a beat written in cycle w is readable from cycle w + 1), a blocking wri
 the channel has room (a slot freed by a read in cycle r is writable from r + 1).  An
 iteration reads when it issues and writes ``depth`` cycles later; one that would block on
 its write is issued late enough not to (the pipeline stalls for it and everything after
-it).  Processes run free (``ap_control none``) and loop on across frames without a restart
-(a call's loop over its frames, flattened): nothing is modelled between frames but the
-schedule itself.  The host offers one input beat per cycle and always takes the output,
-as the Verilator harness does (``bnn2fpga.sim.rtl``).
+it; a stall of an iteration's read does not hold the writes of iterations already in
+flight: a flushable pipeline, or a loop that ends with the call).  Processes run free
+(``ap_ctrl_none``) and loop on across frames without a restart (a call's loop over its
+frames, flattened; ``one_call_per_frame`` models the writer's one call per frame instead).
+The host offers one input beat per cycle and always takes the output, as the Verilator
+harness does (``bnn2fpga.sim.rtl``).  Pipeline depths are the RTL units' register stages
+(an assumption until csynth reports them).
 
 Each process's iterations with I/O are scheduled as early as their constraints allow, one
-process after another until none can move (a deadlock is reported by name); this takes
-a few seconds for CNV-W1A1 (a few frames of 32,768 cycles).
+process after another until none can move (a deadlock is reported by name); CNV-W1A1 (a
+few frames of 32,768 cycles) takes under a second.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from bnn2fpga.plan import PORT_IN, PORT_OUT, Plan, Unit, build_plan
 from bnn2fpga.units import UNITS, HlsProcess, streaming_process
 
 ADAPTER_DEPTH = 1      # AxisToStream / StreamToAxis: read, write (axis.h)
-HOST = "host"
 
 ProcessOf = Callable[[Unit, int], HlsProcess]
 
