@@ -27,6 +27,7 @@ from bnn2fpga import estimate as est
 from bnn2fpga.backends import DEFAULT_CLOCK_NS, DEFAULT_PART, rtl
 from bnn2fpga.backends.rtl import LIBRARY as RTL_LIBRARY  # the writer's units
 from bnn2fpga.devices import RESOURCES, get_device
+from bnn2fpga.estimate import hls_schedule
 from bnn2fpga.ir import Graph, graph_from_json
 from bnn2fpga.plan import Plan, Unit, build_plan
 from bnn2fpga.resources import resource_path, template_env
@@ -161,6 +162,14 @@ def cycle_comparison(design: est.DesignEstimate, sim: dict[str, Any] | None) -> 
     }
 
 
+def hls_cycles(graph: Graph) -> dict[str, float]:
+    """The HLS project's expected cycles (``estimate.hls_schedule``: its dataflow processes
+    simulated token by token): the report's ``hls`` object."""
+    c = hls_schedule.hls_cycles(graph)
+    return {"cycles_per_frame": round(c["cycles_per_frame"], 1),
+            "first_frame_latency_cycles": int(c["first_frame_latency_cycles"])}
+
+
 def attach_synth(report: dict[str, Any], synth: dict[str, dict]) -> None:
     """Add yosys figures beside the estimates: per unit, per layer and in total."""
     totals = dict.fromkeys(RESOURCES, 0)
@@ -190,6 +199,7 @@ def build_report(project_dir: Path, graph: Graph, part: str, clock_ns: float,
                  synth: bool) -> dict[str, Any]:
     design = est.estimate(graph, part=part, clock_ns=clock_ns)
     report = design.to_json()
+    report["hls"] = hls_cycles(graph)
     sim = load_rtl_sim(project_dir)
     report["measured"] = {"rtl_sim": sim, "cycles": cycle_comparison(design, sim),
                           "yosys": None}

@@ -56,3 +56,24 @@ def test_digits_designs_lint_clean(digits_designs):
         sources = (rtl / "filelist.f").read_text().split()
         out = vl.lint([rtl / s for s in sources], f"digits_{proj.name}", rtl)
         assert "%Warning" not in out, f"{proj.name}:\n{out}"
+
+
+def test_digits_hls_model_runs_at_the_rtl_rate(digits_designs):
+    """The HLS dataflow model of each trained digits model (estimate.hls_schedule) against
+    Verilator on the same plan: steady-state cycles per frame within 1%; first-frame
+    latency never below the RTL's less the HLS top's extra stages."""
+    from bnn2fpga.estimate.hls_schedule import extra_stages, simulate
+    from bnn2fpga.plan import build_plan
+
+    base, designs = digits_designs
+    results = simulate_many([(p, g, c[:16]) for p, g, c in designs], base / ".cache",
+                            name="digits_multi")
+    for (proj, graph, _), result in zip(designs, results, strict=True):
+        plan = build_plan(graph)
+        sched = simulate(plan, 16)
+        interval = result.summary["steady_state_cycles_per_frame"]
+        assert abs(sched.cycles_per_frame - interval) <= 0.01 * interval, (
+            proj.name, sched.cycles_per_frame, interval)
+        latency = result.summary["first_frame_latency_cycles"]
+        assert sched.first_frame_latency_cycles >= latency - extra_stages(plan), (
+            proj.name, sched.first_frame_latency_cycles, latency)

@@ -252,3 +252,29 @@ def test_unit_modules_lint_clean_standalone(module, tmp_path):
     lib = resource_path("rtl")
     out = vl.lint([lib / m for m in LIBRARY], module, tmp_path)
     assert "%Warning" not in out, out
+
+
+def test_hls_model_runs_at_the_rtl_rate(rtl_layers, rtl_layer_runs):
+    """The HLS dataflow top of every design (estimate.hls_schedule: its processes as the
+    headers write them, the plan's stream depths) against the same plan's RTL in Verilator:
+    steady-state cycles per frame within 1%.  First-frame latency: never below the RTL's
+    less the HLS top's extra stages, and where every sliding window reads the top's input,
+    within 1% plus those stages (behind a slower unit a window's blocking reads hold its
+    taps: hls/README.md)."""
+    from bnn2fpga.estimate.hls_schedule import extra_stages, simulate, windows_read_the_input
+    from bnn2fpga.plan import build_plan
+
+    off = []
+    for (name, _, graph, _), result in zip(rtl_layers, rtl_layer_runs[0.0], strict=True):
+        plan = build_plan(graph)
+        sched = simulate(plan, FRAMES)
+        interval = result.summary["steady_state_cycles_per_frame"]
+        if abs(sched.cycles_per_frame - interval) > 0.01 * interval:
+            off.append(f"{name}: HLS {sched.cycles_per_frame} vs RTL {interval} cycles/frame")
+        latency = result.summary["first_frame_latency_cycles"]
+        hls, stages = sched.first_frame_latency_cycles, extra_stages(plan)
+        if hls < latency - stages:
+            off.append(f"{name}: HLS latency {hls} below the RTL's {latency}")
+        if windows_read_the_input(plan) and hls > latency + stages + 0.01 * latency:
+            off.append(f"{name}: HLS latency {hls} vs RTL {latency} (+{stages} stages)")
+    assert not off, "; ".join(off)

@@ -1,25 +1,40 @@
 // bnn2fpga HLS library: sliding-window unit (SWU), the im2col generator in front of a conv's
 // MVTU (and of a max-pool's reducer).
 //
-//   in  : H*W*CG beats of SIMD*IB bits, raster order (row, column, channel group fastest);
-//         CG = C/SIMD, lane i of a beat = channel g*SIMD + i at bits [i*IB, (i+1)*IB).
-//   out : OH*OW*KH*KW*CG beats of SIMD*IB (+1 if MASKED) bits: for each output pixel in raster
-//         order, its window in (ky, kx, channel group) order = the MVTU's fan-in order.
-//         A tap outside the image (padding) is, exactly as the IR's Conv2D.pad says:
+//   in  : H*W*CG beats of SIMD*IB bits per frame, raster order (row, column, channel group
+//         fastest); CG = C/SIMD, lane i of a beat = channel g*SIMD + i at bits [i*IB, (i+1)*IB).
+//   out : OH*OW*KH*KW*CG beats of SIMD*IB (+1 if MASKED) bits per frame: for each output pixel
+//         in raster order, its window in (ky, kx, channel group) order = the MVTU's fan-in
+//         order.  A tap outside the image (padding) is, exactly as the IR's Conv2D.pad says:
 //           MASKED     : the valid flag (bit SIMD*IB) is 0, data 0   (bipolar, pad "zero";
 //                        max-pool: padded positions are ignored)
 //           not MASKED : every lane holds the code PAD, and the flag bit is absent
 //                        (integer pad code; uint/unipolar pad "zero" = code 0)
 //         Inside taps of a MASKED stream have the flag 1.  SIMD divides C, so a beat never
 //         straddles two taps and one flag per beat suffices.
+//   FRAMES: frames per call (default 1); the schedule runs on across the frames of a call.
 //
-// Micro-architecture: one RAM holding a ring of R = KH + SH input rows, R*W*CG beats
-// (1 read + 1 write port).  Phase 0 reads the rows output row 0 needs; phase p = 1..OH emits
-// output row p-1 while it reads the (<= SH) rows output row p adds; the last phase also drains
-// input rows no window uses ('valid' remainders).  Any padding works, also windows made only
-// of padding.  A phase is one II=1 loop of max(emits, reads) cycles: one read and one emit per
-// cycle.  The rows being read never alias the rows being emitted (R = KH + SH), and the
-// pipeline drains between phases, so the RAM carries no loop dependence.
+// Micro-architecture: the RTL's bnn_swu, with blocking stream accesses.  One RAM holds a
+// ring of NROWS input rows (bnn_swu's: max(KH, SH) + SH, or the rows a frame's last output
+// row and the next frame's first one hold at once) and a spare row, (NROWS+1)*W*CG beats,
+// 1 read + 1 write port.  ONE flat II=1 loop runs the whole call; each iteration may emit one tap and read
+// one beat, with bnn_swu's rules:
+//   emitter: output row oy starts once the input rows it covers are complete (plus the
+//            rows a stride > kernel skips; the frame's last output row waits for the whole
+//            frame) and releases the rows the next output row does not use when it ends;
+//   writer : reserves a ring row when it starts one, and may read while a row is open or
+//            a ring row is free.
+// Where bnn_swu reads whenever a beat is offered, a process with blocking reads must decide
+// by itself when to read (a read that waits holds the emitter too).  The writer reads when
+// the emitter is waiting for rows (it must), and otherwise at the rate the emitter works:
+// a credit of H*W*CG per tap emitted against OH*OW*KH*KW*CG per beat read: the reads
+// keep an even pace, just enough ahead of the taps that every output row finds its rows
+// read (the lead: a constant of the geometry).  So the writer
+// takes a frame in the time the emitter sends it, the next frame's first rows arrive while
+// the emitter sends the last output row (no refill at a frame boundary), and neither side
+// waits longer than the rates demand.  A tap reads only complete rows and the writer only
+// writes released rows, so the RAM carries no dependence between the two (DEPENDENCE
+// false).  Any padding works, also windows made only of padding.
 #ifndef BNN_SWU_H
 #define BNN_SWU_H
 
@@ -27,18 +42,34 @@
 
 template <unsigned H, unsigned W, unsigned C, unsigned SIMD, unsigned IB,
           unsigned KH, unsigned KW, unsigned SH, unsigned SW,
-          unsigned PT, unsigned PL, unsigned OH, unsigned OW, bool MASKED, unsigned PAD>
+          unsigned PT, unsigned PL, unsigned OH, unsigned OW, bool MASKED, unsigned PAD,
+          unsigned FRAMES = 1>
 void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
                    hls::stream<ap_uint<SIMD * IB + (MASKED ? 1 : 0)> > &out) {
   static_assert(C % SIMD == 0, "SIMD must divide the input channels");
+  static_assert(FRAMES >= 1, "a call takes at least one frame");
   const unsigned CG = C / SIMD;
-  const unsigned ROW = W * CG;           // beats per input row
-  const unsigned R = KH + SH;            // rows in the ring
-  const unsigned EMITS = OW * KH * KW * CG;
+  const unsigned ROW = W * CG;                       // beats per input row
+  const unsigned READS = H * ROW;                    // beats read per frame
+  const unsigned EMITS = OH * OW * KH * KW * CG;     // taps emitted per frame
+  // bnn_swu's ring: NROWS = max(KS + SH, EDGE_ROWS)
+  const unsigned KS = KH > SH ? KH : SH;
+  const unsigned FIRST = KS > PT ? (KS - PT < H ? KS - PT : H) : 0u;
+  const unsigned LAST_TOP = (OH - 1) * SH > PT ? (OH - 1) * SH - PT : 0u;
+  const unsigned EDGE = H - LAST_TOP + FIRST;
+  const unsigned NROWS = KS + SH > EDGE ? KS + SH : EDGE;
+  // one spare row in the RAM: at most NROWS rows are held, so a released row is written
+  // again two iterations later at the earliest (its last tap read and its first new beat
+  // never meet in one cycle, whatever stage the tool places each in)
+  const unsigned RING = NROWS + 1;
+  // trip counts for the reports: reads and taps overlap, at least the larger of the two
+  const unsigned TRIP_MIN = FRAMES * (EMITS > READS ? EMITS : READS);
+  const unsigned TRIP_MAX = FRAMES * (EMITS + READS);
+  static_assert(TRIP_MIN <= TRIP_MAX, "trip count bounds");
   typedef ap_uint<SIMD * IB> beat_t;
   typedef ap_uint<SIMD * IB + (MASKED ? 1 : 0)> obeat_t;
 
-  beat_t buf[R * ROW];
+  beat_t buf[RING * ROW];
 
   beat_t pad_beat = 0;  // every lane = PAD
   for (unsigned i = 0; i < SIMD; i++) {
@@ -46,60 +77,97 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
     pad_beat(i * IB + IB - 1, i * IB) = ap_uint<IB>(PAD);
   }
 
-  unsigned loaded = 0;                   // input rows read so far
-  unsigned wslot = 0, wpos = 0;          // ring slot and beat of the next read
-  unsigned base = (R - PT % R) % R;      // ring slot of input row oy*SH - PT
-  int top = -int(PT);                    // input row of ky = 0 for the output row emitted
+  // writer: beat of the open row, its ring slot, rows reserved and not released, reads left
+  unsigned wpos = 0, wslot = 0, filled = 0;
+  unsigned reads_left = FRAMES * READS;
+  // emitter: tap counters, lowest row held (of the emitter's frame) and its slot, taps left
+  unsigned oy = 0, ox = 0, ky = 0, kx = 0, cg = 0, lo = 0, rslot = 0;
+  unsigned emits_left = FRAMES * EMITS;
+  // read credit (see above), in units of 1 / (READS * EMITS) of a frame: it starts at
+  // the lead that keeps the reads ahead of every output row's rows (and a beat more), a
+  // constant (the loop only folds constants)
+  long long credit = 0;
+  for (unsigned q = 0; q < OH; q++) {
+#pragma HLS UNROLL
+    const int rows = int(q * SH) - int(PT) + int(KS);
+    const long long need = (q == OH - 1 || rows > int(H)) ? H : (rows < 0 ? 0 : rows);
+    const long long lead = need * ROW * EMITS - (long long)q * (OW * KH * KW * CG) * READS;
+    if (lead > credit) credit = lead;
+  }
+  credit += EMITS;
 
-  for (unsigned p = 0; p <= OH; p++) {
-#pragma HLS LOOP_FLATTEN off
-    // rows needed once this phase ends: those of output row p (all rows after the last one)
-    const int need = int(p) * int(SH) - int(PT) + int(KH);
-    const unsigned target = (p == OH || need > int(H)) ? H : unsigned(need < 0 ? 0 : need);
-    const unsigned reads = (target - loaded) * ROW;
-    const unsigned emits = (p == 0) ? 0u : EMITS;
-    const unsigned len = reads > emits ? reads : emits;
-    unsigned ox = 0, ky = 0, kx = 0, cg = 0;
-    for (unsigned i = 0; i < len; i++) {
+  while (emits_left > 0) {
 #pragma HLS PIPELINE II=1
-      // within a phase the reads and the writes touch different rows of the ring
+#pragma HLS LOOP_TRIPCOUNT min=TRIP_MIN max=TRIP_MAX
+    // taps read complete rows only, the writer writes released rows only
 #pragma HLS DEPENDENCE variable=buf inter false
 #pragma HLS DEPENDENCE variable=buf intra false
-      if (i < reads) {
-        buf[wslot * ROW + wpos] = in.read();
-        if (++wpos == ROW) {
-          wpos = 0;
-          wslot = (wslot == R - 1) ? 0u : wslot + 1;
-        }
+    // ---- the emitter's rows for output row oy (bnn_swu's hi / next_lo) ----
+    const int top = int(oy * SH) - int(PT);
+    const bool last_row = oy == OH - 1;
+    int hi = top + int(KH) - 1;
+    if (top + int(SH) - 1 > hi) hi = top + int(SH) - 1;  // rows skipped by a stride > kernel
+    if (hi > int(H) - 1 || last_row) hi = int(H) - 1;    // the last row waits for the frame
+    int next_lo = top + int(SH);
+    if (next_lo < 0) next_lo = 0;
+    if (next_lo > int(H) || last_row) next_lo = int(H);
+    const unsigned complete = filled - (wpos != 0 ? 1u : 0u);
+    const bool row_start = ox == 0 && ky == 0 && kx == 0 && cg == 0;
+    const bool row_end = ox == OW - 1 && ky == KH - 1 && kx == KW - 1 && cg == CG - 1;
+    const bool go = !row_start || int(complete) >= hi - int(lo) + 1;
+    // ---- the writer: it must read while the emitter waits, else at the emitter's rate ----
+    const bool room = reads_left > 0 && (wpos != 0 || filled < NROWS);
+    const bool rd = room && (!go || credit > 0);
+    unsigned released = 0;
+    if (go) {
+      const int prow = int(oy * SH + ky);
+      const int pcol = int(ox * SW + kx);
+      const bool inside = prow >= int(PT) && prow < int(PT + H) && pcol >= int(PL) &&
+                          pcol < int(PL + W);
+      unsigned slot = rslot + unsigned(prow - int(PT) - int(lo));
+      if (slot >= RING) slot -= RING;
+      const unsigned addr = inside ? slot * ROW + unsigned(pcol - int(PL)) * CG + cg : 0u;
+      const beat_t v = buf[addr];
+      obeat_t o = 0;
+      o(SIMD * IB - 1, 0) = inside ? v : (MASKED ? beat_t(0) : pad_beat);
+      if (MASKED && inside) o[SIMD * IB] = 1;  // valid flag
+      out.write(o);
+      emits_left--;
+      credit += READS;
+      if (row_end) {
+        released = unsigned(next_lo) - lo;
+        rslot += released;
+        if (rslot >= RING) rslot -= RING;
+        lo = last_row ? 0u : unsigned(next_lo);  // the next frame starts at row 0
       }
-      if (i < emits) {
-        const int iy = top + int(ky);
-        const int ix = int(ox * SW + kx) - int(PL);
-        const bool inside = iy >= 0 && iy < int(H) && ix >= 0 && ix < int(W);
-        const unsigned slot = (base + ky >= R) ? base + ky - R : base + ky;
-        const unsigned addr = inside ? slot * ROW + unsigned(ix) * CG + cg : 0u;
-        const beat_t v = buf[addr];
-        obeat_t o = 0;
-        o(SIMD * IB - 1, 0) = inside ? v : (MASKED ? beat_t(0) : pad_beat);
-        if (MASKED && inside) o[SIMD * IB] = 1;  // valid flag
-        out.write(o);
-        if (++cg == CG) {
-          cg = 0;
-          if (++kx == KW) {
-            kx = 0;
-            if (++ky == KH) {
-              ky = 0;
-              ++ox;
+      if (++cg == CG) {
+        cg = 0;
+        if (++kx == KW) {
+          kx = 0;
+          if (++ky == KH) {
+            ky = 0;
+            if (++ox == OW) {
+              ox = 0;
+              oy = last_row ? 0u : oy + 1;
             }
           }
         }
       }
     }
-    loaded = target;
-    if (p > 0) {  // next output row: its window starts SH rows lower
-      top += int(SH);
-      base = (base + SH >= R) ? base + SH - R : base + SH;
+    if (rd) {
+      buf[wslot * ROW + wpos] = in.read();
+      reads_left--;
+      credit -= EMITS;
+      if (wpos == 0) filled++;  // a ring row is reserved when its first beat arrives
+      if (++wpos == ROW) {
+        wpos = 0;
+        wslot = (wslot == RING - 1) ? 0u : wslot + 1;
+      }
     }
+    filled -= released;
+#ifdef BNN2FPGA_SWU_TRACE
+    BNN2FPGA_SWU_TRACE(rd, go);  // C simulation only: the schedule, iteration by iteration
+#endif
   }
 }
 

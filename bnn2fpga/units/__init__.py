@@ -50,6 +50,54 @@ class MemorySpec:
 
 
 @dataclass(frozen=True)
+class HlsProcess:
+    """The HLS dataflow process of a unit as written: one II=1 pipelined loop over
+    ``iterations`` iterations (a call's worth: ``frames`` frames), of which those at the
+    sorted indices ``at`` read one beat from its input stream (``reads``) and/or write one
+    beat to its output stream (``writes``); the other iterations only take their cycle.
+    ``depth``: cycles from an iteration's read to its write (its pipeline depth).  A
+    phase-structured loop (the old sliding window) adds ``gaps``: idle cycles after
+    iteration ``gap_at[k]`` (a drained pipeline and the loop's re-entry)."""
+
+    iterations: int
+    at: np.ndarray
+    reads: np.ndarray
+    writes: np.ndarray
+    depth: int
+    gap_at: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    gaps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @staticmethod
+    def from_flags(reads: np.ndarray, writes: np.ndarray, depth: int) -> HlsProcess:
+        """From per-iteration read/write flags (an iteration without I/O is kept only as
+        time)."""
+        reads, writes = np.asarray(reads, bool), np.asarray(writes, bool)
+        at = np.flatnonzero(reads | writes)
+        return HlsProcess(len(reads), at, reads[at], writes[at], depth)
+
+    @staticmethod
+    def repeat(one: HlsProcess, frames: int) -> HlsProcess:
+        """``frames`` calls of a one-frame loop back to back, as one free-running loop (a
+        loop over the frames of a call, flattened)."""
+        n = one.iterations
+        offs = (np.arange(frames, dtype=np.int64) * n)[:, None]
+        return HlsProcess(n * frames, (one.at[None, :] + offs).ravel(),
+                          np.tile(one.reads, frames), np.tile(one.writes, frames), one.depth,
+                          (one.gap_at[None, :] + offs).ravel(), np.tile(one.gaps, frames))
+
+
+def streaming_process(iterations: int, read_every: int, write_every: int, read_phase: int,
+                      write_phase: int, depth: int, frames: int) -> HlsProcess:
+    """A loop that reads on iterations i % read_every == read_phase and writes on
+    i % write_every == write_phase (a counter-driven process: converters, reducers,
+    adapters), for ``frames`` frames of ``iterations`` iterations each."""
+    i = np.arange(iterations, dtype=np.int64)
+    return HlsProcess.repeat(HlsProcess.from_flags(i % read_every == read_phase,
+                                                   i % write_every == write_phase, depth),
+                             frames)
+
+
+@dataclass(frozen=True)
 class UnitType:
     """What the tools know of one kind of hardware unit."""
 
@@ -65,6 +113,8 @@ class UnitType:
     # an m_tuser output (it is the window)
     reads_tap_valid: bool = False
     drives_tap_valid: bool = False
+    # its HLS process for ``frames`` frames (None: HLS has the unit as a stream's FIFO)
+    hls_process: Callable[[Params, int], HlsProcess] | None = None
 
     @property
     def module(self) -> str:
@@ -155,6 +205,7 @@ def default_coefficients() -> dict[str, dict[str, Coefficients]]:
             if u.coefficients}
 
 
-__all__ = ["BY_MODULE", "UNITS", "MemorySpec", "UnitType", "bits_for", "clog2",
+__all__ = ["BY_MODULE", "UNITS", "HlsProcess", "MemorySpec", "UnitType", "bits_for", "clog2",
            "default_coefficients", "distinct_columns", "hls_library", "reg_max", "rtl_library",
+           "streaming_process",
            "unit_delay", "unit_features", "unit_memories", "unit_type"]

@@ -9,10 +9,12 @@ import math
 import numpy as np
 
 from bnn2fpga.units import (
+    HlsProcess,
     Params,
     UnitType,
     bits_for,
     clog2,
+    streaming_process,
 )
 
 
@@ -87,6 +89,24 @@ def dwc_features(iwb: int, owb: int) -> dict[str, float]:
             "ff_regs": capu * g + cw}
 
 
+def hls_process(p: Params, frames: int) -> HlsProcess:
+    """hls/dwc.h's loop for the widths' structure (depth 1): up, a read per iteration and a
+    write every R; down, a read every R and a write per iteration; shift, a read while it
+    holds fewer than OUT_W bits, a write otherwise."""
+    iwb, owb, n_in = p["IWB"], p["OWB"], p["IN_BEATS"]
+    kind = dwc_kind(iwb, owb)
+    if kind == "up":
+        return streaming_process(n_in, 1, owb // iwb, 0, owb // iwb - 1, 1, frames)
+    if kind == "down":
+        return streaming_process(n_in * (iwb // owb), iwb // owb, 1, 0, 0, 1, frames)
+    n = n_in + n_in * iwb // owb
+    reads = np.zeros(n, dtype=bool)
+    held = 0
+    for i in range(n):
+        reads[i] = held < owb
+        held += iwb if reads[i] else -owb
+    return HlsProcess.repeat(HlsProcess.from_flags(reads, ~reads, 1), frames)
+
 
 def sweep(rng: np.random.Generator) -> list[Params]:
     """Calibration points: width pairs of every structure."""
@@ -115,6 +135,7 @@ UNIT = UnitType(
     hls_files=('dwc.h',),
     delay=lambda p: dwc_delay(p["IWB"], p["OWB"]),
     features=lambda p, styles: dwc_features(p["IWB"], p["OWB"]),
+    hls_process=hls_process,
     coefficients={'lut': {'const': 3,
                           'cap': 0.9,
                           'counter': 1.7,

@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from bnn2fpga.units import (
+    HlsProcess,
     Params,
     UnitType,
     bits_for,
     clog2,
+    streaming_process,
 )
 
 
@@ -25,6 +27,12 @@ def majority_pool_features(p: dict[str, int]) -> dict[str, float]:
             "channel_bits": p["C"] * nw,
             "ff_regs": tap + nw + p["C"] * nw + p["C"] + 1}
 
+
+def hls_process(p: Params, frames: int) -> HlsProcess:
+    """The reducer's HLS loop: one tap read per iteration, the pooled pixel written with the
+    window's last tap (depth 1)."""
+    kk = p["KK"]
+    return streaming_process(p["OUT_BEATS"] * kk, 1, kk, 0, kk - 1, 1, frames)
 
 
 def sweep(rng: np.random.Generator) -> list[Params]:
@@ -42,6 +50,7 @@ UNIT = UnitType(
     hls_files=('majority_pool.h',),
     delay=lambda p: 1,  # output register
     features=lambda p, styles: majority_pool_features(p),
+    hls_process=hls_process,
     coefficients={'lut': {'counters': 1.9, 'channels': 3.5, 'channel_bits': 0.6},
                   'ff': {'ff_regs': 1.0}},
     sweep=sweep, reads_tap_valid=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnn2fpga.units import (
+    HlsProcess,
     MemorySpec,
     Params,
     UnitType,
@@ -80,6 +81,16 @@ def mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]
                         + pe * p["OUT_W"])}
 
 
+def hls_process(p: Params, frames: int) -> HlsProcess:
+    """hls/mvtu.h's MatrixVectorActivate: PIXELS * NF * SF iterations per frame; it reads
+    while nf == 0 (the vector is replayed for the other folds) and writes at sf == SF - 1.
+    Pipeline depth: operand, dot + accumulate, threshold + write (the RTL's 3 stages)."""
+    nf, sf = p["NF"], p["SF"]
+    i = np.arange(p["OUT_BEATS"] // nf * nf * sf, dtype=np.int64)
+    one = HlsProcess.from_flags((i // sf) % nf == 0, i % sf == sf - 1, 3)
+    return HlsProcess.repeat(one, frames)
+
+
 def memories(p: Params) -> list[MemorySpec]:
     """Weights and thresholds (ROMs, one per PE); the input vector kept for the neuron folds
     nf > 0 and, with a tap-valid flag, its flags."""
@@ -143,7 +154,7 @@ UNIT = UnitType(
     sv_files=('bnn_adder_tree.sv', 'bnn_xnor_popcount.sv', 'bnn_uint_dot.sv', 'bnn_mvtu.sv'),
     hls_files=('mvtu.h', 'adder_tree.h'),
     delay=lambda p: 3,  # operand, accumulate and output registers
-    memories=memories, features=mvtu_features,
+    memories=memories, features=mvtu_features, hls_process=hls_process,
     coefficients={'lut': {'const': 5,
                           'counters': 1.3,
                           'lanes': 0.2,

@@ -7,10 +7,12 @@ import math
 import numpy as np
 
 from bnn2fpga.units import (
+    HlsProcess,
     MemorySpec,
     Params,
     UnitType,
     clog2,
+    streaming_process,
 )
 
 
@@ -30,6 +32,13 @@ def pool_features(p: dict[str, int]) -> dict[str, float]:
             # read address (as for the FIFO's read pointer)
             "ff_regs": (width + (width if p["CG"] == 1 else 0) + clog2(p["KK"])
                         + (2 * cgw if p["CG"] > 1 else 0) + p["CG"] + 1)}
+
+
+def hls_process(p: Params, frames: int) -> HlsProcess:
+    """The reducer's HLS loop: one tap read per iteration, the pooled pixel written with the
+    window's last tap (depth 1)."""
+    kk = p["KK"]
+    return streaming_process(p["OUT_BEATS"] * kk, 1, kk, 0, kk - 1, 1, frames)
 
 
 def memories(p: Params) -> list[MemorySpec]:
@@ -60,6 +69,7 @@ UNIT = UnitType(
     hls_files=('maxpool.h',),
     delay=lambda p: 1,  # output register
     memories=memories, features=lambda p, styles: pool_features(p),
+    hls_process=hls_process,
     coefficients={'lut': {'const': 1,
                           'tap_counter': 1,
                           'groups': 2,

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from bnn2fpga.units import (
+    HlsProcess,
     MemorySpec,
     Params,
     UnitType,
@@ -15,6 +16,8 @@ from bnn2fpga.units import (
     clog2,
     reg_max,
 )
+
+HLS_DEPTH = 2     # SlidingWindow's pipeline: stream read | tap read from the RAM | write
 
 
 def swu_rows(p: dict[str, int]) -> int:
@@ -149,6 +152,106 @@ def memories(p: Params) -> list[MemorySpec]:
                        p["SIMD"] * p["EB"], False)]
 
 
+def hls_read_lead(p: Params) -> int:
+    """hls/swu.h's initial read credit: the largest need_rows(q) * ROW * EMITS - q * taps
+    per row * READS over the output rows q (the reads' lead that keeps every output row's
+    rows read before it starts), plus one beat (EMITS)."""
+    ks = max(p["KH"], p["SH"])
+    cg_n = p["C"] // p["SIMD"]
+    row = p["IW"] * cg_n
+    reads_f = p["IH"] * row
+    row_taps = p["OW"] * p["KH"] * p["KW"] * cg_n
+    emits_f = p["OH"] * row_taps
+    lead = 0
+    for q in range(p["OH"]):
+        rows = q * p["SH"] - p["PT"] + ks
+        need = p["IH"] if q == p["OH"] - 1 or rows > p["IH"] else max(rows, 0)
+        lead = max(lead, need * row * emits_f - q * row_taps * reads_f)
+    return lead + emits_f
+
+
+def hls_process(p: Params, frames: int) -> HlsProcess:
+    """hls/swu.h's SlidingWindow for a call of ``frames`` frames, iteration by iteration
+    (its flat II=1 loop, the same state machine): an iteration emits when the output row's
+    input rows are complete (bnn_swu's rule) and reads when the emitter waits or the read
+    credit is positive and the ring has room."""
+    h, w, kh, kw, sh, sw = p["IH"], p["IW"], p["KH"], p["KW"], p["SH"], p["SW"]
+    pt, pl, oh, ow = p["PT"], p["PL"], p["OH"], p["OW"]
+    cg_n = p["C"] // p["SIMD"]
+    row = w * cg_n
+    reads_f, emits_f = h * row, oh * ow * kh * kw * cg_n
+    nrows = swu_rows(p)
+    wpos = filled = 0
+    reads_left, emits_left = frames * reads_f, frames * emits_f
+    oy = ox = ky = kx = cg = lo = 0
+    credit = hls_read_lead(p)
+    rd_flags: list[bool] = []
+    em_flags: list[bool] = []
+    row_taps = ow * kh * kw * cg_n
+    tap = 0                       # tap of the current output row (ox, ky, kx, cg flattened)
+    while emits_left > 0:
+        top = oy * sh - pt
+        last_row = oy == oh - 1
+        hi = max(top + kh - 1, top + sh - 1)
+        if hi > h - 1 or last_row:
+            hi = h - 1
+        next_lo = min(max(top + sh, 0), h)
+        if last_row:
+            next_lo = h
+        complete = filled - (wpos != 0)
+        go = tap != 0 or complete >= hi - lo + 1
+        rd = reads_left > 0 and (wpos != 0 or filled < nrows) and (not go or credit > 0)
+        released = 0
+        if go:
+            emits_left -= 1
+            credit += reads_f
+            tap += 1
+            if tap == row_taps:
+                tap = 0
+                released = next_lo - lo
+                lo = 0 if last_row else next_lo
+                oy = 0 if last_row else oy + 1
+        if rd:
+            reads_left -= 1
+            credit -= emits_f
+            if wpos == 0:
+                filled += 1
+            wpos = 0 if wpos + 1 == row else wpos + 1
+        filled -= released
+        if not (go or rd):
+            raise RuntimeError(f"SlidingWindow {p}: the schedule stalls (no room, no rows)")
+        rd_flags.append(rd)
+        em_flags.append(go)
+    del ox, ky, kx, cg, sw, pl   # the tap counters only matter for the data, not the schedule
+    return HlsProcess.from_flags(np.array(rd_flags), np.array(em_flags), HLS_DEPTH)
+
+
+def hls_process_phased(p: Params, frames: int, drain: int = HLS_DEPTH + 1) -> HlsProcess:
+    """The sliding window before issue 14 (one call per frame, for the comparison): phase 0
+    reads the rows output row 0 needs, phase p = 1..OH emits output row p-1 while it reads
+    the rows output row p adds, reads and emits both from the phase's first iteration;
+    each phase is its own pipelined loop (``drain`` idle cycles between two: the pipeline
+    empties and the loop is entered again), and every frame starts with phase 0."""
+    row = p["IW"] * (p["C"] // p["SIMD"])
+    emits = p["OW"] * p["KH"] * p["KW"] * (p["C"] // p["SIMD"])
+    reads, writes, ends = [], [], []
+    loaded, n_total = 0, 0
+    for ph in range(p["OH"] + 1):
+        need = ph * p["SH"] - p["PT"] + p["KH"]
+        target = p["IH"] if ph == p["OH"] or need > p["IH"] else max(need, 0)
+        r, e = (target - loaded) * row, emits if ph else 0
+        loaded = target
+        n = max(r, e)
+        i = np.arange(n, dtype=np.int64)
+        reads.append(i < r)
+        writes.append(i < e)
+        n_total += n
+        ends.append(n_total - 1)
+    one = HlsProcess.from_flags(np.concatenate(reads), np.concatenate(writes), HLS_DEPTH)
+    one = HlsProcess(one.iterations, one.at, one.reads, one.writes, one.depth,
+                     np.array(ends, dtype=np.int64), np.full(len(ends), drain, dtype=np.int64))
+    return HlsProcess.repeat(one, frames)
+
 def sweep_params(simd: int, eb: int, c: int, hw: int, k: int, s: int, pad: int
                ) -> dict[str, int]:
     """A square sliding window ('same'-style padding ``pad`` on top/left)."""
@@ -191,7 +294,7 @@ UNIT = UnitType(
     sv_files=('bnn_swu.sv',),
     hls_files=('swu.h',),
     delay=lambda p: 2,  # synchronous read + output register
-    memories=memories, features=swu_features,
+    memories=memories, features=swu_features, hls_process=hls_process,
     coefficients={'lut': {'counters': 0.5,
                           'addr_mul': 1.7,
                           'ring_mod': 1.1,

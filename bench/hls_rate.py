@@ -1,0 +1,142 @@
+"""The HLS project's cycles (the dataflow model, bnn2fpga.estimate.hls_schedule) against
+the same plan's RTL in Verilator, before and after issue 14's sliding window.
+
+    python bench/hls_rate.py [--frames 4] [--work /tmp/bnn2fpga_hls_rate]
+
+Designs: FINN CNV-W1A1 at BNN-PYNQ's folding and LFC-W1A1 folded for 30,000 FPS (random
+weights; bench/estimate_accuracy.py's graphs).  Each is written with the RTL backend and
+simulated in Verilator (steady-state cycles per frame, first-frame latency), and the HLS
+top of the same plan is modelled:
+
+* issue: as the review found it: every stream 2 deep (no input-vector FIFOs) and the
+  phase-by-phase sliding window (``units.swu.hls_process_phased``);
+* before: the plan's input-vector FIFOs in front of the dense MVTUs, the old window;
+* after: the plan as it is and hls/swu.h as it is (the generated project);
+* after, one call per frame: the same processes called once per frame (today's writer;
+  each call drains its pipeline and restarts, ``hls_schedule.one_call_per_frame``), which
+  the frame count per call removes;
+* after + conv vector FIFOs: also a FIFO of one input vector (SF beats) between each
+  conv's sliding window and its MVTU when it has several neuron folds: what the plan
+  would add (``plan.input_fifo_depth`` for convs), with its bits;
+* after, one call per frame + two rows in front of each window: the review's FIFOs
+  (two input rows in front of each sliding window), with today's calls.
+
+Prints a table; writes bench/results/hls_rate.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from estimate_accuracy import CLOCK, cnv_graphs, simulate  # noqa: E402
+
+from bnn2fpga.backends.hls import HLS_MIN_DEPTH  # noqa: E402
+from bnn2fpga.estimate.hls_schedule import one_call_per_frame, unit_process  # noqa: E402
+from bnn2fpga.estimate.hls_schedule import simulate as hls_simulate  # noqa: E402
+from bnn2fpga.plan import Plan, Unit, build_plan  # noqa: E402
+from bnn2fpga.units import HlsProcess  # noqa: E402
+from bnn2fpga.units.swu import hls_process_phased  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "hls_rate.json"
+DESIGNS = ("cnv_w1a1_bnn_pynq_folding", "lfc_w1a1_auto_30000fps")
+
+
+def old_process(unit: Unit, frames: int) -> HlsProcess:
+    """The units as before issue 14: the sliding window phase by phase, one call a frame."""
+    if unit.kind == "swu":
+        return hls_process_phased(unit.params, frames)
+    return unit_process(unit, frames)
+
+
+def conv_vector_fifos(plan: Plan) -> dict[str, int]:
+    """Beats of the FIFO of one input vector between a conv's window and its MVTU (SF
+    words), for every MVTU with several neuron folds fed by a window."""
+    out = {}
+    for u in plan.units:
+        src = plan.stream(u.inp)
+        if u.kind == "mvtu" and u.params["NF"] > 1 and src.producer.endswith("_swu"):
+            out[src.name] = u.params["SF"]
+    return out
+
+
+def window_row_fifos(plan: Plan, rows: int = 2) -> dict[str, int]:
+    """Beats of a FIFO of ``rows`` input rows in front of each sliding window."""
+    return {u.inp: rows * u.params["IW"] * u.params["C"] // u.params["SIMD"]
+            for u in plan.units if u.kind == "swu"}
+
+
+def fifo_bits(plan: Plan, extra: dict[str, int]) -> int:
+    """Bits the extra beats add to the plan (a stream without a FIFO gains one of
+    ``extra`` beats; its 2-deep hls::stream is the minimal channel either way)."""
+    return int(sum(plan.stream(k).width * d for k, d in extra.items()))
+
+
+def variants(plan: Plan) -> dict[str, dict]:
+    """name -> simulate() keywords of each modelled HLS project."""
+    flat = {s.name: HLS_MIN_DEPTH for s in plan.streams}
+    return {"issue": {"process_of": old_process, "depths": flat},
+            "before": {"process_of": old_process},
+            "after": {},
+            "after + conv vector FIFOs": {"extra_depth": conv_vector_fifos(plan)},
+            "after, one call per frame": {"process_of": one_call_per_frame()},
+            "  + two rows per window": {"process_of": one_call_per_frame(),
+                                        "extra_depth": window_row_fifos(plan)}}
+
+
+def model_row(plan: Plan, frames: int, sim: dict) -> dict:
+    rows = {}
+    for name, kw in variants(plan).items():
+        t0 = time.time()
+        s = hls_simulate(plan, frames, **kw)
+        interval, latency = s.cycles_per_frame, s.first_frame_latency_cycles
+        v_i, v_l = sim["steady_state_cycles_per_frame"], sim["first_frame_latency_cycles"]
+        rows[name] = {"cycles_per_frame": interval, "first_frame_latency_cycles": latency,
+                      "interval_error_pct": round(100 * (interval - v_i) / v_i, 3),
+                      "latency_error_pct": round(100 * (latency - v_l) / v_l, 3),
+                      "model_seconds": round(time.time() - t0, 2),
+                      "fifo_bits_added": fifo_bits(plan, kw.get("extra_depth", {}))}
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=4)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/bnn2fpga_hls_rate"))
+    args = ap.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    graphs = cnv_graphs(np.random.default_rng(0))
+    results = {}
+    print(f"{'design':<27} {'HLS project':<27} {'cycles/frame':>12} {'Verilator':>10} "
+          f"{'err':>8} | {'latency':>9} {'Verilator':>10} {'err':>8} | {'FIFO bits':>9}")
+    for name in DESIGNS:
+        graph, codes = graphs[name]
+        print(f"{name}: Verilator, {args.frames} frames ...", file=sys.stderr)
+        sim = simulate(name, graph, codes, args.frames, args.work)
+        plan = build_plan(graph, name)
+        rows = model_row(plan, args.frames, sim)
+        results[name] = {"verilator": sim, "hls_model": rows,
+                         "folding": {n.name: [n.pe, n.simd] for n in graph.matvec_nodes()}}
+        for variant, r in rows.items():
+            print(f"{name:<27} {variant:<27} {r['cycles_per_frame']:>12,.1f} "
+                  f"{sim['steady_state_cycles_per_frame']:>10,.1f} "
+                  f"{r['interval_error_pct']:>+7.2f}% | {r['first_frame_latency_cycles']:>9,} "
+                  f"{sim['first_frame_latency_cycles']:>10,} {r['latency_error_pct']:>+7.2f}% | "
+                  f"{r['fifo_bits_added']:>+9,}")
+    RESULTS.write_text(json.dumps({"clock_ns": CLOCK, "frames": args.frames,
+                                   "designs": results}, indent=1) + "\n")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Cycles of the generated HLS dataflow top: a token-level simulation of its processes.
+
+The HLS top (``templates/hls/top.cpp.j2``) is one DATAFLOW region: ``AxisToStream``, one
+process per unit of the plan (``bnn2fpga.plan``) and ``StreamToAxis``, connected by the
+plan's streams as ``hls::stream`` channels of ``backends.hls.channel_depth`` beats (the
+plan's FIFO depth; 2 where the RTL connects two units directly).  Each process is one II=1
+pipelined loop as its header writes it (``bnn2fpga.units``: ``UnitType.hls_process``): each
+iteration does its reads and its writes; a blocking read waits until the beat is in the
+channel (a beat written in cycle w is readable from cycle w + 1), a blocking write until
+the channel has room (a slot freed by a read in cycle r is writable from r + 1).  An
+iteration reads when it issues and writes ``depth`` cycles later; one that would block on
+its write is issued late enough not to (the pipeline stalls for it and everything after
+it; a stall of an iteration's read does not hold the writes of iterations already in
+flight: a flushable pipeline, or a loop that ends with the call).  Processes run free
+(``ap_ctrl_none``) and loop on across frames without a restart (a call's loop over its
+frames, flattened; ``one_call_per_frame`` models the writer's one call per frame instead).
+The host offers one input beat per cycle and always takes the output, as the Verilator
+harness does (``bnn2fpga.sim.rtl``).  Pipeline depths are the RTL units' register stages
+(an assumption until csynth reports them).
+
+Each process's iterations with I/O are scheduled as early as their constraints allow, one
+process after another until none can move (a deadlock is reported by name); CNV-W1A1 (a
+few frames of 32,768 cycles) takes under a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bnn2fpga.backends.hls import channel_depth
+from bnn2fpga.ir import Graph, IRError
+from bnn2fpga.plan import PORT_IN, PORT_OUT, Plan, Unit, build_plan
+from bnn2fpga.units import UNITS, HlsProcess, streaming_process
+
+ADAPTER_DEPTH = 1      # AxisToStream / StreamToAxis: read, write (axis.h)
+
+ProcessOf = Callable[[Unit, int], HlsProcess]
+
+
+def unit_process(unit: Unit, frames: int) -> HlsProcess:
+    """The HLS process of a plan unit for ``frames`` frames (its header's loop)."""
+    make = UNITS[unit.kind].hls_process
+    if make is None:
+        raise IRError(f"unit {unit.name!r} ({unit.kind}) has no HLS process")
+    return make({**unit.params, "IN_BEATS": unit.in_beats, "OUT_BEATS": unit.out_beats},
+                frames)
+
+
+class _Proc:
+    """A process being scheduled: its events as lists, the idle cycles before each."""
+
+    def __init__(self, name: str, proc: HlsProcess, inp: str, out: str) -> None:
+        self.name, self.inp, self.out, self.depth = name, inp, out, proc.depth
+        self.at = proc.at.tolist()
+        self.rd = proc.reads.tolist()
+        self.wr = proc.writes.tolist()
+        # idle cycles (phase gaps) before each event, since the previous one
+        if len(proc.gaps):
+            cum = np.concatenate([[0], np.cumsum(proc.gaps)])
+            idx = np.searchsorted(proc.gap_at, proc.at, side="left")
+            before = cum[idx]
+            self.gap = np.diff(np.concatenate([[0], before])).tolist()
+        else:
+            self.gap = [0] * len(self.at)
+        self.n_reads, self.n_writes = int(proc.reads.sum()), int(proc.writes.sum())
+        self.k = 0          # next event
+        self.t = 0          # issue cycle of the last scheduled event
+        self.it = 0         # its iteration
+        self.reads = 0
+        self.writes = 0
+
+
+def one_call_per_frame(restart: int = 2, process_of: ProcessOf = unit_process) -> ProcessOf:
+    """Processes that run one frame per call (the writer's calls today, each unit's loop
+    over one frame, FRAMES = 1 for the sliding window) and restart after each: the
+    pipeline drains (its depth) and the function is entered again (``restart`` cycles, an
+    assumption: csynth would tell)."""
+    def make(unit: Unit, frames: int) -> HlsProcess:
+        one = process_of(unit, 1)
+        gap = HlsProcess(one.iterations, one.at, one.reads, one.writes, one.depth,
+                         np.array([one.iterations - 1]), np.array([one.depth + restart]))
+        return HlsProcess.repeat(gap, frames)
+    return make
+
+
+@dataclass
+class HlsSchedule:
+    """The simulated run: cycle of each frame's last output beat, of the first input beat,
+    and the per-stream write/read times."""
+
+    frames: int
+    first_in: int
+    frame_done: list[int]
+    writes: dict[str, list[int]]
+    reads: dict[str, list[int]]
+
+    @property
+    def first_frame_latency_cycles(self) -> int:
+        return self.frame_done[0] - self.first_in + 1
+
+    @property
+    def cycles_per_frame(self) -> float:
+        """Steady-state interval, measured as ``sim.rtl.cycle_summary`` measures
+        Verilator's (the second half of the frames)."""
+        done = self.frame_done
+        if len(done) < 2:
+            return float(self.first_frame_latency_cycles)
+        h = len(done) // 2 if len(done) >= 4 else 0
+        return (done[-1] - done[h]) / (len(done) - 1 - h)
+
+    def summary(self) -> dict[str, Any]:
+        return {"engine": "hls_model", "frames": self.frames,
+                "first_frame_latency_cycles": self.first_frame_latency_cycles,
+                "steady_state_cycles_per_frame": self.cycles_per_frame}
+
+
+def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
+             extra_depth: dict[str, int] | None = None,
+             depths: dict[str, int] | None = None) -> HlsSchedule:
+    """Run ``frames`` frames through the HLS top of ``plan``, followed by more that keep the
+    input streaming, as in a long run (a sliding window emits a frame's last row while it
+    reads the next frame's first rows: one frame more per window; they are not reported).
+    ``process_of`` gives each unit's process (default: its header as written);
+    ``extra_depth`` adds beats to named streams' channels (to model a FIFO the plan does
+    not have), ``depths`` sets them (to model an older plan)."""
+    if frames < 1:
+        raise ValueError("frames must be >= 1")
+    reported, frames = frames, frames + 1 + sum(u.kind == "swu" for u in plan.units)
+    extra = extra_depth or {}
+    inp, outp = plan.input_stream, plan.output_stream
+    procs = [_Proc("AxisToStream", streaming_process(inp.beats, 1, 1, 0, 0, ADAPTER_DEPTH,
+                                                     frames), PORT_IN, inp.name)]
+    procs += [_Proc(u.name, process_of(u, frames), u.inp, u.out) for u in plan.units]
+    procs.append(_Proc("StreamToAxis", streaming_process(outp.beats, 1, 1, 0, 0,
+                                                         ADAPTER_DEPTH, frames),
+                       outp.name, PORT_OUT))
+    depth = {s.name: (depths or {}).get(s.name, channel_depth(s)) + extra.get(s.name, 0)
+             for s in plan.streams}
+    unknown = (set(extra) | set(depths or {})) - set(depth)
+    if unknown:
+        raise KeyError(f"no such streams: {sorted(unknown)}")
+    writes: dict[str, list[int]] = {s: [] for s in depth}
+    reads: dict[str, list[int]] = {s: [] for s in depth}
+    total_in = frames * inp.beats
+    writes[PORT_IN] = [-1] * total_in          # the host offers every beat at once
+    reads[PORT_IN], writes[PORT_OUT], reads[PORT_OUT] = [], [], []
+    depth[PORT_OUT] = 1 << 62                  # the host always takes the output
+    for p in procs:
+        n_r, n_w = p.n_reads, p.n_writes
+        want_in = frames * plan.stream(p.inp).beats if p.inp != PORT_IN else total_in
+        want_out = frames * plan.stream(p.out).beats if p.out != PORT_OUT else n_w
+        if (n_r, n_w) != (want_in, want_out):
+            raise IRError(f"HLS process {p.name}: {n_r} reads / {n_w} writes for {frames} "
+                          f"frames, its streams carry {want_in} / {want_out}")
+    while True:
+        moved = False
+        for p in procs:
+            moved |= _advance(p, writes[p.inp], reads[p.inp], writes[p.out], reads[p.out],
+                              depth[p.out])
+        if all(p.k == len(p.at) for p in procs):
+            break
+        if not moved:
+            stuck = [f"{p.name} (event {p.k} of {len(p.at)})" for p in procs
+                     if p.k < len(p.at)]
+            raise IRError("the HLS dataflow deadlocks: " + ", ".join(stuck))
+    beats = outp.beats
+    out_w = writes[PORT_OUT]
+    done = [out_w[(f + 1) * beats - 1] for f in range(reported)]
+    return HlsSchedule(reported, reads[PORT_IN][0], done, writes, reads)
+
+
+def _advance(p: _Proc, in_w: list[int], in_r: list[int], out_w: list[int], out_r: list[int],
+             out_depth: int) -> bool:
+    """Schedule as many of ``p``'s next events as the channels' known times allow."""
+    at, rd, wr, gap, d = p.at, p.rd, p.wr, p.gap, p.depth
+    n = len(at)
+    k = k0 = p.k
+    t, it, nr, nw = p.t, p.it, p.reads, p.writes
+    n_in = len(in_w)
+    while k < n:
+        a = at[k]
+        tt = (a if k == 0 else t + a - it) + gap[k]
+        r, w = rd[k], wr[k]
+        if r:
+            if nr >= n_in:
+                break
+            tt = max(tt, in_w[nr] + 1)
+        if w and nw >= out_depth:
+            if nw - out_depth >= len(out_r):
+                break
+            tt = max(tt, out_r[nw - out_depth] + 1 - d)
+        if r:
+            in_r.append(tt)
+            nr += 1
+        if w:
+            out_w.append(tt + d)
+            nw += 1
+        t, it = tt, a
+        k += 1
+    p.k, p.t, p.it, p.reads, p.writes = k, t, it, nr, nw
+    return k > k0
+
+
+def hls_cycles(graph: Graph, plan: Plan | None = None, frames: int = 4) -> dict[str, float]:
+    """The HLS project's expected steady-state cycles per frame and first-frame latency
+    (the report's ``hls`` object)."""
+    sched = simulate(plan or build_plan(graph), frames)
+    return {"cycles_per_frame": sched.cycles_per_frame,
+            "first_frame_latency_cycles": sched.first_frame_latency_cycles}
+
+
+def extra_stages(plan: Plan) -> int:
+    """Cycles of first-frame latency the HLS top adds to the RTL's by construction: its two
+    AXI adapter processes (a pipeline stage and a channel each) and a channel on every
+    stream the RTL wires directly (plan depth 0; an hls::stream is a FIFO)."""
+    return 2 * (ADAPTER_DEPTH + 1) + sum(s.depth == 0 for s in plan.streams)
+
+
+def windows_read_the_input(plan: Plan) -> bool:
+    """Whether every sliding window reads the top's input stream (through width converters
+    only).  Such a window's producer is the host, which offers a beat every cycle; behind a
+    unit that takes longer per row than the window does, a blocking read of the next rows
+    holds the taps of the row being emitted (hls/README.md, "Sliding window")."""
+    for u in plan.units:
+        if u.kind != "swu":
+            continue
+        s = plan.stream(u.inp)
+        while s.producer != PORT_IN:
+            prod = next(v for v in plan.units if v.name == s.producer)
+            if prod.kind != "dwc":
+                return False
+            s = plan.stream(prod.inp)
+    return True
