@@ -10,16 +10,17 @@ top of the same plan is modelled:
 
 * issue: as the review found it: every stream 2 deep (no input-vector FIFOs) and the
   phase-by-phase sliding window (``units.swu.hls_process_phased``);
-* before: the plan's input-vector FIFOs in front of the dense MVTUs, the old window;
-* after: the plan as it is and hls/swu.h as it is (the generated project);
-* after, one call per frame: the same processes called once per frame (today's writer;
-  each call drains its pipeline and restarts, ``hls_schedule.one_call_per_frame``), which
-  the frame count per call removes;
-* after + conv vector FIFOs: also a FIFO of one input vector (SF beats) between each
-  conv's sliding window and its MVTU when it has several neuron folds: what the plan
-  would add (``plan.input_fifo_depth`` for convs), with its bits;
+* before: input-vector FIFOs in front of the dense MVTUs only, the old window;
+* after, no conv FIFOs: hls/swu.h as it is, the convs' MVTUs fed straight by their
+  windows (what the new window alone gives);
+* after: the plan as it is (a FIFO of one input vector, SF beats, between each conv's
+  window and its MVTU when it has several neuron folds, ``plan.input_fifo_depth``) and
+  hls/swu.h as it is: the generated project; its FIFO bits are those conv FIFOs';
+* after, one call per frame: the same processes called once per frame (each call drains
+  its pipeline and restarts, ``hls_schedule.one_call_per_frame``), as a ``--control
+  axilite`` call of one frame;
 * after, one call per frame + two rows in front of each window: the review's FIFOs
-  (two input rows in front of each sliding window), with today's calls.
+  (two input rows in front of each sliding window), with those calls.
 
 Prints a table; writes bench/results/hls_rate.json.
 """
@@ -59,14 +60,12 @@ def old_process(unit: Unit, frames: int) -> HlsProcess:
 
 
 def conv_vector_fifos(plan: Plan) -> dict[str, int]:
-    """Beats of the FIFO of one input vector between a conv's window and its MVTU (SF
-    words), for every MVTU with several neuron folds fed by a window."""
-    out = {}
-    for u in plan.units:
-        src = plan.stream(u.inp)
-        if u.kind == "mvtu" and u.params["NF"] > 1 and src.producer.endswith("_swu"):
-            out[src.name] = u.params["SF"]
-    return out
+    """Beats of the plan's FIFO of one input vector between a conv's window and its MVTU
+    (``plan.input_fifo_depth``), per stream."""
+    swus = {u.name for u in plan.units if u.kind == "swu"}
+    return {u.inp: plan.stream(u.inp).depth for u in plan.units
+            if u.kind == "mvtu" and plan.stream(u.inp).producer in swus
+            and plan.stream(u.inp).depth}
 
 
 def window_row_fifos(plan: Plan, rows: int = 2) -> dict[str, int]:
@@ -75,19 +74,20 @@ def window_row_fifos(plan: Plan, rows: int = 2) -> dict[str, int]:
             for u in plan.units if u.kind == "swu"}
 
 
-def fifo_bits(plan: Plan, extra: dict[str, int]) -> int:
-    """Bits the extra beats add to the plan (a stream without a FIFO gains one of
-    ``extra`` beats; its 2-deep hls::stream is the minimal channel either way)."""
-    return int(sum(plan.stream(k).width * d for k, d in extra.items()))
+def fifo_bits(plan: Plan, beats: dict[str, int]) -> int:
+    """Bits of FIFOs of ``beats`` on the named streams (the tap-valid flag included)."""
+    return int(sum((plan.stream(k).width + plan.stream(k).tap_valid) * d
+                   for k, d in beats.items()))
 
 
 def variants(plan: Plan) -> dict[str, dict]:
     """name -> simulate() keywords of each modelled HLS project."""
     flat = {s.name: HLS_MIN_DEPTH for s in plan.streams}
+    no_conv_fifos = {name: HLS_MIN_DEPTH for name in conv_vector_fifos(plan)}
     return {"issue": {"process_of": old_process, "depths": flat},
-            "before": {"process_of": old_process},
+            "before": {"process_of": old_process, "depths": no_conv_fifos},
+            "after, no conv FIFOs": {"depths": no_conv_fifos},
             "after": {},
-            "after + conv vector FIFOs": {"extra_depth": conv_vector_fifos(plan)},
             "after, one call per frame": {"process_of": one_call_per_frame()},
             "  + two rows per window": {"process_of": one_call_per_frame(),
                                         "extra_depth": window_row_fifos(plan)}}
@@ -104,7 +104,9 @@ def model_row(plan: Plan, frames: int, sim: dict) -> dict:
                       "interval_error_pct": round(100 * (interval - v_i) / v_i, 3),
                       "latency_error_pct": round(100 * (latency - v_l) / v_l, 3),
                       "model_seconds": round(time.time() - t0, 2),
-                      "fifo_bits_added": fifo_bits(plan, kw.get("extra_depth", {}))}
+                      "fifo_bits_added": fifo_bits(plan, kw.get("extra_depth", {}))
+                      + (fifo_bits(plan, conv_vector_fifos(plan)) if name.startswith("after")
+                         and "depths" not in kw else 0)}
     return rows
 
 

@@ -24,9 +24,9 @@ Micro-architecture (both writers realise it the same way; each op's own units co
 * a sliding window in front of every conv's MVTU (except a pointwise conv's: 1x1,
   stride 1, unpadded) and every pool's reducer;
 * a FIFO of ``FIFO_DEPTH`` beats behind every layer's last unit;
-* a FIFO of one input vector (a pointwise conv: one pixel) in front of an MVTU with no
-  window and several neuron folds (``input_fifo_depth``), which keeps back-to-back dense
-  layers from serialising;
+* a FIFO of one input vector (a conv: one output pixel's window; a pointwise conv: one
+  pixel) in front of every MVTU with several neuron folds (``input_fifo_depth``), which
+  keeps its producer writing while it replays the vector;
 * top-level AXI streams at most ``AXIS_MAX_W`` bits wide.
 """
 
@@ -140,9 +140,11 @@ class Plan:
 
 
 def fifo_unit(s: Stream) -> Unit:
-    """The FIFO that realises stream ``s``'s depth, as a unit (kind ``fifo``)."""
-    return Unit(s.fifo, UNITS["fifo"].module, s.fifo_layer, {"W": s.width, "DEPTH": s.depth},
-                "fifo", s.name, s.name, s.beats, s.beats)
+    """The FIFO that realises stream ``s``'s depth, as a unit (kind ``fifo``); it stores the
+    tap-valid flag beside the data where the stream carries one."""
+    return Unit(s.fifo, UNITS["fifo"].module, s.fifo_layer,
+                {"W": s.width + int(s.tap_valid), "DEPTH": s.depth}, "fifo", s.name, s.name,
+                s.beats, s.beats)
 
 
 def ident(name: str) -> str:

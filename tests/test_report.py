@@ -197,18 +197,18 @@ def test_report_synth_agrees_with_yosys_on_a_whole_network(tmp_path):
 
 
 def test_report_states_hls_cycles_beside_rtl(project):
-    """report.json's "hls" object is the HLS dataflow model's figures for this design (the
-    same numbers the model gives for its plan), never faster than the slowest unit, and the
-    HTML shows them in the cards beside the RTL estimate."""
+    """report.json's "hls" object is the HLS dataflow model's figures for this design as the
+    writer generates it (one call of each unit per frame), never faster than the slowest
+    unit, and the HTML shows them in the cards beside the RTL estimate."""
     from bnn2fpga import folding
-    from bnn2fpga.estimate.hls_schedule import simulate
+    from bnn2fpga.estimate.hls_schedule import one_call_per_frame, simulate
     from bnn2fpga.plan import build_plan
 
     json_path, html_path = R.write_report(project)
     rep = json.loads(json_path.read_text())
     assert set(rep["hls"]) == {"cycles_per_frame", "first_frame_latency_cycles"}
     graph = testing.random_cnn_graph(np.random.default_rng(0))
-    sched = simulate(build_plan(graph))
+    sched = simulate(build_plan(graph), process_of=one_call_per_frame())
     assert rep["hls"]["cycles_per_frame"] == pytest.approx(sched.cycles_per_frame, abs=0.05)
     assert rep["hls"]["first_frame_latency_cycles"] == sched.first_frame_latency_cycles
     assert rep["hls"]["cycles_per_frame"] >= folding.bottleneck(graph)[1]

@@ -206,9 +206,13 @@ def _advance(p: _Proc, in_w: list[int], in_r: list[int], out_w: list[int], out_r
 
 
 def hls_cycles(graph: Graph, plan: Plan | None = None, frames: int = 4) -> dict[str, float]:
-    """The HLS project's expected steady-state cycles per frame and first-frame latency
-    (the report's ``hls`` object)."""
-    sched = simulate(plan or build_plan(graph), frames)
+    """The generated HLS project's expected steady-state cycles per frame and first-frame
+    latency (the report's ``hls`` object).  The writer calls each unit once per frame (also
+    with ``--control axilite``, whose frame loop is around the calls), so each process
+    drains and restarts per frame: ``one_call_per_frame``.  (``simulate``'s default, loops
+    that run on across frames, is what the RTL does and what a flattened frame loop would
+    give.)"""
+    sched = simulate(plan or build_plan(graph), frames, process_of=one_call_per_frame())
     return {"cycles_per_frame": sched.cycles_per_frame,
             "first_frame_latency_cycles": sched.first_frame_latency_cycles}
 

@@ -38,6 +38,15 @@ def path_delay(plan: Plan, stream: str) -> int:
         delay += unit_delay(dwc)
         stream = dwc.out
 
+def inner_fifo_delay(plan: Plan, layer: str) -> int:
+    """Register stages of the FIFOs between a layer's own units (a conv's input-vector FIFO
+    between its sliding window and its MVTU); those in front of its first unit are the
+    path's (``path_delay``)."""
+    units = {u.name: u for u in plan.layer_units(layer)}
+    return sum(UNITS["fifo"].delay({}) for u in units.values() if u.kind != "dwc"
+               and plan.stream(u.out).depth and plan.stream(u.out).consumer in units)
+
+
 def pixel_schedule(graph: Graph, plan: Plan | None = None) -> dict[str, np.ndarray]:
     """Cycle at which each output pixel (raster order) of each node leaves its last unit,
     for the first frame entering an idle pipeline (1 = first input beat); the output
@@ -62,7 +71,7 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None) -> dict[str, np.ndarr
             continue
         t_in = avail[src.name] + path_delay(plan, leaving[src.name])
         per_pixel = steps_per_pixel(node)
-        lead = after_last_input(node, per_pixel)
+        lead = after_last_input(node, per_pixel) + inner_fifo_delay(plan, node.name)
         needed = needed_input_pixel(node, src)
         # a window wholly in the top padding waits for no input at all
         ready = np.where(needed >= 0, t_in[np.maximum(needed, 0)], 0) + lead
