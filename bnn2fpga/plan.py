@@ -121,13 +121,10 @@ class Plan:
     def output_stream(self) -> Stream:
         return self.stream(self.output)
 
-    def fifos(self) -> list[Unit]:
-        """The FIFOs on the plan's streams, as units (the RTL instantiates them)."""
-        return [fifo_unit(s) for s in self.streams if s.depth]
-
     def instances(self) -> list[Unit]:
-        """Every instance of the RTL top in dataflow order: units, and each stream's FIFO
-        right after the unit that produces into it."""
+        """Every hardware instance in dataflow order: units, and each stream's FIFO right
+        after the unit that produces into it (what the RTL top instantiates and the
+        estimator prices)."""
         by_producer: dict[str, list[Stream]] = {}
         for s in self.streams:
             if s.depth:

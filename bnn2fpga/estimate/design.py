@@ -38,10 +38,6 @@ def estimate_unit(unit: Unit, device: Device, calibration: Calibration,
                       ff=max(0.0, calibration.linear(unit, "ff", mapped)))
     return UnitEstimate(unit, logic, mems)
 
-def design_units(plan: Plan) -> list[Unit]:
-    """Every instance the plan puts in the design (units and stream FIFOs)."""
-    return plan.instances()
-
 MemoryStyles = dict[str, dict[str, str]]
 
 def memory_styles(plan: Plan, part: str, calibration: Calibration | None = None
@@ -54,7 +50,7 @@ def memory_styles(plan: Plan, part: str, calibration: Calibration | None = None
     calibration = load_calibration() if calibration is None else calibration
     return {u.name: {m.name: map_memory(m, device, calibration).style
                      for m in unit_memories(u)}
-            for u in design_units(plan)}
+            for u in plan.instances()}
 
 @dataclass
 class LayerEstimate:
@@ -152,7 +148,7 @@ def estimate(graph: Graph, *, part: str, clock_ns: float,
     plan = plan or build_plan(graph)
     styles = memory_styles(plan, part, calibration)
     by_layer: dict[str, list[UnitEstimate]] = {}
-    for unit in design_units(plan):
+    for unit in plan.instances():
         by_layer.setdefault(unit.layer, []).append(
             estimate_unit(unit, device, calibration, styles[unit.name]))
     layers = []
