@@ -33,6 +33,8 @@ def test_unit_names_its_module_and_header(kind: str) -> None:
     assert re.search(rf"^module {unit.module}\b", text, re.M), unit.module
     if unit.header:
         assert (resource_path("hls") / unit.header).is_file()
+        if kind != "ports":   # the HLS top calls the unit through its own template
+            assert (resource_path("templates") / "hls" / "units" / f"{kind}.j2").is_file()
     # the tap-valid flags the RTL writer wires are the module's own ports
     ports = re.search(rf"^module {unit.module}\b.*?\);", text, re.M | re.S).group(0)
     assert ("s_tuser" in ports) == unit.reads_tap_valid

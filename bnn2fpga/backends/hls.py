@@ -50,6 +50,7 @@ from bnn2fpga.ir import (
 from bnn2fpga.packing import bits_to_int, threshold_memory, weight_memory
 from bnn2fpga.plan import Plan, Stream, Unit, build_plan, ident
 from bnn2fpga.resources import resource_path, template_env
+from bnn2fpga.units import UNITS
 
 CONTROLS = ("ap_ctrl_none", "axilite")
 LIB_DIR = "firmware/bnn2fpga"      # where the project keeps its copy of the HLS library
@@ -222,7 +223,10 @@ def plan_design(graph: Graph, options: CompileOptions, plan: Plan | None = None
     if max_w > AP_INT_LIMIT_W:
         raise IRError(f"a stream or weight word of {max_w} bits exceeds the ap_int limit "
                       f"of {AP_INT_LIMIT_W}; lower SIMD/PE or the tensor width")
+    # every unit's header (the ports' adapters come with the top's header)
+    unit_headers = sorted(u.header for u in UNITS.values() if u.header and u.kind != "ports")
     return {"streams": streams, "units": units, "params": params, "in_io": in_io,
+            "unit_headers": unit_headers,
             "out_io": out_io, "input": plan.input, "output": plan.output,
             "ap_int_max_w": max_w if max_w > AP_INT_DEFAULT_MAX_W else 0,
             "top": top, "part": options.part, "clock_ns": options.clock_ns,

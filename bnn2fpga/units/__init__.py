@@ -1,13 +1,14 @@
 """Hardware units: one module per unit, each holding what the tools know of it.
 
 A unit module defines one ``UnitType``: the SystemVerilog files and HLS headers it owns (its
-top module and header first), its register delay, the memories it declares for given
+header first, its top module last), its register delay, the memories it declares for given
 parameters, the structural features its LUT/FF are linear in (with first-principles default
 coefficients that ``bench/calibrate.py`` refits against yosys) and its calibration sweep
 points.  ``UNITS`` is the registry: adding a unit is a new module here, its files in
-``bnn2fpga/rtl`` and ``bnn2fpga/hls``, one line in ``_MODULES`` and its lowering in the
-plan.  The C++ and SystemVerilog libraries stay flat (they are copied whole);
-``tests/test_units.py`` checks that every library file belongs to exactly one unit.
+``bnn2fpga/rtl`` and ``bnn2fpga/hls``, its HLS call in ``templates/hls/units/<kind>.j2``,
+one line in ``_MODULES`` and the op lowering that appends it (``bnn2fpga.ops``).  The C++
+and SystemVerilog libraries stay flat (they are copied whole); ``tests/test_units.py``
+checks that every library file belongs to exactly one unit.
 """
 
 from __future__ import annotations
