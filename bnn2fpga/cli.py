@@ -267,7 +267,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bnn2fpga.report import write_report
 
     _, html = write_report(out)
-    print(f"[demo] project in {out}/ (design.json, {model_path.name}, hls/, rtl/); "
+    print(f"[demo] project in {out}/ (design.json, plan.json, {model_path.name}, hls/, rtl/); "
           f"report: {html}")
     return 0
 
