@@ -38,15 +38,14 @@ from typing import Any
 
 from bnn2fpga.ir import Dense, Graph, IRError, Node, TensorType
 from bnn2fpga.ops import FIFO_DEPTH, op_type
-from bnn2fpga.ops.dense import elem_bits, input_fifo_depth, mvtu_params
-from bnn2fpga.ops.window import pad_code, swu_params, uses_tap_valid
+from bnn2fpga.ops.dense import elem_bits, input_fifo_depth
+from bnn2fpga.ops.window import swu_params
 from bnn2fpga.units import UNITS
 
 # the lowering rules live with each op (bnn2fpga.ops); the plan's users read them here too
 __all__ = ["AXIS_MAX_W", "FIFO_DEPTH", "PORT_IN", "PORT_OUT", "Plan", "Stream", "Unit",
            "axis_lanes", "build_plan", "elem_bits", "first_lanes", "graph_folding", "ident",
-           "input_fifo_depth", "layer_plan_units", "mvtu_params", "pad_code", "plan_to_json",
-           "swu_params", "uses_tap_valid"]
+           "input_fifo_depth", "layer_plan_units", "plan_to_json", "swu_params"]
 
 AXIS_MAX_W = 1024        # widest TDATA of the top's AXI streams
 PORT_IN, PORT_OUT = "s_axis", "m_axis"

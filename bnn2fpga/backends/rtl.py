@@ -154,10 +154,10 @@ def render_top(graph: Graph, plan: Plan) -> str:
     for u, s_wire, m_wire in wiring(plan):
         entry = {"name": u.name, "module": u.module, "params": module_params(graph, plan, u),
                  "s": s_wire, "m": m_wire, "s_data": f"{s_wire}_tdata",
-                 "m_data": f"{m_wire}_tdata", "s_user": user_wire(plan, s_wire),
+                 "m_data": f"{m_wire}_tdata", "s_user": consumer_has_user(plan, u.inp),
                  "m_user": UNITS[u.kind].drives_tap_valid,
                  "takes_user": UNITS[u.kind].reads_tap_valid, "drop_user": False}
-        if u.kind == "fifo" and user_wire(plan, u.inp):
+        if u.kind == "fifo" and window_drives(plan, u.inp):
             if plan.stream(u.inp).tap_valid:
                 entry["s_data"] = f"{{{s_wire}_tuser, {s_wire}_tdata}}"
                 entry["m_data"] = f"{{{m_wire}_tuser, {m_wire}_tdata}}"
@@ -166,10 +166,10 @@ def render_top(graph: Graph, plan: Plan) -> str:
         instances.append(entry)
     wires: list[dict[str, Any]] = []
     for s in plan.streams:
-        wires.append({"name": s.name, "width": s.width, "user": user_wire(plan, s.name)})
+        wires.append({"name": s.name, "width": s.width, "user": window_drives(plan, s.name)})
         if s.depth:
             wires.append({"name": f"{s.name}_f", "width": s.width,
-                          "user": user_wire(plan, f"{s.name}_f")})
+                          "user": s.tap_valid})
     inp, out = plan.input_stream, plan.output_stream
     return template_env().get_template("rtl/top.sv.j2").render(
         top=plan.top, units=instances, in_port=IN_PORT, out_port=OUT_PORT, streams=wires,
@@ -178,14 +178,18 @@ def render_top(graph: Graph, plan: Plan) -> str:
         out_tdata=byte_width(out.width), out_beats=out.beats)
 
 
-def user_wire(plan: Plan, wire: str) -> bool:
-    """Whether a stream wire has a TUSER (tap valid) beside it: a sliding window always
-    drives one; a FIFO's output (``<stream>_f``) has one where the plan says the flag
-    matters (a padded window: USE_TAP_VALID, pools)."""
-    if wire.endswith("_f") and wire[:-2] in {s.name for s in plan.streams if s.depth}:
-        return plan.stream(wire[:-2]).tap_valid
-    s = plan.stream(wire)
+def window_drives(plan: Plan, stream: str) -> bool:
+    """Whether ``stream`` has a TUSER (tap valid) wire: its producer is a sliding window,
+    which always drives one."""
+    s = plan.stream(stream)
     return any(u.name == s.producer and UNITS[u.kind].drives_tap_valid for u in plan.units)
+
+
+def consumer_has_user(plan: Plan, stream: str) -> bool:
+    """Whether the wire ``stream``'s consumer reads has a TUSER: the window's own, or a
+    FIFO's output where the plan says the flag matters (a padded window)."""
+    return plan.stream(stream).tap_valid if plan.stream(stream).depth else window_drives(
+        plan, stream)
 
 
 def write_project(graph: Graph, out_dir: Path, options: CompileOptions | None = None,

@@ -39,7 +39,7 @@ def run(node: Conv2D, in_type: TensorType, codes: np.ndarray) -> np.ndarray:
 
 
 def check(node: Conv2D, src: TensorType) -> None:
-    check_window_input(node, src)
+    check_window_input(node, src.shape)
     if node.fan_in != node.kernel[0] * node.kernel[1] * src.shape[-1]:
         raise IRError(f"layer {node.name!r}: fan-in {node.fan_in} does not match the kernel "
                       f"{node.kernel} over the input {src.shape}")

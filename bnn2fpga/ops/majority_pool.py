@@ -20,7 +20,7 @@ def run(node: MajorityPool2D, in_type: TensorType, codes: np.ndarray) -> np.ndar
 
 
 def check(node: MajorityPool2D, src: TensorType) -> None:
-    check_window_input(node, src)
+    check_window_input(node, src.shape)
     if src.encoding != "bipolar":
         raise IRError(f"layer {node.name!r}: a majority pool takes a bipolar (H, W, C) "
                       f"tensor, not {src.encoding}")

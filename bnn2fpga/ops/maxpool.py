@@ -26,7 +26,7 @@ def infer(node: MaxPool2D, src: TensorType) -> TensorType:
 
 
 def check(node: MaxPool2D, src: TensorType) -> None:
-    check_window_input(node, src)
+    check_window_input(node, src.shape)
     if node.out.encoding != src.encoding:
         raise IRError(f"node {node.name!r} ({node.op}): encoding {node.out.encoding} != input "
                       f"{src.encoding}")
@@ -38,7 +38,7 @@ def check(node: MaxPool2D, src: TensorType) -> None:
 def pool_cycles(node, in_shape: tuple[int, ...]) -> Cycles:
     """Sliding window with all channels in one beat + reducer: max(input pixels, output
     pixels * KH * KW), one beat per cycle each."""
-    check_window_input(node, TensorType(tuple(in_shape), "bipolar"))
+    check_window_input(node, in_shape)
     oh, ow = node.out.shape[0], node.out.shape[1]
     c = max(in_shape[0] * in_shape[1], oh * ow * node.kernel[0] * node.kernel[1])
     return Cycles(c, c)

@@ -39,16 +39,16 @@ def window_view(codes: np.ndarray, node: Windowed, fill: int) -> np.ndarray:
     return np.stack(taps, axis=3)
 
 
-def check_window_input(node: Node, src: TensorType) -> None:
-    if len(src.shape) != 3:
+def check_window_input(node: Node, in_shape: tuple[int, ...]) -> None:
+    if len(in_shape) != 3:
         raise IRError(f"layer {node.name!r} ({node.op}): a sliding window needs an (H, W, C) "
-                      f"input, got {src.shape}")
+                      f"input, got {tuple(in_shape)}")
 
 
 def window_cycles(node: Windowed, in_shape: tuple[int, ...], beats_per_pixel: int) -> int:
     """Cycles per frame of the sliding window's writer: one beat per cycle, the input
     frame's ``IH * IW * beats_per_pixel`` beats."""
-    check_window_input(node, TensorType(tuple(in_shape), "bipolar"))
+    check_window_input(node, in_shape)
     return in_shape[0] * in_shape[1] * beats_per_pixel
 
 
