@@ -47,5 +47,6 @@ def node_cycles(node: Node, in_shape: tuple[int, ...]) -> int:
 
 def bottleneck(graph: Graph) -> tuple[str, int]:
     """(name, cycles) of the slowest unit: the frame interval of the dataflow pipeline."""
-    return max(((n.name, node_cycles(n, graph.producer(n).out.shape)) for n in graph.nodes[1:]),
+    return max(((n.name, node_cycles(n, graph.producers(n)[0].out.shape))
+                for n in graph.nodes[1:]),
                key=lambda t: t[1])

@@ -168,6 +168,10 @@ class Dense(Node):
     ``acc_bits``: signed width of the accumulator and of the thresholds, derived from the
     worst case |acc| <= bound by ``passes.assign_accumulator_widths`` (thresholds lie in
     [-bound, bound + 1], so the width holds bound + 1).  Backends use it as is.
+    ``weight_bits``: 1 for bipolar weights (int8 in {-1, +1}, XNOR-popcount); >= 2 for
+    signed integer weight codes in [-2^(b-1), 2^(b-1) - 1] (a float first or last layer
+    quantized to fixed point: multiply-accumulate), with an ``int`` or ``fixed`` input
+    allowed.  The accumulator is then in units of the input's step times the weights'.
     """
 
     weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
@@ -176,6 +180,7 @@ class Dense(Node):
     acc_bits: int = 0
     pe: int = 1
     simd: int = 1
+    weight_bits: int = 1
     op: ClassVar[str] = "dense"
 
     @property
@@ -239,6 +244,84 @@ class Reshape(Node):
     """Flatten/Reshape: channels-last order is unchanged, so hardware sees a no-op."""
 
     op: ClassVar[str] = "reshape"
+
+
+# ---- real-valued paths: fixed-point hardware nodes (bnn2fpga.fixed defines the arithmetic)
+
+
+@dataclass(eq=False)
+class Add(Node):
+    """Element-wise sum of two or more ``fixed``/``int`` tensors of one shape (a residual
+    join).  Each input is aligned exactly to the largest fraction width among the inputs
+    (left shifts), the aligned codes are summed, and the sum is brought to the output's
+    ``frac`` with one ``fixed.round_shift`` and saturated to the output's bits.  An ``int``
+    input counts as ``frac`` 0.  ``pe``: lanes per beat of its unit."""
+
+    pe: int = 1
+    op: ClassVar[str] = "add"
+
+
+@dataclass(eq=False)
+class Concat(Node):
+    """Channel concatenation of two or more tensors of one spatial shape and one type
+    (encoding, bits, frac): output channels are the inputs' channels in input order."""
+
+    op: ClassVar[str] = "concat"
+
+
+@dataclass(eq=False)
+class FixedAffine(Node):
+    """Per-channel fixed-point affine with a sign-dependent slope: BatchNorm on a real
+    tensor, a bias, ReLU/PReLU, RPReLU.  For channel c, on input codes x (``fixed``/``int``,
+    frac F_in; ``add_in`` in input codes):
+
+        u = x + add_in[c]
+        p = u * (mul_pos[c] if u >= 0 else mul_neg[c]) + add_out[c]
+        y = saturate(round_shift(p, shift))        (output frac F_out)
+
+    so a real value maps as y ~ (u * m) * 2^-(shift) with ``mul_*`` the multipliers in
+    units of 2^(F_out + shift - F_in).  ``add_out`` is in product units.  ``mul_bits``: the
+    signed width of the multipliers (what the hardware builds, DSP or LUTs).  ``pe``: lanes
+    per beat.  BN: mul_pos = mul_neg; ReLU: mul_neg = 0; RPReLU: add_in = shift_in and
+    add_out = shift_out << shift."""
+
+    mul_pos: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    mul_neg: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    add_in: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    add_out: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    shift: int = 0
+    mul_bits: int = 2
+    pe: int = 1
+    op: ClassVar[str] = "fixed_affine"
+
+
+@dataclass(eq=False)
+class Threshold(Node):
+    """Thresholds on a ``fixed``/``int`` tensor (FINN's Thresholding): the output code of
+    channel c is #{t : x >= thresholds[c, t]} (ascending rows), or on -x for the channels in
+    ``negate_channels`` (a sign after a negative scale).  One threshold per channel gives a
+    ``bipolar`` bit (RSign, the sign of a residual sum); n thresholds a ``uint`` code.
+    ``pe``: lanes per beat."""
+
+    thresholds: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.int64))
+    negate_channels: tuple[int, ...] = ()
+    pe: int = 1
+    op: ClassVar[str] = "threshold"
+
+
+@dataclass(eq=False)
+class FixedAvgPool(Node):
+    """Average pooling of ``fixed``/``int`` values over unpadded windows: the window sum
+    times the constant ``mul``, then ``round_shift(., shift)`` and saturation to the output
+    type (mul ~ 2^(shift + F_out - F_in) / (KH * KW)).  ``global_pool``: one window over the
+    whole image, output shape (C,) (Keras GlobalAveragePooling2D)."""
+
+    kernel: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    mul: int = 1
+    shift: int = 0
+    global_pool: bool = False
+    op: ClassVar[str] = "fixed_avgpool"
 
 
 # ---- float-stage nodes: produced by frontends, removed by passes ----------------------
@@ -496,7 +579,8 @@ def node_from_json(d: dict[str, Any]) -> Node:
                 v = v.astype(np.int8)
         elif f.name == "output_affine" and v is not None:
             v = (_array_from_json(v[0]), _array_from_json(v[1]))
-        elif isinstance(v, list) and f.name in ("kernel", "stride", "pads", "min_channels"):
+        elif isinstance(v, list) and f.name in ("kernel", "stride", "pads", "min_channels",
+                                                "negate_channels"):
             v = tuple(v)
         kwargs[f.name] = v
     return cls(**kwargs)

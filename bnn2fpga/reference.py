@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bnn2fpga import fixed
 from bnn2fpga.ir import (
     Dense,
     Graph,
@@ -61,6 +62,8 @@ def quantize_input(node: Input, x: np.ndarray) -> np.ndarray:
             raise InputError(f"input element {idx} = {x[idx]!r} is not -1 or +1, and the "
                              "design has a binary input without a quantizer")
         return (x > 0).astype(np.int64)
+    if t.encoding == "fixed":
+        return fixed.to_codes(x, t)  # round half up, saturating (bnn2fpga.fixed)
     if t.encoding != "uint":
         raise IRError(f"input encoding {t.encoding!r} is not supported by the host")
     top = (1 << t.bits) - 1
@@ -88,6 +91,8 @@ def codes_to_float(t: TensorType, codes: np.ndarray, affine=None) -> np.ndarray:
         return np.where(codes > 0, 1.0, -1.0).astype(np.float32)
     if t.encoding == "unipolar":
         return codes.astype(np.float32)
+    if t.encoding == "fixed":
+        return fixed.to_real(codes, t).astype(np.float32)
     if t.encoding == "int" and affine is not None:
         scale, offset = affine
         return (codes.astype(np.float64) * scale + offset).astype(np.float32)
@@ -100,21 +105,25 @@ def codes_to_float(t: TensorType, codes: np.ndarray, affine=None) -> np.ndarray:
 
 
 def run_node(node: Node, in_type: TensorType, codes: np.ndarray) -> np.ndarray:
-    """One hardware node's kernel (its op's ``run``, ``bnn2fpga.ops``)."""
-    return op_type(node).run(node, in_type, codes)
+    """One single-input hardware node's kernel (its op's ``run``, ``bnn2fpga.ops``)."""
+    return op_type(node).run_on(node, [in_type], [codes])
 
 
-def execute(graph: Graph, codes: np.ndarray) -> dict[str, np.ndarray]:
-    """Run integer input codes through the graph; returns every node's output codes."""
+def execute(graph: Graph, codes: np.ndarray,
+            saturation: fixed.Saturation | None = None) -> dict[str, np.ndarray]:
+    """Run integer input codes through the graph (a DAG, in topological order); returns
+    every node's output codes.  Fixed-point saturations are counted into ``saturation``
+    per node when given."""
     values: dict[str, np.ndarray] = {graph.input.name: np.asarray(codes, dtype=np.int64)}
     types = {graph.input.name: graph.input.out}
-    for node in graph.nodes[1:]:
-        if len(node.inputs) != 1:
-            raise IRError(f"the reference has no kernel for node {node.name!r} ({node.op}) "
-                          f"with {len(node.inputs)} inputs")
-        src = node.inputs[0]
-        values[node.name] = run_node(node, types[src], values[src])
-        types[node.name] = node.out
+    with fixed.counting() as counted:
+        for node in graph.nodes[1:]:
+            values[node.name] = op_type(node).run_on(
+                node, [types[i] for i in node.inputs], [values[i] for i in node.inputs])
+            types[node.name] = node.out
+    if saturation is not None:
+        for name, n in counted.counts.items():
+            saturation.add(name, n, counted.totals[name])
     return values
 
 

@@ -49,22 +49,51 @@ def out_pixels(node: Node) -> int:
 
 @dataclass(frozen=True)
 class OpType:
-    """What the tools know of one hardware op."""
+    """What the tools know of one hardware op.
+
+    A single-input op (``arity`` 1) takes its input's type as ``TensorType`` and its codes
+    as one array; an op of several inputs (``arity`` 0: two or more) takes a list of each,
+    in ``Node.inputs`` order.  Callers go through ``check_on``/``infer_on``/``run_on``,
+    which take lists either way."""
 
     op: str                                                   # Node.op
-    check: Callable[[Node, TensorType], None]                 # raise IRError naming the node
-    infer: Callable[[Node, TensorType], TensorType] | None    # None: set by the passes
-    run: Callable[[Node, TensorType, np.ndarray], np.ndarray]
+    check: Callable[[Node, Any], None]                        # raise IRError naming the node
+    infer: Callable[[Node, Any], TensorType] | None           # None: set by the passes
+    run: Callable[[Node, Any, Any], np.ndarray]
     cycles: Callable[[Node, tuple[int, ...]], Cycles]
     # lanes per beat its first unit consumes at folding ``fold``; None: it has no unit and
     # passes its input stream on (Reshape)
     first_lanes: Callable[[Node, Folding], int] | None
-    lower: Callable[[Any, Node, TensorType], None]            # (plan builder, node, input)
+    lower: Callable[[Any, Node, Any], None]                   # (plan builder, node, input)
+    arity: int = 1
+
+    def _args(self, node: Node, items: list[Any]) -> Any:
+        if self.arity == 1:
+            if len(items) != 1:
+                raise IRError(f"node {node.name!r} ({node.op}) takes one input, got "
+                              f"{len(items)}")
+            return items[0]
+        if len(items) < 2:
+            raise IRError(f"node {node.name!r} ({node.op}) takes two or more inputs, got "
+                          f"{len(items)}")
+        return list(items)
+
+    def check_on(self, node: Node, ins: list[TensorType]) -> None:
+        self.check(node, self._args(node, ins))
+
+    def infer_on(self, node: Node, ins: list[TensorType]) -> TensorType | None:
+        return None if self.infer is None else self.infer(node, self._args(node, ins))
+
+    def run_on(self, node: Node, ins: list[TensorType], values: list[np.ndarray]
+               ) -> np.ndarray:
+        return self.run(node, self._args(node, ins), self._args(node, values))
 
 
 # op name -> module of bnn2fpga.ops
 _MODULES = {"dense": "dense", "conv2d": "conv2d", "maxpool2d": "maxpool",
-            "majoritypool2d": "majority_pool", "reshape": "reshape"}
+            "majoritypool2d": "majority_pool", "reshape": "reshape", "add": "add",
+            "concat": "concat", "fixed_affine": "fixed_affine", "threshold": "threshold",
+            "fixed_avgpool": "fixed_avgpool"}
 
 OPS: dict[str, OpType] = {
     op: importlib.import_module(f"bnn2fpga.ops.{mod}").OP for op, mod in _MODULES.items()}

@@ -16,8 +16,28 @@ DEFAULT_MAX_PE = 8
 _CHUNK_ELEMENTS = 1 << 22  # bound on rows * out_channels * words held at once
 
 
+def max_abs_code(t: TensorType) -> int:
+    """Largest |value| of one input element as the MVTU sees it (bipolar: +-1)."""
+    if t.encoding == "bipolar":
+        return 1
+    if t.encoding in ("uint", "unipolar"):
+        return (1 << t.bits) - 1
+    if t.encoding in ("int", "fixed"):
+        return 1 << (t.bits - 1)
+    raise IRError(f"a {t.encoding!r} tensor has no integer codes")
+
+
+def is_multibit(node: Dense, in_type: TensorType) -> bool:
+    """Whether the node multiplies (integer weights, or a signed real-valued input) instead
+    of XNOR-popcount / +-sums of unsigned codes."""
+    return node.weight_bits > 1 or in_type.encoding in ("int", "fixed")
+
+
 def accumulator_bound(node: Dense, in_type: TensorType) -> int:
     """Largest |accumulator| a matrix-vector node can produce, from its fan-in."""
+    if is_multibit(node, in_type):
+        w = 1 if node.weight_bits == 1 else 1 << (node.weight_bits - 1)
+        return node.fan_in * w * max_abs_code(in_type)
     if in_type.encoding == "bipolar":
         return node.fan_in
     if in_type.encoding in ("uint", "unipolar"):
@@ -115,6 +135,18 @@ def unsigned_dot(codes: np.ndarray, bits: int, weights: np.ndarray) -> np.ndarra
     return acc
 
 
+def integer_dot(rows: np.ndarray, valid: np.ndarray | None, in_type: TensorType,
+                weights: np.ndarray) -> np.ndarray:
+    """Plain integer dot products (multi-bit weights or a signed input): codes as values
+    (bipolar bits as +-1; a padded, invalid tap as 0) times the integer weights."""
+    x = np.asarray(rows, np.int64)
+    if in_type.encoding == "bipolar":
+        x = 2 * x - 1
+    if valid is not None:
+        x = x * np.asarray(valid, np.int64)
+    return x @ np.asarray(weights, np.int64).T
+
+
 def matvec_rows(node: Dense, in_type: TensorType, rows: np.ndarray,
                 valid: np.ndarray | None) -> np.ndarray:
     """The MVTU on (R, fan_in) input rows: accumulators, thresholded where it has
@@ -123,7 +155,9 @@ def matvec_rows(node: Dense, in_type: TensorType, rows: np.ndarray,
     if rows.shape[1] != node.fan_in:
         raise IRError(f"layer {node.name!r}: fan-in {node.fan_in} != input size {rows.shape[1]}")
     bound = accumulator_bound(node, in_type)
-    if in_type.encoding == "bipolar":
+    if is_multibit(node, in_type):
+        acc = integer_dot(rows, valid, in_type, node.weights)
+    elif in_type.encoding == "bipolar":
         acc = bipolar_dot(rows.astype(np.uint8), valid, node.weights)
     else:
         acc = unsigned_dot(rows, in_type.bits if in_type.encoding == "uint" else 1,
@@ -145,6 +179,13 @@ def check(node: Dense, src: TensorType) -> None:
     """Accumulator width, threshold range and order, an output affine on an accumulator
     output, a legal folding."""
     where = f"node {node.name!r} ({node.op})"
+    wb = node.weight_bits
+    w = node.weights
+    if wb == 1 and w.size and not np.all(np.abs(w) == 1):
+        raise IRError(f"{where}: weight_bits=1 needs weights in {{-1, +1}}")
+    if wb > 1 and w.size and (wb > 8 or w.min() < -(1 << (wb - 1))
+                              or w.max() >= 1 << (wb - 1)):
+        raise IRError(f"{where}: weights outside the {wb}-bit signed range (at most 8 bits)")
     bound = accumulator_bound(node, src)
     if node.acc_bits < 2 or (1 << (node.acc_bits - 1)) <= bound:
         raise IRError(f"{where}: accumulator width {node.acc_bits} cannot hold +-{bound + 1}")

@@ -69,11 +69,10 @@ def check_hardware_graph(graph: Graph) -> Graph:
             raise IRError(f"{where} is a float operation that no pass could fold into the "
                           "hardware (it must sit between a binary layer and a binarisation, "
                           "or at the output)")
-        if len(node.inputs) != 1:
-            raise IRError(f"{where}: expected one input")
-        op_type(node).check(node, graph.producer(node).out)
-    if graph.input.out.encoding not in ("uint", "bipolar"):
-        raise IRError(f"input encoding {graph.input.out.encoding}: expected uint or bipolar")
+        op_type(node).check_on(node, [p.out for p in graph.producers(node)])
+    if graph.input.out.encoding not in ("uint", "bipolar", "fixed"):
+        raise IRError(f"input encoding {graph.input.out.encoding}: expected uint, bipolar or "
+                      "fixed")
     return graph
 
 
@@ -87,9 +86,9 @@ def propagate_types(graph: Graph) -> Graph:
     for node in graph.nodes[1:]:
         shape = node.out.shape
         if type(node).hardware:
-            infer = op_type(node).infer
-            if infer is not None:
-                node.out = infer(node, graph.producer(node).out)
+            inferred = op_type(node).infer_on(node, [p.out for p in graph.producers(node)])
+            if inferred is not None:
+                node.out = inferred
         elif isinstance(node, Sign):
             node.out = TensorType(shape, "bipolar")
         elif isinstance(node, (ChannelAffine, BatchNorm, AvgPool2D)):

@@ -1,0 +1,47 @@
+"""Shared rules of the ops on real-valued (``fixed``/``int``) tensors: which inputs they take,
+their fraction widths, and the element-wise cycle formula."""
+
+from __future__ import annotations
+
+from bnn2fpga.ir import IRError, Node, TensorType
+from bnn2fpga.ops import Cycles
+
+
+def frac_of(t: TensorType) -> int:
+    """Fraction bits of a real-valued tensor's codes (an ``int`` accumulator counts as 0)."""
+    return t.frac if t.encoding == "fixed" else 0
+
+
+def check_real(node: Node, t: TensorType, what: str = "input") -> None:
+    if t.encoding not in ("fixed", "int"):
+        raise IRError(f"node {node.name!r} ({node.op}): its {what} is {t.encoding}, expected "
+                      "a fixed-point or integer tensor")
+
+
+def check_out_fixed(node: Node) -> None:
+    if node.out.encoding != "fixed":
+        raise IRError(f"node {node.name!r} ({node.op}): output {node.out.encoding}, expected "
+                      "fixed (the format pass sets it)")
+
+
+def check_lanes(node: Node, channels: int) -> None:
+    pe = getattr(node, "pe", 1)
+    if pe < 1 or channels % pe:
+        raise IRError(f"node {node.name!r} ({node.op}): PE={pe} does not divide its "
+                      f"{channels} channels")
+
+
+def elementwise_cycles(node: Node, in_shape: tuple[int, ...]) -> Cycles:
+    """One beat of PE lanes per cycle: elements / PE."""
+    size = 1
+    for s in in_shape:
+        size *= s
+    c = size // getattr(node, "pe", 1)
+    return Cycles(c, c)
+
+
+def no_unit_yet(b, node: Node, in_type) -> None:
+    """Lowering of an op whose hardware unit does not exist yet: a clear refusal."""
+    raise IRError(f"layer {node.name!r} ({node.op}): the reference runs it, but the hardware "
+                  "has no unit for it yet; `bnn2fpga compile` writes design.json for the "
+                  "reference only (--backend none)")
