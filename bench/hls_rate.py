@@ -11,16 +11,20 @@ top of the same plan is modelled:
 * issue: as the review found it: every stream 2 deep (no input-vector FIFOs) and the
   phase-by-phase sliding window (``units.swu.hls_process_phased``);
 * before: input-vector FIFOs in front of the dense MVTUs only, the old window;
-* after, no conv FIFOs: hls/swu.h as it is, the convs' MVTUs fed straight by their
-  windows (what the new window alone gives);
-* after: the plan as it is (a FIFO of one input vector, SF beats, between each conv's
-  window and its MVTU when it has several neuron folds, ``plan.input_fifo_depth``) and
-  hls/swu.h as it is: the generated project; its FIFO bits are those conv FIFOs';
-* after, one call per frame: the same processes called once per frame (each call drains
-  its pipeline and restarts, ``hls_schedule.one_call_per_frame``), as a ``--control
-  axilite`` call of one frame;
-* after, one call per frame + two rows in front of each window: the review's FIFOs
-  (two input rows in front of each sliding window), with those calls.
+* batch, no conv FIFOs: hls/swu.h as it is, the convs' MVTUs fed straight by their
+  windows and no window FIFOs (what the new window alone gives), one call of many frames;
+* axilite (batch): the generated project with ``--control axilite``, one call of many
+  frames (numReps): the plan as it is (input-vector FIFOs, ``plan.input_fifo_depth``, and
+  window FIFOs, ``plan.window_fifo_depth``), every process one loop over the frames;
+* ap_ctrl_none (one call per frame): the generated project as default, each process
+  called once per frame (drains and restarts, ``hls_schedule.call_per_frame``), with the
+  plan's window FIFOs;
+* ap_ctrl_none, no window FIFOs: the same without the FIFOs in front of the windows;
+* ap_ctrl_none, window FIFOs one row shorter: the smaller rule the FIFO size was chosen
+  against.
+
+FIFO bits: the conv input-vector FIFOs and window FIFOs the variant has beyond the plan
+before issue 14 (tap-valid flags included).
 
 Prints a table; writes bench/results/hls_rate.json.
 """
@@ -42,9 +46,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from estimate_accuracy import CLOCK, cnv_graphs, simulate  # noqa: E402
 
 from bnn2fpga.backends.hls import HLS_MIN_DEPTH  # noqa: E402
-from bnn2fpga.estimate.hls_schedule import one_call_per_frame, unit_process  # noqa: E402
+from bnn2fpga.estimate.hls_schedule import CALL_RESTART, unit_process  # noqa: E402
 from bnn2fpga.estimate.hls_schedule import simulate as hls_simulate  # noqa: E402
-from bnn2fpga.plan import Plan, Unit, build_plan  # noqa: E402
+from bnn2fpga.plan import FIFO_DEPTH, Plan, Unit, build_plan, fed_by_input  # noqa: E402
 from bnn2fpga.units import HlsProcess  # noqa: E402
 from bnn2fpga.units.swu import hls_process_phased  # noqa: E402
 
@@ -68,10 +72,15 @@ def conv_vector_fifos(plan: Plan) -> dict[str, int]:
             and plan.stream(u.inp).depth}
 
 
-def window_row_fifos(plan: Plan, rows: int = 2) -> dict[str, int]:
-    """Beats of a FIFO of ``rows`` input rows in front of each sliding window."""
-    return {u.inp: rows * u.params["IW"] * u.params["C"] // u.params["SIMD"]
-            for u in plan.units if u.kind == "swu"}
+def window_fifos(plan: Plan) -> dict[str, int]:
+    """Beats of the plan's FIFO in front of each sliding window a unit feeds
+    (``plan.window_fifo_depth``; the producer's own FIFO, where it merged, left out)."""
+    out = {}
+    for u in plan.units:
+        s = plan.stream(u.inp)
+        if u.kind == "swu" and not fed_by_input(plan, s):
+            out[s.name] = s.depth - (0 if plan.unit(u.layer, "dwc") else FIFO_DEPTH)
+    return out
 
 
 def fifo_bits(plan: Plan, beats: dict[str, int]) -> int:
@@ -80,22 +89,31 @@ def fifo_bits(plan: Plan, beats: dict[str, int]) -> int:
                    for k, d in beats.items()))
 
 
-def variants(plan: Plan) -> dict[str, dict]:
-    """name -> simulate() keywords of each modelled HLS project."""
+def variants(plan: Plan) -> dict[str, tuple[dict, int]]:
+    """name -> (simulate() keywords, FIFO bits added) of each modelled HLS project."""
     flat = {s.name: HLS_MIN_DEPTH for s in plan.streams}
-    no_conv_fifos = {name: HLS_MIN_DEPTH for name in conv_vector_fifos(plan)}
-    return {"issue": {"process_of": old_process, "depths": flat},
-            "before": {"process_of": old_process, "depths": no_conv_fifos},
-            "after, no conv FIFOs": {"depths": no_conv_fifos},
-            "after": {},
-            "after, one call per frame": {"process_of": one_call_per_frame()},
-            "  + two rows per window": {"process_of": one_call_per_frame(),
-                                        "extra_depth": window_row_fifos(plan)}}
+    conv, win = conv_vector_fifos(plan), window_fifos(plan)
+    no_win = {k: plan.stream(k).depth - d for k, d in win.items()}
+    no_conv_fifos = {**{name: HLS_MIN_DEPTH for name in conv},
+                     **{k: max(HLS_MIN_DEPTH, d) for k, d in no_win.items()}}
+    shorter = {u.inp: -(u.params["IW"] * u.params["C"] // u.params["SIMD"])
+               for u in plan.units if u.inp in win}
+    bits_conv, bits_win = fifo_bits(plan, conv), fifo_bits(plan, win)
+    return {"issue": ({"process_of": old_process, "depths": flat}, 0),
+            "before": ({"process_of": old_process, "depths": no_conv_fifos}, 0),
+            "batch, no conv FIFOs": ({"depths": no_conv_fifos}, 0),
+            "axilite (batch)": ({}, bits_conv + bits_win),
+            "ap_ctrl_none (1 call/frame)": ({"restart": CALL_RESTART}, bits_conv + bits_win),
+            "  no window FIFOs": ({"restart": CALL_RESTART,
+                                   "depths": {k: max(HLS_MIN_DEPTH, d)
+                                              for k, d in no_win.items()}}, bits_conv),
+            "  window FIFOs a row less": ({"restart": CALL_RESTART, "extra_depth": shorter},
+                                          bits_conv + bits_win + fifo_bits(plan, shorter))}
 
 
 def model_row(plan: Plan, frames: int, sim: dict) -> dict:
     rows = {}
-    for name, kw in variants(plan).items():
+    for name, (kw, bits) in variants(plan).items():
         t0 = time.time()
         s = hls_simulate(plan, frames, **kw)
         interval, latency = s.cycles_per_frame, s.first_frame_latency_cycles
@@ -104,9 +122,7 @@ def model_row(plan: Plan, frames: int, sim: dict) -> dict:
                       "interval_error_pct": round(100 * (interval - v_i) / v_i, 3),
                       "latency_error_pct": round(100 * (latency - v_l) / v_l, 3),
                       "model_seconds": round(time.time() - t0, 2),
-                      "fifo_bits_added": fifo_bits(plan, kw.get("extra_depth", {}))
-                      + (fifo_bits(plan, conv_vector_fifos(plan)) if name.startswith("after")
-                         and "depths" not in kw else 0)}
+                      "fifo_bits_added": bits}
     return rows
 
 

@@ -42,7 +42,7 @@ from bnn2fpga.estimate import (
 )
 from bnn2fpga.ir import Dense, Graph, IRError, MaxPool2D, Node, Reshape
 from bnn2fpga.ops.window import has_window
-from bnn2fpga.plan import elem_bits, input_fifo_depth, swu_params
+from bnn2fpga.plan import elem_bits, input_fifo_depth, swu_params, window_fifo_depth
 
 Folding = dict[str, tuple[int, int]]
 
@@ -226,8 +226,11 @@ class FoldingSearch:
         if has_window(node):  # the same window parameters the planner uses
             swu = swu_params(node, self.graph.producer(node).out.shape, simd, bits)
         beats = producer_beats(prod, lanes)
-        # the consumer's input-vector FIFO follows the plan's rule (one source)
+        # the consumer's input FIFOs follow the plan's rules (one source): its input-vector
+        # FIFO and the FIFO in front of its window (a unit feeds it)
         in_fifo = input_fifo_depth(node, pe, simd) * simd
+        if swu:
+            in_fifo += window_fifo_depth(swu) * simd
         interval = serialised_interval(node, pe, simd, prod_cycles, beats,
                                        buffered_beats(lanes, dwc, swu, in_fifo_elems=in_fifo))
         return interval is not None and interval > budget

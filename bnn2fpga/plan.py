@@ -27,6 +27,9 @@ Micro-architecture (both writers realise it the same way; each op's own units co
 * a FIFO of one input vector (a conv: one output pixel's window; a pointwise conv: one
   pixel) in front of every MVTU with several neuron folds (``input_fifo_depth``), which
   keeps its producer writing while it replays the vector;
+* a FIFO of the window's first input rows in front of every sliding window that a unit
+  feeds (``ops.window.window_fifo_depth``), which keeps the producer writing while a
+  window called once per frame (HLS, ``ap_ctrl_none``) ends one frame and refills;
 * top-level AXI streams at most ``AXIS_MAX_W`` bits wide.
 """
 
@@ -39,13 +42,14 @@ from typing import Any
 from bnn2fpga.ir import Dense, Graph, IRError, Node, TensorType
 from bnn2fpga.ops import FIFO_DEPTH, op_type
 from bnn2fpga.ops.dense import elem_bits, input_fifo_depth
-from bnn2fpga.ops.window import swu_params
+from bnn2fpga.ops.window import swu_params, window_fifo_depth
 from bnn2fpga.units import UNITS
 
 # the lowering rules live with each op (bnn2fpga.ops); the plan's users read them here too
 __all__ = ["AXIS_MAX_W", "FIFO_DEPTH", "PORT_IN", "PORT_OUT", "Plan", "Stream", "Unit",
-           "axis_lanes", "build_plan", "elem_bits", "first_lanes", "graph_folding", "ident",
-           "input_fifo_depth", "layer_plan_units", "plan_to_json", "swu_params"]
+           "axis_lanes", "build_plan", "elem_bits", "fed_by_input", "first_lanes",
+           "graph_folding", "ident", "input_fifo_depth", "layer_plan_units", "plan_to_json",
+           "swu_params", "window_fifo_depth"]
 
 AXIS_MAX_W = 1024        # widest TDATA of the top's AXI streams
 PORT_IN, PORT_OUT = "s_axis", "m_axis"
@@ -135,6 +139,17 @@ class Plan:
         return out
 
 
+def fed_by_input(plan: Plan, s: Stream) -> bool:
+    """Whether stream ``s`` carries the top's input (``s_axis``), through width converters
+    only: its producer is the host, which offers a beat every cycle."""
+    while s.producer != PORT_IN:
+        prod = next(u for u in plan.units if u.name == s.producer)
+        if prod.kind != "dwc":
+            return False
+        s = plan.stream(prod.inp)
+    return True
+
+
 def fifo_unit(s: Stream) -> Unit:
     """The FIFO that realises stream ``s``'s depth, as a unit (kind ``fifo``); it stores the
     tap-valid flag beside the data where the stream carries one."""
@@ -217,6 +232,9 @@ class _Builder:
         else:   # two FIFOs back to back are one deeper FIFO, counted with the later layer
             s.fifo_layer = layer
         s.depth += depth
+
+    def fed_by_input(self, s: Stream) -> bool:
+        return fed_by_input(self.plan, s)
 
     def convert(self, lanes: int, layer: str, elems: int) -> None:
         """A width converter when the stream's lanes differ from what the next unit takes."""

@@ -64,7 +64,7 @@ def write_project(graph: Graph, out: Path, options: CompileOptions, *, force: bo
     created = [p for p in reversed(out.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     graph.meta.update({"part": options.part, "clock_ns": options.clock_ns, "top": options.top,
-                       "bnn2fpga_version": __version__})
+                       "control": options.control, "bnn2fpga_version": __version__})
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     written = []
     try:

@@ -162,12 +162,15 @@ def cycle_comparison(design: est.DesignEstimate, sim: dict[str, Any] | None) -> 
     }
 
 
-def hls_cycles(graph: Graph) -> dict[str, float]:
+def hls_cycles(graph: Graph) -> dict[str, Any]:
     """The HLS project's expected cycles (``estimate.hls_schedule``: its dataflow processes
-    simulated token by token): the report's ``hls`` object."""
-    c = hls_schedule.hls_cycles(graph)
-    return {"cycles_per_frame": round(c["cycles_per_frame"], 1),
-            "first_frame_latency_cycles": int(c["first_frame_latency_cycles"])}
+    simulated token by token) for the control mode it was compiled with (design.json
+    meta): the report's ``hls`` object."""
+    control = graph.meta.get("control", "ap_ctrl_none")
+    c = hls_schedule.hls_cycles(graph, control=control)
+    return {"control": control,
+            **{k: round(v, 1) if k.endswith("cycles_per_frame") else int(v)
+               for k, v in c.items()}}
 
 
 def attach_synth(report: dict[str, Any], synth: dict[str, dict]) -> None:

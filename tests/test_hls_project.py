@@ -292,9 +292,10 @@ def test_axilite_top_takes_a_frame_count_and_csim_batches_frames(tmp_path: Path)
     top = (project / "firmware" / "bnn_top.cpp").read_text()
     assert "#pragma HLS INTERFACE s_axilite port=numReps bundle=control" in top
     assert "unsigned numReps) {" in (project / "firmware" / "bnn_top.h").read_text() + top
-    # every process loops over the frames: each unit, and both AXI adapters
-    n_units = top.count("#pragma HLS INLINE off")
-    assert n_units >= 6 and top.count("for (unsigned rep = 0; rep < numReps; rep++)") == n_units
+    # every process gets the frame count: each unit, and both AXI adapters
+    calls = process_calls(top)
+    assert len(calls) >= 8 and all(c.endswith(", numReps);") for c in calls), calls
+    assert top.count("#pragma HLS INLINE off") == len(calls) - 2
     codes = testing.random_input_codes(np.random.default_rng(3), graph, 7)
     result = simulate(tmp_path, graph, codes)  # 7 frames in calls of 4 and 3
     assert np.array_equal(result.codes, reference.execute(graph, codes)[graph.output.name])
@@ -313,7 +314,10 @@ def test_free_running_top_keeps_one_frame_per_call(tmp_path: Path) -> None:
     graph = small_graph(4)
     project = written(tmp_path, graph)
     top = (project / "firmware" / "bnn_top.cpp").read_text()
-    assert "numReps" not in top and "for (unsigned rep" not in top
+    # one frame per call: every process (each unit's function, both adapters) is given 1
+    calls = process_calls(top)
+    assert len(calls) >= 4 and all(c.endswith(", 1);") for c in calls), calls
+    assert "numReps" not in top.split("void bnn_top(")[1]
     codes = testing.random_input_codes(np.random.default_rng(5), graph, 3)
     result = simulate(tmp_path, graph, codes)
     exe = result.summary["executable"]
@@ -322,6 +326,20 @@ def test_free_running_top_keeps_one_frame_per_call(tmp_path: Path) -> None:
     extra = subprocess.run([exe, str(project / "tb_data"), "3", "2"], capture_output=True,
                            text=True)
     assert extra.returncode == 2
+
+
+def process_calls(top: str) -> list[str]:
+    """The calls of the DATAFLOW region (one per process), as written in the top."""
+    body = top.split("#pragma HLS DATAFLOW", 1)[1]
+    return [ln.strip() for ln in body.splitlines() if ln.strip().endswith(");")
+            and "(" in ln and not ln.strip().startswith("hls::stream")]
+
+
+def window_storage(code: str) -> dict[str, str]:
+    """unit function -> the BnnStorage of its SlidingWindow's line buffer."""
+    return dict(re.findall(r"void (\w+)\(hls::stream[^\n]*\n(?:[^\n]*\n){0,3}?\s*"
+                           r"SlidingWindow<[^>]*, (BNN_STORAGE_\w+)>\(in, out, numReps\);",
+                           code))
 
 
 def bindings(code: str) -> dict[str, tuple[str, str]]:
@@ -338,9 +356,10 @@ def bindings(code: str) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.parametrize("part", ["xc7z020clg400-1", "xczu7ev-ffvc1156-2-e"])
 def test_memories_are_bound_as_the_estimator_maps_them(tmp_path: Path, part: str) -> None:
-    """Each MVTU's weights and thresholds, its input buffer and every FIFO carry the
-    binding of estimate.memory_styles for the part (the same styles estimate() reports)."""
-    from bnn2fpga.backends.hls import FIFO_BINDINGS, ROM_BINDINGS
+    """Each MVTU's weights and thresholds, its input buffer, every sliding window's line
+    buffer and every FIFO carry the binding of estimate.memory_styles for the part (the
+    same styles estimate() reports)."""
+    from bnn2fpga.backends.hls import BUFFER_STORAGE, FIFO_BINDINGS, ROM_BINDINGS
     from bnn2fpga.estimate import estimate, memory_styles
     from bnn2fpga.plan import build_plan
 
@@ -368,13 +387,17 @@ def test_memories_are_bound_as_the_estimator_maps_them(tmp_path: Path, part: str
             kind, impl, core = FIFO_BINDINGS[styles[s.fifo]["storage"]]
             want[s.name] = (f"type={kind} impl={impl}", core)
     assert found == want
+    windows = {u.name: BUFFER_STORAGE[styles[u.name]["line_buffer"]] for u in plan.units
+               if u.kind == "swu"}
+    assert windows and window_storage(code) == windows
 
 
 def test_a_different_mapping_changes_every_binding(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer takes the styles from memory_styles alone: force every memory into block
-    RAM and every pragma and the input buffer's storage follow; each input-buffer storage
-    compiles and stays bit-exact in C-sim."""
+    RAM and every pragma, the input buffers' and the line buffers' storage follow; each
+    storage compiles (swu.h's SwuBuffer, mvtu.h's MvtuBuffer) and stays bit-exact in
+    C-sim."""
     from bnn2fpga.backends import hls
     from bnn2fpga.sim.csim import simulate_many
 
@@ -386,19 +409,21 @@ def test_a_different_mapping_changes_every_binding(tmp_path: Path,
             for mems in out.values():
                 for name in mems:
                     if mems[name] != "none":
-                        mems[name] = "bram" if name != "input_buffer" else _style
+                        mems[name] = ("bram" if name not in ("input_buffer", "line_buffer")
+                                      else _style)
             return out
 
         monkeypatch.setattr(hls, "memory_styles", forced)
-        graph = testing.random_dense_graph(np.random.default_rng(7), fan_in=24, out_ch=8,
-                                           pe=2, simd=4)
+        graph = testing.random_cnn_graph(np.random.default_rng(7))
         project = written(tmp_path / style, graph, top=f"t_{style}")
         code = (project / "firmware" / f"t_{style}.cpp").read_text()
         assert set(bindings(code).values()) == {("type=rom_1p impl=bram", "ROM_1P_BRAM"),
                                                 ("type=fifo impl=bram", "FIFO_BRAM")}
         assert f"BNN_STORAGE_{style.upper()} >" in code
+        lbs = window_storage(code)
+        assert lbs and set(lbs.values()) == {f"BNN_STORAGE_{style.upper()}"}
         jobs.append((tmp_path / style, graph,
                      testing.random_input_codes(np.random.default_rng(8), graph, 3)))
     for (_, graph, codes), result in zip(jobs, simulate_many(jobs, cache_dir=tmp_path / "c"),
                                          strict=True):
-        assert np.array_equal(result.codes, reference.execute(graph, codes)["dense"])
+        assert np.array_equal(result.codes, reference.execute(graph, codes)[graph.output.name])

@@ -16,7 +16,17 @@ from test_rtl_layers import _cases as rtl_cases
 from bnn2fpga import testing
 from bnn2fpga.backends import CompileOptions, hls, rtl
 from bnn2fpga.ir import Conv2D, Dense, Graph
-from bnn2fpga.plan import PORT_IN, PORT_OUT, Plan, build_plan, input_fifo_depth, plan_to_json
+from bnn2fpga.plan import (
+    FIFO_DEPTH,
+    PORT_IN,
+    PORT_OUT,
+    Plan,
+    build_plan,
+    fed_by_input,
+    input_fifo_depth,
+    plan_to_json,
+    window_fifo_depth,
+)
 from bnn2fpga.project import PLAN, write_project
 
 
@@ -75,15 +85,30 @@ def test_both_writers_render_the_plan(tmp_path: Path, name: str, graph: Graph) -
     # HLS: the same units, as functions named as in the plan, called in the plan's order on
     # the plan's streams, which have the plan's widths and FIFO depths
     cpp = (tmp_path / "hls" / "firmware" / "top.cpp").read_text()
-    calls = re.findall(r"^  top_units::(\w+)\((\w+), (\w+)\);", cpp, re.M)
+    calls = re.findall(r"^  top_units::(\w+)\((\w+), (\w+), 1\);", cpp, re.M)
     assert calls == [(u.name, u.inp, u.out) for u in plan.units]
     for u in plan.units:
         in_w, out_w = hls.hls_width(plan.stream(u.inp)), hls.hls_width(plan.stream(u.out))
         assert re.search(rf"^void {u.name}\(hls::stream<ap_uint<{in_w}> > &in, "
-                         rf"hls::stream<ap_uint<{out_w}> > &out\)", cpp, re.M), u.name
+                         rf"hls::stream<ap_uint<{out_w}> > &out, unsigned numReps\)",
+                         cpp, re.M), u.name
     streams = hls_streams(cpp)
     assert streams == {s.name: (hls.hls_width(s), max(hls.HLS_MIN_DEPTH, s.depth))
                        for s in plan.streams}
+
+    # the FIFO in front of every sliding window a unit feeds (plan.window_fifo_depth): a
+    # bnn_fifo of that depth in the RTL, the stream's depth in HLS
+    for u in plan.units:
+        if u.kind != "swu":
+            continue
+        s = plan.stream(u.inp)
+        if fed_by_input(plan, s):
+            assert s.depth in (0, FIFO_DEPTH), u.name
+            continue
+        want = window_fifo_depth(u.params) + (0 if plan.unit(u.layer, "dwc") else FIFO_DEPTH)
+        assert s.depth == want and s.fifo, (u.name, s.depth, want)
+        assert found[s.fifo][0] == "bnn_fifo" and int(found[s.fifo][1]["DEPTH"]) == want
+        assert streams[s.name][1] == want
 
 
 @pytest.mark.parametrize("name, graph", DESIGNS, ids=[n for n, _ in DESIGNS])

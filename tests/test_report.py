@@ -196,22 +196,38 @@ def test_report_synth_agrees_with_yosys_on_a_whole_network(tmp_path):
     assert all(u["yosys"]["bram18"] == u["bram18"] for u in units)
 
 
-def test_report_states_hls_cycles_beside_rtl(project):
+def test_report_states_hls_cycles_beside_rtl(project, tmp_path):
     """report.json's "hls" object is the HLS dataflow model's figures for this design as the
-    writer generates it (one call of each unit per frame), never faster than the slowest
-    unit, and the HTML shows them in the cards beside the RTL estimate."""
+    writer generates it for its control mode (ap_ctrl_none: one call of each process per
+    frame, with the plan's window FIFOs; axilite adds one call of many frames), never
+    faster than the slowest unit, and the HTML shows them in the cards beside the RTL
+    estimate."""
     from bnn2fpga import folding
-    from bnn2fpga.estimate.hls_schedule import one_call_per_frame, simulate
+    from bnn2fpga.estimate.hls_schedule import CALL_RESTART, simulate
     from bnn2fpga.plan import build_plan
 
     json_path, html_path = R.write_report(project)
     rep = json.loads(json_path.read_text())
-    assert set(rep["hls"]) == {"cycles_per_frame", "first_frame_latency_cycles"}
+    assert set(rep["hls"]) == {"control", "cycles_per_frame", "first_frame_latency_cycles"}
+    assert rep["hls"]["control"] == "ap_ctrl_none"
     graph = testing.random_cnn_graph(np.random.default_rng(0))
-    sched = simulate(build_plan(graph), process_of=one_call_per_frame())
+    plan = build_plan(graph)
+    sched = simulate(plan, restart=CALL_RESTART)
     assert rep["hls"]["cycles_per_frame"] == pytest.approx(sched.cycles_per_frame, abs=0.05)
     assert rep["hls"]["first_frame_latency_cycles"] == sched.first_frame_latency_cycles
     assert rep["hls"]["cycles_per_frame"] >= folding.bottleneck(graph)[1]
+    # --control axilite: the batch figures too (one call of many frames: no restarts)
+    out = tmp_path / "axilite"
+    write_project(graph, out, CompileOptions(part="xczu3eg-sbva484-1-e", clock_ns=4.0,
+                                             control="axilite"), backends=("rtl",))
+    batch = json.loads(R.write_report(out)[0].read_text())["hls"]
+    assert batch["control"] == "axilite"
+    assert batch["cycles_per_frame"] == rep["hls"]["cycles_per_frame"]
+    run_on = simulate(plan)
+    assert batch["batch_cycles_per_frame"] == pytest.approx(run_on.cycles_per_frame, abs=0.05)
+    assert batch["batch_first_frame_latency_cycles"] == run_on.first_frame_latency_cycles
+    assert folding.bottleneck(graph)[1] <= batch["batch_cycles_per_frame"] <= \
+        batch["cycles_per_frame"]
     html = html_path.read_text()
     assert (f'id="hls-interval">HLS project (model): '
             f'{rep["hls"]["cycles_per_frame"]:,.1f}<') in html

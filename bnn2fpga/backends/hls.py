@@ -16,8 +16,9 @@ the same the RTL writer renders): each plan unit is a function named as in the p
 dataflow process, and each plan stream an ``hls::stream`` with the plan's FIFO depth.
 Memories are bound where ``estimate.memory_styles`` maps them (weights, thresholds, MVTU
 input buffers, FIFOs; ``ROM_BINDINGS``, ``FIFO_BINDINGS``, ``BUFFER_STORAGE``).  With
-``control="axilite"`` the top takes a frame count ``numReps`` (s_axilite) and every process
-loops over it; ``ap_ctrl_none`` keeps one frame per call.
+``control="axilite"`` the top takes a frame count ``numReps`` (s_axilite) and passes it to
+every process, each one flushable loop over that many frames; ``ap_ctrl_none`` passes 1
+(one frame per call of the free-running region).
 
 Stream formats (one ``hls::stream<ap_uint<W>>`` per edge): a tensor is a sequence of elements
 in channels-last raster order; a beat carries consecutive elements, element i at bits
@@ -73,7 +74,8 @@ FIFO_BINDINGS = {"register": ("fifo", "srl", "FIFO_SRL"),
                  "lutram": ("fifo", "lutram", "FIFO_LUTRAM"),
                  "bram": ("fifo", "bram", "FIFO_BRAM"),
                  "uram": ("fifo", "uram", "FIFO_BRAM")}
-# the MVTU's input buffer: a BnnStorage template argument (bnn_common.h, mvtu.h)
+# a RAM a unit declares itself (the MVTU's input buffer, the sliding window's line buffer):
+# a BnnStorage template argument (bnn_common.h; mvtu.h's MvtuBuffer, swu.h's SwuBuffer)
 BUFFER_STORAGE = {"none": "BNN_STORAGE_AUTO", "register": "BNN_STORAGE_REGISTER",
                   "lutram": "BNN_STORAGE_LUTRAM", "bram": "BNN_STORAGE_BRAM",
                   "uram": "BNN_STORAGE_URAM"}
@@ -116,6 +118,15 @@ def binding(table: dict[str, tuple[str, str, str]], style: str, what: str
     return {"style": style, "type": kind, "impl": impl, "core": core}
 
 
+def buffer_storage(styles: dict[str, str], memory: str, unit: str) -> str:
+    """The BnnStorage argument of a unit's own RAM ``memory``, as the estimator mapped it."""
+    style = styles.get(memory, "none")
+    if style not in BUFFER_STORAGE:
+        raise IRError(f"unit {unit!r} memory {memory!r}: the estimator mapped it to "
+                      f"{style!r}; the HLS writer binds {sorted(BUFFER_STORAGE)}")
+    return BUFFER_STORAGE[style]
+
+
 def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
                  styles: dict[str, str]) -> dict[str, Any]:
     """Template context of one unit: the plan's parameters plus what the call needs
@@ -127,15 +138,12 @@ def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
                            "in_beats": u.in_beats, "masked": src.tap_valid,
                            "styles": styles}
     if u.kind == "swu":
-        ctx["masked"] = dst.tap_valid
+        ctx.update(masked=dst.tap_valid,
+                   lb_storage=buffer_storage(styles, "line_buffer", u.name))
     elif u.kind == "mvtu":
         node = graph[u.layer]
         p = u.params
         what = f"unit {u.name!r} memory"
-        ibuf = styles.get("input_buffer", "none")
-        if ibuf not in BUFFER_STORAGE:
-            raise IRError(f"{what} 'input_buffer': the estimator mapped it to {ibuf!r}; "
-                          f"the HLS writer binds {sorted(BUFFER_STORAGE)}")
         ctx.update(mw=node.fan_in, mh=node.out_channels, pixels=u.out_beats // p["NF"],
                    weights=f"{top}_{ident(u.layer)}_w",
                    thresholds=f"{top}_{ident(u.layer)}_t" if p["NT"] else "",
@@ -143,7 +151,7 @@ def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
                                         f"{what} 'weights'"),
                    thresholds_bind=binding(ROM_BINDINGS, styles.get("thresholds", "none"),
                                            f"{what} 'thresholds'"),
-                   ibuf_storage=BUFFER_STORAGE[ibuf])
+                   ibuf_storage=buffer_storage(styles, "input_buffer", u.name))
     elif u.kind in ("pool", "majority_pool"):
         ctx.update(pixels=u.out_beats, min_mask=f"{top}_{ident(u.layer)}_min")
     return ctx

@@ -12,8 +12,10 @@ iteration reads when it issues and writes ``depth`` cycles later; one that would
 its write is issued late enough not to (the pipeline stalls for it and everything after
 it; a stall of an iteration's read does not hold the writes of iterations already in
 flight: a flushable pipeline, or a loop that ends with the call).  Processes run free
-(``ap_ctrl_none``) and loop on across frames without a restart (a call's loop over its
-frames, flattened; ``one_call_per_frame`` models the writer's one call per frame instead).
+and loop on across frames without a restart (one call of many frames: ``--control axilite``
+with numReps frames, each header's loop over them flattened), or, with ``restart``, are
+called once per frame (``ap_ctrl_none``: the top passes a frame count of 1), each call
+draining its pipeline and restarting (``call_per_frame``).
 The host offers one input beat per cycle and always takes the output, as the Verilator
 harness does (``bnn2fpga.sim.rtl``).  Pipeline depths are the RTL units' register stages
 (an assumption until csynth reports them).
@@ -33,10 +35,20 @@ import numpy as np
 
 from bnn2fpga.backends.hls import channel_depth
 from bnn2fpga.ir import Graph, IRError
-from bnn2fpga.plan import PORT_IN, PORT_OUT, Plan, Unit, build_plan
+from bnn2fpga.plan import (
+    PORT_IN,
+    PORT_OUT,
+    Plan,
+    Unit,
+    build_plan,
+    fed_by_input,
+    window_fifo_depth,
+)
 from bnn2fpga.units import UNITS, HlsProcess, streaming_process
 
 ADAPTER_DEPTH = 1      # AxisToStream / StreamToAxis: read, write (axis.h)
+CALL_RESTART = 2       # cycles between two calls of a process (an assumption until csynth)
+CONTROLS = ("ap_ctrl_none", "axilite")
 
 ProcessOf = Callable[[Unit, int], HlsProcess]
 
@@ -74,17 +86,13 @@ class _Proc:
         self.writes = 0
 
 
-def one_call_per_frame(restart: int = 2, process_of: ProcessOf = unit_process) -> ProcessOf:
-    """Processes that run one frame per call (the writer's calls today, each unit's loop
-    over one frame, FRAMES = 1 for the sliding window) and restart after each: the
-    pipeline drains (its depth) and the function is entered again (``restart`` cycles, an
-    assumption: csynth would tell)."""
-    def make(unit: Unit, frames: int) -> HlsProcess:
-        one = process_of(unit, 1)
-        gap = HlsProcess(one.iterations, one.at, one.reads, one.writes, one.depth,
-                         np.array([one.iterations - 1]), np.array([one.depth + restart]))
-        return HlsProcess.repeat(gap, frames)
-    return make
+def call_per_frame(one: HlsProcess, frames: int, restart: int = CALL_RESTART) -> HlsProcess:
+    """``frames`` calls of the one-frame process ``one``: after each, the pipeline drains (its
+    depth) and the function is entered again (``restart`` cycles, an assumption: csynth
+    would tell)."""
+    gap = HlsProcess(one.iterations, one.at, one.reads, one.writes, one.depth,
+                     np.array([one.iterations - 1]), np.array([one.depth + restart]))
+    return HlsProcess.repeat(gap, frames)
 
 
 @dataclass
@@ -120,24 +128,31 @@ class HlsSchedule:
 
 def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
              extra_depth: dict[str, int] | None = None,
-             depths: dict[str, int] | None = None) -> HlsSchedule:
+             depths: dict[str, int] | None = None, restart: int | None = None
+             ) -> HlsSchedule:
     """Run ``frames`` frames through the HLS top of ``plan``, followed by more that keep the
     input streaming, as in a long run (a sliding window emits a frame's last row while it
     reads the next frame's first rows: one frame more per window; they are not reported).
     ``process_of`` gives each unit's process (default: its header as written);
     ``extra_depth`` adds beats to named streams' channels (to model a FIFO the plan does
-    not have), ``depths`` sets them (to model an older plan)."""
+    not have), ``depths`` sets them (to model an older plan).  ``restart``: every process,
+    the adapters included, is called once per frame and restarts after each call
+    (``call_per_frame``); None: one call of all the frames."""
     if frames < 1:
         raise ValueError("frames must be >= 1")
     reported, frames = frames, frames + 1 + sum(u.kind == "swu" for u in plan.units)
     extra = extra_depth or {}
     inp, outp = plan.input_stream, plan.output_stream
-    procs = [_Proc("AxisToStream", streaming_process(inp.beats, 1, 1, 0, 0, ADAPTER_DEPTH,
-                                                     frames), PORT_IN, inp.name)]
-    procs += [_Proc(u.name, process_of(u, frames), u.inp, u.out) for u in plan.units]
-    procs.append(_Proc("StreamToAxis", streaming_process(outp.beats, 1, 1, 0, 0,
-                                                         ADAPTER_DEPTH, frames),
-                       outp.name, PORT_OUT))
+    def calls(make: Callable[[int], HlsProcess]) -> HlsProcess:
+        return make(frames) if restart is None else call_per_frame(make(1), frames, restart)
+
+    def adapter(beats: int) -> Callable[[int], HlsProcess]:
+        return lambda n: streaming_process(beats, 1, 1, 0, 0, ADAPTER_DEPTH, n)
+
+    procs = [_Proc("AxisToStream", calls(adapter(inp.beats)), PORT_IN, inp.name)]
+    procs += [_Proc(u.name, calls(lambda n, u=u: process_of(u, n)), u.inp, u.out)
+              for u in plan.units]
+    procs.append(_Proc("StreamToAxis", calls(adapter(outp.beats)), outp.name, PORT_OUT))
     depth = {s.name: (depths or {}).get(s.name, channel_depth(s)) + extra.get(s.name, 0)
              for s in plan.streams}
     unknown = (set(extra) | set(depths or {})) - set(depth)
@@ -205,16 +220,40 @@ def _advance(p: _Proc, in_w: list[int], in_r: list[int], out_w: list[int], out_r
     return k > k0
 
 
-def hls_cycles(graph: Graph, plan: Plan | None = None, frames: int = 4) -> dict[str, float]:
+def hls_cycles(graph: Graph, plan: Plan | None = None, frames: int = 4,
+               control: str = "ap_ctrl_none") -> dict[str, float]:
     """The generated HLS project's expected steady-state cycles per frame and first-frame
-    latency (the report's ``hls`` object).  The writer calls each unit once per frame (also
-    with ``--control axilite``, whose frame loop is around the calls), so each process
-    drains and restarts per frame: ``one_call_per_frame``.  (``simulate``'s default, loops
-    that run on across frames, is what the RTL does and what a flattened frame loop would
-    give.)"""
-    sched = simulate(plan or build_plan(graph), frames, process_of=one_call_per_frame())
-    return {"cycles_per_frame": sched.cycles_per_frame,
-            "first_frame_latency_cycles": sched.first_frame_latency_cycles}
+    latency (the report's ``hls`` object) for its ``control`` mode.  ``cycles_per_frame``,
+    ``first_frame_latency_cycles``: one frame per call, each process draining and
+    restarting per frame (``ap_ctrl_none``, and ``axilite`` with numReps = 1; the
+    s_axilite start/done handshake is not modelled).  With ``axilite`` also
+    ``batch_cycles_per_frame`` and ``batch_first_frame_latency_cycles``: one call of many
+    frames (numReps >= ``frames``), the processes running on across them."""
+    if control not in CONTROLS:
+        raise IRError(f"control={control!r}: expected one of {CONTROLS}")
+    plan = plan or build_plan(graph)
+    one = simulate(plan, frames, restart=CALL_RESTART)
+    out = {"cycles_per_frame": one.cycles_per_frame,
+           "first_frame_latency_cycles": one.first_frame_latency_cycles}
+    if control == "axilite":
+        batch = simulate(plan, frames)
+        out.update(batch_cycles_per_frame=batch.cycles_per_frame,
+                   batch_first_frame_latency_cycles=batch.first_frame_latency_cycles)
+    return out
+
+
+def call_overhead(plan: Plan) -> int:
+    """Cycles per frame that one call per frame (``ap_ctrl_none``) may add to the rate of
+    one call of many frames, by construction: a restart (the deepest process's pipeline
+    drains, ``CALL_RESTART`` cycles to enter it again) and what a sliding window can no
+    longer overlap within a call: its first rows (``plan.window_fifo_depth`` beats) are
+    read before its first tap, and its last output row's taps follow its last read (run
+    on, the next frame's first rows are read meanwhile).  Hidden behind a slower unit; not
+    when the window is the bottleneck."""
+    depths = [ADAPTER_DEPTH] + [unit_process(u, 1).depth for u in plan.units]
+    refill = [window_fifo_depth(p) + p["OW"] * p["KH"] * p["KW"] * p["C"] // p["SIMD"]
+              for p in (u.params for u in plan.units if u.kind == "swu")]
+    return max(depths) + CALL_RESTART + max(refill, default=0)
 
 
 def extra_stages(plan: Plan) -> int:
@@ -229,13 +268,4 @@ def windows_read_the_input(plan: Plan) -> bool:
     only).  Such a window's producer is the host, which offers a beat every cycle; behind a
     unit that takes longer per row than the window does, a blocking read of the next rows
     holds the taps of the row being emitted (hls/README.md, "Sliding window")."""
-    for u in plan.units:
-        if u.kind != "swu":
-            continue
-        s = plan.stream(u.inp)
-        while s.producer != PORT_IN:
-            prod = next(v for v in plan.units if v.name == s.producer)
-            if prod.kind != "dwc":
-                return False
-            s = plan.stream(prod.inp)
-    return True
+    return all(fed_by_input(plan, plan.stream(u.inp)) for u in plan.units if u.kind == "swu")

@@ -173,9 +173,14 @@ def serialisations(graph: Graph, plan: Plan | None = None) -> list[Serialisation
             continue
         lanes = prod.pe if isinstance(prod, Dense) else prod.out.channels
         dwc, swu = plan.unit(node.name, "dwc"), plan.unit(node.name, "swu")
+        # the consumer's input FIFOs as the plan placed them: its input-vector FIFO, and the
+        # FIFO in front of its window (less the producer's own FIFO where they merged)
+        in_fifo = input_fifo_depth(node, node.pe, node.simd) * node.simd
+        if swu:
+            win = plan.stream(swu.inp)
+            in_fifo += (win.depth - (0 if dwc else FIFO_DEPTH)) * win.lanes
         buffered = buffered_beats(lanes, dwc and dwc.params, swu and swu.params,
-                                  in_fifo_elems=(input_fifo_depth(node, node.pe, node.simd)
-                                                 * node.simd))
+                                  in_fifo_elems=in_fifo)
         cycles = serialised_interval(node, node.pe, node.simd,
                                      folding.node_cycles(prod, graph.producer(prod).out.shape),
                                      producer_beats(prod, lanes), buffered)
@@ -192,7 +197,8 @@ def buffered_beats(lanes: int, dwc: dict[str, int] | None, swu: dict[str, int] |
                    fifo_depth: int | None = None, in_fifo_elems: int = 0) -> int:
     """Producer beats the path into a consumer holds: the producer's FIFO (default the RTL
     writer's depth) and output register, the width converter (``dwc_capacity_beats``), the
-    consumer's input-vector FIFO (``in_fifo_elems`` codes, ``plan.input_fifo_depth``)
+    consumer's input FIFOs (``in_fifo_elems`` codes: ``plan.input_fifo_depth``, the
+    window's ``plan.window_fifo_depth``)
     and the sliding window's spare rows."""
     beats = (FIFO_DEPTH if fifo_depth is None else fifo_depth) + 1
     if dwc:

@@ -1,13 +1,15 @@
 // bnn2fpga HLS library: stream data-width converter (the plan's one "dwc" unit, as the
 // RTL's bnn_dwc dispatcher picks one of three structures).
 //
-//   in  : NUM_IN beats of IN_W bits;  out : NUM_IN*IN_W/OUT_W beats of OUT_W bits.
+//   in  : NUM_IN beats of IN_W bits;  out : NUM_IN*IN_W/OUT_W beats of OUT_W bits, per frame;
+//   numReps frames per call (a runtime count), one loop over all of them.
 //   A sequence of elements keeps its order: the lowest bits of a wide beat come first.
 //   Up   (OUT_W = R*IN_W): a shift register, one write per R reads.
 //   Down (IN_W = R*OUT_W): one read per R writes of the word's low slice.
 //   Shift (neither divides): a buffer of IN_W + OUT_W bits that reads a beat whenever it
 //        holds fewer than OUT_W bits and writes one otherwise.
-//   Each is one II=1 loop.  Only the structure that fits the widths is instantiated
+//   Each is one flushable II=1 loop (LOOP_TRIPCOUNT: one frame); a frame ends with no bits
+//   held, so the frames of a call need no reset in between.  Only the structure that fits the widths is instantiated
 //   (a class specialisation, not an if on constants), so the others' part-selects, which
 //   would be invalid for these widths, never exist.
 #ifndef BNN_DWC_H
@@ -28,12 +30,14 @@ struct Dwc;
 
 template <unsigned IN_W, unsigned OUT_W, unsigned NUM_IN>
 struct Dwc<IN_W, OUT_W, NUM_IN, DWC_UP> {
-  static void run(hls::stream<ap_uint<IN_W> > &in, hls::stream<ap_uint<OUT_W> > &out) {
+  static void run(hls::stream<ap_uint<IN_W> > &in, hls::stream<ap_uint<OUT_W> > &out,
+                  unsigned numReps) {
     const unsigned RATIO = OUT_W / IN_W;
     ap_uint<OUT_W> word = 0;
     unsigned o = 0;
-    for (unsigned i = 0; i < NUM_IN; i++) {
-#pragma HLS PIPELINE II=1
+    for (unsigned i = 0; i < numReps * NUM_IN; i++) {
+#pragma HLS PIPELINE II=1 enable_flush
+#pragma HLS LOOP_TRIPCOUNT min=NUM_IN max=NUM_IN
       word = word >> IN_W;
       word(OUT_W - 1, OUT_W - IN_W) = in.read();
       if (o == RATIO - 1) out.write(word);
@@ -44,12 +48,15 @@ struct Dwc<IN_W, OUT_W, NUM_IN, DWC_UP> {
 
 template <unsigned IN_W, unsigned OUT_W, unsigned NUM_IN>
 struct Dwc<IN_W, OUT_W, NUM_IN, DWC_DOWN> {
-  static void run(hls::stream<ap_uint<IN_W> > &in, hls::stream<ap_uint<OUT_W> > &out) {
+  static void run(hls::stream<ap_uint<IN_W> > &in, hls::stream<ap_uint<OUT_W> > &out,
+                  unsigned numReps) {
     const unsigned RATIO = IN_W / OUT_W;
+    const unsigned ITER = NUM_IN * RATIO;
     ap_uint<IN_W> word = 0;
     unsigned o = 0;
-    for (unsigned i = 0; i < NUM_IN * RATIO; i++) {
-#pragma HLS PIPELINE II=1
+    for (unsigned i = 0; i < numReps * ITER; i++) {
+#pragma HLS PIPELINE II=1 enable_flush
+#pragma HLS LOOP_TRIPCOUNT min=ITER max=ITER
       if (o == 0) word = in.read();
       out.write(ap_uint<OUT_W>(word(OUT_W - 1, 0)));
       word = word >> OUT_W;
@@ -60,13 +67,16 @@ struct Dwc<IN_W, OUT_W, NUM_IN, DWC_DOWN> {
 
 template <unsigned IN_W, unsigned OUT_W, unsigned NUM_IN>
 struct Dwc<IN_W, OUT_W, NUM_IN, DWC_SHIFT> {
-  static void run(hls::stream<ap_uint<IN_W> > &in, hls::stream<ap_uint<OUT_W> > &out) {
+  static void run(hls::stream<ap_uint<IN_W> > &in, hls::stream<ap_uint<OUT_W> > &out,
+                  unsigned numReps) {
     const unsigned BUF = IN_W + OUT_W;  // < OUT_W bits held when a beat enters
     const unsigned NUM_OUT = NUM_IN * IN_W / OUT_W;
+    const unsigned ITER = NUM_IN + NUM_OUT;
     ap_uint<BUF> buf = 0;
     unsigned held = 0;  // valid bits at the bottom of buf
-    for (unsigned i = 0; i < NUM_IN + NUM_OUT; i++) {
-#pragma HLS PIPELINE II=1
+    for (unsigned i = 0; i < numReps * ITER; i++) {
+#pragma HLS PIPELINE II=1 enable_flush
+#pragma HLS LOOP_TRIPCOUNT min=ITER max=ITER
       if (held < OUT_W) {
         const ap_uint<BUF> x = in.read();
         buf |= x << held;
@@ -82,9 +92,9 @@ struct Dwc<IN_W, OUT_W, NUM_IN, DWC_SHIFT> {
 
 template <unsigned IN_W, unsigned OUT_W, unsigned NUM_IN>
 void StreamingDataWidthConverter(hls::stream<ap_uint<IN_W> > &in,
-                                 hls::stream<ap_uint<OUT_W> > &out) {
+                                 hls::stream<ap_uint<OUT_W> > &out, unsigned numReps) {
   static_assert((NUM_IN * IN_W) % OUT_W == 0, "the frame must fill whole output beats");
-  Dwc<IN_W, OUT_W, NUM_IN, DwcKindOf<IN_W, OUT_W>::value>::run(in, out);
+  Dwc<IN_W, OUT_W, NUM_IN, DwcKindOf<IN_W, OUT_W>::value>::run(in, out, numReps);
 }
 
 #endif

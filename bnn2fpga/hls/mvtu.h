@@ -2,7 +2,9 @@
 //
 //   MW = fan-in, MH = output channels; PE output lanes, SIMD input lanes;
 //   NF = MH/PE neuron folds, SF = MW/SIMD synapse folds, one flat II=1 loop of
-//   PIXELS * NF * SF iterations (PIXELS = output pixels of a conv, 1 for a dense layer).
+//   numReps * PIXELS * NF * SF iterations (PIXELS = output pixels of a conv, 1 for a dense
+//   layer; numReps = frames per call, a runtime count as FINN's): the frames of a call run
+//   back to back without draining the pipeline (a flushable one: enable_flush).
 //
 //   in  : PIXELS * SF beats of Dot::IN_W bits: SIMD lanes of one input vector, lane i at
 //         bits [i*IB, (i+1)*IB); for a zero-padded bipolar conv, bit SIMD is the sliding
@@ -104,16 +106,18 @@ template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned PIXELS,
           unsigned ACC_W, class Dot, class Act>
 void MvtuLoop(hls::stream<ap_uint<Dot::IN_W> > &in, hls::stream<ap_uint<PE * Act::OB> > &out,
               const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)], const Act &act,
-              ap_uint<Dot::IN_W> inputBuf[MW / SIMD]) {
+              ap_uint<Dot::IN_W> inputBuf[MW / SIMD], unsigned numReps) {
 #pragma HLS INLINE
   const unsigned NF = MH / PE;
   const unsigned SF = MW / SIMD;
+  const unsigned ITER = PIXELS * NF * SF;  // iterations per frame
   ap_int<ACC_W> acc[PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete dim=1
 
   unsigned nf = 0, sf = 0, tile = 0;  // tile = nf * SF + sf: the weight word of each PE
-  for (unsigned i = 0; i < PIXELS * NF * SF; i++) {
-#pragma HLS PIPELINE II=1
+  for (unsigned i = 0; i < numReps * ITER; i++) {
+#pragma HLS PIPELINE II=1 enable_flush
+#pragma HLS LOOP_TRIPCOUNT min=ITER max=ITER
     ap_uint<Dot::IN_W> x;
     if (nf == 0) {
       x = in.read();
@@ -149,8 +153,10 @@ struct MvtuBuffer;
             unsigned ACC_W, class Dot, class Act>                                            \
   static void run(hls::stream<ap_uint<Dot::IN_W> > &in,                                      \
                   hls::stream<ap_uint<PE * Act::OB> > &out,                                  \
-                  const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)], const Act &act)
-#define BNN_MVTU_RUN_LOOP MvtuLoop<MW, MH, SIMD, PE, PIXELS, ACC_W, Dot, Act>(in, out, weights, act, inputBuf)
+                  const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)], const Act &act, \
+                  unsigned numReps)
+#define BNN_MVTU_RUN_LOOP \
+  MvtuLoop<MW, MH, SIMD, PE, PIXELS, ACC_W, Dot, Act>(in, out, weights, act, inputBuf, numReps)
 
 template <>
 struct MvtuBuffer<BNN_STORAGE_AUTO> {
@@ -221,12 +227,12 @@ template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned PIXELS,
 void MatrixVectorActivate(hls::stream<ap_uint<Dot::IN_W> > &in,
                           hls::stream<ap_uint<PE * Act::OB> > &out,
                           const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)],
-                          const Act &act) {
+                          const Act &act, unsigned numReps) {
   static_assert(MW % SIMD == 0, "SIMD must divide the fan-in (MW)");
   static_assert(MH % PE == 0, "PE must divide the output channels (MH)");
   static_assert(Dot::SIMD == SIMD, "the Dot policy must have the unit's SIMD");
   MvtuBuffer<IBUF>::template run<MW, MH, SIMD, PE, PIXELS, ACC_W, Dot, Act>(in, out, weights,
-                                                                             act);
+                                                                             act, numReps);
 }
 
 #endif

@@ -12,7 +12,12 @@
 //                        (integer pad code; uint/unipolar pad "zero" = code 0)
 //         Inside taps of a MASKED stream have the flag 1.  SIMD divides C, so a beat never
 //         straddles two taps and one flag per beat suffices.
-//   FRAMES: frames per call (default 1); the schedule runs on across the frames of a call.
+//   numReps: frames per call (a runtime count, FINN's numReps); the schedule runs on across
+//         the frames of a call (a call of N frames must be given N frames).
+//   LB   : where the line buffer lives (BnnStorage, the plan's estimate decides it): register
+//         -> partitioned completely; lutram / bram / uram -> a simple dual-port RAM
+//         (BIND_STORAGE ram_s2p on Vitis HLS, RESOURCE RAM_S2P_* on Vivado HLS); AUTO ->
+//         the tool's choice.  One SwuBuffer specialisation per storage declares it.
 //
 // Micro-architecture: the RTL's bnn_swu, with blocking stream accesses.  One RAM holds a
 // ring of NROWS input rows (bnn_swu's: max(KH, SH) + SH, or the rows a frame's last output
@@ -42,34 +47,49 @@
 
 template <unsigned H, unsigned W, unsigned C, unsigned SIMD, unsigned IB,
           unsigned KH, unsigned KW, unsigned SH, unsigned SW,
-          unsigned PT, unsigned PL, unsigned OH, unsigned OW, bool MASKED, unsigned PAD,
-          unsigned FRAMES = 1>
-void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
-                   hls::stream<ap_uint<SIMD * IB + (MASKED ? 1 : 0)> > &out) {
-  static_assert(C % SIMD == 0, "SIMD must divide the input channels");
-  static_assert(FRAMES >= 1, "a call takes at least one frame");
-  const unsigned CG = C / SIMD;
-  const unsigned ROW = W * CG;                       // beats per input row
-  const unsigned READS = H * ROW;                    // beats read per frame
-  const unsigned EMITS = OH * OW * KH * KW * CG;     // taps emitted per frame
+          unsigned PT, unsigned PL, unsigned OH, unsigned OW>
+struct SwuGeometry {
+  static const unsigned CG = C / SIMD;
+  static const unsigned ROW = W * CG;                       // beats per input row
+  static const unsigned READS = H * ROW;                    // beats read per frame
+  static const unsigned EMITS = OH * OW * KH * KW * CG;     // taps emitted per frame
   // bnn_swu's ring: NROWS = max(KS + SH, EDGE_ROWS)
-  const unsigned KS = KH > SH ? KH : SH;
-  const unsigned FIRST = KS > PT ? (KS - PT < H ? KS - PT : H) : 0u;
-  const unsigned LAST_TOP = (OH - 1) * SH > PT ? (OH - 1) * SH - PT : 0u;
-  const unsigned EDGE = H - LAST_TOP + FIRST;
-  const unsigned NROWS = KS + SH > EDGE ? KS + SH : EDGE;
+  static const unsigned KS = KH > SH ? KH : SH;
+  static const unsigned FIRST = KS > PT ? (KS - PT < H ? KS - PT : H) : 0u;
+  static const unsigned LAST_TOP = (OH - 1) * SH > PT ? (OH - 1) * SH - PT : 0u;
+  static const unsigned EDGE = H - LAST_TOP + FIRST;
+  static const unsigned NROWS = KS + SH > EDGE ? KS + SH : EDGE;
   // one spare row in the RAM: at most NROWS rows are held, so a released row is written
   // again two iterations later at the earliest (its last tap read and its first new beat
   // never meet in one cycle, whatever stage the tool places each in)
-  const unsigned RING = NROWS + 1;
-  // trip counts for the reports: reads and taps overlap, at least the larger of the two
-  const unsigned TRIP_MIN = FRAMES * (EMITS > READS ? EMITS : READS);
-  const unsigned TRIP_MAX = FRAMES * (EMITS + READS);
+  static const unsigned RING = NROWS + 1;
+  // trip counts of one frame for the reports: reads and taps overlap, at least the larger
+  static const unsigned TRIP_MIN = EMITS > READS ? EMITS : READS;
+  static const unsigned TRIP_MAX = EMITS + READS;
+};
+
+#define BNN_SWU_PARAMS                                                                    \
+  unsigned H, unsigned W, unsigned C, unsigned SIMD, unsigned IB, unsigned KH, unsigned KW, \
+      unsigned SH, unsigned SW, unsigned PT, unsigned PL, unsigned OH, unsigned OW,         \
+      bool MASKED, unsigned PAD
+#define BNN_SWU_ARGS H, W, C, SIMD, IB, KH, KW, SH, SW, PT, PL, OH, OW, MASKED, PAD
+#define BNN_SWU_RING (SwuGeometry<H, W, C, SIMD, IB, KH, KW, SH, SW, PT, PL, OH, OW>::RING * \
+                      SwuGeometry<H, W, C, SIMD, IB, KH, KW, SH, SW, PT, PL, OH, OW>::ROW)
+
+// The window's loop over the caller's line buffer buf (declared, and bound, by one of the
+// SwuBuffer specialisations below; inlined into it, so that the binding holds).
+template <BNN_SWU_PARAMS>
+void SwuLoop(hls::stream<ap_uint<SIMD * IB> > &in,
+             hls::stream<ap_uint<SIMD * IB + (MASKED ? 1 : 0)> > &out,
+             ap_uint<SIMD * IB> buf[BNN_SWU_RING], unsigned numReps) {
+#pragma HLS INLINE
+  typedef SwuGeometry<H, W, C, SIMD, IB, KH, KW, SH, SW, PT, PL, OH, OW> G;
+  const unsigned CG = G::CG, ROW = G::ROW, READS = G::READS, EMITS = G::EMITS;
+  const unsigned KS = G::KS, NROWS = G::NROWS, RING = G::RING;
+  const unsigned TRIP_MIN = G::TRIP_MIN, TRIP_MAX = G::TRIP_MAX;
   static_assert(TRIP_MIN <= TRIP_MAX, "trip count bounds");
   typedef ap_uint<SIMD * IB> beat_t;
   typedef ap_uint<SIMD * IB + (MASKED ? 1 : 0)> obeat_t;
-
-  beat_t buf[RING * ROW];
 
   beat_t pad_beat = 0;  // every lane = PAD
   for (unsigned i = 0; i < SIMD; i++) {
@@ -79,10 +99,10 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
 
   // writer: beat of the open row, its ring slot, rows reserved and not released, reads left
   unsigned wpos = 0, wslot = 0, filled = 0;
-  unsigned reads_left = FRAMES * READS;
+  unsigned reads_left = numReps * READS;
   // emitter: tap counters, lowest row held (of the emitter's frame) and its slot, taps left
   unsigned oy = 0, ox = 0, ky = 0, kx = 0, cg = 0, lo = 0, rslot = 0;
-  unsigned emits_left = FRAMES * EMITS;
+  unsigned emits_left = numReps * EMITS;
   // read credit (see above), in units of 1 / (READS * EMITS) of a frame: it starts at
   // the lead that keeps the reads ahead of every output row's rows (and a beat more), a
   // constant (the loop only folds constants)
@@ -97,7 +117,7 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
   credit += EMITS;
 
   while (emits_left > 0) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=1 enable_flush
 #pragma HLS LOOP_TRIPCOUNT min=TRIP_MIN max=TRIP_MAX
     // taps read complete rows only, the writer writes released rows only
 #pragma HLS DEPENDENCE variable=buf inter false
@@ -170,5 +190,90 @@ void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
 #endif
   }
 }
+
+// The line buffer in the storage the plan's estimate chose: one write (the stream's beat)
+// and one read (a tap) per cycle at different addresses, a simple dual-port RAM.
+template <BnnStorage S>
+struct SwuBuffer;
+
+#define BNN_SWU_RUN                                                                         \
+  template <BNN_SWU_PARAMS>                                                                 \
+  static void run(hls::stream<ap_uint<SIMD * IB> > &in,                                     \
+                  hls::stream<ap_uint<SIMD * IB + (MASKED ? 1 : 0)> > &out, unsigned numReps)
+#define BNN_SWU_LOOP SwuLoop<BNN_SWU_ARGS>(in, out, buf, numReps)
+
+template <>
+struct SwuBuffer<BNN_STORAGE_AUTO> {
+  BNN_SWU_RUN {
+#pragma HLS INLINE
+    ap_uint<SIMD * IB> buf[BNN_SWU_RING];
+    BNN_SWU_LOOP;
+  }
+};
+
+template <>
+struct SwuBuffer<BNN_STORAGE_REGISTER> {
+  BNN_SWU_RUN {
+#pragma HLS INLINE
+    ap_uint<SIMD * IB> buf[BNN_SWU_RING];
+#pragma HLS ARRAY_PARTITION variable=buf complete dim=1
+    BNN_SWU_LOOP;
+  }
+};
+
+template <>
+struct SwuBuffer<BNN_STORAGE_LUTRAM> {
+  BNN_SWU_RUN {
+#pragma HLS INLINE
+    ap_uint<SIMD * IB> buf[BNN_SWU_RING];
+#ifdef __VITIS_HLS__
+#pragma HLS BIND_STORAGE variable=buf type=ram_s2p impl=lutram
+#else
+#pragma HLS RESOURCE variable=buf core=RAM_S2P_LUTRAM
+#endif
+    BNN_SWU_LOOP;
+  }
+};
+
+template <>
+struct SwuBuffer<BNN_STORAGE_BRAM> {
+  BNN_SWU_RUN {
+#pragma HLS INLINE
+    ap_uint<SIMD * IB> buf[BNN_SWU_RING];
+#ifdef __VITIS_HLS__
+#pragma HLS BIND_STORAGE variable=buf type=ram_s2p impl=bram
+#else
+#pragma HLS RESOURCE variable=buf core=RAM_S2P_BRAM
+#endif
+    BNN_SWU_LOOP;
+  }
+};
+
+template <>
+struct SwuBuffer<BNN_STORAGE_URAM> {
+  BNN_SWU_RUN {
+#pragma HLS INLINE
+    ap_uint<SIMD * IB> buf[BNN_SWU_RING];
+#ifdef __VITIS_HLS__
+#pragma HLS BIND_STORAGE variable=buf type=ram_s2p impl=uram
+#else
+#pragma HLS RESOURCE variable=buf core=RAM_S2P_URAM
+#endif
+    BNN_SWU_LOOP;
+  }
+};
+
+template <BNN_SWU_PARAMS, BnnStorage LB = BNN_STORAGE_AUTO>
+void SlidingWindow(hls::stream<ap_uint<SIMD * IB> > &in,
+                   hls::stream<ap_uint<SIMD * IB + (MASKED ? 1 : 0)> > &out, unsigned numReps) {
+  static_assert(C % SIMD == 0, "SIMD must divide the input channels");
+  SwuBuffer<LB>::template run<BNN_SWU_ARGS>(in, out, numReps);
+}
+
+#undef BNN_SWU_RUN
+#undef BNN_SWU_LOOP
+#undef BNN_SWU_RING
+#undef BNN_SWU_ARGS
+#undef BNN_SWU_PARAMS
 
 #endif

@@ -86,11 +86,36 @@ def swu_params(node: Windowed, in_shape: tuple[int, ...], simd: int, bits: int
             "PAD_CODE": pad_code(node, bits) if isinstance(node, Conv2D) else 0}
 
 
+def window_first_rows(p: dict[str, int]) -> int:
+    """Input rows the window's first output row covers (bnn_swu's / swu.h's FIRST; all IH
+    rows when the frame has one output row, which waits for the whole frame)."""
+    if p["OH"] == 1:
+        return p["IH"]
+    return min(max(max(p["KH"], p["SH"]) - p["PT"], 0), p["IH"])
+
+
+def window_fifo_depth(p: dict[str, int]) -> int:
+    """Beats of the FIFO in front of a sliding window fed by a unit: the input beats the
+    window needs before its first output row can start (its first rows).
+
+    An HLS window called once per frame (``ap_ctrl_none``) cannot read the next frame's
+    first rows while it emits the last output row, and must read them again before its
+    first tap: without this FIFO its producer waits meanwhile (CNV-W1A1: 36,753 instead
+    of 32,768 cycles per frame in the HLS model; with it 32,773).  One row less leaves the
+    producer a row's time per frame (CNV-W1A1: 32,990), which a window with few rows
+    cannot afford.  A window fed by the top's input needs none (the host offers a beat
+    every cycle)."""
+    return window_first_rows(p) * p["IW"] * (p["C"] // p["SIMD"])
+
+
 def lower_window(b, node: Windowed, in_type: TensorType, simd: int, tap_valid: bool) -> None:
     """Append the sliding window in front of ``node``'s reducer or MVTU to plan builder
-    ``b`` (it emits OH*OW*KH*KW*C/SIMD beats of SIMD codes)."""
+    ``b`` (it emits OH*OW*KH*KW*C/SIMD beats of SIMD codes), behind a FIFO of its first
+    rows when a unit feeds it (``window_fifo_depth``)."""
     s = b.cur
     params = swu_params(node, in_type.shape, simd, s.bits)
+    if not b.fed_by_input(s):
+        b.add_fifo(node.name, window_fifo_depth(params), "win_fifo")
     taps = node.out.shape[0] * node.out.shape[1] * node.kernel[0] * node.kernel[1]
     b.add("swu", node.name, params, simd, s.bits, taps * (params["C"] // simd), s.signed,
           tap_valid=tap_valid)
