@@ -191,6 +191,10 @@ def set_output_affine(graph: Graph, dense: Dense) -> None:
 def lower_affine_chain(graph: Graph, chain: list[Node], mul_bits: int) -> None:
     """scale/bias/BatchNorm on a real tensor -> one FixedAffine named for the chain's end."""
     src = graph.producer(chain[0])
+    if src.out.encoding not in ("fixed", "int"):
+        raise IRError(f"layer {chain[0].name!r} ({chain[0].op}) reads the {src.out.encoding} "
+                      f"tensor {src.name!r}; supported: scale, bias and BatchNorm on "
+                      "fixed-point tensors (after a float or binary conv/dense layer)")
     if isinstance(src, Dense) and src.output_affine is None:
         set_output_affine(graph, src)
     a, b = chain_terms(chain)
