@@ -69,9 +69,14 @@ def cmd_compile(args: argparse.Namespace, keep_model_as: str | None = None) -> i
         source, keep = out.absolute() / keep_model_as, {keep_model_as: model_path}
     elif model_path.is_file() and model_path.is_relative_to(out.absolute()):
         keep = {str(model_path.relative_to(out.absolute())): model_path}
+    from bnn2fpga.passes.formats import load_formats_file
+
+    calibration = load_frames(args.calibration) if args.calibration else None
+    formats = load_formats_file(args.formats) if args.formats else None
     model = load_model(args.model)
     graph = compile_model(model, input_scale=args.input_scale, input_bits=args.input_bits,
-                          name=Path(args.model).stem)
+                          name=Path(args.model).stem, calibration=calibration,
+                          formats=formats, precision=args.precision)
     apply_folding_options(args, graph)
     graph.meta["source_model"] = str(source)
     options = CompileOptions(part=args.part, clock_ns=args.clock_ns, top=args.top,
@@ -81,9 +86,17 @@ def cmd_compile(args: argparse.Namespace, keep_model_as: str | None = None) -> i
                             keep=keep)
     for warning in graph.meta.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
+    from bnn2fpga.agreement import agreement_lines, format_lines
+
+    lines = format_lines(graph)
+    if lines:
+        print(f"fixed-point formats ({graph.meta.get('precision')} fraction bits "
+              "requested):")
+        print("\n".join(lines + agreement_lines(graph)))
     layers = len(graph.matvec_nodes())
-    print(f"compiled {graph.name!r}: {layers} binary layers -> {out}/design.json, "
-          f"{out}/plan.json" + "".join(f", {out}/{w}/" for w in written))
+    plan = f", {out}/plan.json" if (out / "plan.json").exists() else " (no plan.json)"
+    print(f"compiled {graph.name!r}: {layers} matrix-vector layers -> {out}/design.json"
+          f"{plan}" + "".join(f", {out}/{w}/" for w in written))
     return 0
 
 
@@ -294,6 +307,7 @@ def package_version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from bnn2fpga.backends import DEFAULT_CLOCK_NS, DEFAULT_PART
+    from bnn2fpga.passes.formats import DEFAULT_PRECISION
 
     p = argparse.ArgumentParser(
         prog="bnn2fpga",
@@ -334,6 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HLS block-level control: ap_ctrl_none (default; free-running, one "
                    "frame per call) or axilite (AXI-lite start/done and a frame count, "
                    "numReps, per call)")
+    c.add_argument("--calibration", metavar="X.npy",
+                   help="float frames (N, *input_shape) from which the fixed-point format "
+                   "of every real-valued tensor is chosen (largest |value| times a margin "
+                   "of 2), and on which the design's agreement with Keras is measured")
+    c.add_argument("--precision", type=int, default=DEFAULT_PRECISION, metavar="P",
+                   help="fraction bits of every real-valued tensor chosen from calibration "
+                   f"(default {DEFAULT_PRECISION}); float layers' weights get P + 2 bits "
+                   "(at most 16), constant multipliers P + 2 significant bits")
+    c.add_argument("--formats", metavar="F.json",
+                   help='per-tensor fixed-point formats {"tensor": [bits, frac], ...}, '
+                   "overriding the calibrated ones (names as compile prints them)")
     c.add_argument("--skip", action="append", choices=["hls", "rtl"],
                    help="do not write this backend's project (repeatable)")
     c.set_defaults(func=cmd_compile)

@@ -98,9 +98,19 @@ def format_for(shape: tuple[int, ...], max_abs: float, frac: int, margin: float 
 def to_codes(x: np.ndarray, t: TensorType) -> np.ndarray:
     """Real values -> codes of fixed type ``t`` (round half up, saturating): the host's
     conversion and the passes' conversion of constants."""
-    scaled = np.floor(np.asarray(x, dtype=np.float64) * math.ldexp(1.0, t.frac) + 0.5)
     lo, hi = t.code_range()
-    return np.clip(scaled, lo, hi).astype(np.int64)
+    return step_codes(x, t.frac, lo, hi)
+
+
+def step_codes(x: np.ndarray, frac: int, lo: int | None = None, hi: int | None = None
+               ) -> np.ndarray:
+    """Real values -> integer multiples of 2^-frac (any frac, also negative or beyond a
+    ``TensorType``'s range), round half up, clipped to [lo, hi] where given: ``to_codes``
+    for constants (weights, multipliers, offsets) that are not tensors."""
+    scaled = np.floor(np.asarray(x, dtype=np.float64) * math.ldexp(1.0, frac) + 0.5)
+    if lo is not None or hi is not None:
+        scaled = np.clip(scaled, lo, hi)
+    return scaled.astype(np.int64)
 
 
 def to_real(codes: np.ndarray, t: TensorType) -> np.ndarray:

@@ -168,7 +168,7 @@ class Dense(Node):
     ``acc_bits``: signed width of the accumulator and of the thresholds, derived from the
     worst case |acc| <= bound by ``passes.assign_accumulator_widths`` (thresholds lie in
     [-bound, bound + 1], so the width holds bound + 1).  Backends use it as is.
-    ``weight_bits``: 1 for bipolar weights (int8 in {-1, +1}, XNOR-popcount); >= 2 for
+    ``weight_bits``: 1 for bipolar weights (int8 in {-1, +1}, XNOR-popcount); 2..16 for
     signed integer weight codes in [-2^(b-1), 2^(b-1) - 1] (a float first or last layer
     quantized to fixed point: multiply-accumulate), with an ``int`` or ``fixed`` input
     allowed.  The accumulator is then in units of the input's step times the weights'.
@@ -387,6 +387,48 @@ class Sign(Node):
     hardware: ClassVar[bool] = False
 
 
+@dataclass(eq=False)
+class FloatDense(Node):
+    """A float (unquantized) Dense layer, float stage only: y = x @ kernel.T + bias, with
+    ``kernel`` float32 (out_channels, fan_in) in the IR's fan-in order.  The passes quantize
+    its weights to a power-of-two step (``passes.real.quantize_float_weights``)."""
+
+    kernel: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    bias: np.ndarray | None = None
+    op: ClassVar[str] = "float_dense"
+    hardware: ClassVar[bool] = False
+
+
+@dataclass(eq=False)
+class FloatConv2D(FloatDense):
+    """A float 2D convolution (zero padding), float stage only; fan-in order (ky, kx, c)."""
+
+    kernel_size: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    op: ClassVar[str] = "float_conv2d"
+
+
+@dataclass(eq=False)
+class FloatPReLU(Node):
+    """y = f(x + shift_in) + shift_out per channel, f(u) = u (u >= 0) else slope * u, float
+    stage only: ReLU (slope 0), PReLU (shifts 0) and RPReLU are this one node."""
+
+    shift_in: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    slope: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    shift_out: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    op: ClassVar[str] = "float_prelu"
+    hardware: ClassVar[bool] = False
+
+
+@dataclass(eq=False)
+class GlobalAvgPool(Node):
+    """Keras GlobalAveragePooling2D of real values, float stage only: (H, W, C) -> (C,)."""
+
+    op: ClassVar[str] = "global_avgpool"
+    hardware: ClassVar[bool] = False
+
+
 # ----------------------------------------------------------------------------------------
 # Graph
 # ----------------------------------------------------------------------------------------
@@ -575,8 +617,8 @@ def node_from_json(d: dict[str, Any]) -> Node:
             v = TensorType(**v)
         elif isinstance(v, dict) and "shape" in v:
             v = _array_from_json(v)
-            if f.name == "weights":
-                v = v.astype(np.int8)
+            if f.name == "weights":  # int8 codes; multi-bit weights up to 16 bits
+                v = v.astype(np.int8 if int(d.get("weight_bits", 1)) <= 8 else np.int16)
         elif f.name == "output_affine" and v is not None:
             v = (_array_from_json(v[0]), _array_from_json(v[1]))
         elif isinstance(v, list) and f.name in ("kernel", "stride", "pads", "min_channels",

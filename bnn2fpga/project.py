@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bnn2fpga import __version__
 from bnn2fpga.backends import CompileOptions, load_backend
-from bnn2fpga.ir import Graph, graph_from_json, graph_to_json
+from bnn2fpga.ir import Graph, IRError, graph_from_json, graph_to_json
 from bnn2fpga.plan import build_plan, plan_to_json
 
 MARKER = ".bnn2fpga-project"
@@ -70,12 +70,25 @@ def write_project(graph: Graph, out: Path, options: CompileOptions, *, force: bo
     try:
         (tmp / MARKER).write_text("bnn2fpga project: this directory is generated and may be "
                                   "replaced by `bnn2fpga compile`\n")
-        (tmp / DESIGN).write_text(json.dumps(graph_to_json(graph), indent=1) + "\n")
         for name, src in keep.items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, tmp / name)
-        plan = build_plan(graph, options.top)
-        (tmp / PLAN).write_text(json.dumps(plan_to_json(plan), indent=1) + "\n")
+        try:
+            plan = build_plan(graph, options.top)
+        except IRError as e:
+            # real-valued ops whose units are still being written: with no backend asked
+            # for, the project is the reference's design.json alone (no plan.json)
+            if "has no unit for it yet" not in str(e):
+                raise
+            if list(backends):
+                raise IRError(f"{e}; compile with --skip hls --skip rtl to write the "
+                              "reference-only project (design.json)") from e
+            plan = None
+            graph.meta.setdefault("warnings", []).append(
+                f"no plan.json: {e}")
+        (tmp / DESIGN).write_text(json.dumps(graph_to_json(graph), indent=1) + "\n")
+        if plan is not None:
+            (tmp / PLAN).write_text(json.dumps(plan_to_json(plan), indent=1) + "\n")
         for name in backends:
             print(f"bnn2fpga: writing {name} project", file=sys.stderr)
             (tmp / name).mkdir()

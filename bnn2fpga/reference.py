@@ -129,7 +129,18 @@ def execute(graph: Graph, codes: np.ndarray,
 
 def output_codes_to_float(graph: Graph, codes: np.ndarray) -> np.ndarray:
     """The output node's codes -> the model's float32 outputs.  The last binary layer's
-    affine (per channel, or per element of its output) applies also behind a Flatten."""
+    affine (per channel, or per element of its output) applies also behind a Flatten; the
+    softmax that ends the model (``graph.meta["host_softmax"]``) is the host's last step."""
+    y = output_affine_to_float(graph, codes)
+    if graph.meta.get("host_softmax"):
+        from bnn2fpga.floateval import softmax
+
+        y = softmax(y.astype(np.float64)).astype(np.float32)
+    return y
+
+
+def output_affine_to_float(graph: Graph, codes: np.ndarray) -> np.ndarray:
+    """The output codes -> float32 before the host's softmax (if the model has one)."""
     node = graph.output
     while isinstance(node, Reshape):
         node = graph.producer(node)

@@ -172,3 +172,64 @@ def make_negative_and_zero_scales(model: Any, bn_name: str, next_name: str,
 def keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     logits = model.predict(x.reshape((len(x),) + tuple(model.input_shape[1:])), verbose=0)
     return float(np.mean(np.argmax(logits, axis=-1) == y))
+
+
+def train_larq_resnet(seed: int = 0, data: Digits | None = None, epochs: int = 12) -> Any:
+    """A Bi-Real/ReActNet-style residual BNN (Larq + bnn2fpga.layers) with real-valued
+    shortcuts: a float first conv + BN; binary 3x3 convs whose BN output is added to the
+    real stream; a stride-2 block whose shortcut is AvgPool2D + concat(x, x) and one whose
+    shortcut is a float 1x1 conv + BN; RSign before every binary conv; RPReLU and PReLU
+    (some slopes negative, set at initialisation); GlobalAveragePooling2D, a float Dense
+    and a softmax.  Compile with --input-scale 0.0625 --input-bits 5 --calibration."""
+    _seed_everything(seed)
+    import larq as lq
+    import tensorflow as tf
+
+    from bnn2fpga.layers import RPReLU, RSign
+
+    data = data or digits_data()
+    layers = tf.keras.layers
+    binary = {"kernel_quantizer": "ste_sign", "kernel_constraint": "weight_clip",
+              "use_bias": False, "padding": "same"}
+
+    def main_path(x: Any, channels: int, stride: int, name: str) -> Any:
+        y = RSign(name=f"{name}_rsign")(x)
+        y = lq.layers.QuantConv2D(channels, 3, strides=stride, name=f"{name}_conv",
+                                  **binary)(y)
+        return layers.BatchNormalization(name=f"{name}_bn")(y)
+
+    def mixed_slopes(channels: int) -> Any:
+        return tf.keras.initializers.Constant(
+            [0.25 if c % 3 else -0.25 for c in range(channels)])
+
+    inp = layers.Input((8, 8, 1), name="image")
+    x = layers.Conv2D(16, 3, padding="same", use_bias=False, name="stem")(inp)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    # block 1: identity shortcut, RPReLU
+    x = layers.Add(name="b1_add")([x, main_path(x, 16, 1, "b1")])
+    x = RPReLU(name="b1_rprelu")(x)
+    # block 2: stride 2, shortcut AvgPool2D + concat(x, x), PReLU with negative slopes
+    p = layers.AveragePooling2D(2, name="b2_pool")(x)
+    s = layers.Concatenate(name="b2_cat")([p, p])
+    x = layers.Add(name="b2_add")([s, main_path(x, 32, 2, "b2")])
+    x = layers.PReLU(shared_axes=[1, 2], alpha_initializer=mixed_slopes(32),
+                     name="b2_prelu")(x)
+    # block 3: stride 2, shortcut a float 1x1 conv + BN, RPReLU
+    s = layers.Conv2D(32, 1, strides=2, use_bias=True, name="b3_short")(x)
+    s = layers.BatchNormalization(name="b3_short_bn")(s)
+    x = layers.Add(name="b3_add")([s, main_path(x, 32, 2, "b3")])
+    x = RPReLU(name="b3_rprelu")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dense(10, name="fc")(x)
+    out = layers.Activation("softmax", name="softmax")(x)
+    model = tf.keras.Model(inp, out, name="larq_resnet")
+    for layer in model.layers:  # RPReLU slopes: some negative from the start
+        if isinstance(layer, RPReLU):
+            c = layer.slope.shape[0]
+            layer.slope.assign([0.25 if i % 4 else -0.2 for i in range(c)])
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=["accuracy"])
+    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64, verbose=0,
+              shuffle=True)
+    return model

@@ -552,7 +552,10 @@ def test_frontend_loads_but_refuses_to_convert() -> None:
     objects = custom_objects()
     for cls in LAYERS:
         assert objects[cls.__name__] is cls and objects[f"bnn2fpga>{cls.__name__}"] is cls
-    for make in (RSign, RPReLU, Thermometer, lambda: PGConv2D(2, 3)):
+    for make in (RSign, RPReLU):  # converted since issue 12 (shift + sign; FloatPReLU)
+        graph = model_to_graph(tf.keras.Sequential([tf.keras.Input((4, 4, 2)), make()]))
+        assert graph.nodes[-1].op in ("sign", "float_prelu")
+    for make in (Thermometer, lambda: PGConv2D(2, 3)):
         layer = make()
         model = tf.keras.Sequential([tf.keras.Input((4, 4, 2)), layer])
         with pytest.raises(UnsupportedError,

@@ -18,11 +18,17 @@ from typing import Any
 import numpy as np
 
 from bnn2fpga.ir import (
+    Add,
     AvgPool2D,
     BatchNorm,
     ChannelAffine,
+    Concat,
     Conv2D,
     Dense,
+    FloatConv2D,
+    FloatDense,
+    FloatPReLU,
+    GlobalAvgPool,
     Graph,
     Input,
     MaxPool2D,
@@ -68,6 +74,7 @@ class Builder:
     notes: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     cursor: str = ""
+    softmax_layer: str | None = None   # the layer whose softmax the host applies
 
     def start_layer(self, inputs: list[str]) -> None:
         self.inputs = list(inputs)
@@ -75,7 +82,10 @@ class Builder:
 
     @property
     def current(self) -> Node:
-        return next(n for n in self.nodes if n.name == self.cursor)
+        return self.node(self.cursor)
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
 
     def add(self, node: Node) -> Node:
         if any(n.name == node.name for n in self.nodes):
@@ -141,6 +151,74 @@ def quantize_kernel(quantizer: Any, kernel: Any) -> np.ndarray:
     return np.asarray(quantizer(tf.constant(np.asarray(latent.numpy(), np.float32))))
 
 
+def conv_geometry(layer: Any, in_shape: tuple[int, ...]
+                  ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int, int, int]]:
+    """(kernel, stride, pads) of a Keras convolution, refusing what the IR cannot express."""
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise UnsupportedError(layer, f"data_format={layer.data_format!r}", "channels_last")
+    if tuple(layer.dilation_rate) != (1, 1):
+        raise UnsupportedError(layer, f"dilation_rate={tuple(layer.dilation_rate)}",
+                               "dilation_rate=(1, 1)")
+    if getattr(layer, "groups", 1) != 1:
+        raise UnsupportedError(layer, f"groups={layer.groups}", "groups=1")
+    kh, kw = (int(k) for k in layer.kernel_size)
+    sh, sw = (int(s) for s in layer.strides)
+    if layer.padding == "same":
+        pads = same_pads(in_shape[0], kh, sh) + same_pads(in_shape[1], kw, sw)
+    elif layer.padding == "valid":
+        pads = (0, 0, 0, 0)
+    else:
+        raise UnsupportedError(layer, f"padding={layer.padding!r}", "'same', 'valid'")
+    return (kh, kw), (sh, sw), pads
+
+
+def add_float_matvec(b: Builder, layer: Any, kernel: np.ndarray, bias: np.ndarray | None
+                     ) -> None:
+    """A float (unquantized) Dense/Conv2D: its float kernel and bias, then its activation
+    (linear, relu, or a final softmax for the host)."""
+    out_shape, in_shape = layer_out_shape(layer), layer_in_shape(layer)
+    k = np.asarray(kernel, np.float32)
+    flat = k.reshape(-1, k.shape[-1]).T.copy()     # (cout, fan_in), (ky, kx, c) order
+    b_ = None if bias is None else np.asarray(bias, np.float32)
+    src = [b.current.name]
+    if len(in_shape) == 3:
+        kernel_size, stride, pads = conv_geometry(layer, in_shape)
+        b.add(FloatConv2D(layer.name, src, b.float_out(out_shape), kernel=flat, bias=b_,
+                          kernel_size=kernel_size, stride=stride, pads=pads))
+    elif len(in_shape) == 1:
+        b.add(FloatDense(layer.name, src, b.float_out(out_shape), kernel=flat, bias=b_))
+    else:
+        raise UnsupportedError(layer, f"a Dense input of rank {len(in_shape)} "
+                               f"(shape {in_shape})", "flattened (rank-1) inputs")
+    add_activation(b, layer, getattr(layer, "activation", None))
+
+
+def activation_name(act: Any) -> str:
+    if act is None:
+        return "linear"
+    if isinstance(act, str):
+        return act
+    return getattr(act, "__name__", None) or type(act).__name__
+
+
+def add_activation(b: Builder, layer: Any, act: Any) -> None:
+    """A Keras activation on a real tensor: linear, relu, or softmax (the model's last)."""
+    name = activation_name(act)
+    if name == "linear":
+        return
+    if name == "relu":
+        c = b.current.out.shape[-1]
+        b.add(FloatPReLU(f"{layer.name}/relu" if b.cursor == layer.name else layer.name,
+                         [b.current.name], b.current.out, shift_in=np.zeros(c, np.float32),
+                         slope=np.zeros(c, np.float32), shift_out=np.zeros(c, np.float32)))
+        return
+    if name == "softmax":
+        b.softmax_layer = layer.name
+        return
+    raise UnsupportedError(layer, f"activation={name!r}",
+                           "activation None/'linear'/'relu', or 'softmax' on the last layer")
+
+
 def add_matvec(b: Builder, layer: Any, weights: np.ndarray, scale: np.ndarray | None,
                bias: np.ndarray | None, pad_value: float = 0.0) -> None:
     """The binary matrix-vector node of a Dense/Conv2D layer, then its scale and bias."""
@@ -149,22 +227,7 @@ def add_matvec(b: Builder, layer: Any, weights: np.ndarray, scale: np.ndarray | 
     placeholder = TensorType(out_shape, "int", 2)
     src = [b.current.name]
     if len(in_shape) == 3:  # convolution
-        if getattr(layer, "data_format", "channels_last") != "channels_last":
-            raise UnsupportedError(layer, f"data_format={layer.data_format!r}",
-                                   "channels_last")
-        if tuple(layer.dilation_rate) != (1, 1):
-            raise UnsupportedError(layer, f"dilation_rate={tuple(layer.dilation_rate)}",
-                                   "dilation_rate=(1, 1)")
-        if getattr(layer, "groups", 1) != 1:
-            raise UnsupportedError(layer, f"groups={layer.groups}", "groups=1")
-        kh, kw = (int(k) for k in layer.kernel_size)
-        sh, sw = (int(s) for s in layer.strides)
-        if layer.padding == "same":
-            pads = same_pads(in_shape[0], kh, sh) + same_pads(in_shape[1], kw, sw)
-        elif layer.padding == "valid":
-            pads = (0, 0, 0, 0)
-        else:
-            raise UnsupportedError(layer, f"padding={layer.padding!r}", "'same', 'valid'")
+        (kh, kw), (sh, sw), pads = conv_geometry(layer, in_shape)
         pad: str | float = "zero" if pad_value == 0.0 else float(pad_value)
         node: Dense = Conv2D(layer.name, src, placeholder, weights=weights, kernel=(kh, kw),
                              stride=(sh, sw), pads=pads, pad=pad)
@@ -213,7 +276,70 @@ def convert_identity(layer: Any, b: Builder) -> None:
 
 @converter("Activation")
 def convert_activation(layer: Any, b: Builder) -> None:
-    check_linear_activation(layer)
+    add_activation(b, layer, layer.activation)
+
+
+@converter("Softmax")
+def convert_softmax(layer: Any, b: Builder) -> None:
+    if layer.axis not in (-1, len(layer_in_shape(layer))):
+        raise UnsupportedError(layer, f"axis={layer.axis}", "the last axis")
+    b.softmax_layer = layer.name
+
+
+@converter("ReLU")
+def convert_relu(layer: Any, b: Builder) -> None:
+    if layer.max_value is not None or float(layer.negative_slope) != 0.0 or \
+            float(layer.threshold) != 0.0:
+        raise UnsupportedError(layer, "ReLU with max_value, negative_slope or threshold",
+                               "ReLU()")
+    add_activation(b, layer, "relu")
+
+
+@converter("PReLU")
+def convert_prelu(layer: Any, b: Builder) -> None:
+    in_shape = layer_in_shape(layer)
+    alpha = np.asarray(layer.alpha.numpy(), np.float32)
+    c = in_shape[-1]
+    if alpha.size != c:
+        raise UnsupportedError(layer, f"a PReLU with {alpha.size} slopes over {in_shape}",
+                               "one slope per channel (shared_axes over every spatial axis, "
+                               "e.g. shared_axes=[1, 2])")
+    b.add(FloatPReLU(layer.name, [b.current.name], b.float_out(layer_out_shape(layer)),
+                     shift_in=np.zeros(c, np.float32), slope=alpha.reshape(c),
+                     shift_out=np.zeros(c, np.float32)))
+
+
+@converter("Conv2D", "Dense")
+def convert_float_matvec(layer: Any, b: Builder) -> None:
+    bias = layer.bias.numpy() if layer.use_bias else None
+    add_float_matvec(b, layer, layer.kernel.numpy(), bias)
+
+
+@converter("Add")
+def convert_add(layer: Any, b: Builder) -> None:
+    binary = [n for n in b.inputs if isinstance(b.node(n), Sign)]
+    if binary:
+        raise UnsupportedError(layer, f"an Add of the binarised tensor {binary[0]!r}",
+                               "adds of real-valued tensors (a residual shortcut taken "
+                               "before the binarisation, as in Bi-Real Net and ReActNet)")
+    b.add(Add(layer.name, list(b.inputs), b.float_out(layer_out_shape(layer))))
+
+
+@converter("Concatenate")
+def convert_concatenate(layer: Any, b: Builder) -> None:
+    rank = len(layer_out_shape(layer))
+    if layer.axis not in (-1, rank):
+        raise UnsupportedError(layer, f"axis={layer.axis}", "the channel (last) axis")
+    b.add(Concat(layer.name, list(b.inputs), b.float_out(layer_out_shape(layer))))
+
+
+@converter("GlobalAveragePooling2D", "GlobalAvgPool2D")
+def convert_global_avgpool(layer: Any, b: Builder) -> None:
+    if layer.data_format != "channels_last" or getattr(layer, "keepdims", False):
+        raise UnsupportedError(layer, f"data_format={layer.data_format!r}, keepdims="
+                               f"{getattr(layer, 'keepdims', False)}",
+                               "channels_last, keepdims=False")
+    b.add(GlobalAvgPool(layer.name, [b.current.name], b.float_out(layer_out_shape(layer))))
 
 
 @converter("Flatten", "Reshape")
@@ -306,6 +432,7 @@ def model_to_graph(model: Any, name: str | None = None) -> Graph:
     b = Builder()
     b.add(Input("input", [], TensorType(in_shape, "float", 32)))
     output_of: dict[str, str] = {}     # Keras layer -> IR node holding its output
+    classes: dict[str, str] = {}       # Keras layer -> its class name (for messages)
     for layer in model.layers:
         fn = CONVERTERS.get(type(layer).__name__)
         if fn is None:
@@ -315,12 +442,21 @@ def model_to_graph(model: Any, name: str | None = None) -> Graph:
         parents = [output_of.get(p.name, "input") if type(p).__name__ == "InputLayer"
                    else output_of[p.name] for p in inbound_layers(layer)]
         b.start_layer(parents or ["input"])
+        if b.softmax_layer is not None:
+            raise UnsupportedError(layer, f"a layer after the softmax of "
+                                   f"{b.softmax_layer!r}",
+                                   "a softmax as the model's last step (the host applies it)")
         fn(layer, b)
         output_of[layer.name] = b.cursor
+        classes[layer.name] = type(layer).__name__
     graph = Graph(name or model.name, b.nodes)
+    if b.softmax_layer is not None:
+        graph.meta["host_softmax"] = True
+        b.notes.append(f"the softmax of {b.softmax_layer!r} is applied by the host")
     graph.check_topological()
     graph.meta["keras_output_shape"] = [int(s) for s in model.output_shape[1:]]
     graph.meta["frontend_notes"] = b.notes
+    graph.meta["layer_classes"] = classes
     return graph
 
 
@@ -361,3 +497,27 @@ def load_model(path: str | os.PathLike[str]) -> Any:
         raise FrontendError(f"cannot load Keras model {str(p)!r}: {first[:300]} "
                             "(expected a .h5 or .keras file written by model.save(); the "
                             "file may be corrupt or truncated)") from e
+
+
+# ----------------------------------------------------------------------------------------
+# bnn2fpga.layers
+# ----------------------------------------------------------------------------------------
+
+
+@converter("RSign")
+def convert_rsign(layer: Any, b: Builder) -> None:
+    """RSign = a float32 shift, then a sign (0 -> +1): one ChannelAffine and one Sign, so
+    that a fold into thresholds decides ties with the same float32 add as the layer."""
+    shift = np.asarray(layer.shift.numpy(), np.float32)
+    shape = layer_out_shape(layer)
+    b.add(ChannelAffine(f"{layer.name}/shift", [b.current.name], b.float_out(shape),
+                        add=shift))
+    b.add(Sign(layer.name, [b.current.name], b.current.out))
+
+
+@converter("RPReLU")
+def convert_rprelu(layer: Any, b: Builder) -> None:
+    b.add(FloatPReLU(layer.name, [b.current.name], b.float_out(layer_out_shape(layer)),
+                     shift_in=np.asarray(layer.shift_in.numpy(), np.float32),
+                     slope=np.asarray(layer.slope.numpy(), np.float32),
+                     shift_out=np.asarray(layer.shift_out.numpy(), np.float32)))

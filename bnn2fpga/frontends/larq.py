@@ -9,6 +9,7 @@ import numpy as np
 from bnn2fpga.frontends.keras import (
     Builder,
     UnsupportedError,
+    add_float_matvec,
     add_matvec,
     add_sign,
     bipolar_kernel,
@@ -44,6 +45,13 @@ def convert_quant_layer(layer: Any, b: Builder) -> None:
     kq = quantizer_class(layer.kernel_quantizer)
     if iq is not None and iq not in SIGN_QUANTIZERS:
         raise UnsupportedError(layer, f"input_quantizer={iq}", SUPPORTED)
+    if kq is None:  # a float layer (the first and last of most BNNs)
+        check_pad_zero(layer)
+        if iq is not None:
+            add_sign(b, f"{layer.name}/input_quantizer", layer.input_quantizer)
+        bias = np.asarray(layer.bias, np.float32) if layer.use_bias else None
+        add_float_matvec(b, layer, np.asarray(layer.kernel), bias)
+        return
     if kq not in SIGN_QUANTIZERS:
         raise UnsupportedError(layer, f"kernel_quantizer={kq}",
                                "kernel_quantizer 'ste_sign'/'approx_sign'/'swish_sign' "
@@ -63,3 +71,13 @@ def convert_quant_layer(layer: Any, b: Builder) -> None:
             raise UnsupportedError(layer, f"pad_values={pad_value}",
                                    "pad_values 0.0, 1.0 or -1.0")
     add_matvec(b, layer, weights, scale, bias, pad_value)
+
+
+def check_pad_zero(layer: Any) -> None:
+    if hasattr(layer, "pad_values") and layer.padding == "same":
+        import tensorflow as tf
+
+        pad_value = float(tf.keras.backend.get_value(layer.pad_values))
+        if pad_value != 0.0:
+            raise UnsupportedError(layer, f"pad_values={pad_value} on a float layer",
+                                   "pad_values=0.0")

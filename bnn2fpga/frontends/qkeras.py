@@ -12,6 +12,7 @@ import numpy as np
 from bnn2fpga.frontends.keras import (
     Builder,
     UnsupportedError,
+    add_float_matvec,
     add_matvec,
     add_sign,
     bipolar_kernel,
@@ -126,6 +127,10 @@ def convert_qactivation(layer: Any, b: Builder) -> None:
 @converter("QDense", "QConv2D")
 def convert_qdense(layer: Any, b: Builder) -> None:
     kq = layer.kernel_quantizer_internal
+    if kq is None and layer.bias_quantizer_internal is None:  # a float layer
+        add_float_matvec(b, layer, np.asarray(layer.kernel),
+                         np.asarray(layer.bias) if layer.use_bias else None)
+        return
     if kq is None or quantizer_name(kq) != "binary":
         raise UnsupportedError(layer, f"kernel_quantizer={quantizer_name(kq)}",
                                "kernel_quantizer=binary (alpha None/1/power of two/"

@@ -183,9 +183,9 @@ def check(node: Dense, src: TensorType) -> None:
     w = node.weights
     if wb == 1 and w.size and not np.all(np.abs(w) == 1):
         raise IRError(f"{where}: weight_bits=1 needs weights in {{-1, +1}}")
-    if wb > 1 and w.size and (wb > 8 or w.min() < -(1 << (wb - 1))
+    if wb > 1 and w.size and (wb > 16 or w.min() < -(1 << (wb - 1))
                               or w.max() >= 1 << (wb - 1)):
-        raise IRError(f"{where}: weights outside the {wb}-bit signed range (at most 8 bits)")
+        raise IRError(f"{where}: weights outside the {wb}-bit signed range (at most 16 bits)")
     bound = accumulator_bound(node, src)
     if node.acc_bits < 2 or (1 << (node.acc_bits - 1)) <= bound:
         raise IRError(f"{where}: accumulator width {node.acc_bits} cannot hold +-{bound + 1}")

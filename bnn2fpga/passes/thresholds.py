@@ -46,6 +46,8 @@ def input_scale(in_type: TensorType) -> float:
             raise IRError("a uint input with a non-zero offset needs an offset term in the "
                           "threshold (not supported yet)")
         return in_type.scale
+    if in_type.encoding == "fixed":
+        return in_type.step
     return 1.0
 
 
@@ -214,24 +216,44 @@ def pool_min_channels(ops: list[Node], pool_index: int, channels: int) -> tuple[
     return tuple(int(c) for c in np.flatnonzero(direction < 0))
 
 
-def fold_sign_into_thresholds(graph: Graph) -> Graph:
+def on_real_path(graph: Graph, sign: Sign) -> bool:
+    """Whether ``sign`` binarises a real-valued tensor that no fold into an integer
+    accumulator's thresholds reaches (a residual sum, a fork, an average of reals): the
+    real-path passes (``passes.real``) make it a ``Threshold`` on fixed-point codes."""
+    pool = graph.producer(sign)
+    while isinstance(pool, Reshape):
+        pool = graph.producer(pool)
+    if isinstance(pool, AvgPool2D):
+        return graph.producer(pool).out.encoding != "bipolar"
+    try:
+        collect_chain(graph, sign)
+    except IRError:
+        return True
+    return False
+
+
+def fold_sign_into_thresholds(graph: Graph, leave_real: bool = False) -> Graph:
     """Every Sign after a binary layer's chain -> integer thresholds on that layer.
 
     One sign at a time, first in graph order; before each, the types are re-derived
     (``propagate_types``) and signs on already bipolar tensors removed, so every fold sees
     the types its earlier folds produced (a Flatten or max-pool behind a folded sign is
-    bipolar; a second sign behind it is the identity)."""
+    bipolar; a second sign behind it is the identity).  ``leave_real``: signs on real
+    paths (``on_real_path``) stay for the real-path passes instead of being refused."""
     while True:
         graph = remove_redundant_signs(propagate_types(graph))
-        sign = next((n for n in graph.nodes if isinstance(n, Sign)), None)
+        sign = next((n for n in graph.nodes if isinstance(n, Sign)
+                     and not (leave_real and on_real_path(graph, n))), None)
         if sign is None:
             return graph
+        graph.meta.setdefault("binarisations", {})
         pool, reshapes = graph.producer(sign), []
         while isinstance(pool, Reshape):
             reshapes.insert(0, pool)
             pool = graph.producer(pool)
         if isinstance(pool, AvgPool2D):
             fold_sign_into_majority_pool(graph, pool, reshapes, sign)
+            graph.meta["binarisations"][(reshapes or [pool])[-1].name] = sign.name
             continue
         matvec, ops = collect_chain(graph, sign)
         in_type = graph.producer(matvec).out
@@ -254,6 +276,7 @@ def fold_sign_into_thresholds(graph: Graph) -> Graph:
         # tests compare every intermediate activation with the model's own
         before_sign = (ops[-1] if ops else matvec).name.split("/")[0]
         graph.meta.setdefault("keras_activations", {})[kept[-1].name] = before_sign
+        graph.meta["binarisations"][kept[-1].name] = sign.name
 
 
 def fold_sign_into_majority_pool(graph: Graph, pool: AvgPool2D, reshapes: list[Node],

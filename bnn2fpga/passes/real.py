@@ -1,0 +1,363 @@
+"""Real-valued paths -> fixed-point hardware nodes (the formats come from
+``passes.formats``, every rounding from ``bnn2fpga.fixed``).
+
+``lower_real_paths`` sweeps the graph in topological order and lowers the first float-stage
+node each time, with one small function per kind:
+
+* float Dense/Conv2D -> a multi-bit-weight ``Dense``/``Conv2D`` (weights on a per-layer
+  power-of-two step) and a float ``ChannelAffine`` (step, bias) behind it;
+* a chain of scale/bias/BatchNorm -> one ``FixedAffine`` (or, at the output behind an
+  accumulator, the host's output affine; or, before a sign, part of the ``Threshold``);
+* ReLU/PReLU/RPReLU -> ``FixedAffine`` with two slopes;
+* average pool / global average pool of reals -> ``FixedAvgPool``;
+* a sign on a real tensor (RSign: shift + sign) -> ``Threshold``;
+* Add and Concat take their format; inputs of other types are aligned by an identity
+  ``FixedAffine`` first (an accumulator is always rescaled to its real value).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bnn2fpga import fixed
+from bnn2fpga.ir import (
+    Add,
+    AvgPool2D,
+    BatchNorm,
+    ChannelAffine,
+    Concat,
+    Conv2D,
+    Dense,
+    FixedAffine,
+    FixedAvgPool,
+    FloatConv2D,
+    FloatDense,
+    FloatPReLU,
+    GlobalAvgPool,
+    Graph,
+    IRError,
+    Node,
+    Sign,
+    TensorType,
+    Threshold,
+    signed_bits_for,
+)
+from bnn2fpga.ops.realvalued import frac_of
+from bnn2fpga.passes.io import fold_output_affine
+from bnn2fpga.passes.structure import propagate_types
+from bnn2fpga.passes.thresholds import affine_terms, input_scale
+
+AFFINE_OPS = (ChannelAffine, BatchNorm)
+MAX_WEIGHT_BITS = 16       # the multi-bit MVTU's widest weights (ops.dense)
+
+
+def weight_bits_for(precision: int) -> int:
+    """Weight bits of a float layer at ``--precision`` P (fraction bits): P + 2, at most 16
+    (8-bit weights on a float first conv flip 0.2% of the next signs on digits; 12 bits
+    0.005%)."""
+    return max(2, min(MAX_WEIGHT_BITS, precision + 2))
+
+
+def multiplier_bits_for(precision: int) -> int:
+    """Significant bits of a FixedAffine/FixedAvgPool constant multiplier: precision + 2."""
+    return max(4, precision + 2)
+
+
+# ---- constants ------------------------------------------------------------------------
+
+def quantize_weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float weights (out_channels, fan_in) -> (signed ``bits``-bit codes, one power-of-two
+    step per output channel, the smallest that holds the channel's largest |w|):
+    w ~ codes * step.  The step is per channel because the affine behind the unit is."""
+    top = (1 << (bits - 1)) - 1
+    codes = np.zeros(w.shape, np.int64)
+    steps = np.ones(w.shape[0])
+    for c, row in enumerate(np.asarray(w, np.float64)):
+        m = float(np.abs(row).max(initial=0.0))
+        exp = 0 if m == 0 else math.ceil(math.log2(m / top))
+        codes[c] = fixed.step_codes(row, -exp, -top - 1, top)
+        steps[c] = math.ldexp(1.0, exp)
+    return codes, steps
+
+
+def constant_multiplier(factor: np.ndarray, mul_bits: int) -> tuple[np.ndarray, int]:
+    """(mul, shift) with mul * 2^-shift ~ factor, shift >= 0, |mul| below 2^(mul_bits-1):
+    exact when a power-of-two shift makes every factor an integer of that width."""
+    f = np.asarray(factor, np.float64)
+    m = float(np.abs(f).max(initial=0.0))
+    if m == 0:
+        return np.zeros(f.shape, np.int64), 0
+    for shift in range(0, 63):
+        scaled = f * math.ldexp(1.0, shift)
+        if np.all(scaled == np.floor(scaled)) and np.abs(scaled).max() < 2 ** (mul_bits - 1):
+            return scaled.astype(np.int64), shift
+    shift = max(0, mul_bits - 2 - math.ceil(math.log2(m)))
+    return fixed.step_codes(f, shift), shift
+
+
+def real_step(graph: Graph, node: Node) -> float:
+    """The real value of one code of ``node``'s output (fixed: 2^-frac; an accumulator:
+    its input's step; uint: its scale)."""
+    t = node.out
+    if t.encoding == "fixed":
+        return math.ldexp(1.0, -t.frac)
+    if isinstance(node, Dense) and t.encoding == "int":
+        return input_scale(graph.producer(node).out)
+    if t.encoding == "uint" and t.offset == 0.0:
+        return t.scale
+    raise IRError(f"tensor {node.name!r} ({t.encoding}) is not a real value the fixed-point "
+                  "ops can read")
+
+
+def format_of(graph: Graph, name: str, shape: tuple[int, ...]) -> TensorType:
+    formats = graph.meta.get("formats") or {}
+    if name not in formats:
+        raise IRError(f"tensor {name!r} is real-valued and has no fixed-point format; give "
+                      "--calibration X.npy (formats from the observed range) or --formats "
+                      "F.json")
+    bits, frac = formats[name]
+    return TensorType.fixed(shape, bits, frac)
+
+
+def affine_node(name: str, src: str, step_in: float, out: TensorType, mul_pos: np.ndarray,
+                mul_neg: np.ndarray, add: np.ndarray, shift_in: np.ndarray | None,
+                mul_bits: int) -> FixedAffine:
+    """y = (u >= 0 ? mul_pos : mul_neg) * u + add with u = x + shift_in (real values, per
+    channel) as a FixedAffine from codes of step ``step_in`` to ``out``."""
+    c = out.channels
+    f_out = out.frac
+    real = np.stack([np.broadcast_to(mul_pos, (c,)), np.broadcast_to(mul_neg, (c,))])
+    muls, shift = constant_multiplier(real * step_in * math.ldexp(1.0, f_out), mul_bits)
+    add_in = np.zeros(c, np.int64) if shift_in is None else \
+        fixed.step_codes(np.asarray(shift_in, np.float64) / step_in, 0)
+    add_out = fixed.step_codes(np.broadcast_to(add, (c,)), f_out + shift)
+    width = signed_bits_for(int(np.abs(muls).max(initial=1)))
+    return FixedAffine(name, [src], out, mul_pos=muls[0].copy(), mul_neg=muls[1].copy(),
+                       add_in=add_in, add_out=add_out, shift=shift, mul_bits=width)
+
+
+# ---- one function per kind --------------------------------------------------------------
+
+def quantize_float_layer(graph: Graph, node: FloatDense, weight_bits: int) -> None:
+    """Float Dense/Conv2D -> multi-bit-weight Dense/Conv2D + ChannelAffine(step, bias)."""
+    codes, steps = quantize_weights(node.kernel, weight_bits)
+    acc = TensorType(node.out.shape, "int", 2)
+    dtype = np.int8 if weight_bits <= 8 else np.int16
+    kwargs = dict(weights=codes.astype(dtype), weight_bits=weight_bits)
+    hw: Dense
+    if isinstance(node, FloatConv2D):
+        hw = Conv2D(node.name, list(node.inputs), acc, kernel=node.kernel_size,
+                    stride=node.stride, pads=node.pads, pad="zero", **kwargs)
+    else:
+        hw = Dense(node.name, list(node.inputs), acc, **kwargs)
+    affine = ChannelAffine(f"{node.name}/affine", [node.name], node.out,
+                           mul=steps.astype(np.float32), add=node.bias)
+    formats = graph.meta.setdefault("formats", {})
+    if node.name in formats:
+        formats[affine.name] = formats[node.name]
+    graph.replace([node], [hw, affine])
+
+
+def affine_chain(graph: Graph, first: Node) -> list[Node]:
+    """``first`` and the scale/bias/BatchNorm nodes that follow it one to one."""
+    chain = [first]
+    while True:
+        consumers = graph.consumers(chain[-1].name)
+        if len(consumers) != 1 or not isinstance(consumers[0], AFFINE_OPS) or \
+                len(consumers[0].inputs) != 1:
+            return chain
+        chain.append(consumers[0])
+
+
+def chain_terms(chain: list[Node]) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) float64 per channel with chain(x) = a * x + b."""
+    c = chain[0].out.shape[-1]
+    a, b = np.ones(c), np.zeros(c)
+    for op in chain:
+        mul, add = affine_terms(op, c)
+        a, b = a * mul, b * mul + add
+    return a, b
+
+
+def set_output_affine(graph: Graph, dense: Dense) -> None:
+    """An intermediate accumulator's output affine: its real value (step, 0)."""
+    step = real_step(graph, dense)
+    c = dense.out_channels
+    dense.output_affine = (np.full(c, step), np.zeros(c))
+
+
+def lower_affine_chain(graph: Graph, chain: list[Node], mul_bits: int) -> None:
+    """scale/bias/BatchNorm on a real tensor -> one FixedAffine named for the chain's end."""
+    src = graph.producer(chain[0])
+    if src.out.encoding not in ("fixed", "int"):
+        raise IRError(f"layer {chain[0].name!r} ({chain[0].op}) reads the {src.out.encoding} "
+                      f"tensor {src.name!r}; supported: scale, bias and BatchNorm on "
+                      "fixed-point tensors (after a float or binary conv/dense layer)")
+    if isinstance(src, Dense) and src.output_affine is None:
+        set_output_affine(graph, src)
+    a, b = chain_terms(chain)
+    out = format_of(graph, chain[-1].name, chain[-1].out.shape)
+    node = affine_node(chain[-1].name, src.name, real_step(graph, src), out, a, a, b, None,
+                       mul_bits)
+    graph.replace(chain, [node])
+
+
+def lower_prelu(graph: Graph, node: FloatPReLU, mul_bits: int) -> None:
+    """ReLU/PReLU/RPReLU -> FixedAffine (add_in = shift_in, two slopes, add = shift_out)."""
+    src = as_fixed(graph, node.inputs[0], mul_bits)
+    c = node.out.shape[-1]
+    out = format_of(graph, node.name, node.out.shape)
+    hw = affine_node(node.name, src.name, real_step(graph, src), out, np.ones(c),
+                     np.asarray(node.slope, np.float64), np.asarray(node.shift_out, np.float64),
+                     np.asarray(node.shift_in, np.float64), mul_bits)
+    graph.replace([node], [hw])
+
+
+def lower_sign(graph: Graph, sign: Sign) -> None:
+    """sign(chain(x)) on a real x -> Threshold: a*x + b >= 0 is x >= -b/a (a > 0), a
+    negated compare (a < 0), or a constant (a = 0); on codes of x."""
+    chain: list[Node] = []
+    src = graph.producer(sign)
+    while isinstance(src, AFFINE_OPS) and len(graph.consumers(src.name)) == 1:
+        chain.insert(0, src)
+        src = graph.producer(src)
+    if src.out.encoding not in ("fixed", "int"):
+        src = as_fixed(graph, src.name, 16)
+    c = sign.out.shape[-1]
+    a, b = chain_terms(chain) if chain else (np.ones(c), np.zeros(c))
+    step = real_step(graph, src)
+    lo, hi = src.out.code_range()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(a > 0, np.ceil(-b / (a * step)), np.ceil(b / (a * step)))
+    t = np.where(a == 0, np.where(b >= 0, lo, hi + 1), t)
+    t = np.clip(t, lo, hi + 1).astype(np.int64)
+    negate = tuple(int(i) for i in np.flatnonzero(a < 0))
+    hw = Threshold(sign.name, [src.name], TensorType(sign.out.shape, "bipolar"),
+                   thresholds=t[:, None], negate_channels=negate)
+    graph.replace([*chain, sign], [hw])
+    graph.meta.setdefault("binarisations", {})[hw.name] = sign.name
+
+
+def lower_avgpool(graph: Graph, node: AvgPool2D | GlobalAvgPool, mul_bits: int) -> None:
+    """Average pool / global average pool of reals -> FixedAvgPool (unpadded windows)."""
+    src = as_fixed(graph, node.inputs[0], mul_bits)
+    out = format_of(graph, node.name, node.out.shape)
+    if isinstance(node, GlobalAvgPool):
+        h, w = src.out.shape[:2]
+        geometry = dict(kernel=(h, w), stride=(h, w), global_pool=True)
+        count = h * w
+    else:
+        if any(node.pads):
+            raise IRError(f"average pool {node.name!r} of real values pads its windows "
+                          f"{node.pads}; supported: unpadded windows (padding='valid', or "
+                          "'same' where no padding is needed)")
+        geometry = dict(kernel=node.kernel, stride=node.stride)
+        count = node.kernel[0] * node.kernel[1]
+    factor = math.ldexp(1.0, out.frac - frac_of(src.out)) / count
+    mul, shift = constant_multiplier(np.array([factor]), mul_bits)
+    if int(mul[0]) < 1:
+        raise IRError(f"average pool {node.name!r}: the output format {out} is too coarse "
+                      "for its input")
+    hw = FixedAvgPool(node.name, [src.name], out, mul=int(mul[0]), shift=shift, **geometry)
+    graph.replace([node], [hw])
+
+
+def lower_join(graph: Graph, node: Add | Concat, mul_bits: int) -> None:
+    """Add/Concat: the output takes its format; Concat inputs are aligned to it, Add inputs
+    that are accumulators rescaled to their real values."""
+    out = format_of(graph, node.name, node.out.shape)
+    srcs = []
+    for i, name in enumerate(node.inputs):
+        src = as_fixed(graph, name, mul_bits)
+        if isinstance(node, Concat) and (src.out.bits, src.out.frac) != (out.bits, out.frac):
+            src = align_node(graph, src, out, f"{node.name}/align{i}", mul_bits)
+        srcs.append(src.name)
+    node.inputs = srcs
+    node.out = out if isinstance(node, Add) else out.with_shape(node.out.shape)
+
+
+def align_node(graph: Graph, src: Node, like: TensorType, name: str, mul_bits: int) -> Node:
+    """An identity FixedAffine from ``src`` to ``like``'s format, inserted after ``src``."""
+    out = TensorType.fixed(src.out.shape, like.bits, like.frac)
+    c = out.channels
+    hw = affine_node(name, src.name, real_step(graph, src), out, np.ones(c), np.ones(c),
+                     np.zeros(c), None, mul_bits)
+    graph.nodes.insert(graph.nodes.index(src) + 1, hw)
+    return hw
+
+
+def as_fixed(graph: Graph, name: str, mul_bits: int) -> Node:
+    """The producer of tensor ``name`` if it is fixed point; an accumulator gets an identity
+    FixedAffine to its real value (format of the accumulator's own tensor)."""
+    src = graph[name]
+    if src.out.encoding == "fixed":
+        return src
+    if isinstance(src, Dense) and src.out.encoding == "int":
+        if src.output_affine is None:
+            set_output_affine(graph, src)
+        rescaled = f"{src.name}/rescale"
+        existing = [n for n in graph.nodes if n.name == rescaled]
+        if existing:
+            return existing[0]
+        out = format_of(graph, src.name, src.out.shape)
+        return align_node(graph, src, out, rescaled, mul_bits)
+    raise IRError(f"tensor {name!r} is {src.out.encoding}; the real-valued op after it reads "
+                  "fixed-point values (a binary tensor cannot be averaged or added here)")
+
+
+# ---- the sweep --------------------------------------------------------------------------
+
+def pending_join(graph: Graph, node: Node) -> bool:
+    """An Add/Concat still to lower: a float output, or (Concat) inputs of several types
+    or an accumulator input."""
+    if not isinstance(node, (Add, Concat)):
+        return False
+    ins = [graph[i].out for i in node.inputs]
+    return node.out.encoding == "float" or (isinstance(node, Concat) and (
+        len({(t.encoding, t.bits, t.frac) for t in ins}) > 1
+        or any(t.encoding == "int" for t in ins)))
+
+
+def first_float_node(graph: Graph) -> Node | None:
+    """The first node, in topological order, that is still in the float stage."""
+    for node in graph.nodes[1:]:
+        if not type(node).hardware or pending_join(graph, node):
+            return node
+    return None
+
+
+def lower_real_paths(graph: Graph, precision: int) -> Graph:
+    """Every float-stage node left after the binary folds -> fixed-point hardware nodes."""
+    mul_bits = multiplier_bits_for(precision)
+    while (node := first_float_node(graph)) is not None:
+        if isinstance(node, FloatDense):
+            quantize_float_layer(graph, node, weight_bits_for(precision))
+        elif isinstance(node, AFFINE_OPS):
+            chain = affine_chain(graph, node)
+            after = graph.consumers(chain[-1].name)
+            src = graph.producer(chain[0])
+            if len(after) == 1 and isinstance(after[0], Sign):
+                lower_sign(graph, after[0])
+            elif not after and isinstance(src, Dense) and src.thresholds is None:
+                graph = fold_output_affine(graph)
+            else:
+                lower_affine_chain(graph, chain, mul_bits)
+        elif isinstance(node, Sign):
+            lower_sign(graph, node)
+        elif isinstance(node, FloatPReLU):
+            lower_prelu(graph, node, mul_bits)
+        elif isinstance(node, (AvgPool2D, GlobalAvgPool)):
+            lower_avgpool(graph, node, mul_bits)
+        elif isinstance(node, (Add, Concat)):
+            lower_join(graph, node, mul_bits)
+        else:
+            raise IRError(f"node {node.name!r} ({node.op}) has no fixed-point lowering")
+        graph = propagate_types(graph)
+    return graph
+
+
+def first_real_tensor(graph: Graph) -> Node | None:
+    """The first node that the binary folds left in the float stage (a real tensor)."""
+    return first_float_node(graph)
