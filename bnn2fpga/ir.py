@@ -246,6 +246,39 @@ class Reshape(Node):
     op: ClassVar[str] = "reshape"
 
 
+# ---- FracBNN: thermometer input and the precision-gated convolution ----------------------
+
+
+@dataclass(eq=False)
+class ThermometerEncode(Node):
+    """FracBNN's thermometer input (``bnn2fpga.layers.Thermometer``) expanded on chip: the
+    input is one ``uint`` 8-bit pixel code p per colour channel; output channel c*L + k is
+    the bipolar bit [p >= thresholds[k]] (ascending; 256 never fires), L =
+    len(thresholds).  The thresholds are the layer's own decisions on all 256 pixel
+    values, so the unit is exact by exhaustion."""
+
+    thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    op: ClassVar[str] = "thermometer"
+
+
+@dataclass(eq=False)
+class PGConv2D(Conv2D):
+    """FracBNN's precision-gated binary convolution (``bnn2fpga.layers.PGConv2D``) on 2-bit
+    codes q in {0, 1, 2, 3} (a ``uint`` 2-bit input: the previous layer's thresholds are
+    the layer's quantizer).  Bit planes m = [q >= 2], l = [q odd] as +-1; M and L = the
+    binary convolution of each plane with ``weights`` (a padded tap adds 0 to both);
+    gate g = [M >= gate_thresholds[c]] per output pixel and channel; the accumulator is
+    acc = 2M + g*L (3x the layer's output).  ``thresholds`` (optional) act on acc as a
+    Dense's do.  Hardware: the MSB pass runs for every output; the LSB pass only for
+    output groups (one pixel x the PE lanes of a neuron fold) with a gate on.
+    ``gate_density``: the measured fraction of groups gated on (1.0 until measured), which
+    sets the expected cycles; the worst case has every gate on."""
+
+    gate_thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    gate_density: float = 1.0
+    op: ClassVar[str] = "pgconv2d"
+
+
 # ---- real-valued paths: fixed-point hardware nodes (bnn2fpga.fixed defines the arithmetic)
 
 

@@ -93,7 +93,8 @@ class OpType:
 _MODULES = {"dense": "dense", "conv2d": "conv2d", "maxpool2d": "maxpool",
             "majoritypool2d": "majority_pool", "reshape": "reshape", "add": "add",
             "concat": "concat", "fixed_affine": "fixed_affine", "threshold": "threshold",
-            "fixed_avgpool": "fixed_avgpool"}
+            "fixed_avgpool": "fixed_avgpool", "thermometer": "thermometer",
+            "pgconv2d": "pgconv2d"}
 
 OPS: dict[str, OpType] = {
     op: importlib.import_module(f"bnn2fpga.ops.{mod}").OP for op, mod in _MODULES.items()}
