@@ -47,6 +47,7 @@ from bnn2fpga.ir import (
     IRError,
     graph_to_json,
 )
+from bnn2fpga.ops.realvalued import channel_rom
 from bnn2fpga.packing import bits_to_int, threshold_memory, weight_memory
 from bnn2fpga.plan import Plan, Stream, Unit, build_plan, ident
 from bnn2fpga.resources import resource_path, template_env
@@ -146,6 +147,11 @@ def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
                    ibuf_storage=BUFFER_STORAGE[ibuf])
     elif u.kind in ("pool", "majority_pool"):
         ctx.update(pixels=u.out_beats, min_mask=f"{top}_{ident(u.layer)}_min")
+    elif u.kind in ("affine", "threshold"):
+        ctx.update(table=f"{top}_{ident(u.layer)}_c",
+                   table_bind=binding(ROM_BINDINGS, styles.get(
+                       "constants" if u.kind == "affine" else "thresholds", "none"),
+                       f"unit {u.name!r} memory"))
     return ctx
 
 
@@ -188,6 +194,12 @@ def param_headers(graph: Graph, plan: Plan) -> list[dict[str, Any]]:
                 header.update(nt=p["NT"], nf=p["NF"], tw=p["TW"], ob=p["OUT_W"],
                               thresholds=threshold_memory(node.thresholds, p["PE"]).tolist())
             headers.append(header)
+        elif u.kind in ("affine", "threshold"):
+            words, bits = channel_rom(node, u.kind, p)
+            headers.append({"kind": "table", "c_name": ident(u.layer), "layer": u.layer,
+                            "unit": u.kind, "pe": p["PE"], "nf": p["NF"], "bits": bits,
+                            "words": [[format(w, f"0{max(1, -(-bits // 4))}x") for w in row]
+                                      for row in words]})
         elif u.kind == "pool":
             c = p["SIMD"]
             mask = np.zeros(c, dtype=np.uint8)
@@ -219,6 +231,7 @@ def plan_design(graph: Graph, options: CompileOptions, plan: Plan | None = None
     widths = [s["width"] for s in streams] + [in_io["axi_w"], out_io["axi_w"]]
     widths += [p["simd"] for p in params if p["kind"] == "matvec"]
     widths += [p["c"] for p in params if p["kind"] == "pool"]
+    widths += [p["bits"] for p in params if p["kind"] == "table"]
     max_w = max(widths)
     if max_w > AP_INT_LIMIT_W:
         raise IRError(f"a stream or weight word of {max_w} bits exceeds the ap_int limit "
