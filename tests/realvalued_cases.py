@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnn2fpga.ir import (
+    Conv2D,
     Dense,
     FixedAffine,
     Graph,
@@ -16,10 +17,12 @@ from bnn2fpga.ir import (
     Reshape,
     TensorType,
     Threshold,
+    conv_out_size,
+    same_pads,
     signed_bits_for,
 )
 from bnn2fpga.reference import accumulator_bound
-from bnn2fpga.testing import random_weights
+from bnn2fpga.testing import random_thresholds, random_weights
 
 
 def fixed_input(shape: tuple[int, ...], bits: int = 8, frac: int = 3) -> Input:
@@ -70,6 +73,69 @@ def binary_dense(rng: np.random.Generator, name: str, src: Node, out_ch: int, pe
     return d
 
 
+def int_matvec(rng: np.random.Generator, name: str, src: Node, out_ch: int, pe: int,
+               simd: int, weight_bits: int, k: int = 0, stride: int = 1,
+               padding: str = "same", threshold: bool = False) -> Dense:
+    """A multi-bit-weight Dense (k = 0) or Conv2D (k x k): integer weights over the whole
+    signed range (the extremes included), the int accumulator out, or thresholds on it."""
+    t = src.out
+    if k:
+        h, w, c = t.shape
+        if padding == "same":
+            (pt, pb), (pl, pr) = same_pads(h, k, stride), same_pads(w, k, stride)
+        else:
+            pt = pb = pl = pr = 0
+        oh, ow = conv_out_size(h, k, stride, pt, pb), conv_out_size(w, k, stride, pl, pr)
+        fan_in, shape = k * k * c, (oh, ow, out_ch)
+    else:
+        fan_in, shape = t.size, (out_ch,)
+    if weight_bits == 1:
+        weights = random_weights(rng, out_ch, fan_in).astype(np.int64)
+    else:
+        lim = 1 << (weight_bits - 1)
+        weights = rng.integers(-lim, lim, (out_ch, fan_in)).astype(np.int64)
+        weights[0, 0], weights[-1, -1] = -lim, lim - 1
+    common = dict(weights=weights, weight_bits=weight_bits, pe=pe, simd=simd)
+    if k:
+        d: Dense = Conv2D(name, [src.name], TensorType(shape, "int", 2), kernel=(k, k),
+                          stride=(stride, stride), pads=(pt, pb, pl, pr), pad="zero", **common)
+    else:
+        d = Dense(name, [src.name], TensorType(shape, "int", 2), **common)
+    bound = accumulator_bound(d, t)
+    d.acc_bits = signed_bits_for(bound + 1)
+    if threshold:
+        d.thresholds = random_thresholds(rng, out_ch, bound // 8)
+        d.out = TensorType(shape, "bipolar")
+    else:
+        d.out = TensorType(shape, "int", d.acc_bits)
+        d.output_affine = (np.ones(out_ch), np.zeros(out_ch))
+    return d
+
+
+def int_conv_chain(rng: np.random.Generator, *, encoding: str = "uint", shape=(5, 5, 3),
+                   weight_bits: int = 4, pe: int = 2, simd: int = 3, k: int = 3,
+                   stride: int = 1, padding: str = "same") -> Graph:
+    """uint/fixed input -> multi-bit Conv2D (int accumulator) -> FixedAffine (PReLU-like)
+    -> Threshold -> flatten -> binary Dense."""
+    inp = (Input("input", [], TensorType(shape, "uint", 4, 1.0)) if encoding == "uint"
+           else fixed_input(shape, 6, 2))
+    conv = int_matvec(rng, "conv", inp, 4, pe, simd, weight_bits, k, stride, padding)
+    aff = random_affine(rng, "bn", conv, 2, 8, 6, 6)
+    thr = random_threshold(rng, "sign", aff, 4)
+    flat = Reshape("flatten", [thr.name], thr.out.with_shape((thr.out.size,)))
+    fc = binary_dense(rng, "fc", flat, 4, 2, 4)
+    return Graph("int_conv_chain", [inp, conv, aff, thr, flat, fc])
+
+
+def int_dense_chain(rng: np.random.Generator, *, fan_in: int = 12, weight_bits: int = 8,
+                    pe: int = 1, simd: int = 4, threshold: bool = False) -> Graph:
+    """fixed input -> FixedAffine -> multi-bit Dense (the float last layer)."""
+    inp = fixed_input((fan_in,), 8, 4)
+    aff = random_affine(rng, "bn", inp, 3 if fan_in % 3 == 0 else 1, 8, 5, 3)
+    fc = int_matvec(rng, "fc", aff, 6, pe, simd, weight_bits, threshold=threshold)
+    return Graph("int_dense_chain", [inp, aff, fc])
+
+
 def affine_threshold_chain(rng: np.random.Generator, *, shape=(3, 4, 6), pe_a: int = 2,
                            pe_t: int = 3, n: int = 1, out_bits: int = 6,
                            tail: str = "none", shift: int = 3, mul_bits: int = 6) -> Graph:
@@ -101,5 +167,15 @@ def cases() -> dict[str, Graph]:
         "affine_sign": affine_threshold_chain(rng(4), pe_a=2, pe_t=3),
         "affine_thr3": affine_threshold_chain(rng(5), pe_a=6, pe_t=1, n=3),
         "affine_sign_down": affine_threshold_chain(rng(7), pe_a=3, pe_t=2),
+        "int_conv_uint_w4": int_conv_chain(rng(8)),
+        "int_conv_fixed_w3_s2": int_conv_chain(rng(9), encoding="fixed", weight_bits=3,
+                                               pe=4, simd=1, stride=2),
+        "int_conv_fixed_w8_valid": int_conv_chain(rng(10), encoding="fixed", weight_bits=8,
+                                                  pe=1, simd=3, padding="valid"),
+        "int_pointwise_w2": int_conv_chain(rng(11), weight_bits=2, pe=4, simd=3, k=1),
+        "int_dense_w8": int_dense_chain(rng(12)),
+        "int_dense_w1_signed": int_dense_chain(rng(13), weight_bits=1, pe=3, simd=12),
+        "int_dense_w5_thr": int_dense_chain(rng(14), weight_bits=5, pe=2, simd=6,
+                                            threshold=True),
         "affine_sign_dense": affine_threshold_chain(rng(6), pe_a=3, pe_t=2, tail="dense"),
     }

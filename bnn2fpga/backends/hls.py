@@ -48,7 +48,13 @@ from bnn2fpga.ir import (
     graph_to_json,
 )
 from bnn2fpga.ops.realvalued import channel_rom
-from bnn2fpga.packing import bits_to_int, threshold_memory, weight_memory
+from bnn2fpga.packing import (
+    bits_to_int,
+    int_weight_memory,
+    pack_fields,
+    threshold_memory,
+    weight_memory,
+)
 from bnn2fpga.plan import Plan, Stream, Unit, build_plan, ident
 from bnn2fpga.resources import resource_path, template_env
 from bnn2fpga.units import UNITS
@@ -184,12 +190,18 @@ def param_headers(graph: Graph, plan: Plan) -> list[dict[str, Any]]:
         node = graph[u.layer]
         p = u.params
         if u.kind == "mvtu":
-            mem = weight_memory(node.weights, p["PE"], p["SIMD"])  # (PE, NF*SF, SIMD) bits
-            digits = max(1, -(-p["SIMD"] // 4))
+            wb = p.get("WB", 1)
+            digits = max(1, -(-p["SIMD"] * wb // 4))
+            if wb > 1:      # integer weights, lane i at bits [i*WB, (i+1)*WB)
+                imem = int_weight_memory(node.weights, p["PE"], p["SIMD"])
+                words = [[format(pack_fields(w, wb), f"0{digits}x") for w in row]
+                         for row in imem]
+            else:
+                mem = weight_memory(node.weights, p["PE"], p["SIMD"])  # (PE, NF*SF, SIMD)
+                words = [[format(bits_to_int(w), f"0{digits}x") for w in row] for row in mem]
             header = {"kind": "matvec", "c_name": ident(u.layer), "layer": u.layer,
-                      "simd": p["SIMD"], "pe": p["PE"], "tiles": p["NF"] * p["SF"],
-                      "weights": [[format(bits_to_int(w), f"0{digits}x") for w in row]
-                                  for row in mem]}
+                      "simd": p["SIMD"], "word_bits": p["SIMD"] * wb, "pe": p["PE"],
+                      "tiles": p["NF"] * p["SF"], "weights": words}
             if p["NT"]:
                 header.update(nt=p["NT"], nf=p["NF"], tw=p["TW"], ob=p["OUT_W"],
                               thresholds=threshold_memory(node.thresholds, p["PE"]).tolist())
@@ -229,7 +241,7 @@ def plan_design(graph: Graph, options: CompileOptions, plan: Plan | None = None
     in_io = port_io(plan.input_stream, plan.input_shape)
     out_io = port_io(plan.output_stream, plan.output_shape)
     widths = [s["width"] for s in streams] + [in_io["axi_w"], out_io["axi_w"]]
-    widths += [p["simd"] for p in params if p["kind"] == "matvec"]
+    widths += [p["word_bits"] for p in params if p["kind"] == "matvec"]
     widths += [p["c"] for p in params if p["kind"] == "pool"]
     widths += [p["bits"] for p in params if p["kind"] == "table"]
     max_w = max(widths)

@@ -75,9 +75,17 @@ def memory_files(graph: Graph, plan: Plan) -> dict[str, list[str]]:
             continue
         node = graph[u.layer]
         p = u.params
-        wmem = packing.weight_memory(node.weights, p["PE"], p["SIMD"])
-        for pe in range(p["PE"]):
-            mems[f"{weight_file(plan, u)}_pe{pe:03d}.mem"] = hex_lines(wmem[pe], p["SIMD"])
+        if p.get("WB", 1) > 1:          # integer weights, lane i at [i*WB +: WB]
+            imem = packing.int_weight_memory(node.weights, p["PE"], p["SIMD"])
+            digits = -(-p["SIMD"] * p["WB"] // 4)
+            for pe in range(p["PE"]):
+                mems[f"{weight_file(plan, u)}_pe{pe:03d}.mem"] = [
+                    format(packing.pack_fields(w, p["WB"]), f"0{digits}x") for w in imem[pe]]
+        else:
+            wmem = packing.weight_memory(node.weights, p["PE"], p["SIMD"])
+            for pe in range(p["PE"]):
+                mems[f"{weight_file(plan, u)}_pe{pe:03d}.mem"] = hex_lines(wmem[pe],
+                                                                           p["SIMD"])
         if p["NT"]:
             tmem = packing.threshold_memory(node.thresholds, p["PE"])
             digits = -(-p["NT"] * p["TW"] // 4)
