@@ -11,6 +11,7 @@ from bnn2fpga.ir import (
     Conv2D,
     Dense,
     FixedAffine,
+    FixedAvgPool,
     Graph,
     Input,
     Node,
@@ -136,6 +137,20 @@ def int_dense_chain(rng: np.random.Generator, *, fan_in: int = 12, weight_bits: 
     return Graph("int_dense_chain", [inp, aff, fc])
 
 
+def global_pool_chain(rng: np.random.Generator, *, shape=(4, 3, 6), pe: int = 2,
+                      mul: int = 683, shift: int = 11, weight_bits: int = 6) -> Graph:
+    """fixed input -> FixedAffine -> FixedAvgPool (global) -> multi-bit Dense: the end of
+    a residual network (GlobalAveragePooling2D, the float last layer)."""
+    inp = fixed_input(shape)
+    aff = random_affine(rng, "bn", inp, pe, 8, 5, 2)
+    c = shape[-1]
+    pool = FixedAvgPool("gap", [aff.name], TensorType.fixed((c,), 7, 2),
+                        kernel=shape[:2], stride=(1, 1), mul=mul, shift=shift,
+                        global_pool=True)
+    fc = int_matvec(rng, "fc", pool, 4, 2, 3, weight_bits)
+    return Graph("global_pool_chain", [inp, aff, pool, fc])
+
+
 def affine_threshold_chain(rng: np.random.Generator, *, shape=(3, 4, 6), pe_a: int = 2,
                            pe_t: int = 3, n: int = 1, out_bits: int = 6,
                            tail: str = "none", shift: int = 3, mul_bits: int = 6) -> Graph:
@@ -177,5 +192,10 @@ def cases() -> dict[str, Graph]:
         "int_dense_w1_signed": int_dense_chain(rng(13), weight_bits=1, pe=3, simd=12),
         "int_dense_w5_thr": int_dense_chain(rng(14), weight_bits=5, pe=2, simd=6,
                                             threshold=True),
+        "gap_p2": global_pool_chain(rng(15)),
+        "gap_p3_saturating": global_pool_chain(rng(16), pe=3, mul=3000, shift=9,
+                                               weight_bits=2),
+        "gap_p6_noshift": global_pool_chain(rng(17), shape=(2, 2, 6), pe=6, mul=1,
+                                            shift=0),
         "affine_sign_dense": affine_threshold_chain(rng(6), pe_a=3, pe_t=2, tail="dense"),
     }

@@ -13,6 +13,7 @@ from bnn2fpga.ir import (
     Conv2D,
     Dense,
     FixedAffine,
+    FixedAvgPool,
     Graph,
     MajorityPool2D,
     MaxPool2D,
@@ -85,7 +86,7 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None) -> dict[str, np.ndarr
         t_in = avail[src.name] + path_delay(plan, leaving[src.name])
         per_pixel = steps_per_pixel(node)
         lead = after_last_input(node, per_pixel) + inner_fifo_delay(plan, node.name)
-        if isinstance(node, ELEMENTWISE):
+        if isinstance(node, (*ELEMENTWISE, FixedAvgPool)):
             lead += converter_burst(plan, leaving[src.name], node.out.shape[-1])
         needed = needed_input_pixel(node, src)
         # a window wholly in the top padding waits for no input at all
@@ -125,6 +126,8 @@ def steps_per_pixel(node: Node) -> int:
         return folding.matvec_cycles(node) // folding.out_pixels(node)
     if isinstance(node, ELEMENTWISE):   # one beat of PE lanes per cycle
         return node.out.shape[-1] // node.pe
+    if isinstance(node, FixedAvgPool):  # global: one output a frame, paced by its input
+        return 1
     return folding.node_cycles(node, window_footprint(node)) // folding.out_pixels(node)
 
 def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
@@ -138,6 +141,8 @@ def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
 def after_last_input(node: Node, per_pixel: int) -> int:
     """Steps a unit still takes for a pixel once the last input it waits for is there."""
     if isinstance(node, ELEMENTWISE):   # the pixel's last beat is its last step
+        return 0
+    if isinstance(node, FixedAvgPool):  # global: the frame's last pixel is its last step
         return 0
     if has_window(node) and isinstance(node, Conv2D):   # window read latency, then the
         return UNITS["swu"].delay({}) + per_pixel - 1    # pixel's whole work
