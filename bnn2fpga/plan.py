@@ -256,12 +256,13 @@ class _Builder:
         if len(g.nodes) < 2:
             raise IRError(f"graph {g.name!r} has no layers")
         inp = g.input
-        if inp.out.encoding not in ("bipolar", "unipolar", "uint"):
-            raise IRError(f"input {inp.name!r}: the hardware streams bipolar, unipolar or "
-                          f"uint inputs, not {inp.out.encoding!r}")
+        if inp.out.encoding not in ("bipolar", "unipolar", "uint", "fixed", "int"):
+            raise IRError(f"input {inp.name!r}: the hardware streams bipolar, unipolar, "
+                          f"uint, fixed or int inputs, not {inp.out.encoding!r}")
         bits = elem_bits(inp.out)
         lanes = axis_lanes(first_lanes(g, g.nodes[1], self.fold), bits)
-        self.plan.input = self.open_stream(PORT_IN, lanes, bits, inp.out.size // lanes).name
+        self.plan.input = self.open_stream(PORT_IN, lanes, bits, inp.out.size // lanes,
+                                           signed=inp.out.is_signed).name
         self.plan.input_shape = inp.out.shape
         leaving = {inp.name: self.cur}     # tensor -> the stream that carries it
         for node in g.nodes[1:]:

@@ -146,6 +146,9 @@ def random_geometry_conv_graph(rng: np.random.Generator) -> Graph:
 
 def random_input_codes(rng: np.random.Generator, graph: Graph, frames: int) -> np.ndarray:
     t = graph.input.out
+    if t.is_signed:     # fixed / int: the whole two's-complement range
+        lo, hi = t.code_range()
+        return rng.integers(lo, hi + 1, (frames,) + t.shape).astype(np.int64)
     top = 2 if t.encoding == "bipolar" else (1 << t.bits)
     return rng.integers(0, top, (frames,) + t.shape).astype(np.int64)
 

@@ -9,12 +9,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnn2fpga import folding
-from bnn2fpga.ir import Conv2D, Dense, Graph, MajorityPool2D, MaxPool2D, Node, Reshape
+from bnn2fpga.ir import (
+    Conv2D,
+    Dense,
+    FixedAffine,
+    FixedAvgPool,
+    Graph,
+    MajorityPool2D,
+    MaxPool2D,
+    Node,
+    Reshape,
+    Threshold,
+)
 from bnn2fpga.ops.window import has_window, is_pointwise
 from bnn2fpga.plan import FIFO_DEPTH, Plan, build_plan, input_fifo_depth
 from bnn2fpga.units import UNITS, unit_delay
-from bnn2fpga.units.dwc import dwc_capacity_beats
+from bnn2fpga.units.dwc import dwc_capacity_beats, dwc_kind
 from bnn2fpga.units.swu import swu_rows
+
+# units that stream one beat of PE lanes per cycle, each output pixel from its own input
+ELEMENTWISE = (FixedAffine, Threshold)
 
 
 def input_arrival(graph: Graph, plan: Plan) -> np.ndarray:
@@ -72,6 +86,8 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None) -> dict[str, np.ndarr
         t_in = avail[src.name] + path_delay(plan, leaving[src.name])
         per_pixel = steps_per_pixel(node)
         lead = after_last_input(node, per_pixel) + inner_fifo_delay(plan, node.name)
+        if isinstance(node, (*ELEMENTWISE, FixedAvgPool)):
+            lead += converter_burst(plan, leaving[src.name], node.out.shape[-1])
         needed = needed_input_pixel(node, src)
         # a window wholly in the top padding waits for no input at all
         ready = np.where(needed >= 0, t_in[np.maximum(needed, 0)], 0) + lead
@@ -87,6 +103,19 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None) -> dict[str, np.ndarr
     avail[out] = avail[out] + path_delay(plan, leaving[out])
     return avail
 
+def converter_burst(plan: Plan, stream: str, elems: int) -> int:
+    """Extra cycles a pixel of ``elems`` elements spends in a "shift" width converter (on
+    ``stream``, FIFOs aside) after its last input beat, beyond the converter's register:
+    the output beats it can only send once that beat is in, less the one its delay counts
+    (an up or down converter's are in ``dwc_delay``)."""
+    s = plan.stream(stream)
+    dwc = next((u for u in plan.units if u.name == s.consumer and u.kind == "dwc"), None)
+    if dwc is None or dwc_kind(dwc.params["IWB"], dwc.params["OWB"]) != "shift":
+        return 0
+    lanes_in, lanes_out = s.lanes, plan.stream(dwc.out).lanes
+    return max(0, elems // lanes_out - (elems - lanes_in) // lanes_out - 1)
+
+
 def steps_per_pixel(node: Node) -> int:
     """Compute steps a unit spends per output pixel.  A conv or dense layer: its MVTU folds
     (OC/PE * fan_in/SIMD); its sliding window's writer, which can be slower (a stride
@@ -95,6 +124,10 @@ def steps_per_pixel(node: Node) -> int:
     the rows and columns no window uses are drained after the last output)."""
     if isinstance(node, Dense):
         return folding.matvec_cycles(node) // folding.out_pixels(node)
+    if isinstance(node, ELEMENTWISE):   # one beat of PE lanes per cycle
+        return node.out.shape[-1] // node.pe
+    if isinstance(node, FixedAvgPool):  # global: one output a frame, paced by its input
+        return 1
     return folding.node_cycles(node, window_footprint(node)) // folding.out_pixels(node)
 
 def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
@@ -107,6 +140,10 @@ def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
 
 def after_last_input(node: Node, per_pixel: int) -> int:
     """Steps a unit still takes for a pixel once the last input it waits for is there."""
+    if isinstance(node, ELEMENTWISE):   # the pixel's last beat is its last step
+        return 0
+    if isinstance(node, FixedAvgPool):  # global: the frame's last pixel is its last step
+        return 0
     if has_window(node) and isinstance(node, Conv2D):   # window read latency, then the
         return UNITS["swu"].delay({}) + per_pixel - 1    # pixel's whole work
     if isinstance(node, Dense):      # the remaining neuron folds replay the stored input
@@ -123,7 +160,8 @@ def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
     a dense layer needs its whole input vector.  -1: an output row whose windows lie wholly
     in the top padding waits for no input."""
     n_out = folding.out_pixels(node)
-    if is_pointwise(node):           # each output pixel waits for its own input pixel
+    # each output pixel waits for its own input pixel
+    if is_pointwise(node) or isinstance(node, ELEMENTWISE):
         return np.arange(n_out, dtype=np.int64)
     if len(src.out.shape) != 3 or not has_window(node):
         return np.full(n_out, folding.out_pixels(src) - 1, dtype=np.int64)
