@@ -45,3 +45,14 @@ def no_unit_yet(b, node: Node, in_type) -> None:
     raise IRError(f"layer {node.name!r} ({node.op}): the reference runs it, but the hardware "
                   "has no unit for it yet; `bnn2fpga compile` writes design.json for the "
                   "reference only (--backend none)")
+
+
+MAX_JOIN_INPUTS = 2
+
+
+def join_arity(node: Node) -> None:
+    """The join units (add, concat) take two streams."""
+    if len(node.inputs) > MAX_JOIN_INPUTS:
+        raise IRError(f"layer {node.name!r} ({node.op}) reads {len(node.inputs)} tensors; "
+                      f"its hardware unit takes {MAX_JOIN_INPUTS} (split it into a chain of "
+                      "two-input nodes)")
