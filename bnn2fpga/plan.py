@@ -238,12 +238,12 @@ class _Builder:
         unit.outputs = [unit.out]
         return unit
 
-    def fork(self, src: Stream, layer: str, n: int) -> list[Stream]:
-        """``n`` copies of stream ``src``: a tree of two-way forks (``n - 1`` units), each
-        output beat-for-beat the input."""
+    def fork(self, src: Stream, tensor: str, layer: str, n: int) -> list[Stream]:
+        """``n`` copies of stream ``src`` (``tensor``'s): a tree of two-way forks (``n - 1``
+        units, counted with IR ``layer``), each output beat-for-beat the input."""
         if n == 1:
             return [src]
-        unit = Unit(self.name(f"{ident(layer)}_fork"), UNITS["fork"].module, layer,
+        unit = Unit(self.name(f"{ident(tensor)}_fork"), UNITS["fork"].module, layer,
                     {"W": src.width, "N": 2}, "fork", src.name, "", src.beats, src.beats)
         src.consumer = unit.name
         self.plan.units.append(unit)
@@ -251,7 +251,8 @@ class _Builder:
                                  src.tap_valid) for _ in range(2)]
         unit.out, unit.outputs = outs[0].name, [o.name for o in outs]
         half = n // 2
-        return self.fork(outs[0], layer, n - half) + self.fork(outs[1], layer, half)
+        return (self.fork(outs[0], tensor, layer, n - half)
+                + self.fork(outs[1], tensor, layer, half))
 
     def add_fifo(self, layer: str, depth: int, suffix: str) -> None:
         """Give the current stream a FIFO of ``depth`` more beats (one FIFO per stream)."""
@@ -316,7 +317,14 @@ class _Builder:
         through forks where it has several (the graph's output has one, to m_axis)."""
         assert self.cur is not None
         reads = sum(n.inputs.count(tensor) for n in self.graph.nodes)
-        leaving[tensor] = self.fork(self.cur, tensor, max(1, reads))
+        if not reads and tensor != self.graph.output.name:
+            raise IRError(f"layer {tensor!r}: its tensor is read by no layer and is not the "
+                          f"graph's output ({self.graph.output.name!r}); the hardware has "
+                          "one output stream")
+        # a fork of the input counts with its first reader (the input has no resources)
+        layer = tensor if tensor != self.graph.input.name else next(
+            (n.name for n in self.graph.nodes if tensor in n.inputs), tensor)
+        leaving[tensor] = self.fork(self.cur, tensor, layer, max(1, reads))
 
     def lower_join(self, node: Node, srcs: list[Stream], ins: list[TensorType]) -> None:
         """A node of several inputs (add, concat): each input stream through a width

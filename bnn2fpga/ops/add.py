@@ -45,7 +45,7 @@ def add_params(node: Add, ins: list[TensorType]) -> dict[str, int]:
     """bnn_add / FixedAdd parameters: per input k its bits IBk and exact left shift LSHk to
     the largest input frac; RSH, the one round-half-up right shift (negative: an exact left
     shift) to the output frac; OB output bits; SW the signed width of the aligned sum with
-    its rounding constant (it cannot overflow)."""
+    its rounding constant (it cannot overflow), and of the saturation bounds."""
     from bnn2fpga.ops.dense import elem_bits
 
     top = max(frac_of(t) for t in ins)
@@ -53,9 +53,10 @@ def add_params(node: Add, ins: list[TensorType]) -> dict[str, int]:
     for k, t in enumerate(ins):
         p[f"IB{k}"], p[f"LSH{k}"] = elem_bits(t), top - frac_of(t)
     rsh = top - node.out.frac
-    p.update(RSH=rsh, OB=node.out.bits,
-             SW=max(p[f"IB{k}"] + p[f"LSH{k}"] for k in range(len(ins)))
-             + (len(ins) - 1).bit_length() + 1 + max(0, -rsh))
+    sw = max(p[f"IB{k}"] + p[f"LSH{k}"] for k in range(len(ins))) \
+        + (len(ins) - 1).bit_length() + 1 + max(0, -rsh)
+    # at least OB bits: the saturation bounds are SW-bit constants
+    p.update(RSH=rsh, OB=node.out.bits, SW=max(sw, node.out.bits))
     return p
 
 
