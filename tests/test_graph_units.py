@@ -123,7 +123,7 @@ def test_add_aligns_rounds_and_saturates_as_fixed_py() -> None:
     node = Add("a", ["x", "y"], TensorType.fixed((4,), 5, 1))
     vx, vy = np.array([[5, -6, 31, -32]]), np.array([[1, -1, 15, -16]])
     with fixed.counting() as sat:
-        got = node.op and reference.op_type(node).run_on(node, [x, y], [vx, vy])
+        got = reference.op_type(node).run_on(node, [x, y], [vx, vy])
     want = np.clip((vx + (vy << 3) + 2) >> 2, -16, 15)
     assert np.array_equal(got, want) and sat.counts["a"] == 2
 
@@ -217,3 +217,13 @@ def test_a_smaller_skip_fifo_slows_or_deadlocks(tmp_path: Path) -> None:
     assert outcomes[1.0] == folding.bottleneck(graph)[1]
     assert outcomes[0.55] == "hang" or outcomes[0.55] > outcomes[1.0]
     assert outcomes[0.35] == "hang"
+
+
+@pytest.mark.parametrize("name, graph", CASES, ids=IDS)
+def test_generated_graph_designs_lint_clean(tmp_path: Path, name: str, graph: Graph) -> None:
+    from bnn2fpga.sim import verilator as vl
+
+    rtl.write_project(graph, tmp_path, CompileOptions(top=f"t_{name}"))
+    sources = (tmp_path / "filelist.f").read_text().split()
+    out = vl.lint([tmp_path / s for s in sources], f"t_{name}", tmp_path)
+    assert "%Warning" not in out, out
