@@ -142,8 +142,9 @@ def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
     ctx: dict[str, Any] = {"name": u.name, "kind": u.kind, "layer": u.layer,
                            "p": u.params, "src": src.name, "dst": dst.name,
                            "in_w": hls_width(src), "out_w": hls_width(dst),
-                           "in_beats": u.in_beats, "masked": src.tap_valid,
-                           "styles": styles}
+                           "in_beats": u.in_beats, "out_beats": u.out_beats,
+                           "masked": src.tap_valid, "styles": styles,
+                           "ports": unit_ports(plan, u)}
     if u.kind == "swu":
         ctx.update(masked=dst.tap_valid,
                    lb_storage=buffer_storage(styles, "line_buffer", u.name))
@@ -167,6 +168,16 @@ def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
                        "constants" if u.kind == "affine" else "thresholds", "none"),
                        f"unit {u.name!r} memory"))
     return ctx
+
+
+def unit_ports(plan: Plan, u: Unit) -> list[dict[str, Any]]:
+    """The stream arguments of a unit's function: ``in``/``out``, or numbered where it has
+    several inputs (a join: ``in0``, ``in1``) or outputs (a fork: ``out0``, ``out1``)."""
+    def named(base: str, names: list[str]) -> list[dict[str, Any]]:
+        return [{"arg": base if len(names) == 1 else f"{base}{k}", "stream": n,
+                 "width": hls_width(plan.stream(n))} for k, n in enumerate(names)]
+
+    return named("in", u.inputs) + named("out", u.outputs)
 
 
 def stream_context(s: Stream, styles: MemoryStyles) -> dict[str, Any]:

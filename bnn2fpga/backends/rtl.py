@@ -180,7 +180,10 @@ def render_top(graph: Graph, plan: Plan) -> str:
                  "s": s_wire, "m": m_wire, "s_data": f"{s_wire}_tdata",
                  "m_data": f"{m_wire}_tdata", "s_user": consumer_has_user(plan, u.inp),
                  "m_user": UNITS[u.kind].drives_tap_valid,
-                 "takes_user": UNITS[u.kind].reads_tap_valid, "drop_user": False}
+                 "takes_user": UNITS[u.kind].reads_tap_valid, "drop_user": False,
+                 "ports": []}
+        if len(u.inputs) > 1 or len(u.outputs) > 1:
+            entry["ports"] = unit_ports(plan, u)
         if u.kind == "fifo" and window_drives(plan, u.inp):
             if plan.stream(u.inp).tap_valid:
                 entry["s_data"] = f"{{{s_wire}_tuser, {s_wire}_tdata}}"
@@ -200,6 +203,17 @@ def render_top(graph: Graph, plan: Plan) -> str:
         inp=inp.name, out=consumer_side(plan, out.name), in_width=inp.width,
         out_width=out.width, in_tdata=byte_width(inp.width),
         out_tdata=byte_width(out.width), out_beats=out.beats)
+
+
+def unit_ports(plan: Plan, u: Unit) -> list[dict[str, str]]:
+    """The stream ports of a unit of several inputs (a join: s0_*, s1_*) or outputs (a
+    fork: m0_*, m1_*) and the wires they connect to."""
+    def named(base: str, wires: list[str]) -> list[dict[str, str]]:
+        return [{"prefix": base if len(wires) == 1 else f"{base}{k}", "wire": w}
+                for k, w in enumerate(wires)]
+
+    return (named("s", [consumer_side(plan, i) for i in u.inputs])
+            + named("m", list(u.outputs)))
 
 
 def window_drives(plan: Plan, stream: str) -> bool:

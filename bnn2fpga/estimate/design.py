@@ -158,7 +158,7 @@ def estimate(graph: Graph, *, part: str, clock_ns: float,
         if isinstance(node, Reshape):
             continue
         dense = isinstance(node, Dense)
-        in_shape = graph.producer(node).out.shape
+        in_shape = graph.producers(node)[0].out.shape
         layers.append(LayerEstimate(
             node.name, node.op, in_shape, node.out.shape,
             node.pe if dense else None, node.simd if dense else None,

@@ -79,3 +79,13 @@ def channel_rom(node: Node, kind: str, p: dict[str, int]) -> tuple[list[list[int
     words = [[packing.pack_fields(row, widths) for row in per_pe] for per_pe in folded]
     return words, sum(widths)
 
+
+MAX_JOIN_INPUTS = 2
+
+
+def join_arity(node: Node) -> None:
+    """The join units (add, concat) take two streams."""
+    if len(node.inputs) > MAX_JOIN_INPUTS:
+        raise IRError(f"layer {node.name!r} ({node.op}) reads {len(node.inputs)} tensors; "
+                      f"its hardware unit takes {MAX_JOIN_INPUTS} (split it into a chain of "
+                      "two-input nodes)")

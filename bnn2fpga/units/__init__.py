@@ -160,7 +160,8 @@ def distinct_columns(columns: float, depth: int) -> float:
 # dependency order) and the calibration sweep's (bench/calibrate.py samples it by index)
 _MODULES = {"mvtu": "mvtu", "swu": "swu", "pool": "pool", "dwc": "dwc",
             "majority_pool": "majority_pool", "fifo": "fifo", "ports": "ports",
-            "affine": "fixed_affine", "threshold": "threshold", "avgpool": "avgpool"}
+            "affine": "fixed_affine", "threshold": "threshold", "avgpool": "avgpool",
+            "fork": "fork", "add": "fixed_add", "concat": "concat"}
 
 UNITS: dict[str, UnitType] = {
     kind: importlib.import_module(f"bnn2fpga.units.{mod}").UNIT for kind, mod in _MODULES.items()}
