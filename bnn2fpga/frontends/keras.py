@@ -482,6 +482,10 @@ def custom_objects() -> dict[str, Any]:
 
     objects.update(larq_custom_objects())
     objects.update(bnn2fpga_layer_objects())
+    try:  # larq-zoo registers its own objects (e.g. its blocks' layers) with Keras on import
+        import larq_zoo  # noqa: F401
+    except ImportError:
+        pass
     return objects
 
 
