@@ -105,6 +105,8 @@ def fold_output_affine(graph: Graph) -> Graph:
                           "followed by scale, bias or BatchNorm at the output (before or "
                           "after a Flatten)")
         return graph
+    if not steps and node.output_affine is not None:
+        return graph   # already folded (by the real-path sweep): folding again would reset it
     a, b = output_affine_terms(node, graph.producer(node).out, tail)
     node.output_affine = (a, b)
     node.out = TensorType(node.out.shape, "int", node.acc_bits or 2)
