@@ -48,6 +48,7 @@ from bnn2fpga.ir import (
     IRError,
     graph_to_json,
 )
+from bnn2fpga.ops.pgconv2d import gate_memory
 from bnn2fpga.packing import bits_to_int, threshold_memory, weight_memory
 from bnn2fpga.plan import Plan, Stream, Unit, build_plan, ident
 from bnn2fpga.resources import resource_path, template_env
@@ -140,7 +141,10 @@ def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
     if u.kind == "swu":
         ctx.update(masked=dst.tap_valid,
                    lb_storage=buffer_storage(styles, "line_buffer", u.name))
-    elif u.kind == "mvtu":
+    elif u.kind == "thermometer":
+        ctx.update(pixels=u.out_beats,
+                   thresholds=[int(t) for t in graph[u.layer].thresholds])
+    elif u.kind in ("mvtu", "pg_mvtu"):
         node = graph[u.layer]
         p = u.params
         what = f"unit {u.name!r} memory"
@@ -152,6 +156,8 @@ def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
                    thresholds_bind=binding(ROM_BINDINGS, styles.get("thresholds", "none"),
                                            f"{what} 'thresholds'"),
                    ibuf_storage=buffer_storage(styles, "input_buffer", u.name))
+        if u.kind == "pg_mvtu":
+            ctx.update(gates=f"{top}_{ident(u.layer)}_g")
     elif u.kind in ("pool", "majority_pool"):
         ctx.update(pixels=u.out_beats, min_mask=f"{top}_{ident(u.layer)}_min")
     return ctx
@@ -174,7 +180,7 @@ def partition_limit(units: list[Unit]) -> int:
     sizes = [ARRAY_PARTITION_LIMIT]
     for u in units:
         p = u.params
-        if u.kind == "mvtu":
+        if u.kind in ("mvtu", "pg_mvtu"):
             sizes += [p["PE"], p["SIMD"], p["PE"] * max(1, p["NT"])]
     return max(sizes)
 
@@ -185,7 +191,7 @@ def param_headers(graph: Graph, plan: Plan) -> list[dict[str, Any]]:
     for u in plan.units:
         node = graph[u.layer]
         p = u.params
-        if u.kind == "mvtu":
+        if u.kind in ("mvtu", "pg_mvtu"):
             mem = weight_memory(node.weights, p["PE"], p["SIMD"])  # (PE, NF*SF, SIMD) bits
             digits = max(1, -(-p["SIMD"] // 4))
             header = {"kind": "matvec", "c_name": ident(u.layer), "layer": u.layer,
@@ -195,6 +201,9 @@ def param_headers(graph: Graph, plan: Plan) -> list[dict[str, Any]]:
             if p["NT"]:
                 header.update(nt=p["NT"], nf=p["NF"], tw=p["TW"], ob=p["OUT_W"],
                               thresholds=threshold_memory(node.thresholds, p["PE"]).tolist())
+            if u.kind == "pg_mvtu":
+                header.update(gates=gate_memory(node, p["PE"]).tolist(), acc_w=p["ACC_W"],
+                              nf=p["NF"])
             headers.append(header)
         elif u.kind == "pool":
             c = p["SIMD"]
