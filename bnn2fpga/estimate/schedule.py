@@ -9,7 +9,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnn2fpga import folding
-from bnn2fpga.ir import Conv2D, Dense, Graph, MajorityPool2D, MaxPool2D, Node, Reshape
+from bnn2fpga.ir import (
+    Conv2D,
+    Dense,
+    Graph,
+    MajorityPool2D,
+    MaxPool2D,
+    Node,
+    PGConv2D,
+    Reshape,
+    ThermometerEncode,
+)
+from bnn2fpga.ops import pgconv2d as pg
 from bnn2fpga.ops.window import has_window, is_pointwise
 from bnn2fpga.plan import FIFO_DEPTH, Plan, build_plan, input_fifo_depth
 from bnn2fpga.units import UNITS, unit_delay
@@ -93,6 +104,10 @@ def steps_per_pixel(node: Node) -> int:
     larger than the kernel), shows in the input's arrival times instead.  A pool: the
     folded cycles of its window over the input its windows cover (``window_footprint``;
     the rows and columns no window uses are drained after the last output)."""
+    if isinstance(node, PGConv2D):      # expected: MSB passes + the gated LSB passes
+        return pg.pg_cycles(node, pg.lsb_passes(node)) // folding.out_pixels(node)
+    if isinstance(node, ThermometerEncode):
+        return 1
     if isinstance(node, Dense):
         return folding.matvec_cycles(node) // folding.out_pixels(node)
     return folding.node_cycles(node, window_footprint(node)) // folding.out_pixels(node)
@@ -107,6 +122,8 @@ def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
 
 def after_last_input(node: Node, per_pixel: int) -> int:
     """Steps a unit still takes for a pixel once the last input it waits for is there."""
+    if isinstance(node, ThermometerEncode):
+        return 0
     if has_window(node) and isinstance(node, Conv2D):   # window read latency, then the
         return UNITS["swu"].delay({}) + per_pixel - 1    # pixel's whole work
     if isinstance(node, Dense):      # the remaining neuron folds replay the stored input
@@ -123,7 +140,8 @@ def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
     a dense layer needs its whole input vector.  -1: an output row whose windows lie wholly
     in the top padding waits for no input."""
     n_out = folding.out_pixels(node)
-    if is_pointwise(node):           # each output pixel waits for its own input pixel
+    # each output pixel waits for its own input pixel
+    if is_pointwise(node) or isinstance(node, ThermometerEncode):
         return np.arange(n_out, dtype=np.int64)
     if len(src.out.shape) != 3 or not has_window(node):
         return np.full(n_out, folding.out_pixels(src) - 1, dtype=np.int64)
