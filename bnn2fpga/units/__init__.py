@@ -160,6 +160,8 @@ def distinct_columns(columns: float, depth: int) -> float:
 # dependency order) and the calibration sweep's (bench/calibrate.py samples it by index)
 _MODULES = {"mvtu": "mvtu", "swu": "swu", "pool": "pool", "dwc": "dwc",
             "majority_pool": "majority_pool", "fifo": "fifo", "ports": "ports",
+            "affine": "fixed_affine", "threshold": "threshold", "avgpool": "avgpool",
+            "fork": "fork", "add": "fixed_add", "concat": "concat",
             "thermometer": "thermometer", "pg_mvtu": "pg_mvtu"}
 
 UNITS: dict[str, UnitType] = {
