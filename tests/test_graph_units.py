@@ -99,7 +99,8 @@ def test_both_writers_render_every_stream_and_depth(tmp_path: Path, name: str,
                              sv, re.S), (u.name, port)
     cpp = (tmp_path / "hls" / "firmware" / "top.cpp").read_text()
     calls = re.findall(r"^  top_units::(\w+)\(([\w, ]+)\);", cpp, re.M)
-    assert calls == [(u.name, ", ".join(u.inputs + u.outputs)) for u in plan.units]
+    # streams in the plan's order, then the frame count (1 with ap_ctrl_none)
+    assert calls == [(u.name, ", ".join(u.inputs + u.outputs + ["1"])) for u in plan.units]
     depths = dict(re.findall(r"#pragma HLS STREAM variable=(\w+) depth=(\d+)", cpp))
     assert {k: int(v) for k, v in depths.items()} == {
         s.name: max(hls.HLS_MIN_DEPTH, s.depth) for s in plan.streams}
