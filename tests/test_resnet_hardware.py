@@ -22,10 +22,14 @@ SCALE, BITS, FRAMES, TOP = 0.0625, 5, 40, "resnet_hw"
 
 
 @pytest.fixture(scope="module")
-def graph(digits):
+def model(digits):
     from bnn2fpga.zoo import train_larq_resnet
 
-    model = train_larq_resnet(data=digits)
+    return train_larq_resnet(data=digits)
+
+
+@pytest.fixture(scope="module")
+def graph(model, digits):
     return compile_model(model, input_scale=SCALE, input_bits=BITS,
                          calibration=digits.x_train)
 
@@ -87,3 +91,51 @@ def test_hls_csim_equals_the_reference_on_digits(graph, project, tmp_path_factor
     (res,) = csim.simulate_many([(out, graph, codes)],
                                 cache_dir=tmp_path_factory.mktemp("resnet_hw_csim"))
     assert np.array_equal(res.codes, want)
+
+
+@pytest.mark.parametrize("fps", [20_000, 50_000])
+def test_folding_search_on_the_resnet(graph, fps):
+    from bnn2fpga.folding_search import apply_folding, budget_for, choose_folding
+
+    fold = choose_folding(graph, target_fps=fps, clock_ns=10.0, part="xc7z020clg400-1")
+    assert set(fold) == {n.name for n in graph.matvec_nodes()}
+    folded = apply_folding(graph, fold)
+    assert folding.bottleneck(folded)[1] <= budget_for(fps, 10.0)
+    build_plan(folded)   # plans (and sizes its skip FIFOs) at the chosen folding
+
+
+def test_unreachable_target_names_a_unit_no_folding_speeds_up(graph):
+    from bnn2fpga.folding_search import choose_folding
+    from bnn2fpga.ir import IRError
+
+    with pytest.raises(IRError, match="b1_bn|b1_add|b1_rprelu|stem_bn|b1_rsign"):
+        choose_folding(graph, target_fps=200_000, clock_ns=10.0, part="xc7z020clg400-1")
+
+
+def test_cli_compile_simulate_report(model, digits, tmp_path):
+    """compile (the .h5, --calibration, --target-fps), simulate --engine rtl under stalls,
+    report: end to end from the command line."""
+    import json
+
+    from bnn2fpga.cli import main
+
+    h5, xcal, x = tmp_path / "resnet.h5", tmp_path / "cal.npy", tmp_path / "x.npy"
+    model.save(h5)
+    np.save(xcal, digits.x_train)
+    np.save(x, digits.x_test[:12])
+    out = tmp_path / "out"
+    assert main(["compile", str(h5), "-o", str(out), "--input-scale", str(SCALE),
+                 "--input-bits", str(BITS), "--calibration", str(xcal),
+                 "--target-fps", "50000"]) == 0
+    assert (out / "hls").is_dir() and (out / "rtl").is_dir()
+    plan = json.loads((out / "plan.json").read_text())
+    assert any(u["kind"] == "avgpool" and u["layer"] == "b2_pool" for u in plan["units"])
+    y_rtl, y_ref = tmp_path / "y_rtl.npy", tmp_path / "y_ref.npy"
+    assert main(["simulate", str(out), "--input", str(x), "--output", str(y_rtl),
+                 "--engine", "rtl", "--stall-prob", "0.3"]) == 0
+    assert main(["simulate", str(out), "--input", str(x), "--output", str(y_ref)]) == 0
+    assert np.array_equal(np.load(y_rtl), np.load(y_ref))
+    assert main(["report", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["interval_cycles"] <= 2000 and rep["fits"]
+    assert rep["measured"]["rtl_sim"]["frames"] == 12
