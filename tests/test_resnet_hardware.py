@@ -139,3 +139,11 @@ def test_cli_compile_simulate_report(model, digits, tmp_path):
     rep = json.loads((out / "report.json").read_text())
     assert rep["interval_cycles"] <= 2000 and rep["fits"]
     assert rep["measured"]["rtl_sim"]["frames"] == 12
+
+
+def test_resnet_design_lints_clean(project):
+    from bnn2fpga.sim import verilator as vl
+
+    out = project[0] / "rtl"
+    sources = (out / "filelist.f").read_text().split()
+    assert "%Warning" not in vl.lint([out / s for s in sources], TOP, out)
