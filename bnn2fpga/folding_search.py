@@ -1,5 +1,7 @@
 """Automatic folding: PE/SIMD per layer for a target frame rate at the lowest resource cost.
 
+(Graphs with forks and joins, residual networks: ``FoldingSearch.solve_graph``.)
+
 The frame interval of the dataflow pipeline is the largest per-unit cycle count
 (``folding.bottleneck``), and every unit's cycles depend only on its own (PE, SIMD)
 (``folding.matvec_cycles``).  So for a cycle budget B = clock / target FPS the cheapest
@@ -99,8 +101,9 @@ def pareto_front(options: list[Option]) -> list[Option]:
 
 
 def fixed_cycles(graph: Graph) -> tuple[str, int]:
-    """(name, cycles) of the slowest unit whose cycles no folding changes (max-pool)."""
-    fixed = [(n.name, folding.node_cycles(n, graph.producer(n).out.shape))
+    """(name, cycles) of the slowest unit whose cycles no folding changes (pools, forks
+    and joins, the real-valued units)."""
+    fixed = [(n.name, folding.node_cycles(n, graph.producers(n)[0].out.shape))
              for n in graph.nodes[1:] if not isinstance(n, Dense)]
     return max(fixed, key=lambda t: t[1], default=("", 0))
 
@@ -155,7 +158,8 @@ class FoldingSearch:
         self.options = {n.name: layer_options(graph, n, device, calibration, objective)
                         for n in graph.matvec_nodes()}
         self.front = {name: pareto_front(opts) for name, opts in self.options.items()}
-        self.chain = dataflow_chain(graph)
+        # a chain: the exact dynamic programme; a DAG (forks, joins): ``solve_graph``
+        self.chain = dataflow_chain(graph) if is_chain(graph) else None
         self._dwc: dict[tuple[int, int], float] = {}
 
     def fastest(self) -> int:
@@ -178,6 +182,8 @@ class FoldingSearch:
         """The cheapest folding (own units + width converters) whose every unit takes at
         most ``budget`` cycles and in which no pair of units serialises beyond ``budget``
         (``estimate.serialised_interval``); None if there is none."""
+        if self.chain is None:
+            return self.solve_graph(budget)
         # state: (lanes the last unit emits, its cycles) -> cheapest partial folding
         states: dict[tuple[int | None, int], _State] = {(None, 0): _State(0.0, {})}
         prev: Node | None = None
@@ -204,6 +210,44 @@ class FoldingSearch:
                 return None
             states, prev = prune(new), node
         return dict(min(states.values(), key=lambda st: st.cost).fold)
+
+    def solve_graph(self, budget: int) -> Folding | None:
+        """``solve`` on a graph with forks and joins: the units whose cycles no folding
+        changes (forks, joins, real-valued units, pools) must fit ``budget``; each
+        matrix-vector node takes its cheapest (PE, SIMD) within ``budget`` that does not
+        serialise with its producer (in dataflow order, the producer's choice made).  The
+        layers' own costs are minimised exactly; the width converters between them (which
+        the chain's dynamic programme prices) are not, but the final design's estimate
+        includes them."""
+        if fixed_cycles(self.graph)[1] > budget:
+            return None
+        fold: Folding = {}
+        for node in self.graph.matvec_nodes():
+            prod = self.graph.producer(node)
+            while isinstance(prod, Reshape):
+                prod = self.graph.producer(prod)
+            bits = stream_bits(self.graph, node)
+            if isinstance(prod, Dense):      # its lanes and cycles at the chosen folding
+                lanes, prod_simd = fold[prod.name]
+                prod_cycles = folding.matvec_cycles(prod, lanes, prod_simd)
+            elif isinstance(prod, MaxPool2D):  # one pixel of all channels per beat
+                lanes = prod.out.channels
+                prod_cycles = folding.node_cycles(prod, self.graph.producer(prod).out.shape)
+            else:                              # no serialisation rule applies
+                lanes, prod_cycles = 0, 0
+            best = None
+            for opt in sorted(self.options[node.name], key=lambda o: o.cost):
+                if opt.cycles > budget:
+                    continue
+                if self.avoid_serialisation and self.serialises(
+                        prod, node, (opt.pe, opt.simd), lanes, prod_cycles, bits, budget):
+                    continue
+                best = opt
+                break
+            if best is None:
+                return None
+            fold[node.name] = (best.pe, best.simd)
+        return fold
 
     def choices(self, node: Node, budget: int) -> list[tuple]:
         """(lanes in, lanes out, cost, (pe, simd) or None, cycles) of a chain unit."""
@@ -263,6 +307,13 @@ class FoldingSearch:
             else:
                 lo = mid + 1
         return budgets[lo]
+
+
+def is_chain(graph: Graph) -> bool:
+    """Whether every layer reads one tensor that no other layer reads."""
+    index = graph.index()
+    return all(len(n.inputs) == 1 and index.fan_out(n.inputs[0]) == 1
+               for n in graph.nodes[1:])
 
 
 def dataflow_chain(graph: Graph) -> list[Node]:

@@ -356,6 +356,11 @@ class FixedAvgPool(Node):
     global_pool: bool = False
     op: ClassVar[str] = "fixed_avgpool"
 
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """Unpadded windows (what the sliding window's parameters read)."""
+        return (0, 0, 0, 0)
+
 
 # ---- float-stage nodes: produced by frontends, removed by passes ----------------------
 

@@ -390,6 +390,13 @@ def build_plan(graph: Graph, top: str = "bnn_top",
                 s.fifo, s.fifo_layer = f"{name}_skip", layer
             s.depth = max(s.depth, depth)
             s.skip = True
+        # the HLS top's processes may need more (estimate.hls_schedule.hls_skip_depths);
+        # both writers render the larger depth
+        from bnn2fpga.estimate.hls_schedule import hls_skip_depths
+
+        for name, depth in hls_skip_depths(graph, plan).items():
+            s = plan.stream(name)
+            s.depth = max(s.depth, depth)
     return plan
 
 

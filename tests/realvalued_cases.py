@@ -151,6 +151,25 @@ def global_pool_chain(rng: np.random.Generator, *, shape=(4, 3, 6), pe: int = 2,
     return Graph("global_pool_chain", [inp, aff, pool, fc])
 
 
+def window_pool_chain(rng: np.random.Generator, *, shape=(6, 6, 4), pe: int = 2,
+                      kernel: int = 2, stride: int = 2, mul: int = 1, shift: int = 2,
+                      out_bits: int = 8, tail: bool = False) -> Graph:
+    """fixed input -> FixedAffine -> FixedAvgPool (unpadded windows: AveragePooling2D on a
+    residual stream) [-> FixedAffine]; ``mul``/``shift`` set 1/(KH*KW) or a saturating
+    gain."""
+    inp = fixed_input(shape)
+    aff = random_affine(rng, "bn", inp, pe, 8, 5, 2)
+    h, w, c = shape
+    oh, ow = conv_out_size(h, kernel, stride, 0, 0), conv_out_size(w, kernel, stride, 0, 0)
+    pool = FixedAvgPool("pool", [aff.name], TensorType.fixed((oh, ow, c), out_bits, 2),
+                        kernel=(kernel, kernel), stride=(stride, stride), mul=mul,
+                        shift=shift)
+    nodes: list[Node] = [inp, aff, pool]
+    if tail:
+        nodes.append(random_affine(rng, "after", pool, 1, 7, 4, 2))
+    return Graph("window_pool_chain", nodes)
+
+
 def affine_threshold_chain(rng: np.random.Generator, *, shape=(3, 4, 6), pe_a: int = 2,
                            pe_t: int = 3, n: int = 1, out_bits: int = 6,
                            tail: str = "none", shift: int = 3, mul_bits: int = 6) -> Graph:
@@ -197,5 +216,12 @@ def cases() -> dict[str, Graph]:
                                                weight_bits=2),
         "gap_p6_noshift": global_pool_chain(rng(17), shape=(2, 2, 6), pe=6, mul=1,
                                             shift=0),
+        "pool2_s2": window_pool_chain(rng(18)),
+        "pool3_s1_tail": window_pool_chain(rng(19), shape=(5, 4, 3), pe=3, kernel=3,
+                                           stride=1, mul=57, shift=9, tail=True),
+        "pool2_s2_odd_saturating": window_pool_chain(rng(20), shape=(5, 7, 2), pe=1,
+                                                     mul=700, shift=9, out_bits=6),
+        "pool3_s2": window_pool_chain(rng(21), shape=(7, 7, 4), pe=4, kernel=3, stride=2,
+                                      mul=455, shift=12),
         "affine_sign_dense": affine_threshold_chain(rng(6), pe_a=3, pe_t=2, tail="dense"),
     }

@@ -207,6 +207,9 @@ def render_top(graph: Graph, plan: Plan) -> str:
                 entry["m_data"] = f"{{{m_wire}_tuser, {m_wire}_tdata}}"
             else:
                 entry["drop_user"] = True
+        elif (u.kind != "fifo" and not UNITS[u.kind].reads_tap_valid
+              and not plan.stream(u.inp).depth and window_drives(plan, u.inp)):
+            entry["drop_user"] = True   # a reducer behind an unpadded window (avg pool)
         instances.append(entry)
     wires: list[dict[str, Any]] = []
     for s in plan.streams:

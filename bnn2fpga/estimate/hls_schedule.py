@@ -132,8 +132,8 @@ class HlsSchedule:
 
 def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
              extra_depth: dict[str, int] | None = None,
-             depths: dict[str, int] | None = None, restart: int | None = None
-             ) -> HlsSchedule:
+             depths: dict[str, int] | None = None, restart: int | None = None,
+             input_interval: float | None = None) -> HlsSchedule:
     """Run ``frames`` frames through the HLS top of ``plan``, followed by more that keep the
     input streaming, as in a long run (a sliding window emits a frame's last row while it
     reads the next frame's first rows: one frame more per window; they are not reported).
@@ -141,7 +141,8 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
     ``extra_depth`` adds beats to named streams' channels (to model a FIFO the plan does
     not have), ``depths`` sets them (to model an older plan).  ``restart``: every process,
     the adapters included, is called once per frame and restarts after each call
-    (``call_per_frame``); None: one call of all the frames."""
+    (``call_per_frame``); None: one call of all the frames.  ``input_interval``: the host
+    offers a frame's beats spread over that many cycles (paced) instead of all at once."""
     if frames < 1:
         raise ValueError("frames must be >= 1")
     reported, frames = frames, frames + 1 + sum(u.kind == "swu" for u in plan.units)
@@ -166,7 +167,11 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
     writes: dict[str, list[int]] = {s: [] for s in depth}
     reads: dict[str, list[int]] = {s: [] for s in depth}
     total_in = frames * inp.beats
-    writes[PORT_IN] = [-1] * total_in          # the host offers every beat at once
+    if input_interval is None:
+        writes[PORT_IN] = [-1] * total_in      # the host offers every beat at once
+    else:                                      # beat i offered at i * interval / beats
+        per_beat = input_interval / inp.beats
+        writes[PORT_IN] = [int(np.ceil(i * per_beat - 1e-9)) - 1 for i in range(total_in)]
     reads[PORT_IN], writes[PORT_OUT], reads[PORT_OUT] = [], [], []
     depth[PORT_OUT] = 1 << 62                  # the host always takes the output
     for p in procs:
@@ -285,3 +290,39 @@ def windows_read_the_input(plan: Plan) -> bool:
     unit that takes longer per row than the window does, a blocking read of the next rows
     holds the taps of the row being emitted (hls/README.md, "Sliding window")."""
     return all(fed_by_input(plan, plan.stream(u.inp)) for u in plan.units if u.kind == "swu")
+
+
+_SKIP_DEPTHS: dict[str, dict[str, int]] = {}
+
+
+def hls_skip_depths(graph: Graph, plan: Plan, frames: int = 2) -> dict[str, int]:
+    """Beats each skip FIFO (``Stream.skip``) needs in the HLS top so that its fork never
+    stalls the long branch: the HLS processes' latencies differ from the RTL units' (an
+    hls::stream on every direct connection, the windows' reads), so the RTL's paced
+    schedule can leave a skip FIFO short in HLS (the Larq ResNet: 290 beats where HLS
+    needs 309, and the pipeline runs at twice the bottleneck).  The top is simulated with
+    the host pacing its input at the bottleneck's rate (as ``estimate.schedule`` paces the
+    RTL) and every skip FIFO unbounded; the depth is the least that would have let every
+    write through unblocked, so the schedule, and its rate, are the unbounded one's.
+    Memoised on the plan (the simulation takes about a second on the ResNet)."""
+    import hashlib
+    import json
+
+    from bnn2fpga import folding
+    from bnn2fpga.plan import plan_to_json
+
+    key = hashlib.sha256(json.dumps(plan_to_json(plan), sort_keys=True).encode()).hexdigest()
+    if key in _SKIP_DEPTHS:
+        return dict(_SKIP_DEPTHS[key])
+    skips = [s for s in plan.streams if s.skip]
+    _, interval = folding.bottleneck(graph)
+    sched = simulate(plan, frames, extra_depth={s.name: frames * 4 * s.beats for s in skips},
+                     input_interval=max(interval, plan.input_stream.beats))
+    out = {}
+    for s in skips:
+        w, r = np.asarray(sched.writes[s.name]), np.sort(np.asarray(sched.reads[s.name]))
+        # write i needs read i - D done before it: D >= i + 1 - #{reads before w_i}
+        before = np.searchsorted(r, w, side="left")
+        out[s.name] = int(np.max(np.arange(len(w)) + 1 - before, initial=0))
+    _SKIP_DEPTHS[key] = out
+    return dict(out)

@@ -208,11 +208,11 @@ def steps_per_pixel(node: Node) -> int:
         return folding.matvec_cycles(node) // folding.out_pixels(node)
     if isinstance(node, ELEMENTWISE):   # one beat of PE lanes per cycle
         return node.out.shape[-1] // node.pe
-    if isinstance(node, FixedAvgPool):  # global: one output a frame, paced by its input
-        return 1
+    if isinstance(node, FixedAvgPool) and node.global_pool:  # one output a frame, paced
+        return 1                                                # by its input
     return folding.node_cycles(node, window_footprint(node)) // folding.out_pixels(node)
 
-def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
+def window_footprint(node: MaxPool2D | MajorityPool2D | FixedAvgPool) -> tuple[int, int, int]:
     """The part of a pool's input (H, W, C) that its windows cover."""
     oh, ow, c = node.out.shape
     kh, kw = node.kernel
@@ -226,8 +226,8 @@ def after_last_input(node: Node, per_pixel: int) -> int:
         return 0
     if isinstance(node, ELEMENTWISE):   # the pixel's last beat is its last step
         return 0
-    if isinstance(node, FixedAvgPool):  # global: the frame's last pixel is its last step
-        return 0
+    if isinstance(node, FixedAvgPool) and node.global_pool:  # the frame's last pixel is
+        return 0                                                # its last step
     if has_window(node) and isinstance(node, Conv2D):   # window read latency, then the
         return UNITS["swu"].delay({}) + per_pixel - 1    # pixel's whole work
     if isinstance(node, Dense):      # the remaining neuron folds replay the stored input

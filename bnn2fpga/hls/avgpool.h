@@ -1,9 +1,13 @@
-// bnn2fpga HLS library: global average pooling of fixed-point codes (IR FixedAvgPool with
-// global_pool), as rtl/bnn_global_avgpool.sv: a running per-channel sum over the HW pixels
-// of a frame, then y = saturate_OB(round_shift(sum * MUL, SHIFT)) (round half up).
+// bnn2fpga HLS library: average pooling of fixed-point codes (IR FixedAvgPool), as
+// rtl/bnn_global_avgpool.sv: a running per-channel sum over HW consecutive beats, then
+// y = saturate_OB(round_shift(sum * MUL, SHIFT)) (round half up) for each HW beats.
+// A global pool sums the HW pixels of a frame (PIXELS = 1); a windowed pool sits behind an
+// unpadded SlidingWindow with SIMD = C and sums each output pixel's HW = KH*KW taps
+// (PIXELS = OH*OW outputs a frame).
 //
-//   in  : HW beats a frame, one pixel of C signed IB-bit codes (lane c at [c*IB, (c+1)*IB)).
-//   out : one beat a frame of C signed OB-bit codes.
+//   in  : PIXELS*HW beats a frame, one pixel (or tap) of C signed IB-bit codes (lane c at
+//         [c*IB, (c+1)*IB)).
+//   out : PIXELS beats a frame of C signed OB-bit codes.
 //   SW, MW, PW: sum, multiplier and product bits, sized by the plan (no overflow before the
 //   saturation).
 // One flattened II=1 loop over numReps frames (issue-14 convention).
@@ -12,9 +16,9 @@
 
 #include "bnn_common.h"
 
-template <unsigned C, unsigned HW, unsigned IB, unsigned OB, unsigned SW, unsigned MUL,
-          unsigned MW, unsigned PW, unsigned SHIFT>
-void GlobalAvgPool(hls::stream<ap_uint<C * IB> > &in, hls::stream<ap_uint<C * OB> > &out,
+template <unsigned C, unsigned HW, unsigned PIXELS, unsigned IB, unsigned OB, unsigned SW,
+          unsigned MUL, unsigned MW, unsigned PW, unsigned SHIFT>
+void AvgPoolReduce(hls::stream<ap_uint<C * IB> > &in, hls::stream<ap_uint<C * OB> > &out,
                    unsigned numReps) {
   const ap_int<PW> half = SHIFT > 0 ? ap_int<PW>(ap_int<PW>(1) << (SHIFT > 0 ? SHIFT - 1 : 0))
                                     : ap_int<PW>(0);
@@ -23,10 +27,11 @@ void GlobalAvgPool(hls::stream<ap_uint<C * IB> > &in, hls::stream<ap_uint<C * OB
   const ap_int<MW> m = MUL;
   ap_int<SW> acc[C];
 #pragma HLS ARRAY_PARTITION variable=acc complete dim=1
-  unsigned px = 0;
-  for (unsigned i = 0; i < numReps * HW; i++) {
+  const unsigned ITER = PIXELS * HW;  // iterations per frame
+  unsigned px = 0;  // beat within the current sum
+  for (unsigned i = 0; i < numReps * ITER; i++) {
 #pragma HLS PIPELINE II=1 enable_flush
-#pragma HLS LOOP_TRIPCOUNT min=HW max=HW
+#pragma HLS LOOP_TRIPCOUNT min=ITER max=ITER
     const ap_uint<C * IB> x = in.read();
     ap_uint<C * OB> y = 0;
     for (unsigned c = 0; c < C; c++) {

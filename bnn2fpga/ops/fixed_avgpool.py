@@ -8,7 +8,8 @@ import numpy as np
 from bnn2fpga import fixed
 from bnn2fpga.ir import FixedAvgPool, IRError, TensorType, conv_out_size, signed_bits_for
 from bnn2fpga.ops import Cycles, OpType
-from bnn2fpga.ops.realvalued import check_out_fixed, check_real, no_unit_yet
+from bnn2fpga.ops.realvalued import check_out_fixed, check_real
+from bnn2fpga.ops.window import lower_window
 
 
 def window_sums(node: FixedAvgPool, codes: np.ndarray) -> np.ndarray:
@@ -55,30 +56,39 @@ def check(node: FixedAvgPool, src: TensorType) -> None:
 
 
 def avgpool_params(node: FixedAvgPool, in_type: TensorType) -> dict[str, int]:
-    """bnn_global_avgpool / GlobalAvgPool parameters: sum, multiplier and product widths
-    from the input range and the constants (only the final saturation clips)."""
+    """bnn_global_avgpool / AvgPoolReduce parameters: HW, the beats summed into one output
+    beat (a global pool: the frame's pixels; a windowed pool: the KH*KW taps a sliding
+    window emits per output pixel), and the sum, multiplier and product widths from the
+    input range and the constants (only the final saturation clips)."""
     h, w, c = in_type.shape
-    bound = h * w * (1 << (in_type.bits - 1))
+    taps = h * w if node.global_pool else node.kernel[0] * node.kernel[1]
+    bound = taps * (1 << (in_type.bits - 1))
     half = (1 << (node.shift - 1)) if node.shift > 0 else 0
     ob = int(node.out.bits)
-    return {"C": c, "HW": h * w, "IB": int(in_type.bits), "OB": ob,
+    return {"C": c, "HW": taps, "IB": int(in_type.bits), "OB": ob,
             "SW": signed_bits_for(bound), "MUL": node.mul, "MW": int(node.mul).bit_length() + 1,
             "PW": max(ob + 1, signed_bits_for(bound * node.mul + half)), "SHIFT": node.shift}
 
 
 def lower(b, node: FixedAvgPool, in_type: TensorType) -> None:
-    """Global pooling: one unit keeping a running per-channel sum.  Windowed pooling (a
-    sliding window and a summing reducer) has no unit yet."""
+    """Global pooling: one unit keeping a running per-channel sum over the frame.  Windowed
+    pooling: the sliding window (unpadded, all C channels in a beat, KH*KW taps per output
+    pixel) and the same summing reducer, which sums each window's taps."""
     check(node, in_type)
-    if not node.global_pool:
-        no_unit_yet(b, node, in_type)
     params = avgpool_params(node, in_type)
-    b.add("avgpool", node.name, params, params["C"], params["OB"], 1, signed=True)
+    pixels = 1
+    if not node.global_pool:
+        lower_window(b, node, in_type, params["C"], tap_valid=False)
+        pixels = node.out.shape[0] * node.out.shape[1]
+    b.add("avgpool", node.name, params, params["C"], params["OB"], pixels, signed=True)
 
 
 def cycles(node: FixedAvgPool, in_shape: tuple[int, ...]) -> Cycles:
-    """One input pixel of C channels per cycle (the reducer reads each input once)."""
+    """One beat of C channels per cycle: a global pool reads each input pixel once; a
+    windowed pool's window and reducer take max(input pixels, output pixels * KH * KW)."""
     c = in_shape[0] * in_shape[1]
+    if not node.global_pool:
+        c = max(c, node.out.shape[0] * node.out.shape[1] * node.kernel[0] * node.kernel[1])
     return Cycles(c, c)
 
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnn2fpga.ir import Conv2D, IRError, MajorityPool2D, MaxPool2D, Node, TensorType
+from bnn2fpga.ir import (
+    Conv2D,
+    FixedAvgPool,
+    IRError,
+    MajorityPool2D,
+    MaxPool2D,
+    Node,
+    TensorType,
+)
 
-Windowed = Conv2D | MaxPool2D | MajorityPool2D
+Windowed = Conv2D | MaxPool2D | MajorityPool2D | FixedAvgPool
 
 
 def is_pointwise(node: Node) -> bool:
@@ -20,7 +28,9 @@ def is_pointwise(node: Node) -> bool:
 
 def has_window(node: Node) -> bool:
     """Whether ``node``'s units start with a sliding window (convs and pools, not a
-    pointwise conv)."""
+    pointwise conv nor a global average pool)."""
+    if isinstance(node, FixedAvgPool):
+        return not node.global_pool
     return isinstance(node, (Conv2D, MaxPool2D, MajorityPool2D)) and not is_pointwise(node)
 
 

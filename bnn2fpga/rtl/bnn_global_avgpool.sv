@@ -1,14 +1,16 @@
-// bnn_global_avgpool: global average pooling of fixed-point codes (IR FixedAvgPool with
-// global_pool): a running per-channel sum over the HW pixels of a frame, then
-// y = saturate_OB(round_shift(sum * MUL, SHIFT)) (round half up), one output beat a frame.
+// bnn_global_avgpool: average pooling of fixed-point codes (IR FixedAvgPool): a running
+// per-channel sum over HW consecutive beats, then y = saturate_OB(round_shift(sum * MUL,
+// SHIFT)) (round half up), one output beat per HW input beats.  A global pool sums a frame's
+// HW pixels; a windowed pool sits behind an unpadded bnn_swu (SIMD = C) and sums each
+// output pixel's HW = KH*KW taps.
 //
 // Parameters
-//   C, HW      channels (lanes of a beat: one pixel per beat), pixels per frame
+//   C, HW      channels (lanes of a beat: one pixel or tap per beat), beats per sum
 //   IB, OB     input / output code bits (signed)
 //   SW         sum bits (holds HW * 2^(IB-1)); MUL, MW: the constant multiplier and its
 //              signed bits; PW: bits of sum * MUL + 2^(SHIFT-1) (sized by the plan)
 //   SHIFT      rounding shift
-// The sums are registers (C x SW bits); the last pixel's beat is added, scaled, rounded and
+// The sums are registers (C x SW bits); the last beat of a sum is added, scaled, rounded and
 // saturated into the output register in the cycle it arrives.
 module bnn_global_avgpool #(
     parameter int C = 1,

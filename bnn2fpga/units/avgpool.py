@@ -1,5 +1,7 @@
-"""Global average pool of fixed-point codes (bnn_global_avgpool / GlobalAvgPool): a running
-per-channel sum, then a constant multiplier, rounding and saturation."""
+"""Average pool of fixed-point codes (bnn_global_avgpool / AvgPoolReduce): a running
+per-channel sum over HW beats, then a constant multiplier, rounding and saturation.  A global
+pool sums a frame's pixels; a windowed pool sits behind a sliding window and sums each output
+pixel's HW = KH*KW taps."""
 
 from __future__ import annotations
 
@@ -24,9 +26,9 @@ def features(p: Params, styles: dict[str, str]) -> dict[str, float]:
 
 
 def hls_process(p: Params, frames: int) -> HlsProcess:
-    """A read every iteration, the pooled pixel written with the frame's last (depth 1)."""
+    """A read every iteration, each pooled pixel written with its HW-th beat (depth 1)."""
     hw = p["HW"]
-    return streaming_process(hw, 1, hw, 0, hw - 1, 1, frames)
+    return streaming_process(p["OUT_BEATS"] * hw, 1, hw, 0, hw - 1, 1, frames)
 
 
 def sweep(rng: np.random.Generator) -> list[Params]:
