@@ -233,3 +233,47 @@ def train_larq_resnet(seed: int = 0, data: Digits | None = None, epochs: int = 1
     model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64, verbose=0,
               shuffle=True)
     return model
+
+
+def digits_pixels(seed: int = 0, test_fraction: float = 0.25) -> Digits:
+    """The digits as 8-bit pixels p = round(v * 255 / 16) (v in 0..16) divided by 255, the
+    input of FracBNN's Thermometer (float32 p / 255 times 255 is exactly p)."""
+    d = digits_data(seed, test_fraction)
+
+    def pixels(x: np.ndarray) -> np.ndarray:
+        p = np.rint(x.astype(np.float64) * 255.0).astype(np.float32)
+        return (p / np.float32(255)).astype(np.float32)
+
+    return Digits(pixels(d.x_train), d.y_train, pixels(d.x_test), d.y_test)
+
+
+def train_fracbnn_chain(seed: int = 0, data: Digits | None = None, epochs: int = 6) -> Any:
+    """FracBNN's chain (issue 13): Thermometer -> binary conv -> BN -> PGConv2D -> BN ->
+    PGConv2D (stride 2) -> BN -> binary dense -> BN.  Every tensor between the layers is
+    quantized (thermometer bits, 2-bit codes, signs), so the design equals Keras exactly.
+    Input: pixels / 255 (``digits_pixels``); no input flags needed."""
+    _seed_everything(seed)
+    import larq as lq
+    import tensorflow as tf
+
+    from bnn2fpga.layers import PGConv2D, Thermometer
+
+    data = data or digits_pixels()
+    layers = tf.keras.layers
+    model = tf.keras.Sequential([
+        layers.InputLayer(input_shape=(8, 8, 1)),
+        Thermometer(resolution=16, name="thermo"),              # 16 levels
+        lq.layers.QuantConv2D(12, 3, padding="same", kernel_quantizer="ste_sign",
+                              kernel_constraint="weight_clip", use_bias=False, name="conv1"),
+        layers.BatchNormalization(name="bn1"),
+        PGConv2D(16, 3, gate_init=0.5, name="pg1"),
+        layers.BatchNormalization(name="bn2"),
+        PGConv2D(15, 3, strides=2, gate_init=0.0, name="pg2"),
+        layers.BatchNormalization(name="bn3"),
+        layers.Flatten(name="flatten"),
+        lq.layers.QuantDense(10, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                             kernel_constraint="weight_clip", use_bias=False, name="fc"),
+        layers.BatchNormalization(name="bn_out"),
+    ], name="fracbnn_chain")
+    _fit(model, data, epochs, flat=False)
+    return model
