@@ -216,9 +216,12 @@ def fold_quantizer_into_thresholds(graph: Graph, pg: FloatPGConv2D) -> Dense:
 
 
 def record_inverted(graph: Graph, name: str, inverted: np.ndarray) -> None:
+    """Note which channels of tensor ``name`` the design inverts (of how many channels),
+    so that comparisons with the model (``testing.keras_mismatches``) can undo it."""
     if inverted.any():
-        graph.meta.setdefault("inverted_channels", {})[name] = \
-            [int(c) for c in np.flatnonzero(inverted)]
+        graph.meta.setdefault("inverted_channels", {})[name] = {
+            "channels": int(inverted.size),
+            "inverted": [int(c) for c in np.flatnonzero(inverted)]}
 
 
 def hardware_pgconv2d(pg: FloatPGConv2D) -> PGConv2D:
@@ -273,17 +276,26 @@ def fold_sign_after_pgconv2d(graph: Graph, pg: PGConv2D, ops: list[Node], sign: 
 def measure_gate_density(graph: Graph, codes: np.ndarray) -> dict[str, float]:
     """Run the reference on input codes and set every PGConv2D's ``gate_density``: the
     fraction of output groups (a pixel x the PE lanes of a neuron fold, at the node's PE)
-    with a gate on (``ops.pgconv2d.group_density``).  Returns {node: density}, also kept in
-    ``graph.meta["gate_density"]``."""
+    with a gate on (``ops.pgconv2d.group_density``).  Returns {node: density}.
+    ``graph.meta["gate_density"]`` keeps, per layer, that density, the fraction of single
+    gates on, and the density at every legal PE (``by_pe``: the folding search's expected
+    cycles, ``folding.gate_density_at``)."""
     from bnn2fpga import reference
+    from bnn2fpga.ops import divisors
     from bnn2fpga.ops.pgconv2d import accumulators, group_density
 
     values = reference.execute(graph, codes)
     density: dict[str, float] = {}
+    layers: dict[str, dict[str, Any]] = {}
     for node in graph.nodes:
         if isinstance(node, PGConv2D):
             _, g = accumulators(node, values[node.inputs[0]])
             node.gate_density = group_density(node, g)
             density[node.name] = node.gate_density
-    graph.meta["gate_density"] = {"frames": int(len(codes)), "layers": density}
+            layers[node.name] = {
+                "density": node.gate_density, "pe": node.pe,
+                "gates_on": float(g.mean()) if g.size else 0.0,
+                "by_pe": {str(pe): group_density(node, g, pe)
+                          for pe in divisors(node.out_channels)}}
+    graph.meta["gate_density"] = {"frames": int(len(codes)), "layers": layers}
     return density

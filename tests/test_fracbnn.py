@@ -1,0 +1,198 @@
+"""FracBNN through the frontend and the passes (issue 13), on the reference: the trained
+chain model equals Keras exactly (every thermometer bit, 2-bit code and sign, and the
+outputs), random PG layers through the whole compiler equal the Keras layers, and the gate
+density measured on calibration frames matches a direct count."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from bnn2fpga import reference, zoo  # noqa: E402
+from bnn2fpga.compile import compile_model  # noqa: E402
+from bnn2fpga.folding import gate_density_at, layer_cycles  # noqa: E402
+from bnn2fpga.ir import PGConv2D as HwPGConv2D  # noqa: E402
+from bnn2fpga.ir import graph_from_json, graph_to_json, graphs_equal  # noqa: E402
+from bnn2fpga.layers import PGConv2D, Thermometer  # noqa: E402
+from bnn2fpga.passes.fracbnn import staircase  # noqa: E402
+from bnn2fpga.testing import keras_mismatches  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    return zoo.digits_pixels()
+
+
+@pytest.fixture(scope="module")
+def chain(pixels):
+    model = zoo.train_fracbnn_chain(data=pixels)
+    graph = compile_model(model, calibration=pixels.x_train[:300])
+    return model, graph
+
+
+def direct_gates(layer, x: np.ndarray) -> np.ndarray:
+    """The layer's gates on its float input x, computed in TensorFlow from the layer's own
+    quantizer, sign(kernel) and gate (not through the compiler)."""
+    from bnn2fpga.layers.ste import ste_bit_planes, ste_sign_identity
+
+    m, _ = ste_bit_planes(tf.constant(x))
+    m_sum = tf.nn.conv2d(m, ste_sign_identity(layer.kernel), strides=layer.strides,
+                         padding=layer.padding.upper())
+    return layer.gate(m_sum).numpy().astype(np.int64)
+
+
+def test_chain_equals_keras(chain, pixels) -> None:
+    model, graph = chain
+    assert graph.is_hardware()
+    assert [n.op for n in graph.nodes] == ["input", "thermometer", "conv2d", "pgconv2d",
+                                           "pgconv2d", "reshape", "dense"]
+    assert (graph.input.out.encoding, graph.input.out.bits) == ("uint", 8)
+    # every 2-bit code, every sign, the outputs (float32 via the output affine) and argmax
+    assert keras_mismatches(model, graph, pixels.x_test) == []
+    assert set(graph.meta["keras_codes"]) == {"conv1", "pg1"}
+    assert graph.meta["keras_activations"] == {"flatten": "flatten"}
+    assert not graph.meta.get("warnings")
+    # every thermometer bit
+    codes = reference.quantize_input(graph.input, pixels.x_test)
+    assert np.array_equal(codes, np.rint(pixels.x_test * 255).astype(np.int64))
+    values = reference.execute(graph, codes)
+    want = model.get_layer("thermo")(tf.constant(pixels.x_test)).numpy() > 0
+    assert np.array_equal(values["thermo"], want.astype(np.int64))
+    accuracy = float(np.mean(reference.run(graph, pixels.x_test).argmax(-1)
+                             == pixels.y_test))
+    print(f"FracBNN chain: reference accuracy {accuracy:.3f}")
+    assert accuracy > 0.8
+    # design.json round trip
+    back = graph_from_json(json.loads(json.dumps(graph_to_json(graph))))
+    assert graphs_equal(graph, back)
+
+
+def test_chain_gate_density_matches_a_direct_count(chain, pixels) -> None:
+    model, graph = chain
+    x = pixels.x_train[:300]
+    measured = graph.meta["gate_density"]
+    assert measured["frames"] == 300
+    for name, before in (("pg1", "bn1"), ("pg2", "bn2")):
+        node = graph[name]
+        assert isinstance(node, HwPGConv2D)
+        probe = tf.keras.Model(model.inputs, model.get_layer(before).output)
+        g = direct_gates(model.get_layer(name), probe.predict(x, verbose=0))
+        g = g.reshape(len(x), -1, node.out_channels)
+        entry = measured["layers"][name]
+        assert entry["gates_on"] == pytest.approx(float(g.mean()), abs=0)
+        for pe, density in entry["by_pe"].items():
+            groups = g.reshape(len(x), g.shape[1], -1, int(pe)).max(axis=-1)
+            assert density == float(groups.mean())
+            assert 0.0 <= density <= 1.0
+        assert node.gate_density == entry["by_pe"][str(node.pe)]
+        print(f"{name}: {100 * entry['gates_on']:.1f}% of gates on; group density "
+              f"{node.gate_density:.3f} at PE={node.pe}, {entry['by_pe']['1']:.3f} at PE=1")
+
+
+def test_cycle_modes_follow_the_gate_density(chain) -> None:
+    _, graph = chain
+    node = graph["pg1"]
+    for pe in (1, 2, node.out_channels):
+        density = gate_density_at(graph, node, pe)
+        worst = layer_cycles(graph, node, pe, 1, "worst")
+        expected = layer_cycles(graph, node, pe, 1, "expected")
+        msb = 64 * (node.out_channels // pe) * node.fan_in
+        assert worst == 2 * msb
+        assert expected == max(round(msb * (1 + density)), 0) and expected <= worst
+    conv = graph["conv1"]
+    assert layer_cycles(graph, conv, 1, 1, "expected") == layer_cycles(graph, conv, 1, 1)
+    with pytest.raises(ValueError, match="unknown cycle mode 'best'"):
+        layer_cycles(graph, node, 1, 1, "best")
+
+
+def test_report_shows_gate_density_and_both_fps(chain) -> None:
+    from bnn2fpga.report import gate_report
+
+    _, graph = chain
+    r = gate_report(graph, 4.0)
+    assert [layer["name"] for layer in r["layers"]] == ["pg1", "pg2"]
+    assert all(layer["measured"] for layer in r["layers"])
+    assert r["expected_interval_cycles"] <= r["worst_interval_cycles"]
+    assert r["expected_fps"] >= r["worst_fps"]
+
+
+def random_bn(layer, rng: np.random.Generator, spread: float, negative: float = 0.3) -> None:
+    c = layer.gamma.shape[0]
+    gamma = rng.uniform(0.5, 2.0, c) * np.where(rng.random(c) < negative, -1, 1)
+    gamma[0] = -abs(gamma[0])       # at least one negative scale
+    layer.set_weights([gamma, rng.normal(size=c) * 0.5, rng.normal(size=c) * spread,
+                       rng.uniform(0.5, 2.0, c) * spread ** 2])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_pg_layers_through_the_compiler(seed: int) -> None:
+    """Thermometer -> binary conv -> BN -> PGConv2D -> BN -> PGConv2D -> BN [-> Flatten ->
+    binary dense -> BN] with random geometry (padding, stride, odd channels), weights, gate
+    thresholds and BatchNorms (some scales negative: inverted channels), against Keras."""
+    import larq as lq
+
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(5, 9)), int(rng.integers(5, 9))
+    c1, f1, f2 = (int(v) for v in rng.choice([3, 5, 7, 8, 9], 3))
+    k1, k2 = int(rng.choice([1, 2, 3])), int(rng.choice([2, 3]))
+    pad1, pad2 = rng.choice(["same", "valid"], 2)
+    s1, s2 = (int(v) for v in rng.integers(1, 3, 2))
+    dense_end = bool(seed % 2)
+    layers = tf.keras.layers
+    seq = [layers.InputLayer(input_shape=(h, w, 2)), Thermometer(resolution=32),
+           lq.layers.QuantConv2D(c1, 3, padding="same", kernel_quantizer="ste_sign",
+                                 use_bias=False, name="conv"),
+           layers.BatchNormalization(name="bn0"),
+           PGConv2D(f1, k1, strides=s1, padding=str(pad1), name="pga"),
+           layers.BatchNormalization(name="bn1"),
+           PGConv2D(f2, k2, strides=s2, padding=str(pad2), name="pgb")]
+    if dense_end:
+        seq += [layers.BatchNormalization(name="bn2"), layers.Flatten(name="flat"),
+                lq.layers.QuantDense(4, input_quantizer="ste_sign",
+                                     kernel_quantizer="ste_sign", use_bias=False, name="fc"),
+                layers.BatchNormalization(name="bn3")]
+    elif seed % 3:
+        seq += [layers.BatchNormalization(name="bn2")]
+    model = tf.keras.Sequential(seq)
+    fan = {"conv": 9 * 16, "pga": k1 * k1 * c1, "pgb": k2 * k2 * f1}
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            prev = model.layers[model.layers.index(layer) - 1]
+            spread = np.sqrt(fan.get(prev.name, 10)) * (1 if prev.name == "conv" else 0.7)
+            random_bn(layer, rng, float(spread))
+        elif isinstance(layer, PGConv2D):
+            layer.kernel.assign(rng.normal(size=layer.kernel.shape))
+            layer.threshold.assign(rng.uniform(-0.4, 0.4, layer.filters) * fan[layer.name])
+        elif layer.name in ("conv", "fc"):
+            layer.kernel.assign(rng.normal(size=layer.kernel.shape))
+    px = rng.integers(0, 256, size=(40, h, w, 2))
+    x = (px.astype(np.float32) / np.float32(255)).astype(np.float32)
+    graph = compile_model(model, calibration=x[:20])
+    assert graph.is_hardware()
+    assert keras_mismatches(model, graph, x) == []
+    # negative BN scales behind a PGConv2D: channels inverted, the next weights negated
+    inverted = graph.meta.get("inverted_channels", {})
+    assert {"conv", "pga"} <= set(inverted) and inverted["pga"]["channels"] == f1
+    assert ("flat" in inverted) == dense_end   # the sign after pgb, behind the Flatten
+    print(f"seed {seed}: {h}x{w}, c={c1} f={f1},{f2} k={k1},{k2} {pad1}/{pad2} "
+          f"s={s1},{s2}: inverted {inverted}")
+    assert not graph.meta.get("warnings")
+    for name in ("pga", "pgb"):
+        d = graph[name].gate_density
+        assert 0.0 <= d <= 1.0
+
+
+def test_staircase_fits_and_counts_what_is_not_monotone() -> None:
+    d = np.arange(-6, 7)
+    up = (d[:, None] >= np.array([-2, 1, 4])).sum(-1)
+    codes = np.stack([up, 3 - up, np.full(d.size, 2), up], axis=1)
+    codes[0, 3] = 3                                   # one value off the staircase
+    t, inverted, differing = staircase(d, codes, 3)
+    assert t[0].tolist() == [-2, 1, 4] and not inverted[0]
+    assert inverted[1] and t[1].tolist() == [-2, 1, 4]
+    assert t[2].tolist() == [-6, -6, 7] and not inverted[2]
+    assert differing.tolist() == [0, 0, 0, 1]
