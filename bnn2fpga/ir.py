@@ -480,6 +480,17 @@ class FloatPGConv2D(Node):
 
 
 @dataclass(eq=False)
+class FloatQuantize2Bit(Node):
+    """A PGConv2D's built-in 2-bit quantizer on a real-valued tensor (a residual stream),
+    float stage only: q = round_half_even((clip(x, -1, 1) + 1) * 1.5), output ``uint`` 2-bit
+    codes.  ``passes.real`` makes it a ``Threshold`` with 3 thresholds on fixed-point codes
+    (where no binary layer's accumulator can absorb it)."""
+
+    op: ClassVar[str] = "float_quantize2bit"
+    hardware: ClassVar[bool] = False
+
+
+@dataclass(eq=False)
 class GlobalAvgPool(Node):
     """Keras GlobalAveragePooling2D of real values, float stage only: (H, W, C) -> (C,)."""
 

@@ -277,3 +277,40 @@ def train_fracbnn_chain(seed: int = 0, data: Digits | None = None, epochs: int =
     ], name="fracbnn_chain")
     _fit(model, data, epochs, flat=False)
     return model
+
+
+def train_fracbnn_resnet(seed: int = 0, data: Digits | None = None, epochs: int = 15) -> Any:
+    """FracBNN's residual blocks (issue 13) on digits: Thermometer -> binary conv -> BN, then
+    two blocks x = BN(RPReLU(BN(PGConv2D(x)))) + shortcut(x), the second with stride 2 and
+    the shortcut AvgPool2D + concat(x, x); GlobalAveragePooling2D and a float Dense.  The
+    residual stream is real-valued: compile with --calibration (pixels / 255)."""
+    _seed_everything(seed)
+    import larq as lq
+    import tensorflow as tf
+
+    from bnn2fpga.layers import PGConv2D, RPReLU, Thermometer
+
+    data = data or digits_pixels()
+    layers = tf.keras.layers
+
+    def branch(x: Any, channels: int, stride: int, name: str) -> Any:
+        y = PGConv2D(channels, 3, strides=stride, gate_init=1.0, name=f"{name}_pg")(x)
+        y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+        y = RPReLU(name=f"{name}_rprelu")(y)
+        return layers.BatchNormalization(name=f"{name}_bn2")(y)
+
+    inp = layers.Input((8, 8, 1), name="image")
+    x = Thermometer(resolution=16, name="thermo")(inp)
+    x = lq.layers.QuantConv2D(16, 3, padding="same", kernel_quantizer="ste_sign",
+                              kernel_constraint="weight_clip", use_bias=False,
+                              name="stem")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.Add(name="b1_add")([branch(x, 16, 1, "b1"), x])
+    p = layers.AveragePooling2D(2, name="b2_pool")(x)
+    s = layers.Concatenate(name="b2_cat")([p, p])
+    x = layers.Add(name="b2_add")([branch(x, 32, 2, "b2"), s])
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    out = layers.Dense(10, name="fc")(x)
+    model = tf.keras.Model(inp, out, name="fracbnn_resnet")
+    _fit(model, data, epochs, flat=False)
+    return model

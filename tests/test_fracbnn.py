@@ -196,3 +196,45 @@ def test_staircase_fits_and_counts_what_is_not_monotone() -> None:
     assert inverted[1] and t[1].tolist() == [-2, 1, 4]
     assert t[2].tolist() == [-6, -6, 7] and not inverted[2]
     assert differing.tolist() == [0, 0, 0, 1]
+
+
+@pytest.fixture(scope="module")
+def resnet(pixels):
+    model = zoo.train_fracbnn_resnet(data=pixels)
+    graph = compile_model(model, calibration=pixels.x_train[:300])
+    return model, graph
+
+
+def test_fracbnn_residual_blocks_with_calibration(resnet, pixels) -> None:
+    """x = BN(RPReLU(BN(PGConv2D(x)))) + shortcut(x), the second block with stride 2 and an
+    AvgPool + concat(x, x) shortcut: the quantizer on the real stream is a Threshold with 3
+    thresholds, the PG accumulators feed fixed-point BatchNorms (step 1/3)."""
+    from bnn2fpga.passes.fracbnn import quantizer_codes
+
+    model, graph = resnet
+    assert graph.is_hardware()
+    ops = {n.name: n.op for n in graph.nodes}
+    assert ops["b1_pg/quantizer"] == ops["b2_pg/quantizer"] == "threshold"
+    assert ops["b1_pg"] == ops["b2_pg"] == "pgconv2d"
+    assert graph["b1_pg/quantizer"].thresholds.shape == (16, 3)
+    agreement = graph.meta["agreement"]
+    assert agreement["argmax_agreement"] >= 0.99
+    assert not any(c for c, _ in agreement["saturation"].values())
+    x = pixels.x_test
+    values = reference.execute(graph, reference.quantize_input(graph.input, x))
+    y = reference.output_codes_to_float(graph, values[graph.output.name])
+    keras = model.predict(x, verbose=0)
+    agree = float(np.mean(y.argmax(-1) == keras.argmax(-1)))
+    accuracy = float(np.mean(y.argmax(-1) == pixels.y_test))
+    # the 2-bit codes of the real stream: fixed point vs the float model
+    differ = {}
+    for pg, before in (("b1_pg", "stem_bn"), ("b2_pg", "b1_add")):
+        v = tf.keras.Model(model.inputs, model.get_layer(before).output).predict(x, verbose=0)
+        q = quantizer_codes(v.reshape(-1, v.shape[-1])).reshape(v.shape)
+        differ[pg] = float(np.mean(values[f"{pg}/quantizer"] != q))
+        assert differ[pg] < 0.01
+        assert 0.0 < graph[pg].gate_density <= 1.0
+    print(f"FracBNN blocks: held-out argmax {100 * agree:.2f}% equal to Keras, accuracy "
+          f"{accuracy:.3f}; 2-bit codes differing {differ}; gate density "
+          f"{ {n: round(graph[n].gate_density, 3) for n in ('b1_pg', 'b2_pg')} }")
+    assert agree >= 0.99 and accuracy > 0.8

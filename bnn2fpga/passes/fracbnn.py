@@ -23,6 +23,7 @@ from bnn2fpga.ir import (
     Conv2D,
     Dense,
     FloatPGConv2D,
+    FloatQuantize2Bit,
     Graph,
     IRError,
     MaxPool2D,
@@ -237,10 +238,64 @@ def lower_pgconv2d(graph: Graph) -> Graph:
     previous layer's thresholds (``fold_quantizer_into_thresholds``), then the hardware
     ``PGConv2D`` node with integer gate thresholds."""
     while (pg := next((n for n in graph.nodes if isinstance(n, FloatPGConv2D)), None)):
-        fold_quantizer_into_thresholds(graph, pg)
-        graph.replace([pg], [hardware_pgconv2d(pg)])
+        if reads_accumulator(graph, pg):
+            fold_quantizer_into_thresholds(graph, pg)
+            graph.replace([pg], [hardware_pgconv2d(pg)])
+        else:  # a real-valued input: the quantizer stays for passes.real (a Threshold)
+            quantizer = FloatQuantize2Bit(f"{pg.name}/quantizer", list(pg.inputs),
+                                          TensorType(graph.producer(pg).out.shape,
+                                                     **CODE_TYPE))
+            hw = hardware_pgconv2d(pg)
+            hw.inputs = [quantizer.name]
+            graph.replace([pg], [quantizer, hw])
         graph = propagate_types(graph)
     return graph
+
+
+def reads_accumulator(graph: Graph, pg: FloatPGConv2D) -> bool:
+    """Whether ``pg``'s input is a binary layer's accumulator through scale, bias and
+    BatchNorm that nothing else reads (its quantizer then folds into that layer's
+    thresholds); otherwise the input is a real-valued tensor (a residual stream)."""
+    node = graph.producer(pg)
+    while isinstance(node, (ChannelAffine, BatchNorm)) and len(graph.consumers(node.name)) == 1:
+        node = graph.producer(node)
+    return isinstance(node, Dense) and type(node).hardware and node.thresholds is None \
+        and node.weight_bits == 1 and len(graph.consumers(node.name)) == 1
+
+
+def quantizer_thresholds(codes_lo: int, codes_hi: int, step: float, a: np.ndarray,
+                         b: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The 2-bit quantizer of a * (k * step) + b per channel on the fixed-point codes k in
+    [codes_lo, codes_hi], as 3 thresholds on k (on -k for the channels returned, a < 0):
+    exhaustive over every code whose value lies in the quantizer's range [-1, 1] (and two
+    codes on either side; outside it the code is constant).  The quantizer is the layer's
+    formula in float32 on the float32 value (numpy's round is half to even, as TF's)."""
+    channels = a.size
+    thresholds = np.empty((channels, 3), np.int64)
+    negate: list[int] = []
+    for c in range(channels):
+        if a[c] == 0:
+            q = int(np.asarray(quantizer_codes(np.full((1, 1), b[c], np.float32)))[0, 0])
+            thresholds[c] = [codes_lo] * q + [codes_hi + 1] * (3 - q)
+            continue
+        ends = np.sort([(-1.0 - b[c]) / (a[c] * step), (1.0 - b[c]) / (a[c] * step)])
+        lo = int(np.clip(np.floor(ends[0]) - 2, codes_lo, codes_hi))
+        hi = int(np.clip(np.ceil(ends[1]) + 2, codes_lo, codes_hi))
+        k = np.arange(lo, hi + 1, dtype=np.int64)
+        x = (a[c] * (k * step) + b[c]).astype(np.float32)
+        q = np.round((np.clip(x, np.float32(-1), np.float32(1)) + np.float32(1))
+                     * np.float32(1.5)).astype(np.int64)
+        if a[c] < 0:
+            negate.append(c)
+            k, q = -k[::-1], q[::-1]
+        t, _, differing = staircase(k, q[:, None], 3)
+        if differing[0]:
+            raise IRError(f"the 2-bit quantizer of channel {c} is not monotone in its input "
+                          "code")  # cannot happen: a monotone function of a monotone one
+        lo_end = -codes_hi if a[c] < 0 else codes_lo
+        thresholds[c] = np.where(t[0] == k[-1] + 1, k[-1] + 1,
+                                 np.where(t[0] == k[0], lo_end, t[0]))
+    return thresholds, tuple(negate)
 
 
 def fold_sign_after_pgconv2d(graph: Graph, pg: PGConv2D, ops: list[Node], sign: Sign) -> None:
