@@ -238,3 +238,32 @@ def test_fracbnn_residual_blocks_with_calibration(resnet, pixels) -> None:
           f"{accuracy:.3f}; 2-bit codes differing {differ}; gate density "
           f"{ {n: round(graph[n].gate_density, 3) for n in ('b1_pg', 'b2_pg')} }")
     assert agree >= 0.99 and accuracy > 0.8
+
+
+def test_cli_compiles_the_chain_for_the_reference(chain, pixels, tmp_path, capsys) -> None:
+    """`bnn2fpga compile --calibration` of a FracBNN model: design.json (reference only until
+    the hardware units exist) with measured gate densities; `simulate --engine reference`
+    on raw pixels / 255 equals Keras; --cycles expected without --calibration is refused."""
+    from bnn2fpga.cli import main
+
+    model, _ = chain
+    path, out = tmp_path / "chain.keras", tmp_path / "proj"
+    model.save(path)
+    cal, frames = tmp_path / "cal.npy", tmp_path / "x.npy"
+    np.save(cal, pixels.x_train[:100])
+    np.save(frames, pixels.x_test[:50])
+    assert main(["compile", str(path), "-o", str(out), "--calibration", str(cal),
+                 "--skip", "hls", "--skip", "rtl"]) == 0
+    design = json.loads((out / "design.json").read_text())
+    assert set(design["meta"]["gate_density"]["layers"]) == {"pg1", "pg2"}
+    y = tmp_path / "y.npy"
+    assert main(["simulate", str(out), "--input", str(frames), "--output", str(y),
+                 "--engine", "reference"]) == 0
+    want = model.predict(pixels.x_test[:50], verbose=0)
+    assert np.array_equal(np.load(y).argmax(-1), want.argmax(-1))
+    assert np.allclose(np.load(y), want, rtol=1e-6, atol=1e-6)
+    capsys.readouterr()
+    assert main(["compile", str(path), "-o", str(tmp_path / "p2"), "--target-fps", "1000",
+                 "--cycles", "expected", "--skip", "hls", "--skip", "rtl"]) != 0
+    assert "--cycles expected: the gate density of 'pg1' (PGConv2D) is not measured; give " \
+        "--calibration" in capsys.readouterr().err
