@@ -131,3 +131,39 @@ def unpack_beats(words: np.ndarray, lanes: int, bits: int, signed: bool = False
     if signed:
         vals = np.where(vals >= (1 << (bits - 1)), vals - (1 << bits), vals)
     return vals
+
+
+def int_weight_memory(weights: np.ndarray, pe: int, simd: int) -> np.ndarray:
+    """Integer weight codes (a multi-bit MVTU) in ``weight_memory``'s layout: (PE, NF*SF,
+    SIMD) codes; a word is packed with ``pack_fields`` (lane i at bits [i*WB, (i+1)*WB),
+    two's complement)."""
+    out_ch, fan_in = weights.shape
+    nf, sf = out_ch // pe, fan_in // simd
+    codes = np.asarray(weights, np.int64).reshape(nf, pe, sf, simd)
+    return codes.transpose(1, 0, 2, 3).reshape(pe, nf * sf, simd)
+
+
+def channel_memory(table: np.ndarray, pe: int) -> np.ndarray:
+    """Per-channel constants (C, K) folded PE-wise: (PE, NF, K), channel nf*PE + pe at
+    [pe][nf] (the layout of ``threshold_memory``, for any per-channel table)."""
+    table = np.asarray(table, np.int64)
+    c = table.shape[0]
+    return table.reshape(c // pe, pe, -1).transpose(1, 0, 2)
+
+
+def pack_fields(values: np.ndarray, widths: list[int] | tuple[int, ...] | int) -> int:
+    """Signed fields packed LSB first into one integer: field j (two's complement,
+    ``widths[j]`` bits, or ``widths`` bits each) at the sum of the widths before it.  The
+    one packing of every multi-field ROM word (multi-bit weights, affine constants,
+    thresholds with their negate flag), rendered as hex for $readmemh and as an ap_uint
+    literal for HLS."""
+    vals = [int(v) for v in np.asarray(values).reshape(-1)]
+    ws = [int(widths)] * len(vals) if isinstance(widths, int) else [int(w) for w in widths]
+    word, pos = 0, 0
+    for v, w in zip(vals, ws, strict=True):
+        lo, hi = -(1 << (w - 1)), (1 << w) - 1
+        if not lo <= v <= hi:
+            raise ValueError(f"{v} does not fit a {w}-bit field")
+        word |= (v & ((1 << w) - 1)) << pos
+        pos += w
+    return word

@@ -24,6 +24,12 @@ Micro-architecture (both writers realise it the same way; each op's own units co
 * a sliding window in front of every conv's MVTU (except a pointwise conv's: 1x1,
   stride 1, unpadded) and every pool's reducer;
 * a FIFO of ``FIFO_DEPTH`` beats behind every layer's last unit;
+* a fork (two-way; a tree of them for more readers) behind a layer whose tensor several
+  layers read; a join (add, concat) reads one beat of each input per step, each input
+  converted to the lanes the join takes;
+* on every join input, a FIFO deep enough for the beats that arrive before the join can
+  consume them (``estimate.schedule.skip_fifo_depths``, from the first-frame schedule): the
+  skip branch's FIFO, so that a fork never stalls its long branch;
 * a FIFO of one input vector (a conv: one output pixel's window; a pointwise conv: one
   pixel) in front of every MVTU with several neuron folds (``input_fifo_depth``), which
   keeps its producer writing while it replays the vector;
@@ -51,6 +57,7 @@ __all__ = ["AXIS_MAX_W", "FIFO_DEPTH", "PORT_IN", "PORT_OUT", "Plan", "Stream", 
            "graph_folding", "ident", "input_fifo_depth", "layer_plan_units", "plan_to_json",
            "swu_params", "window_fifo_depth"]
 
+JOIN_KINDS = ("add", "concat")   # units that read several streams
 AXIS_MAX_W = 1024        # widest TDATA of the top's AXI streams
 PORT_IN, PORT_OUT = "s_axis", "m_axis"
 PLAN_FORMAT = "bnn2fpga-plan"
@@ -72,6 +79,7 @@ class Stream:
     depth: int = 0            # FIFO beats on this stream; 0 = direct handshake
     fifo: str = ""            # the FIFO's instance name (depth > 0)
     fifo_layer: str = ""      # the IR layer whose resources count the FIFO
+    skip: bool = False        # a join input whose depth the schedule set (a skip FIFO)
 
     @property
     def width(self) -> int:
@@ -87,10 +95,18 @@ class Unit:
     layer: str
     params: dict[str, int]
     kind: str = ""
-    inp: str = ""             # input stream name
-    out: str = ""             # output stream name
+    inp: str = ""             # input stream name (the first, for a unit of several)
+    out: str = ""             # output stream name (the first, for a fork)
     in_beats: int = 0         # beats per frame on inp and out
     out_beats: int = 0
+    inputs: list[str] = field(default_factory=list)    # every input stream, in port order
+    outputs: list[str] = field(default_factory=list)   # every output stream (a fork: N)
+
+    def __post_init__(self) -> None:
+        if not self.inputs and self.inp:
+            self.inputs = [self.inp]
+        if not self.outputs and self.out:
+            self.outputs = [self.out]
 
 
 @dataclass
@@ -221,7 +237,37 @@ class _Builder:
         self.plan.units.append(unit)
         unit.out = self.open_stream(unit.name, out_lanes, out_bits, out_beats, signed,
                                     tap_valid).name
+        unit.outputs = [unit.out]
         return unit
+
+    def add_join(self, kind: str, layer: str, params: dict[str, int], srcs: list[Stream],
+                 out_lanes: int, out_bits: int, out_beats: int, signed: bool = False) -> Unit:
+        """A unit reading several streams (add, concat), one beat of each per step."""
+        unit = Unit(self.name(f"{ident(layer)}_{kind}"), UNITS[kind].module, layer, params,
+                    kind, srcs[0].name, "", srcs[0].beats, out_beats,
+                    inputs=[s.name for s in srcs])
+        for s in srcs:
+            s.consumer = unit.name
+        self.plan.units.append(unit)
+        unit.out = self.open_stream(unit.name, out_lanes, out_bits, out_beats, signed).name
+        unit.outputs = [unit.out]
+        return unit
+
+    def fork(self, src: Stream, tensor: str, layer: str, n: int) -> list[Stream]:
+        """``n`` copies of stream ``src`` (``tensor``'s): a tree of two-way forks (``n - 1``
+        units, counted with IR ``layer``), each output beat-for-beat the input."""
+        if n == 1:
+            return [src]
+        unit = Unit(self.name(f"{ident(tensor)}_fork"), UNITS["fork"].module, layer,
+                    {"W": src.width, "N": 2}, "fork", src.name, "", src.beats, src.beats)
+        src.consumer = unit.name
+        self.plan.units.append(unit)
+        outs = [self.open_stream(unit.name, src.lanes, src.bits, src.beats, src.signed,
+                                 src.tap_valid) for _ in range(2)]
+        unit.out, unit.outputs = outs[0].name, [o.name for o in outs]
+        half = n // 2
+        return (self.fork(outs[0], tensor, layer, n - half)
+                + self.fork(outs[1], tensor, layer, half))
 
     def add_fifo(self, layer: str, depth: int, suffix: str) -> None:
         """Give the current stream a FIFO of ``depth`` more beats (one FIFO per stream)."""
@@ -256,20 +302,28 @@ class _Builder:
         if len(g.nodes) < 2:
             raise IRError(f"graph {g.name!r} has no layers")
         inp = g.input
-        if inp.out.encoding not in ("bipolar", "unipolar", "uint"):
-            raise IRError(f"input {inp.name!r}: the hardware streams bipolar, unipolar or "
-                          f"uint inputs, not {inp.out.encoding!r}")
+        if inp.out.encoding not in ("bipolar", "unipolar", "uint", "fixed", "int"):
+            raise IRError(f"input {inp.name!r}: the hardware streams bipolar, unipolar, "
+                          f"uint, fixed or int inputs, not {inp.out.encoding!r}")
         bits = elem_bits(inp.out)
         lanes = axis_lanes(first_lanes(g, g.nodes[1], self.fold), bits)
-        self.plan.input = self.open_stream(PORT_IN, lanes, bits, inp.out.size // lanes).name
+        self.plan.input = self.open_stream(PORT_IN, lanes, bits, inp.out.size // lanes,
+                                           signed=inp.out.is_signed).name
         self.plan.input_shape = inp.out.shape
-        leaving = {inp.name: self.cur}     # tensor -> the stream that carries it
+        # tensor -> the streams that carry it, one per read (a fork's outputs, in the order
+        # of the reads)
+        leaving: dict[str, list[Stream]] = {}
+        self.branch(leaving, inp.name)
         for node in g.nodes[1:]:
-            self.check_chain(node)
-            self.cur = leaving[node.inputs[0]]
-            self.lower(node, g.producer(node).out)
-            leaving[node.name] = self.cur
-        s = self.cur = leaving[g.output.name]
+            srcs = [leaving[i].pop(0) for i in node.inputs]
+            ins = [g[i].out for i in node.inputs]
+            if op_type(node).arity == 1:
+                self.cur = srcs[0]
+                self.lower(node, ins[0])
+            else:
+                self.lower_join(node, srcs, ins)
+            self.branch(leaving, node.name)
+        s = self.cur = leaving[g.output.name][0]
         assert s is not None
         self.convert(axis_lanes(s.lanes, s.bits), g.output.name, g.output.out.size)
         self.cur.consumer = PORT_OUT
@@ -277,19 +331,34 @@ class _Builder:
         self.plan.output_shape = g.output.out.shape
         return self.plan
 
-    def check_chain(self, node: Node) -> None:
-        """Forks and joins need units the plan does not have yet (stream fork, add,
-        concat): refuse them naming the tensor."""
-        if len(node.inputs) != 1:
-            raise IRError(f"layer {node.name!r} ({node.op}) reads {len(node.inputs)} tensors "
-                          f"{node.inputs}: nodes with several inputs (add, concat) are not "
-                          "supported by the hardware yet")
-        src = node.inputs[0]
-        users = [n.name for n in self.graph.consumers(src)]
-        if users != [node.name]:
-            raise IRError(f"tensor {src!r} feeds {users}: a tensor read by several layers "
-                          "(a residual or concat branch) is not supported by the hardware "
-                          "yet; each tensor must feed exactly one layer")
+    def branch(self, leaving: dict[str, list[Stream]], tensor: str) -> None:
+        """The streams of ``tensor`` (the current stream): one per read by a later node,
+        through forks where it has several (the graph's output has one, to m_axis)."""
+        assert self.cur is not None
+        reads = sum(n.inputs.count(tensor) for n in self.graph.nodes)
+        if not reads and tensor != self.graph.output.name:
+            raise IRError(f"layer {tensor!r}: its tensor is read by no layer and is not the "
+                          f"graph's output ({self.graph.output.name!r}); the hardware has "
+                          "one output stream")
+        # a fork of the input counts with its first reader (the input has no resources)
+        layer = tensor if tensor != self.graph.input.name else next(
+            (n.name for n in self.graph.nodes if tensor in n.inputs), tensor)
+        leaving[tensor] = self.fork(self.cur, tensor, layer, max(1, reads))
+
+    def lower_join(self, node: Node, srcs: list[Stream], ins: list[TensorType]) -> None:
+        """A node of several inputs (add, concat): each input stream through a width
+        converter to the lanes its port takes (the op's ``lower`` says which), then its
+        op's unit and a FIFO behind it."""
+        op = op_type(node)
+        op.lower(self, node, (srcs, ins))
+        self.add_fifo(node.name, FIFO_DEPTH, "fifo")
+
+    def converted(self, src: Stream, lanes: int, layer: str, elems: int) -> Stream:
+        """``src`` through a width converter to ``lanes`` per beat (``convert``)."""
+        self.cur = src
+        self.convert(lanes, layer, elems)
+        assert self.cur is not None
+        return self.cur
 
     def lower(self, node: Node, in_type: TensorType) -> None:
         """Append the units of one IR node (its op's ``lower``), fed by the current stream
@@ -310,7 +379,18 @@ def graph_folding(graph: Graph) -> dict[str, tuple[int, int]]:
 def build_plan(graph: Graph, top: str = "bnn_top",
                fold: dict[str, tuple[int, int]] | None = None) -> Plan:
     """The hardware plan of ``graph`` at folding ``fold`` (default: the graph's own)."""
-    return _Builder(graph, top, fold or graph_folding(graph)).run()
+    plan = _Builder(graph, top, fold or graph_folding(graph)).run()
+    if any(u.kind in JOIN_KINDS for u in plan.units):
+        from bnn2fpga.estimate.schedule import skip_fifo_depths
+
+        for name, depth in skip_fifo_depths(graph, plan).items():
+            s = plan.stream(name)
+            if not s.depth:
+                layer = next(u.layer for u in plan.units if u.name == s.consumer)
+                s.fifo, s.fifo_layer = f"{name}_skip", layer
+            s.depth = max(s.depth, depth)
+            s.skip = True
+    return plan
 
 
 def layer_plan_units(graph: Graph, node: Dense, pe: int, simd: int) -> list[Unit]:
@@ -332,7 +412,8 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         return {"name": s.name, "producer": s.producer, "consumer": s.consumer,
                 "width": s.width, "lanes": s.lanes, "bits": s.bits, "signed": s.signed,
                 "tap_valid": s.tap_valid, "beats_per_frame": s.beats, "depth": s.depth,
-                **({"fifo": s.fifo} if s.depth else {})}
+                **({"fifo": s.fifo} if s.depth else {}),
+                **({"skip_fifo": True} if s.skip else {})}
 
     return {"format": PLAN_FORMAT, "version": PLAN_VERSION, "top": plan.top,
             "input": plan.input, "output": plan.output,
@@ -340,6 +421,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             "units": [{"name": u.name, "kind": u.kind, "layer": u.layer,
                        "rtl_module": u.module, "hls_header": UNITS[u.kind].header,
                        "params": dict(u.params), "input": u.inp, "output": u.out,
+                       "inputs": list(u.inputs), "outputs": list(u.outputs),
                        "input_width": plan.stream(u.inp).width,
                        "output_width": plan.stream(u.out).width,
                        "in_beats": u.in_beats, "out_beats": u.out_beats}

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from bnn2fpga.ir import (
+    Add,
+    Concat,
     Conv2D,
     Dense,
     Graph,
@@ -146,6 +148,9 @@ def random_geometry_conv_graph(rng: np.random.Generator) -> Graph:
 
 def random_input_codes(rng: np.random.Generator, graph: Graph, frames: int) -> np.ndarray:
     t = graph.input.out
+    if t.is_signed:     # fixed / int: the whole two's-complement range
+        lo, hi = t.code_range()
+        return rng.integers(lo, hi + 1, (frames,) + t.shape).astype(np.int64)
     top = 2 if t.encoding == "bipolar" else (1 << t.bits)
     return rng.integers(0, top, (frames,) + t.shape).astype(np.int64)
 
@@ -436,3 +441,57 @@ def keras_mismatches(model: Any, graph: Graph, x: np.ndarray) -> list[str]:
         elif (bad := int(np.sum(values[node_name] != keras_bits))):
             problems.append(f"{node_name} vs {layer_name}: {bad} bits differ")
     return problems
+
+
+# ----------------------------------------------------------------------------------------
+# Hardware graphs with forks and joins (residual adds, concats)
+# ----------------------------------------------------------------------------------------
+
+
+def _conv(rng: np.random.Generator, name: str, src: Any, out_ch: int, k: int, output: str,
+          pe: int = 1, simd: int = 1) -> Conv2D:
+    h, w, c = src.out.shape
+    (pt, pb), (pl, pr) = same_pads(h, k, 1), same_pads(w, k, 1)
+    conv = Conv2D(name, [src.name], TensorType((h, w, out_ch), "int", 2),
+                  weights=random_weights(rng, out_ch, k * k * c), kernel=(k, k),
+                  stride=(1, 1), pads=(pt, pb, pl, pr), pad="zero", pe=pe, simd=simd)
+    return finish_matvec(conv, src.out, rng, output, (h, w, out_ch))
+
+
+def residual_graph(rng: np.random.Generator, *, h: int = 6, w: int = 6, c: int = 2,
+                   out_ch: int = 4, bits: int = 3, long_convs: int = 2, pe: int = 2,
+                   add_pe: int = 2, join: str = "add", out_bits: int = 6,
+                   out_frac: int = 1) -> Graph:
+    """A residual block on a uint input: a long branch of ``long_convs`` 3x3 convs (binary
+    activations between, the last an ``int`` accumulator), a short branch of one 1x1 conv
+    (``int`` accumulator), joined.
+
+    ``join="add"``: add1 = long + short (fixed, frac 2: exact left shifts), then
+    add2 = add1 + short (fixed ``out_bits``/``out_frac``: a round-half-up right shift and
+    saturation), so the short branch's tensor is read twice (a fork).  ``join="concat"``:
+    the two accumulators' channels concatenated (both given one width)."""
+    inp = input_node((h, w, c), "uint", bits)
+    nodes: list[Any] = [inp]
+    src: Any = inp
+    for i in range(long_convs):
+        last = i == long_convs - 1
+        src = _conv(rng, f"long{i}", src, out_ch, 3, "accumulator" if last else "threshold",
+                    pe=pe, simd=1 if i == 0 else 2)
+        nodes.append(src)
+    short = _conv(rng, "short", inp, out_ch, 1, "accumulator", pe=pe, simd=c)
+    nodes.append(short)
+    if join == "concat":
+        width = max(src.acc_bits, short.acc_bits)
+        for n in (src, short):
+            n.acc_bits = width
+            n.out = TensorType(n.out.shape, "int", width)
+        out = TensorType((h, w, 2 * out_ch), "int", width)
+        nodes.append(Concat("concat", [src.name, short.name], out))
+        return Graph("residual_concat", nodes)
+    a1 = max(src.acc_bits, short.acc_bits) + 3
+    add1 = Add("add1", [src.name, short.name], TensorType.fixed((h, w, out_ch), a1, 2),
+               pe=add_pe)
+    add2 = Add("add2", ["add1", short.name],
+               TensorType.fixed((h, w, out_ch), out_bits, out_frac), pe=add_pe)
+    nodes += [add1, add2]
+    return Graph("residual_add", nodes)

@@ -48,7 +48,14 @@ from bnn2fpga.ir import (
     IRError,
     graph_to_json,
 )
-from bnn2fpga.packing import bits_to_int, threshold_memory, weight_memory
+from bnn2fpga.ops.realvalued import channel_rom
+from bnn2fpga.packing import (
+    bits_to_int,
+    int_weight_memory,
+    pack_fields,
+    threshold_memory,
+    weight_memory,
+)
 from bnn2fpga.plan import Plan, Stream, Unit, build_plan, ident
 from bnn2fpga.resources import resource_path, template_env
 from bnn2fpga.units import UNITS
@@ -135,8 +142,9 @@ def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
     ctx: dict[str, Any] = {"name": u.name, "kind": u.kind, "layer": u.layer,
                            "p": u.params, "src": src.name, "dst": dst.name,
                            "in_w": hls_width(src), "out_w": hls_width(dst),
-                           "in_beats": u.in_beats, "masked": src.tap_valid,
-                           "styles": styles}
+                           "in_beats": u.in_beats, "out_beats": u.out_beats,
+                           "masked": src.tap_valid, "styles": styles,
+                           "ports": unit_ports(plan, u)}
     if u.kind == "swu":
         ctx.update(masked=dst.tap_valid,
                    lb_storage=buffer_storage(styles, "line_buffer", u.name))
@@ -154,7 +162,22 @@ def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
                    ibuf_storage=buffer_storage(styles, "input_buffer", u.name))
     elif u.kind in ("pool", "majority_pool"):
         ctx.update(pixels=u.out_beats, min_mask=f"{top}_{ident(u.layer)}_min")
+    elif u.kind in ("affine", "threshold"):
+        ctx.update(table=f"{top}_{ident(u.layer)}_c",
+                   table_bind=binding(ROM_BINDINGS, styles.get(
+                       "constants" if u.kind == "affine" else "thresholds", "none"),
+                       f"unit {u.name!r} memory"))
     return ctx
+
+
+def unit_ports(plan: Plan, u: Unit) -> list[dict[str, Any]]:
+    """The stream arguments of a unit's function: ``in``/``out``, or numbered where it has
+    several inputs (a join: ``in0``, ``in1``) or outputs (a fork: ``out0``, ``out1``)."""
+    def named(base: str, names: list[str]) -> list[dict[str, Any]]:
+        return [{"arg": base if len(names) == 1 else f"{base}{k}", "stream": n,
+                 "width": hls_width(plan.stream(n))} for k, n in enumerate(names)]
+
+    return named("in", u.inputs) + named("out", u.outputs)
 
 
 def stream_context(s: Stream, styles: MemoryStyles) -> dict[str, Any]:
@@ -186,16 +209,28 @@ def param_headers(graph: Graph, plan: Plan) -> list[dict[str, Any]]:
         node = graph[u.layer]
         p = u.params
         if u.kind == "mvtu":
-            mem = weight_memory(node.weights, p["PE"], p["SIMD"])  # (PE, NF*SF, SIMD) bits
-            digits = max(1, -(-p["SIMD"] // 4))
+            wb = p.get("WB", 1)
+            digits = max(1, -(-p["SIMD"] * wb // 4))
+            if wb > 1:      # integer weights, lane i at bits [i*WB, (i+1)*WB)
+                imem = int_weight_memory(node.weights, p["PE"], p["SIMD"])
+                words = [[format(pack_fields(w, wb), f"0{digits}x") for w in row]
+                         for row in imem]
+            else:
+                mem = weight_memory(node.weights, p["PE"], p["SIMD"])  # (PE, NF*SF, SIMD)
+                words = [[format(bits_to_int(w), f"0{digits}x") for w in row] for row in mem]
             header = {"kind": "matvec", "c_name": ident(u.layer), "layer": u.layer,
-                      "simd": p["SIMD"], "pe": p["PE"], "tiles": p["NF"] * p["SF"],
-                      "weights": [[format(bits_to_int(w), f"0{digits}x") for w in row]
-                                  for row in mem]}
+                      "simd": p["SIMD"], "word_bits": p["SIMD"] * wb, "pe": p["PE"],
+                      "tiles": p["NF"] * p["SF"], "weights": words}
             if p["NT"]:
                 header.update(nt=p["NT"], nf=p["NF"], tw=p["TW"], ob=p["OUT_W"],
                               thresholds=threshold_memory(node.thresholds, p["PE"]).tolist())
             headers.append(header)
+        elif u.kind in ("affine", "threshold"):
+            words, bits = channel_rom(node, u.kind, p)
+            headers.append({"kind": "table", "c_name": ident(u.layer), "layer": u.layer,
+                            "unit": u.kind, "pe": p["PE"], "nf": p["NF"], "bits": bits,
+                            "words": [[format(w, f"0{max(1, -(-bits // 4))}x") for w in row]
+                                      for row in words]})
         elif u.kind == "pool":
             c = p["SIMD"]
             mask = np.zeros(c, dtype=np.uint8)
@@ -225,8 +260,9 @@ def plan_design(graph: Graph, options: CompileOptions, plan: Plan | None = None
     in_io = port_io(plan.input_stream, plan.input_shape)
     out_io = port_io(plan.output_stream, plan.output_shape)
     widths = [s["width"] for s in streams] + [in_io["axi_w"], out_io["axi_w"]]
-    widths += [p["simd"] for p in params if p["kind"] == "matvec"]
+    widths += [p["word_bits"] for p in params if p["kind"] == "matvec"]
     widths += [p["c"] for p in params if p["kind"] == "pool"]
+    widths += [p["bits"] for p in params if p["kind"] == "table"]
     max_w = max(widths)
     if max_w > AP_INT_LIMIT_W:
         raise IRError(f"a stream or weight word of {max_w} bits exceeds the ap_int limit "

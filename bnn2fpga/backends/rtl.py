@@ -39,6 +39,7 @@ import numpy as np
 from bnn2fpga import packing
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.ir import Graph, IRError
+from bnn2fpga.ops.realvalued import channel_rom
 from bnn2fpga.plan import PORT_IN, PORT_OUT, Plan, Stream, Unit, build_plan, ident
 from bnn2fpga.resources import resource_path, template_env
 from bnn2fpga.units import UNITS, rtl_library
@@ -65,13 +66,26 @@ def memory_files(graph: Graph, plan: Plan) -> dict[str, list[str]]:
     """The ``$readmemh`` images of every MVTU's weights and thresholds: file name -> lines."""
     mems: dict[str, list[str]] = {}
     for u in plan.units:
+        if u.kind in CHANNEL_ROMS:      # per-channel constants (fixed_affine, threshold)
+            words, bits = channel_rom(graph[u.layer], u.kind, u.params)
+            for pe, row in enumerate(words):
+                mems[f"{channel_file(plan, u)}_pe{pe:03d}.mem"] = [
+                    format(w, f"0{max(1, -(-bits // 4))}x") for w in row]
         if u.kind != "mvtu":
             continue
         node = graph[u.layer]
         p = u.params
-        wmem = packing.weight_memory(node.weights, p["PE"], p["SIMD"])
-        for pe in range(p["PE"]):
-            mems[f"{weight_file(plan, u)}_pe{pe:03d}.mem"] = hex_lines(wmem[pe], p["SIMD"])
+        if p.get("WB", 1) > 1:          # integer weights, lane i at [i*WB +: WB]
+            imem = packing.int_weight_memory(node.weights, p["PE"], p["SIMD"])
+            digits = -(-p["SIMD"] * p["WB"] // 4)
+            for pe in range(p["PE"]):
+                mems[f"{weight_file(plan, u)}_pe{pe:03d}.mem"] = [
+                    format(packing.pack_fields(w, p["WB"]), f"0{digits}x") for w in imem[pe]]
+        else:
+            wmem = packing.weight_memory(node.weights, p["PE"], p["SIMD"])
+            for pe in range(p["PE"]):
+                mems[f"{weight_file(plan, u)}_pe{pe:03d}.mem"] = hex_lines(wmem[pe],
+                                                                           p["SIMD"])
         if p["NT"]:
             tmem = packing.threshold_memory(node.thresholds, p["PE"])
             digits = -(-p["NT"] * p["TW"] // 4)
@@ -80,6 +94,14 @@ def memory_files(graph: Graph, plan: Plan) -> dict[str, list[str]]:
                     format(packing.codes_to_int(row, p["TW"]), f"0{digits}x")
                     for row in tmem[pe]]
     return mems
+
+
+# unit kind -> the SV parameter naming its per-channel ROM's init files
+CHANNEL_ROMS = {"affine": "CONST_FILE", "threshold": "THRESH_FILE"}
+
+
+def channel_file(plan: Plan, unit: Unit) -> str:
+    return f"{plan.top}_{ident(unit.layer)}_c"
 
 
 def weight_file(plan: Plan, unit: Unit) -> str:
@@ -97,6 +119,8 @@ def module_params(graph: Graph, plan: Plan, unit: Unit) -> list[tuple[str, str]]
     if unit.kind == "mvtu":
         params += [("WEIGHT_FILE", sv_string(weight_file(plan, unit))),
                    ("THRESH_FILE", sv_string(threshold_file(plan, unit)))]
+    elif unit.kind in CHANNEL_ROMS:
+        params.append((CHANNEL_ROMS[unit.kind], sv_string(channel_file(plan, unit))))
     elif unit.kind == "pool":
         node = graph[unit.layer]
         c = node.out.channels
@@ -156,7 +180,10 @@ def render_top(graph: Graph, plan: Plan) -> str:
                  "s": s_wire, "m": m_wire, "s_data": f"{s_wire}_tdata",
                  "m_data": f"{m_wire}_tdata", "s_user": consumer_has_user(plan, u.inp),
                  "m_user": UNITS[u.kind].drives_tap_valid,
-                 "takes_user": UNITS[u.kind].reads_tap_valid, "drop_user": False}
+                 "takes_user": UNITS[u.kind].reads_tap_valid, "drop_user": False,
+                 "ports": []}
+        if len(u.inputs) > 1 or len(u.outputs) > 1:
+            entry["ports"] = unit_ports(plan, u)
         if u.kind == "fifo" and window_drives(plan, u.inp):
             if plan.stream(u.inp).tap_valid:
                 entry["s_data"] = f"{{{s_wire}_tuser, {s_wire}_tdata}}"
@@ -176,6 +203,17 @@ def render_top(graph: Graph, plan: Plan) -> str:
         inp=inp.name, out=consumer_side(plan, out.name), in_width=inp.width,
         out_width=out.width, in_tdata=byte_width(inp.width),
         out_tdata=byte_width(out.width), out_beats=out.beats)
+
+
+def unit_ports(plan: Plan, u: Unit) -> list[dict[str, str]]:
+    """The stream ports of a unit of several inputs (a join: s0_*, s1_*) or outputs (a
+    fork: m0_*, m1_*) and the wires they connect to."""
+    def named(base: str, wires: list[str]) -> list[dict[str, str]]:
+        return [{"prefix": base if len(wires) == 1 else f"{base}{k}", "wire": w}
+                for k, w in enumerate(wires)]
+
+    return (named("s", [consumer_side(plan, i) for i in u.inputs])
+            + named("m", list(u.outputs)))
 
 
 def window_drives(plan: Plan, stream: str) -> bool:

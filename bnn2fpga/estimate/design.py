@@ -14,7 +14,7 @@ from bnn2fpga.estimate.resources import Resources, total
 from bnn2fpga.estimate.schedule import Serialisation, pixel_schedule, serialisations
 from bnn2fpga.ir import Dense, Graph, Reshape
 from bnn2fpga.plan import Plan, Unit, build_plan, layer_plan_units
-from bnn2fpga.units import unit_memories
+from bnn2fpga.units import unit_features, unit_memories
 
 
 @dataclass
@@ -35,7 +35,9 @@ def estimate_unit(unit: Unit, device: Device, calibration: Calibration,
             for m in unit_memories(unit)]
     mapped = {m.spec.name: m.style for m in mems}
     logic = Resources(lut=max(0.0, calibration.linear(unit, "lut", mapped)),
-                      ff=max(0.0, calibration.linear(unit, "ff", mapped)))
+                      ff=max(0.0, calibration.linear(unit, "ff", mapped)),
+                      # DSP slices are counted, not fitted (a unit's ``dsp`` feature)
+                      dsp=unit_features(unit, mapped).get("dsp", 0.0))
     return UnitEstimate(unit, logic, mems)
 
 MemoryStyles = dict[str, dict[str, str]]
@@ -156,7 +158,7 @@ def estimate(graph: Graph, *, part: str, clock_ns: float,
         if isinstance(node, Reshape):
             continue
         dense = isinstance(node, Dense)
-        in_shape = graph.producer(node).out.shape
+        in_shape = graph.producers(node)[0].out.shape
         layers.append(LayerEstimate(
             node.name, node.op, in_shape, node.out.shape,
             node.pe if dense else None, node.simd if dense else None,

@@ -65,8 +65,12 @@ def unit_process(unit: Unit, frames: int) -> HlsProcess:
 class _Proc:
     """A process being scheduled: its events as lists, the idle cycles before each."""
 
-    def __init__(self, name: str, proc: HlsProcess, inp: str, out: str) -> None:
+    def __init__(self, name: str, proc: HlsProcess, inp: str, out: str,
+                 ins: list[str] | None = None, outs: list[str] | None = None) -> None:
         self.name, self.inp, self.out, self.depth = name, inp, out, proc.depth
+        # every stream it reads (a join: each, one beat per read iteration) and writes
+        # (a fork: each, one beat per write iteration)
+        self.ins, self.outs = ins or [inp], outs or [out]
         self.at = proc.at.tolist()
         self.rd = proc.reads.tolist()
         self.wr = proc.writes.tolist()
@@ -150,7 +154,8 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
         return lambda n: streaming_process(beats, 1, 1, 0, 0, ADAPTER_DEPTH, n)
 
     procs = [_Proc("AxisToStream", calls(adapter(inp.beats)), PORT_IN, inp.name)]
-    procs += [_Proc(u.name, calls(lambda n, u=u: process_of(u, n)), u.inp, u.out)
+    procs += [_Proc(u.name, calls(lambda n, u=u: process_of(u, n)), u.inp, u.out,
+                    u.inputs, u.outputs)
               for u in plan.units]
     procs.append(_Proc("StreamToAxis", calls(adapter(outp.beats)), outp.name, PORT_OUT))
     depth = {s.name: (depths or {}).get(s.name, channel_depth(s)) + extra.get(s.name, 0)
@@ -174,8 +179,9 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
     while True:
         moved = False
         for p in procs:
-            moved |= _advance(p, writes[p.inp], reads[p.inp], writes[p.out], reads[p.out],
-                              depth[p.out])
+            moved |= _advance(p, [writes[i] for i in p.ins], [reads[i] for i in p.ins],
+                              [writes[o] for o in p.outs], [reads[o] for o in p.outs],
+                              [depth[o] for o in p.outs])
         if all(p.k == len(p.at) for p in procs):
             break
         if not moved:
@@ -188,14 +194,16 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
     return HlsSchedule(reported, reads[PORT_IN][0], done, writes, reads)
 
 
-def _advance(p: _Proc, in_w: list[int], in_r: list[int], out_w: list[int], out_r: list[int],
-             out_depth: int) -> bool:
-    """Schedule as many of ``p``'s next events as the channels' known times allow."""
+def _advance(p: _Proc, in_ws: list[list[int]], in_rs: list[list[int]],
+             out_ws: list[list[int]], out_rs: list[list[int]], out_depths: list[int]) -> bool:
+    """Schedule as many of ``p``'s next events as the channels' known times allow (a read
+    iteration reads every input stream, a write iteration writes every output)."""
     at, rd, wr, gap, d = p.at, p.rd, p.wr, p.gap, p.depth
     n = len(at)
     k = k0 = p.k
     t, it, nr, nw = p.t, p.it, p.reads, p.writes
-    n_in = len(in_w)
+    n_in = min(len(w) for w in in_ws)
+    outs = list(zip(out_ws, out_rs, out_depths, strict=True))
     while k < n:
         a = at[k]
         tt = (a if k == 0 else t + a - it) + gap[k]
@@ -203,16 +211,24 @@ def _advance(p: _Proc, in_w: list[int], in_r: list[int], out_w: list[int], out_r
         if r:
             if nr >= n_in:
                 break
-            tt = max(tt, in_w[nr] + 1)
-        if w and nw >= out_depth:
-            if nw - out_depth >= len(out_r):
+            tt = max([tt] + [in_w[nr] + 1 for in_w in in_ws])
+        if w:
+            blocked = False
+            for _, out_r, out_depth in outs:
+                if nw >= out_depth:
+                    if nw - out_depth >= len(out_r):
+                        blocked = True
+                        break
+                    tt = max(tt, out_r[nw - out_depth] + 1 - d)
+            if blocked:
                 break
-            tt = max(tt, out_r[nw - out_depth] + 1 - d)
         if r:
-            in_r.append(tt)
+            for in_r in in_rs:
+                in_r.append(tt)
             nr += 1
         if w:
-            out_w.append(tt + d)
+            for out_w, _, _ in outs:
+                out_w.append(tt + d)
             nw += 1
         t, it = tt, a
         k += 1

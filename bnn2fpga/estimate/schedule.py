@@ -9,20 +9,37 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnn2fpga import folding
-from bnn2fpga.ir import Conv2D, Dense, Graph, MajorityPool2D, MaxPool2D, Node, Reshape
+from bnn2fpga.ir import (
+    Conv2D,
+    Dense,
+    FixedAffine,
+    FixedAvgPool,
+    Graph,
+    MajorityPool2D,
+    MaxPool2D,
+    Node,
+    Reshape,
+    Threshold,
+)
 from bnn2fpga.ops.window import has_window, is_pointwise
 from bnn2fpga.plan import FIFO_DEPTH, Plan, build_plan, input_fifo_depth
 from bnn2fpga.units import UNITS, unit_delay
-from bnn2fpga.units.dwc import dwc_capacity_beats
+from bnn2fpga.units.dwc import dwc_capacity_beats, dwc_kind
 from bnn2fpga.units.swu import swu_rows
 
+# units that stream one beat of PE lanes per cycle, each output pixel from its own input
+ELEMENTWISE = (FixedAffine, Threshold)
 
-def input_arrival(graph: Graph, plan: Plan) -> np.ndarray:
+
+def input_arrival(graph: Graph, plan: Plan, interval: float | None = None) -> np.ndarray:
     """Cycle (1 = first beat) at which each input pixel's last beat arrives, the host
-    sending one beat per cycle on the plan's input stream."""
+    sending one beat per cycle on the plan's input stream (or a frame's beats spread over
+    ``interval`` cycles)."""
     t = graph.input.out
     pixels = folding.out_pixels(graph.input)
     per_pixel = (t.channels if len(t.shape) == 3 else t.size) / plan.input_stream.lanes
+    if interval is not None:
+        per_pixel *= interval / plan.input_stream.beats
     return np.ceil((np.arange(pixels) + 1) * per_pixel - 1e-9).astype(np.int64)
 
 def path_delay(plan: Plan, stream: str) -> int:
@@ -47,7 +64,8 @@ def inner_fifo_delay(plan: Plan, layer: str) -> int:
                and plan.stream(u.out).depth and plan.stream(u.out).consumer in units)
 
 
-def pixel_schedule(graph: Graph, plan: Plan | None = None) -> dict[str, np.ndarray]:
+def pixel_schedule(graph: Graph, plan: Plan | None = None,
+                   input_interval: float | None = None) -> dict[str, np.ndarray]:
     """Cycle at which each output pixel (raster order) of each node leaves its last unit,
     for the first frame entering an idle pipeline (1 = first input beat); the output
     node's entry is where the frame's beats reach the top's output port.
@@ -56,36 +74,122 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None) -> dict[str, np.ndarr
     per cycle.  Its last step for pixel p comes no earlier than ``per_pixel`` after the
     last step for pixel p-1, nor before the input p waits for has arrived plus what is left
     to do after it (the sliding window's read latency and tap burst, the neuron folds that
-    replay the stored input).  Unit register stages and the FIFOs and
-    width converters of the plan's streams (``path_delay``) are then added (each unit's
-    ``delay`` in ``bnn2fpga.units``)."""
+    replay the stored input).  Unit register stages and the FIFOs, width converters and
+    forks of the plan's streams (``input_delay``) are then added (each unit's ``delay`` in
+    ``bnn2fpga.units``).  A join (add, concat) takes pixel p once it has arrived on every
+    input.
+
+    ``input_interval``: the host spreads a frame's input beats over this many cycles (the
+    pipeline's steady state at its bottleneck, ``paced_schedule``) instead of one per
+    cycle."""
     plan = plan or build_plan(graph)
-    avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph, plan)}
+    avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph, plan,
+                                                                   input_interval)}
     leaving = {graph.input.name: plan.input}    # node -> the stream its last unit drives
     for node in graph.nodes[1:]:
-        src = graph.producer(node)
         if isinstance(node, Reshape):
+            src = graph.producer(node)
             avail[node.name] = np.full(folding.out_pixels(node), avail[src.name][-1],
                                        dtype=np.int64)
             leaving[node.name] = leaving[src.name]
             continue
-        t_in = avail[src.name] + path_delay(plan, leaving[src.name])
-        per_pixel = steps_per_pixel(node)
-        lead = after_last_input(node, per_pixel) + inner_fifo_delay(plan, node.name)
-        needed = needed_input_pixel(node, src)
-        # a window wholly in the top padding waits for no input at all
-        ready = np.where(needed >= 0, t_in[np.maximum(needed, 0)], 0) + lead
+        main = [u for u in plan.layer_units(node.name) if u.kind not in ("dwc", "fork")]
+        t_ins = [avail[name] + input_delay(plan, stream)
+                 for name, stream in zip(node.inputs, main[0].inputs, strict=True)]
+        if len(node.inputs) > 1:        # a join: pixel p of every input, one pixel a step
+            per_pixel = folding.node_cycles(node, graph[node.inputs[0]].out.shape) \
+                // folding.out_pixels(node)
+            ready = np.max(np.stack(t_ins), axis=0)
+        else:
+            src = graph.producer(node)
+            per_pixel = steps_per_pixel(node)
+            lead = after_last_input(node, per_pixel) + inner_fifo_delay(plan, node.name)
+            if isinstance(node, (*ELEMENTWISE, FixedAvgPool)):
+                lead += converter_burst(plan, main[0].inputs[0], node.out.shape[-1])
+            needed = needed_input_pixel(node, src)
+            # a window wholly in the top padding waits for no input at all
+            ready = np.where(needed >= 0, t_ins[0][np.maximum(needed, 0)], 0) + lead
         last = np.empty(len(ready), dtype=np.int64)
         prev = 0
         for i, r in enumerate(ready):
             prev = max(prev + per_pixel, int(r))
             last[i] = prev
-        last_unit = plan.layer_units(node.name)[-1]
-        avail[node.name] = last + unit_delay(last_unit)
-        leaving[node.name] = last_unit.out
+        avail[node.name] = last + unit_delay(main[-1])
+        leaving[node.name] = main[-1].out
     out = graph.output.name
     avail[out] = avail[out] + path_delay(plan, leaving[out])
     return avail
+
+def converter_burst(plan: Plan, stream: str, elems: int) -> int:
+    """Extra cycles a pixel of ``elems`` elements spends in a "shift" width converter (the
+    producer of ``stream``, the stream into the node's first unit) after its last input
+    beat, beyond the converter's register: the output beats it can only send once that
+    beat is in, less the one its delay counts (an up or down converter's are in
+    ``dwc_delay``)."""
+    s = plan.stream(stream)
+    dwc = next((u for u in plan.units if u.name == s.producer and u.kind == "dwc"), None)
+    if dwc is None or dwc_kind(dwc.params["IWB"], dwc.params["OWB"]) != "shift":
+        return 0
+    lanes_in, lanes_out = plan.stream(dwc.inp).lanes, s.lanes
+    return max(0, elems // lanes_out - (elems - lanes_in) // lanes_out - 1)
+
+def input_delay(plan: Plan, stream: str) -> int:
+    """Register stages from the unit that produces a node's input tensor to the unit that
+    reads ``stream``: one per FIFO on the way, and each width converter's and fork's delay
+    (``path_delay`` walked backwards, through forks)."""
+    delay = 0
+    while True:
+        s = plan.stream(stream)
+        delay += UNITS["fifo"].delay({}) if s.depth else 0
+        prod = next((u for u in plan.units if u.name == s.producer), None)
+        if prod is None or prod.kind not in ("dwc", "fork"):
+            return delay
+        delay += unit_delay(prod)
+        stream = prod.inp
+
+
+def paced_schedule(graph: Graph, plan: Plan) -> dict[str, np.ndarray]:
+    """``pixel_schedule`` with the host sending a frame's input at the bottleneck's rate:
+    every unit keeps up, so nothing back-pressures, and the times are the steady state's
+    (within a frame)."""
+    _, interval = folding.bottleneck(graph)
+    return pixel_schedule(graph, plan, input_interval=max(interval,
+                                                          plan.input_stream.beats))
+
+
+def skip_fifo_depths(graph: Graph, plan: Plan) -> dict[str, int]:
+    """Beats of FIFO each join input stream needs (join inputs only, where more than its
+    own FIFO): the skip branch's buffer.
+
+    A fork writes a beat only when both its outputs take it; if the branch that bypasses a
+    long path cannot hold what the fork sends before the join starts consuming, the fork
+    stalls the long path, which deadlocks (a window waiting for rows the fork cannot send)
+    or slows the pipeline.  In the paced schedule (``paced_schedule``: steady state at the
+    bottleneck's rate, where nothing back-pressures) input k's pixel q reaches the join at
+    a_k[q] and the join takes pixel p at c[p] (once it is there on every input); the
+    pixels waiting on input k when the join takes pixel p are #{q : a_k[q] <= c[p]} - p.
+    The depth is the largest such backlog in beats, plus ``FIFO_DEPTH`` beats for the
+    handshake at full rate.  The paced arrivals include every wait of the long path for the
+    inputs it needs (a window's rows), so the depth also covers the dependency bound that
+    rules out deadlock at any rate."""
+    avail = paced_schedule(graph, plan)
+    out: dict[str, int] = {}
+    for node in graph.nodes[1:]:
+        if len(node.inputs) < 2:
+            continue
+        join = next(u for u in plan.layer_units(node.name) if u.kind in ("add", "concat"))
+        arrive = [avail[name] + input_delay(plan, stream)
+                  for name, stream in zip(node.inputs, join.inputs, strict=True)]
+        consume = np.max(np.stack(arrive), axis=0)
+        for stream, a in zip(join.inputs, arrive, strict=True):
+            waiting = np.searchsorted(np.sort(a), consume, side="right") \
+                - np.arange(len(consume))
+            per_pixel = plan.stream(stream).beats // len(consume)
+            backlog = int(waiting.max()) * per_pixel
+            if backlog > per_pixel:
+                out[stream] = backlog + FIFO_DEPTH
+    return out
+
 
 def steps_per_pixel(node: Node) -> int:
     """Compute steps a unit spends per output pixel.  A conv or dense layer: its MVTU folds
@@ -95,6 +199,10 @@ def steps_per_pixel(node: Node) -> int:
     the rows and columns no window uses are drained after the last output)."""
     if isinstance(node, Dense):
         return folding.matvec_cycles(node) // folding.out_pixels(node)
+    if isinstance(node, ELEMENTWISE):   # one beat of PE lanes per cycle
+        return node.out.shape[-1] // node.pe
+    if isinstance(node, FixedAvgPool):  # global: one output a frame, paced by its input
+        return 1
     return folding.node_cycles(node, window_footprint(node)) // folding.out_pixels(node)
 
 def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
@@ -107,6 +215,10 @@ def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
 
 def after_last_input(node: Node, per_pixel: int) -> int:
     """Steps a unit still takes for a pixel once the last input it waits for is there."""
+    if isinstance(node, ELEMENTWISE):   # the pixel's last beat is its last step
+        return 0
+    if isinstance(node, FixedAvgPool):  # global: the frame's last pixel is its last step
+        return 0
     if has_window(node) and isinstance(node, Conv2D):   # window read latency, then the
         return UNITS["swu"].delay({}) + per_pixel - 1    # pixel's whole work
     if isinstance(node, Dense):      # the remaining neuron folds replay the stored input
@@ -123,7 +235,8 @@ def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
     a dense layer needs its whole input vector.  -1: an output row whose windows lie wholly
     in the top padding waits for no input."""
     n_out = folding.out_pixels(node)
-    if is_pointwise(node):           # each output pixel waits for its own input pixel
+    # each output pixel waits for its own input pixel
+    if is_pointwise(node) or isinstance(node, ELEMENTWISE):
         return np.arange(n_out, dtype=np.int64)
     if len(src.out.shape) != 3 or not has_window(node):
         return np.full(n_out, folding.out_pixels(src) - 1, dtype=np.int64)

@@ -14,7 +14,8 @@
 //   out : PIXELS * NF beats of PE*OB bits: lane p = output channel nf*PE + p, at bits
 //         [p*OB, (p+1)*OB).  Thresholded: the code #{t : acc >= T[c][t]}; accumulator: acc
 //         as an OB-bit two's-complement value.
-//   weights[PE][NF*SF]: SIMD-bit words (bit i = +1 weight on lane i).  Row r of the weight
+//   weights[PE][NF*SF]: Dot::W_W-bit words: SIMD bits (bit i = +1 weight on lane i), or for
+//         IntDot SIMD signed WB-bit weights (lane i at bits [i*WB, (i+1)*WB)).  Row r of the weight
 //         matrix sits in PE r % PE at neuron fold r / PE; word nf*SF + sf holds fan-in
 //         [sf*SIMD, (sf+1)*SIMD) (packing.weight_memory).  The caller partitions dim 1.
 //   acc : ap_int<ACC_W> per PE, ACC_W = IR Dense.acc_bits (holds +-bound and the thresholds;
@@ -23,6 +24,7 @@
 // Policies (template parameters):
 //   Dot  XnorDot<SIMD, MASKED>  bipolar input: 2*popcount(XNOR(a, w)) - SIMD per beat
 //        UintDot<SIMD, IB>      IB-bit unsigned codes (first layer, unipolar): sum +-x_i
+//        IntDot<SIMD, IB, WB, IN_SIGNED, IN_UINT>  integer weights: sum x_i * w_i
 //   Act  ThresholdActivation<PE, NF, NT, TW, OB>  thresholds folded in (hidden layers)
 //        AccumulatorOutput<OB>                      raw accumulator (last layer)
 #ifndef BNN_MVTU_H
@@ -35,6 +37,7 @@ template <unsigned SIMD_, bool MASKED>
 struct XnorDot {
   static const unsigned SIMD = SIMD_;
   static const unsigned IN_W = SIMD_ + (MASKED ? 1u : 0u);
+  static const unsigned W_W = SIMD_;
   typedef ap_int<bnn_ubits(SIMD_) + 2> term_t;  // holds [-SIMD, SIMD]
 
   static term_t dot(const ap_uint<IN_W> &x, const ap_uint<SIMD_> &w) {
@@ -53,6 +56,7 @@ template <unsigned SIMD_, unsigned IB>
 struct UintDot {
   static const unsigned SIMD = SIMD_;
   static const unsigned IN_W = SIMD_ * IB;
+  static const unsigned W_W = SIMD_;
   typedef ap_int<IB + bnn_clog2(SIMD_) + 1> term_t;  // |sum| <= SIMD * (2^IB - 1)
 
   static term_t dot(const ap_uint<IN_W> &x, const ap_uint<SIMD_> &w) {
@@ -65,6 +69,34 @@ struct UintDot {
       v[i] = w[i] ? term_t(c) : term_t(-c);
     }
     return AdderTree<SIMD_>(v);
+  }
+};
+
+// IB-bit codes (signed for IN_SIGNED, else unsigned for IN_UINT, else bipolar bits) x signed
+// WB-bit integer weights: SIMD multipliers of (IB+1) x WB bits and their sum (a DSP each
+// where the product pays, units/mvtu.py).  MASKED: bit IN_W - 1 is a padded tap's flag.
+template <unsigned SIMD_, unsigned IB, unsigned WB, bool IN_SIGNED, bool IN_UINT, bool MASKED>
+struct IntDot {
+  static const unsigned SIMD = SIMD_;
+  static const unsigned IN_W = SIMD_ * IB + (MASKED ? 1u : 0u);
+  static const unsigned W_W = SIMD_ * WB;
+  typedef ap_int<IB + WB + 1 + bnn_clog2(SIMD_)> term_t;  // |sum| <= SIMD * 2^IB * 2^(WB-1)
+
+  static term_t dot(const ap_uint<IN_W> &x, const ap_uint<W_W> &w) {
+#pragma HLS INLINE
+    term_t sum = 0;
+    for (unsigned i = 0; i < SIMD_; i++) {
+#pragma HLS UNROLL
+      const ap_uint<IB> c = x(i * IB + IB - 1, i * IB);
+      ap_int<IB + 1> xv;
+      if (IN_SIGNED) xv = ap_int<IB>(c);
+      else if (IN_UINT) xv = c;
+      else xv = c[0] ? 1 : -1;
+      const ap_int<WB> wv = w(i * WB + WB - 1, i * WB);
+      const ap_int<IB + 1 + WB> prod = xv * wv;
+      sum += prod;
+    }
+    return (MASKED && x[IN_W - 1] == 0) ? term_t(0) : sum;
   }
 };
 
@@ -105,7 +137,7 @@ struct AccumulatorOutput {
 template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned PIXELS,
           unsigned ACC_W, class Dot, class Act>
 void MvtuLoop(hls::stream<ap_uint<Dot::IN_W> > &in, hls::stream<ap_uint<PE * Act::OB> > &out,
-              const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)], const Act &act,
+              const ap_uint<Dot::W_W> weights[PE][(MH / PE) * (MW / SIMD)], const Act &act,
               ap_uint<Dot::IN_W> inputBuf[MW / SIMD], unsigned numReps) {
 #pragma HLS INLINE
   const unsigned NF = MH / PE;
@@ -153,7 +185,7 @@ struct MvtuBuffer;
             unsigned ACC_W, class Dot, class Act>                                            \
   static void run(hls::stream<ap_uint<Dot::IN_W> > &in,                                      \
                   hls::stream<ap_uint<PE * Act::OB> > &out,                                  \
-                  const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)], const Act &act, \
+                  const ap_uint<Dot::W_W> weights[PE][(MH / PE) * (MW / SIMD)], const Act &act, \
                   unsigned numReps)
 #define BNN_MVTU_RUN_LOOP \
   MvtuLoop<MW, MH, SIMD, PE, PIXELS, ACC_W, Dot, Act>(in, out, weights, act, inputBuf, numReps)
@@ -226,7 +258,7 @@ template <unsigned MW, unsigned MH, unsigned SIMD, unsigned PE, unsigned PIXELS,
           unsigned ACC_W, class Dot, class Act, BnnStorage IBUF = BNN_STORAGE_AUTO>
 void MatrixVectorActivate(hls::stream<ap_uint<Dot::IN_W> > &in,
                           hls::stream<ap_uint<PE * Act::OB> > &out,
-                          const ap_uint<SIMD> weights[PE][(MH / PE) * (MW / SIMD)],
+                          const ap_uint<Dot::W_W> weights[PE][(MH / PE) * (MW / SIMD)],
                           const Act &act, unsigned numReps) {
   static_assert(MW % SIMD == 0, "SIMD must divide the fan-in (MW)");
   static_assert(MH % PE == 0, "PE must divide the output channels (MH)");

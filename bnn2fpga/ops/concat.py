@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 
 from bnn2fpga.ir import Concat, IRError, TensorType
-from bnn2fpga.ops import OpType
-from bnn2fpga.ops.realvalued import elementwise_cycles, no_unit_yet
+from bnn2fpga.ops import Cycles, OpType, out_pixels
+from bnn2fpga.ops.realvalued import join_arity
 
 
 def run(node: Concat, ins: list[TensorType], values: list[np.ndarray]) -> np.ndarray:
@@ -36,6 +36,26 @@ def infer(node: Concat, ins: list[TensorType]) -> TensorType:
     return dataclasses.replace(ins[0], shape=shape)
 
 
-OP = OpType("concat", check=check, infer=infer, run=run,
-            cycles=lambda node, in_shape: elementwise_cycles(node, in_shape),
-            first_lanes=lambda node, fold: 1, lower=no_unit_yet, arity=0)
+def lower(b, node: Concat, streams) -> None:
+    """Beat format: one whole pixel per beat on every port.  Input k is converted to its
+    C_k channels per beat; the ``concat`` unit reads one beat of each input and writes
+    their concatenation (input 0 in the low lanes), one output pixel per cycle."""
+    from bnn2fpga.ops.dense import elem_bits
+
+    srcs, ins = streams
+    join_arity(node)
+    eb = elem_bits(ins[0])
+    srcs = [b.converted(s, t.channels, node.name, t.size) for s, t in zip(srcs, ins,
+                                                                           strict=True)]
+    params = {f"W{k}": t.channels * eb for k, t in enumerate(ins)}
+    b.add_join("concat", node.name, params, srcs, node.out.channels, eb, out_pixels(node),
+               signed=ins[0].is_signed)
+
+
+def cycles(node: Concat, in_shape: tuple[int, ...]) -> Cycles:
+    """One output pixel per cycle."""
+    return Cycles(out_pixels(node), out_pixels(node))
+
+
+OP = OpType("concat", check=check, infer=infer, run=run, cycles=cycles,
+            first_lanes=lambda node, fold: 1, lower=lower, arity=0)

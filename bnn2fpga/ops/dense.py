@@ -241,10 +241,21 @@ def mvtu_params(node: Dense, in_type: TensorType, pe: int, simd: int,
                           f"threshold per channel, got {nt}")
     else:
         out_w = acc_w
-    return {"PE": pe, "SIMD": simd, "NF": node.out_channels // pe, "SF": node.fan_in // simd,
-            "IN_BITS": elem_bits(in_type), "IN_UINT": int(in_type.encoding != "bipolar"),
-            "USE_TAP_VALID": int(tap_valid), "ACC_W": acc_w, "NT": nt, "TW": acc_w,
-            "OUT_W": out_w}
+    params = {"PE": pe, "SIMD": simd, "NF": node.out_channels // pe,
+              "SF": node.fan_in // simd, "IN_BITS": elem_bits(in_type),
+              "IN_UINT": int(in_type.encoding != "bipolar"),
+              "USE_TAP_VALID": int(tap_valid), "ACC_W": acc_w, "NT": nt, "TW": acc_w,
+              "OUT_W": out_w}
+    if is_multibit(node, in_type):
+        # integer multiply-accumulate: weights of WB bits (binary weights of a signed
+        # input as the 2-bit codes +-1), signed or unsigned input codes
+        params.update(WB=weight_word_bits(node), IN_SIGNED=int(in_type.is_signed))
+    return params
+
+
+def weight_word_bits(node: Dense) -> int:
+    """Bits per weight in a multi-bit MVTU's weight ROM."""
+    return max(2, node.weight_bits)
 
 
 def input_fifo_depth(node: Node, pe: int, simd: int) -> int:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from bnn2fpga import fixed
-from bnn2fpga.ir import FixedAffine, IRError, TensorType
+from bnn2fpga.ir import FixedAffine, IRError, TensorType, signed_bits_for
 from bnn2fpga.ops import OpType
 from bnn2fpga.ops.realvalued import (
     check_lanes,
     check_out_fixed,
     check_real,
     elementwise_cycles,
-    no_unit_yet,
+    max_abs,
 )
 
 
@@ -46,7 +46,30 @@ def check(node: FixedAffine, src: TensorType) -> None:
     check_lanes(node, c)
 
 
+def affine_params(node: FixedAffine, in_type: TensorType) -> dict[str, int]:
+    """bnn_fixed_affine / FixedAffineUnit parameters: the widths of every intermediate,
+    sized from the input's code range and the constants so that only the final saturation
+    can clip (u = x + add_in: UW bits; u * m + add_out + 2^(shift-1): PW bits)."""
+    lo, hi = in_type.code_range()
+    ai = np.asarray(node.add_in, np.int64)
+    u_abs = max(abs(lo + int(ai.min(initial=0))), abs(hi + int(ai.max(initial=0))))
+    half = (1 << (node.shift - 1)) if node.shift > 0 else 0
+    p_abs = u_abs * (1 << (node.mul_bits - 1)) + max_abs(node.add_out) + half
+    ob = int(node.out.bits)
+    return {"PE": node.pe, "NF": in_type.channels // node.pe, "IB": int(in_type.bits),
+            "OB": ob, "MW": node.mul_bits, "AIW": signed_bits_for(max_abs(node.add_in)),
+            "AOW": signed_bits_for(max_abs(node.add_out)), "UW": signed_bits_for(u_abs),
+            "PW": max(signed_bits_for(p_abs), ob + 1), "SHIFT": node.shift}
+
+
+def lower(b, node: FixedAffine, in_type: TensorType) -> None:
+    check(node, in_type)
+    params = affine_params(node, in_type)
+    b.add("affine", node.name, params, node.pe, params["OB"], in_type.size // node.pe,
+          signed=True)
+
+
 OP = OpType("fixed_affine", check=check,
             infer=lambda node, src: node.out.with_shape(src.shape), run=run,
             cycles=elementwise_cycles, first_lanes=lambda node, fold: node.pe,
-            lower=no_unit_yet)
+            lower=lower)

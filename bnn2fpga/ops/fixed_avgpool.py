@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnn2fpga import fixed
-from bnn2fpga.ir import FixedAvgPool, IRError, TensorType, conv_out_size
+from bnn2fpga.ir import FixedAvgPool, IRError, TensorType, conv_out_size, signed_bits_for
 from bnn2fpga.ops import Cycles, OpType
 from bnn2fpga.ops.realvalued import check_out_fixed, check_real, no_unit_yet
 
@@ -54,6 +54,28 @@ def check(node: FixedAvgPool, src: TensorType) -> None:
                       f"{node.shift} must be >= 1 / >= 0")
 
 
+def avgpool_params(node: FixedAvgPool, in_type: TensorType) -> dict[str, int]:
+    """bnn_global_avgpool / GlobalAvgPool parameters: sum, multiplier and product widths
+    from the input range and the constants (only the final saturation clips)."""
+    h, w, c = in_type.shape
+    bound = h * w * (1 << (in_type.bits - 1))
+    half = (1 << (node.shift - 1)) if node.shift > 0 else 0
+    ob = int(node.out.bits)
+    return {"C": c, "HW": h * w, "IB": int(in_type.bits), "OB": ob,
+            "SW": signed_bits_for(bound), "MUL": node.mul, "MW": int(node.mul).bit_length() + 1,
+            "PW": max(ob + 1, signed_bits_for(bound * node.mul + half)), "SHIFT": node.shift}
+
+
+def lower(b, node: FixedAvgPool, in_type: TensorType) -> None:
+    """Global pooling: one unit keeping a running per-channel sum.  Windowed pooling (a
+    sliding window and a summing reducer) has no unit yet."""
+    check(node, in_type)
+    if not node.global_pool:
+        no_unit_yet(b, node, in_type)
+    params = avgpool_params(node, in_type)
+    b.add("avgpool", node.name, params, params["C"], params["OB"], 1, signed=True)
+
+
 def cycles(node: FixedAvgPool, in_shape: tuple[int, ...]) -> Cycles:
     """One input pixel of C channels per cycle (the reducer reads each input once)."""
     c = in_shape[0] * in_shape[1]
@@ -62,4 +84,4 @@ def cycles(node: FixedAvgPool, in_shape: tuple[int, ...]) -> Cycles:
 
 OP = OpType("fixed_avgpool", check=check,
             infer=lambda node, src: node.out.with_shape(out_shape(node, src)), run=run,
-            cycles=cycles, first_lanes=lambda node, fold: 1, lower=no_unit_yet)
+            cycles=cycles, first_lanes=lambda node, fold: node.out.shape[-1], lower=lower)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnn2fpga.ir import IRError, TensorType, Threshold
+from bnn2fpga.ir import IRError, TensorType, Threshold, signed_bits_for
 from bnn2fpga.ops import OpType
-from bnn2fpga.ops.realvalued import check_lanes, check_real, elementwise_cycles, no_unit_yet
+from bnn2fpga.ops.dense import elem_bits
+from bnn2fpga.ops.realvalued import check_lanes, check_real, elementwise_cycles, max_abs
 
 
 def run(node: Threshold, in_type: TensorType, codes: np.ndarray) -> np.ndarray:
@@ -41,5 +42,18 @@ def check(node: Threshold, src: TensorType) -> None:
     check_lanes(node, src.channels)
 
 
+def threshold_params(node: Threshold, in_type: TensorType) -> dict[str, int]:
+    """bnn_threshold / ThresholdUnit parameters."""
+    return {"PE": node.pe, "NF": in_type.channels // node.pe, "IB": int(in_type.bits),
+            "NT": int(node.thresholds.shape[1]), "TW": signed_bits_for(max_abs(node.thresholds)),
+            "OB": elem_bits(node.out)}
+
+
+def lower(b, node: Threshold, in_type: TensorType) -> None:
+    check(node, in_type)
+    params = threshold_params(node, in_type)
+    b.add("threshold", node.name, params, node.pe, params["OB"], in_type.size // node.pe)
+
+
 OP = OpType("threshold", check=check, infer=infer, run=run, cycles=elementwise_cycles,
-            first_lanes=lambda node, fold: node.pe, lower=no_unit_yet)
+            first_lanes=lambda node, fold: node.pe, lower=lower)

@@ -9,12 +9,16 @@
 //                1: unsigned codes (uint, or unipolar with IN_BITS = 1) x binary weights
 //                   (bnn_uint_dot: the first-layer fixed-point unit)
 //   USE_TAP_VALID  1: a beat with s_tuser = 0 (padded tap) adds exactly 0
+//   WB, IN_SIGNED  WB > 1: integer weights of WB bits, an integer multiply-accumulate
+//                (bnn_int_dot: the multi-bit MVTU of float first and last layers) over
+//                signed (IN_SIGNED = 1), unsigned or bipolar codes; WB = 1: binary weights
 //   ACC_W        accumulator bits (signed), from the worst-case fan-in (never overflows)
 //   NT, TW       thresholds per output channel and their bits (signed); NT = 0 outputs
 //                the accumulator itself (OUT_W = ACC_W)
 //   OUT_W        bits per output element: clog2(NT+1) (count of thresholds crossed)
 //   WEIGHT_FILE  init-file prefix: PE p reads WEIGHT_FILE_pe<ppp>.mem, NF*SF words of
-//                SIMD bits at address nf*SF + sf (bnn2fpga.packing.weight_memory)
+//                SIMD*WB bits at address nf*SF + sf (bnn2fpga.packing.weight_memory;
+//                integer weights: int_weight_memory, lane i at [i*WB +: WB])
 //   THRESH_FILE  prefix of THRESH_FILE_pe<ppp>.mem: NF words of NT*TW bits, threshold j at
 //                bits [j*TW +: TW] (bnn2fpga.packing.threshold_memory)
 // Streams
@@ -34,6 +38,8 @@ module bnn_mvtu #(
     parameter int IN_BITS = 1,
     parameter int IN_UINT = 0,
     parameter int USE_TAP_VALID = 0,
+    parameter int WB = 1,
+    parameter int IN_SIGNED = 0,
     parameter int ACC_W = 8,
     parameter int NT = 1,
     parameter int TW = 8,
@@ -135,16 +141,20 @@ module bnn_mvtu #(
   for (genvar p = 0; p < PE; p++) begin : g_pe
     localparam logic [23:0] IDX = {8'(48 + p / 100 % 10), 8'(48 + p / 10 % 10), 8'(48 + p % 10)};
 
-    logic [SIMD-1:0] wmem[WD];
+    logic [SIMD*WB-1:0] wmem[WD];
     initial $readmemh({WEIGHT_FILE, "_pe", IDX, ".mem"}, wmem);
 
-    logic [SIMD-1:0] w1;
+    logic [SIMD*WB-1:0] w1;
     always_ff @(posedge clk) begin
       if (step) w1 <= wmem[waddr];
     end
 
     logic signed [ACC_W-1:0] dot;
-    if (IN_UINT != 0) begin : g_uint
+    if (WB > 1) begin : g_int
+      bnn_int_dot #(.SIMD(SIMD), .B(IN_BITS), .WB(WB), .IN_SIGNED(IN_SIGNED),
+                    .IN_UINT(IN_UINT), .OW(ACC_W)) u_dot (
+          .valid(tap1), .x(x1), .w(w1), .dot(dot));
+    end else if (IN_UINT != 0) begin : g_uint
       bnn_uint_dot #(.SIMD(SIMD), .B(IN_BITS), .OW(ACC_W)) u_dot (
           .valid(tap1), .x(x1), .w(w1), .dot(dot));
     end else begin : g_xnor

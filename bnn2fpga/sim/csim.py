@@ -125,9 +125,11 @@ class _Design:
         if not np.issubdtype(codes.dtype, np.integer):
             raise CSimError(f"input codes must be integers (got {codes.dtype}); quantize the "
                             "frames with reference.quantize_input first")
-        top = (1 << self.manifest["input"]["bits"]) - 1
-        if codes.size and (codes.min() < 0 or codes.max() > top):
-            raise CSimError(f"input codes must lie in 0..{top}")
+        bits = self.manifest["input"]["bits"]
+        lo = -(1 << (bits - 1)) if self.manifest["input"].get("signed") else 0
+        top = lo + (1 << bits) - 1
+        if codes.size and (codes.min() < lo or codes.max() > top):
+            raise CSimError(f"input codes must lie in {lo}..{top}")
         return codes
 
 

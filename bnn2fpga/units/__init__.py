@@ -159,7 +159,9 @@ def distinct_columns(columns: float, depth: int) -> float:
 # kind -> module of bnn2fpga.units.  Order: the RTL library's (each unit's files are in
 # dependency order) and the calibration sweep's (bench/calibrate.py samples it by index)
 _MODULES = {"mvtu": "mvtu", "swu": "swu", "pool": "pool", "dwc": "dwc",
-            "majority_pool": "majority_pool", "fifo": "fifo", "ports": "ports"}
+            "majority_pool": "majority_pool", "fifo": "fifo", "ports": "ports",
+            "affine": "fixed_affine", "threshold": "threshold", "avgpool": "avgpool",
+            "fork": "fork", "add": "fixed_add", "concat": "concat"}
 
 UNITS: dict[str, UnitType] = {
     kind: importlib.import_module(f"bnn2fpga.units.{mod}").UNIT for kind, mod in _MODULES.items()}

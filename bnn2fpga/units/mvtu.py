@@ -14,6 +14,7 @@ from bnn2fpga.units import (
     clog2,
     distinct_columns,
 )
+from bnn2fpga.units.fixed_affine import multiplier_dsps
 
 
 def adder_tree_bits(n: int, w: int) -> int:
@@ -45,6 +46,8 @@ def mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]
     FF features count the RTL's registers: operand (x1), weights read (w1: the distinct
     non-constant ROM columns, none when a BRAM's output register holds them), thresholds
     read and delayed (t1, t2), accumulators, outputs, counters, control."""
+    if p.get("WB", 1) > 1:
+        return int_mvtu_features(p, styles)
     uint = p["IN_UINT"] != 0
     pe, simd, nf, sf = p["PE"], p["SIMD"], p["NF"], p["SF"]
     xw = simd * p["IN_BITS"]
@@ -81,6 +84,31 @@ def mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]
                         + pe * p["OUT_W"])}
 
 
+def int_mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]:
+    """The multi-bit MVTU (bnn_int_dot): per PE, SIMD multipliers of (IN_BITS+1) x WB bits
+    (DSPs where ``multiplier_dsps`` says so, else partial-product LUTs), the adder tree of
+    the products, the accumulator; thresholds and output as the binary MVTU's.  First-
+    principles coefficients (``int_*``), not fitted yet."""
+    pe, simd, nf, sf = p["PE"], p["SIMD"], p["NF"], p["SF"]
+    xv, wb = p["IN_BITS"] + 1, p["WB"]
+    dsps = multiplier_dsps(xv, wb)
+    prod = xv + wb
+    thr_bits = pe * p["NT"] * p["TW"]
+    counters = clog2(nf) + clog2(sf) + clog2(nf * sf)
+    return {"const": 1.0, "counters": counters,
+            "int_mul_bits": 0.0 if dsps else pe * simd * xv * wb,
+            "int_sum_bits": pe * simd * prod,
+            "pe_acc": pe * p["ACC_W"] if sf > 1 else 0.0,
+            "thr_compare": thr_bits if nf > 1 else 0.0,
+            "thr_const": thr_bits if nf == 1 else 0.0,
+            "pe_out": pe * p["OUT_W"] if p["NT"] > 1 else 0.0,
+            "acc_out": 0.0 if p["NT"] else pe * p["ACC_W"],
+            "replay_mux": simd * p["IN_BITS"] if nf > 1 else 0.0,
+            "dsp": pe * simd * dsps,
+            "ff_regs": (simd * p["IN_BITS"] + 6 + counters + pe * simd * wb
+                        + pe * p["ACC_W"] + pe * p["OUT_W"])}
+
+
 def hls_process(p: Params, frames: int) -> HlsProcess:
     """hls/mvtu.h's MatrixVectorActivate: PIXELS * NF * SF iterations per frame; it reads
     while nf == 0 (the vector is replayed for the other folds) and writes at sf == SF - 1.
@@ -94,7 +122,8 @@ def hls_process(p: Params, frames: int) -> HlsProcess:
 def memories(p: Params) -> list[MemorySpec]:
     """Weights and thresholds (ROMs, one per PE); the input vector kept for the neuron folds
     nf > 0 and, with a tap-valid flag, its flags."""
-    mems = [MemorySpec("weights", p["NF"] * p["SF"], p["SIMD"], True, p["PE"])]
+    mems = [MemorySpec("weights", p["NF"] * p["SF"], p["SIMD"] * p.get("WB", 1), True,
+                       p["PE"])]
     if p["NT"] > 0:
         mems.append(MemorySpec("thresholds", p["NF"], p["NT"] * p["TW"], True, p["PE"]))
     if p["NF"] > 1:
@@ -146,12 +175,22 @@ def sweep(rng: np.random.Generator) -> list[Params]:
                              (2, 32, 64, 48)):
         # deep weight ROMs in block RAM, several banks deep (a read mux across them)
         pts.append(sweep_params(pe, simd, nf, sf))
+    for pe, simd, nf, sf, bits, wb, signed, nt in (
+            (1, 3, 2, 9, 8, 8, 0, 0), (2, 4, 2, 4, 8, 4, 1, 0), (4, 1, 1, 27, 6, 3, 1, 0),
+            (1, 8, 4, 8, 4, 2, 0, 1), (2, 6, 3, 2, 8, 5, 1, 1), (8, 2, 1, 16, 4, 8, 1, 0)):
+        # multi-bit MVTU: integer weights over signed / unsigned codes (LUT and DSP MACs)
+        pt = sweep_params(pe, simd, nf, sf, bits, uint=True, nt=nt)
+        acc = max(2, (sf * simd * (1 << bits) * (1 << (wb - 1)) + 1).bit_length() + 1)
+        pt.update(WB=wb, IN_SIGNED=signed, ACC_W=acc, TW=acc,
+                  OUT_W=max(1, nt.bit_length()) if nt else acc)
+        pts.append(pt)
     return pts
 
 
 UNIT = UnitType(
     kind="mvtu",
-    sv_files=('bnn_adder_tree.sv', 'bnn_xnor_popcount.sv', 'bnn_uint_dot.sv', 'bnn_mvtu.sv'),
+    sv_files=('bnn_adder_tree.sv', 'bnn_xnor_popcount.sv', 'bnn_uint_dot.sv', 'bnn_int_dot.sv',
+              'bnn_mvtu.sv'),
     hls_files=('mvtu.h', 'adder_tree.h'),
     delay=lambda p: 3,  # operand, accumulate and output registers
     memories=memories, features=mvtu_features, hls_process=hls_process,
@@ -167,6 +206,8 @@ UNIT = UnitType(
                           'thr_const': 0.8,
                           'acc_out': 1.0,
                           'replay_mux': 1.3,
-                          'bram_xnor': 0.6},
+                          'bram_xnor': 0.6,
+                          'int_mul_bits': 1.0,
+                          'int_sum_bits': 1.0},
                   'ff': {'ff_regs': 1.0}},
     sweep=sweep, reads_tap_valid=True)
