@@ -267,3 +267,34 @@ def test_cli_compiles_the_chain_for_the_reference(chain, pixels, tmp_path, capsy
                  "--cycles", "expected", "--skip", "hls", "--skip", "rtl"]) != 0
     assert "--cycles expected: the gate density of 'pg1' (PGConv2D) is not measured; give " \
         "--calibration" in capsys.readouterr().err
+
+
+def test_a_non_monotone_quantizer_fold_warns_with_a_count() -> None:
+    """A BatchNorm whose float decisions are not monotone in the accumulator (here a
+    made-up evaluate hook) cannot be a staircase: the fold keeps the best thresholds and
+    warns, naming the layer, the channels and how many accumulator values differ."""
+    from bnn2fpga.ir import BatchNorm, Conv2D, FloatPGConv2D, Graph, Input, TensorType
+    from bnn2fpga.passes.fracbnn import lower_pgconv2d, quantizer_codes
+
+    layer = PGConv2D(3, 1, name="pg")
+    layer.build((None, 1, 1, 2))
+    ones = np.ones(2, np.float32)
+    graph = Graph("g", [
+        Input("input", [], TensorType((1, 1, 4), "bipolar")),
+        Conv2D("c", ["input"], TensorType((1, 1, 2), "int", 2),
+               weights=np.ones((2, 4), np.int8)),
+        BatchNorm("bn", ["c"], TensorType((1, 1, 2), "float", 32), gamma=ones,
+                  beta=0 * ones, mean=0 * ones, var=ones,
+                  evaluate=lambda v: np.cos(v).astype(np.float32)),
+        FloatPGConv2D("pg", ["bn"], TensorType((1, 1, 3), "float", 32),
+                      weights=np.ones((3, 2), np.int8), layer=layer)])
+    graph = lower_pgconv2d(graph)
+    d = np.arange(-4, 5)
+    q = quantizer_codes(np.cos(d.astype(np.float32))[:, None])[:, 0]
+    fit = (d[:, None] >= graph["c"].thresholds[0]).sum(-1)
+    differing = int(np.sum(fit != q))
+    assert differing > 0
+    (warning,) = graph.meta["warnings"]
+    assert warning.startswith("layer 'pg': the 2-bit quantizer of its input is not a "
+                              "monotone staircase in the accumulator on channels [0, 1]")
+    assert f"differ from the model on {2 * differing} of 9 accumulator values" in warning
