@@ -226,12 +226,41 @@ def gate_report(graph: Graph, clock_ns: float) -> dict[str, Any] | None:
             "expected_fps": 1e9 / (clock_ns * expected) if expected else None}
 
 
+def real_paths(graph: Graph) -> dict[str, Any] | None:
+    """The real-valued paths (design.json meta): the agreement measured on the calibration
+    frames (per binarisation the fraction of signs that differ from the float model, argmax
+    agreement with Keras, saturations), and whether each FixedAffine's constant multipliers
+    are DSPs or LUTs (``units.fixed_affine.uses_dsp``, on the unit's parameters)."""
+    from bnn2fpga.ir import FixedAffine
+    from bnn2fpga.ops.fixed_affine import affine_params
+    from bnn2fpga.units.fixed_affine import multiplier_dsps, uses_dsp
+
+    affines = []
+    for node in graph.nodes:
+        if not isinstance(node, FixedAffine):
+            continue
+        p = affine_params(node, graph.producer(node).out)
+        affines.append({"name": node.name, "pe": p["PE"], "input_bits": p["UW"],
+                        "multiplier_bits": p["MW"],
+                        "multipliers": "DSP" if uses_dsp(p) else "LUT",
+                        "dsp_per_lane": multiplier_dsps(p["UW"], p["MW"])})
+    agreement = graph.meta.get("agreement")
+    if not affines and not agreement:
+        return None
+    saturated = {n: c for n, c in ((agreement or {}).get("saturation") or {}).items() if c[0]}
+    return {"precision": graph.meta.get("precision"), "agreement": agreement,
+            "saturated": saturated,
+            "inexact_folds": graph.meta.get("inexact_folds") or {},
+            "fixed_affines": affines}
+
+
 def build_report(project_dir: Path, graph: Graph, part: str, clock_ns: float,
                  synth: bool) -> dict[str, Any]:
     design = est.estimate(graph, part=part, clock_ns=clock_ns)
     report = design.to_json()
     report["gate_density"] = gate_report(graph, clock_ns)
     report["hls"] = hls_cycles(graph)
+    report["real_paths"] = real_paths(graph)
     sim = load_rtl_sim(project_dir)
     report["measured"] = {"rtl_sim": sim, "cycles": cycle_comparison(design, sim),
                           "yosys": None}

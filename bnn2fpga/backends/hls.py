@@ -48,6 +48,7 @@ from bnn2fpga.ir import (
     IRError,
     graph_to_json,
 )
+from bnn2fpga.ops.pgconv2d import gate_memory
 from bnn2fpga.ops.realvalued import channel_rom
 from bnn2fpga.packing import (
     bits_to_int,
@@ -148,7 +149,10 @@ def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
     if u.kind == "swu":
         ctx.update(masked=dst.tap_valid,
                    lb_storage=buffer_storage(styles, "line_buffer", u.name))
-    elif u.kind == "mvtu":
+    elif u.kind == "thermometer":
+        ctx.update(pixels=u.out_beats,
+                   thresholds=[int(t) for t in graph[u.layer].thresholds])
+    elif u.kind in ("mvtu", "pg_mvtu"):
         node = graph[u.layer]
         p = u.params
         what = f"unit {u.name!r} memory"
@@ -160,6 +164,8 @@ def unit_context(graph: Graph, plan: Plan, u: Unit, top: str,
                    thresholds_bind=binding(ROM_BINDINGS, styles.get("thresholds", "none"),
                                            f"{what} 'thresholds'"),
                    ibuf_storage=buffer_storage(styles, "input_buffer", u.name))
+        if u.kind == "pg_mvtu":
+            ctx.update(gates=f"{top}_{ident(u.layer)}_g")
     elif u.kind in ("pool", "majority_pool"):
         ctx.update(pixels=u.out_beats, min_mask=f"{top}_{ident(u.layer)}_min")
     elif u.kind in ("affine", "threshold"):
@@ -197,7 +203,7 @@ def partition_limit(units: list[Unit]) -> int:
     sizes = [ARRAY_PARTITION_LIMIT]
     for u in units:
         p = u.params
-        if u.kind == "mvtu":
+        if u.kind in ("mvtu", "pg_mvtu"):
             sizes += [p["PE"], p["SIMD"], p["PE"] * max(1, p["NT"])]
     return max(sizes)
 
@@ -208,7 +214,7 @@ def param_headers(graph: Graph, plan: Plan) -> list[dict[str, Any]]:
     for u in plan.units:
         node = graph[u.layer]
         p = u.params
-        if u.kind == "mvtu":
+        if u.kind in ("mvtu", "pg_mvtu"):
             wb = p.get("WB", 1)
             digits = max(1, -(-p["SIMD"] * wb // 4))
             if wb > 1:      # integer weights, lane i at bits [i*WB, (i+1)*WB)
@@ -224,6 +230,9 @@ def param_headers(graph: Graph, plan: Plan) -> list[dict[str, Any]]:
             if p["NT"]:
                 header.update(nt=p["NT"], nf=p["NF"], tw=p["TW"], ob=p["OUT_W"],
                               thresholds=threshold_memory(node.thresholds, p["PE"]).tolist())
+            if u.kind == "pg_mvtu":
+                header.update(gates=gate_memory(node, p["PE"]).tolist(), acc_w=p["ACC_W"],
+                              nf=p["NF"])
             headers.append(header)
         elif u.kind in ("affine", "threshold"):
             words, bits = channel_rom(node, u.kind, p)

@@ -39,6 +39,7 @@ import numpy as np
 from bnn2fpga import packing
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.ir import Graph, IRError
+from bnn2fpga.ops.pgconv2d import gate_memory
 from bnn2fpga.ops.realvalued import channel_rom
 from bnn2fpga.plan import PORT_IN, PORT_OUT, Plan, Stream, Unit, build_plan, ident
 from bnn2fpga.resources import resource_path, template_env
@@ -71,7 +72,7 @@ def memory_files(graph: Graph, plan: Plan) -> dict[str, list[str]]:
             for pe, row in enumerate(words):
                 mems[f"{channel_file(plan, u)}_pe{pe:03d}.mem"] = [
                     format(w, f"0{max(1, -(-bits // 4))}x") for w in row]
-        if u.kind != "mvtu":
+        if u.kind not in ("mvtu", "pg_mvtu"):
             continue
         node = graph[u.layer]
         p = u.params
@@ -93,7 +94,17 @@ def memory_files(graph: Graph, plan: Plan) -> dict[str, list[str]]:
                 mems[f"{threshold_file(plan, u)}_pe{pe:03d}.mem"] = [
                     format(packing.codes_to_int(row, p["TW"]), f"0{digits}x")
                     for row in tmem[pe]]
+        if u.kind == "pg_mvtu":
+            gmem = gate_memory(node, p["PE"])
+            for pe in range(p["PE"]):
+                mems[f"{gate_file(plan, u)}_pe{pe:03d}.mem"] = [
+                    format(packing.codes_to_int([g], p["ACC_W"]), f"0{-(-p['ACC_W'] // 4)}x")
+                    for g in gmem[pe]]
     return mems
+
+
+def gate_file(plan: Plan, unit: Unit) -> str:
+    return f"{plan.top}_{ident(unit.layer)}_g"
 
 
 # unit kind -> the SV parameter naming its per-channel ROM's init files
@@ -116,9 +127,15 @@ def module_params(graph: Graph, plan: Plan, unit: Unit) -> list[tuple[str, str]]
     """The SystemVerilog parameters of one instance: the plan's integers, plus the memory
     file names of an MVTU and the min-channel mask of a max-pool."""
     params = [(k, str(v)) for k, v in unit.params.items()]
-    if unit.kind == "mvtu":
+    if unit.kind in ("mvtu", "pg_mvtu"):
         params += [("WEIGHT_FILE", sv_string(weight_file(plan, unit))),
                    ("THRESH_FILE", sv_string(threshold_file(plan, unit)))]
+    if unit.kind == "pg_mvtu":
+        params.append(("GATE_FILE", sv_string(gate_file(plan, unit))))
+    elif unit.kind == "thermometer":
+        t = [int(v) for v in graph[unit.layer].thresholds]
+        word = sum(v << (9 * k) for k, v in enumerate(t))
+        params.append(("THRESH", f"{9 * len(t)}'h{word:x}"))
     elif unit.kind in CHANNEL_ROMS:
         params.append((CHANNEL_ROMS[unit.kind], sv_string(channel_file(plan, unit))))
     elif unit.kind == "pool":

@@ -18,9 +18,12 @@ from bnn2fpga.ir import (
     MajorityPool2D,
     MaxPool2D,
     Node,
+    PGConv2D,
     Reshape,
+    ThermometerEncode,
     Threshold,
 )
+from bnn2fpga.ops import pgconv2d as pg
 from bnn2fpga.ops.window import has_window, is_pointwise
 from bnn2fpga.plan import FIFO_DEPTH, Plan, build_plan, input_fifo_depth
 from bnn2fpga.units import UNITS, unit_delay
@@ -197,6 +200,10 @@ def steps_per_pixel(node: Node) -> int:
     larger than the kernel), shows in the input's arrival times instead.  A pool: the
     folded cycles of its window over the input its windows cover (``window_footprint``;
     the rows and columns no window uses are drained after the last output)."""
+    if isinstance(node, PGConv2D):      # expected: MSB passes + the gated LSB passes
+        return pg.pg_cycles(node, pg.lsb_passes(node)) // folding.out_pixels(node)
+    if isinstance(node, ThermometerEncode):
+        return 1
     if isinstance(node, Dense):
         return folding.matvec_cycles(node) // folding.out_pixels(node)
     if isinstance(node, ELEMENTWISE):   # one beat of PE lanes per cycle
@@ -215,6 +222,8 @@ def window_footprint(node: MaxPool2D | MajorityPool2D) -> tuple[int, int, int]:
 
 def after_last_input(node: Node, per_pixel: int) -> int:
     """Steps a unit still takes for a pixel once the last input it waits for is there."""
+    if isinstance(node, ThermometerEncode):
+        return 0
     if isinstance(node, ELEMENTWISE):   # the pixel's last beat is its last step
         return 0
     if isinstance(node, FixedAvgPool):  # global: the frame's last pixel is its last step
@@ -236,7 +245,7 @@ def needed_input_pixel(node: Node, src: Node) -> np.ndarray:
     in the top padding waits for no input."""
     n_out = folding.out_pixels(node)
     # each output pixel waits for its own input pixel
-    if is_pointwise(node) or isinstance(node, ELEMENTWISE):
+    if is_pointwise(node) or isinstance(node, (*ELEMENTWISE, ThermometerEncode)):
         return np.arange(n_out, dtype=np.int64)
     if len(src.out.shape) != 3 or not has_window(node):
         return np.full(n_out, folding.out_pixels(src) - 1, dtype=np.int64)

@@ -77,6 +77,7 @@ class Builder:
     inputs: list[str] = field(default_factory=list)
     cursor: str = ""
     softmax_layer: str | None = None   # the layer whose softmax the host applies
+    meta: dict[str, Any] = field(default_factory=dict)   # merged into graph.meta
 
     def start_layer(self, inputs: list[str]) -> None:
         self.inputs = list(inputs)
@@ -120,11 +121,12 @@ def layer_in_shape(layer: Any) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------------------
 
 
-def bipolar_kernel(layer: Any, quantized: np.ndarray, what: str
+def bipolar_kernel(layer: Any, quantized: np.ndarray, what: str, any_scale: bool = False
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """Quantized kernel (kh, kw, cin, cout) or (cin, cout) -> (weights ±1 (cout, fan_in),
     per-channel scale or None).  The scale must be a power of two so that Keras's float32
-    sums of scaled weights equal scale * (integer sum) exactly."""
+    sums of scaled weights equal scale * (integer sum) exactly; ``any_scale`` accepts any
+    positive scale (the caller records that the sums are not reproduced exactly)."""
     q = np.asarray(quantized, dtype=np.float32)
     flat = q.reshape(-1, q.shape[-1]).T  # (cout, fan_in) in (ky, kx, c) order
     mag = np.abs(flat)
@@ -134,7 +136,7 @@ def bipolar_kernel(layer: Any, quantized: np.ndarray, what: str
                                "output channel", "binary kernels (±1, or ±alpha with alpha "
                                "a power of two per output channel)")
     a = alpha[:, 0].astype(np.float64)
-    if not np.all(np.exp2(np.round(np.log2(a))) == a):
+    if not any_scale and not np.all(np.exp2(np.round(np.log2(a))) == a):
         raise UnsupportedError(layer, f"{what} with a kernel scale that is not a power of "
                                f"two (e.g. {a[0]!r}): Keras sums scaled weights in float32 "
                                "and that rounding cannot be reproduced bit-exactly",
@@ -210,7 +212,8 @@ def add_activation(b: Builder, layer: Any, act: Any) -> None:
         return
     if name == "relu":
         c = b.current.out.shape[-1]
-        b.add(FloatPReLU(f"{layer.name}/relu" if b.cursor == layer.name else layer.name,
+        taken = any(n.name == layer.name for n in b.nodes)
+        b.add(FloatPReLU(f"{layer.name}/relu" if taken else layer.name,
                          [b.current.name], b.current.out, shift_in=np.zeros(c, np.float32),
                          slope=np.zeros(c, np.float32), shift_out=np.zeros(c, np.float32)))
         return
@@ -352,14 +355,20 @@ def convert_reshape(layer: Any, b: Builder) -> None:
 
 @converter("BatchNormalization")
 def convert_batchnorm(layer: Any, b: Builder) -> None:
+    weights = {w.name.split("/")[-1].split(":")[0]: w.numpy() for w in layer.weights}
+    add_batchnorm(layer, b, weights)
+
+
+def add_batchnorm(layer: Any, b: Builder, weights: dict[str, np.ndarray]) -> None:
+    """A BatchNorm node with parameters ``weights`` (gamma, beta, moving_mean,
+    moving_variance; gamma and beta optional); its float32 decisions by the layer itself."""
     in_shape = layer_in_shape(layer)
     axis = layer.axis if isinstance(layer.axis, int) else list(layer.axis)
     if axis not in (-1, len(in_shape), [len(in_shape)], [-1]):
         raise UnsupportedError(layer, f"axis={layer.axis}", "the channel (last) axis")
     c = in_shape[-1]
-    weights = {w.name.split("/")[-1].split(":")[0]: w.numpy() for w in layer.weights}
-    gamma = weights.get("gamma", np.ones(c, np.float32))
-    beta = weights.get("beta", np.zeros(c, np.float32))
+    gamma = np.asarray(weights.get("gamma", np.ones(c, np.float32)))
+    beta = np.asarray(weights.get("beta", np.zeros(c, np.float32)))
     rank = len(in_shape) + 1
 
     def evaluate(v: np.ndarray) -> np.ndarray:
@@ -370,8 +379,8 @@ def convert_batchnorm(layer: Any, b: Builder) -> None:
 
     b.add(BatchNorm(layer.name, [b.current.name], b.float_out(layer_out_shape(layer)),
                     gamma=gamma.astype(np.float32), beta=beta.astype(np.float32),
-                    mean=weights["moving_mean"].astype(np.float32),
-                    var=weights["moving_variance"].astype(np.float32),
+                    mean=np.asarray(weights["moving_mean"]).astype(np.float32),
+                    var=np.asarray(weights["moving_variance"]).astype(np.float32),
                     eps=float(layer.epsilon), evaluate=evaluate))
 
 
@@ -452,6 +461,7 @@ def model_to_graph(model: Any, name: str | None = None) -> Graph:
         output_of[layer.name] = b.cursor
         classes[layer.name] = type(layer).__name__
     graph = Graph(name or model.name, b.nodes)
+    graph.meta.update(b.meta)
     if b.softmax_layer is not None:
         graph.meta["host_softmax"] = True
         b.notes.append(f"the softmax of {b.softmax_layer!r} is applied by the host")
@@ -474,6 +484,10 @@ def custom_objects() -> dict[str, Any]:
 
     objects.update(larq_custom_objects())
     objects.update(bnn2fpga_layer_objects())
+    try:  # larq-zoo registers its own objects (e.g. its blocks' layers) with Keras on import
+        import larq_zoo  # noqa: F401
+    except ImportError:
+        pass
     return objects
 
 

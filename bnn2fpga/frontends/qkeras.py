@@ -12,6 +12,8 @@ import numpy as np
 from bnn2fpga.frontends.keras import (
     Builder,
     UnsupportedError,
+    add_activation,
+    add_batchnorm,
     add_float_matvec,
     add_matvec,
     add_sign,
@@ -22,8 +24,10 @@ from bnn2fpga.frontends.keras import (
 from bnn2fpga.ir import Input, TensorType
 
 INPUT_QUANTIZERS = "quantized_bits(keep_negative=False, alpha=None/1) or quantized_relu"
-ACTIVATIONS = ("'binary' (use_01=False, alpha=None/1); as the model's first layer also "
-               f"{INPUT_QUANTIZERS}")
+ACTIVATIONS = ("'binary' (use_01=False, alpha=None/1), 'binary_tanh'; as the model's "
+               f"first layer also {INPUT_QUANTIZERS}")
+BN_QUANTIZERS = {"gamma": "gamma_quantizer", "beta": "beta_quantizer",
+                 "moving_mean": "mean_quantizer", "moving_variance": "variance_quantizer"}
 
 
 @contextlib.contextmanager
@@ -99,10 +103,45 @@ def input_format(layer: Any, q: Any) -> tuple[int, float]:
     return bits, float(2.0 ** (int(q.integer) - bits))
 
 
+@converter("QBatchNormalization")
+def convert_qbatchnorm(layer: Any, b: Builder) -> None:
+    """QBatchNormalization = BatchNormalization whose inference parameters are first passed
+    through their quantizers (None: unquantized); the quantized parameters are taken as the
+    layer computes them, and ties are settled by the layer itself (``BatchNorm.evaluate``)."""
+    import tensorflow as tf
+
+    if getattr(layer, "renorm", False):
+        raise UnsupportedError(layer, "renorm=True", "renorm=False")
+    weights: dict[str, np.ndarray] = {}
+    for w in layer.weights:
+        name = w.name.split("/")[-1].split(":")[0]
+        value = np.asarray(w.numpy(), np.float32)
+        attr = BN_QUANTIZERS.get(name)
+        q = getattr(layer, f"{attr}_internal", None) if attr else None
+        if q is not None and getattr(layer, attr, None):
+            value = np.asarray(q(tf.constant(value)), np.float32)
+        weights[name] = value
+    if not layer.scale:
+        weights.pop("gamma", None)
+    if not layer.center:
+        weights.pop("beta", None)
+    add_batchnorm(layer, b, weights)
+
+
+def quantizer_function_name(q: Any) -> str:
+    """A quantizer's name: an object's class, or a function's name (binary_tanh)."""
+    if inspect.isfunction(q):
+        return q.__name__
+    return quantizer_name(q)
+
+
 @converter("QActivation")
 def convert_qactivation(layer: Any, b: Builder) -> None:
     q = layer.quantizer
-    name = quantizer_name(q)
+    name = quantizer_function_name(q)
+    if name == "binary_tanh":  # 2 * round(hard_sigmoid(x)) - 1: ±1, and -1 at 0
+        add_sign(b, layer.name, layer)
+        return
     if name == "binary":
         check_binary(layer, q, "activation")
         if not _is_unit_alpha(q.alpha):
@@ -149,6 +188,11 @@ def convert_qdense(layer: Any, b: Builder) -> None:
     if act_name == "binary":
         check_binary(layer, act, "activation")
         add_sign(b, f"{layer.name}/activation", act)
+    elif act_name == "binary_tanh":
+        add_sign(b, f"{layer.name}/activation", act)
+    elif act_name in ("relu", "softmax"):  # a real ReLU, or the host's final softmax
+        add_activation(b, layer, act_name)
     elif act_name != "linear":
         raise UnsupportedError(layer, f"activation={act_name!r}",
-                               "activation=None/'linear'/'binary'")
+                               "activation=None/'linear'/'binary'/'binary_tanh'/'relu', or "
+                               "'softmax' on the last layer")

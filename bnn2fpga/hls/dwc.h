@@ -6,8 +6,8 @@
 //   A sequence of elements keeps its order: the lowest bits of a wide beat come first.
 //   Up   (OUT_W = R*IN_W): a shift register, one write per R reads.
 //   Down (IN_W = R*OUT_W): one read per R writes of the word's low slice.
-//   Shift (neither divides): a buffer of IN_W + OUT_W bits that reads a beat whenever it
-//        holds fewer than OUT_W bits and writes one otherwise.
+//   Shift (neither divides): a buffer of IN_W + OUT_W bits; an iteration writes a beat when
+//        it holds OUT_W bits and reads one when the rest would not make the next beat.
 //   Each is one flushable II=1 loop (LOOP_TRIPCOUNT: one frame); a frame ends with no bits
 //   held, so the frames of a call need no reset in between.  Only the structure that fits the widths is instantiated
 //   (a class specialisation, not an if on constants), so the others' part-selects, which
@@ -67,25 +67,39 @@ struct Dwc<IN_W, OUT_W, NUM_IN, DWC_DOWN> {
 
 template <unsigned IN_W, unsigned OUT_W, unsigned NUM_IN>
 struct Dwc<IN_W, OUT_W, NUM_IN, DWC_SHIFT> {
+  // An iteration writes when it holds a whole output beat, and reads (in the same
+  // iteration) when what is left would not make the next one: the faster side moves a beat
+  // every cycle, as bnn_dwc_shift does, and a read is never issued before it is needed.
   static void run(hls::stream<ap_uint<IN_W> > &in, hls::stream<ap_uint<OUT_W> > &out,
                   unsigned numReps) {
-    const unsigned BUF = IN_W + OUT_W;  // < OUT_W bits held when a beat enters
+    const unsigned BUF = IN_W + OUT_W;  // < OUT_W bits are left when a beat enters
     const unsigned NUM_OUT = NUM_IN * IN_W / OUT_W;
-    const unsigned ITER = NUM_IN + NUM_OUT;
+    const unsigned MIN_ITER = NUM_IN > NUM_OUT ? NUM_IN : NUM_OUT;
+    const unsigned MAX_ITER = NUM_IN + NUM_OUT;  // trip counts for the reports
+    static_assert(MIN_ITER <= MAX_ITER, "trip count bounds");
     ap_uint<BUF> buf = 0;
     unsigned held = 0;  // valid bits at the bottom of buf
-    for (unsigned i = 0; i < numReps * ITER; i++) {
+    unsigned reads_left = numReps * NUM_IN, writes_left = numReps * NUM_OUT;
+    while (writes_left > 0) {
 #pragma HLS PIPELINE II=1 enable_flush
-#pragma HLS LOOP_TRIPCOUNT min=ITER max=ITER
-      if (held < OUT_W) {
-        const ap_uint<BUF> x = in.read();
-        buf |= x << held;
-        held += IN_W;
-      } else {
+#pragma HLS LOOP_TRIPCOUNT min=MIN_ITER max=MAX_ITER
+      const bool wr = held >= OUT_W;
+      unsigned left = held;
+      ap_uint<BUF> kept = buf;
+      if (wr) {
         out.write(ap_uint<OUT_W>(buf(OUT_W - 1, 0)));
-        buf = buf >> OUT_W;
-        held -= OUT_W;
+        kept = buf >> OUT_W;
+        left = held - OUT_W;
+        writes_left--;
       }
+      if (reads_left > 0 && left < OUT_W) {
+        const ap_uint<BUF> x = in.read();
+        kept |= x << left;
+        left += IN_W;
+        reads_left--;
+      }
+      buf = kept;
+      held = left;
     }
   }
 };

@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from bnn2fpga.ir import IRError, PGConv2D, TensorType
-from bnn2fpga.ops import Cycles, OpType
+from bnn2fpga.ops import FIFO_DEPTH, Cycles, OpType
 from bnn2fpga.ops import dense as matvec
 from bnn2fpga.ops.conv2d import im2col
-from bnn2fpga.ops.realvalued import no_unit_yet
-from bnn2fpga.ops.window import check_window_input, window_cycles
+from bnn2fpga.ops.window import check_window_input, is_pointwise, lower_window, window_cycles
 
 PLANE = TensorType((1,), "bipolar")
 
@@ -58,9 +57,14 @@ def run(node: PGConv2D, in_type: TensorType, codes: np.ndarray) -> np.ndarray:
     return acc.reshape((n,) + node.out.shape)
 
 
+def accumulator_bound_of(fan_in: int) -> int:
+    """|2M + gL| <= 3 * fan_in."""
+    return 3 * fan_in
+
+
 def accumulator_bound(node: PGConv2D) -> int:
     """|2M + gL| <= 3 * fan_in."""
-    return 3 * node.fan_in
+    return accumulator_bound_of(node.fan_in)
 
 
 def check(node: PGConv2D, src: TensorType) -> None:
@@ -90,16 +94,73 @@ def check(node: PGConv2D, src: TensorType) -> None:
         raise IRError(err)
 
 
+def groups(node: PGConv2D, pe: int | None = None) -> int:
+    """Output groups per frame: pixels x neuron folds (each one MSB pass)."""
+    pe = node.pe if pe is None else pe
+    return node.out.shape[0] * node.out.shape[1] * (node.out_channels // pe)
+
+
+def lsb_passes(node: PGConv2D, density: float | None = None, pe: int | None = None) -> int:
+    """LSB passes per frame at a gate density (default the node's ``gate_density``)."""
+    d = node.gate_density if density is None else density
+    return int(round(d * groups(node, pe)))
+
+
+def pg_cycles(node: PGConv2D, passes: int, pe: int | None = None,
+              simd: int | None = None) -> int:
+    """Cycles per frame of bnn_pg_mvtu / PrecisionGatedMVTU with ``passes`` LSB passes:
+    groups * SF for the MSB passes + passes * SF (no bubble between passes or groups)."""
+    pe = node.pe if pe is None else pe
+    simd = node.simd if simd is None else simd
+    sf = node.fan_in // simd
+    return (groups(node, pe) + passes) * sf
+
+
 def cycles(node: PGConv2D, in_shape: tuple[int, ...]) -> Cycles:
-    """MSB pass (pixels * NF * SF) for every output, plus an LSB pass of the same length
-    for each gated group: worst = every gate on, expected = at ``gate_density``.  The
-    window's writer bounds both from below, as for a Conv2D."""
-    msb = matvec.matvec_cycles(node)
+    """The one cycle formula of a PG layer (``pg_cycles``): an MSB pass (SF cycles) for
+    every group, plus an LSB pass of SF cycles for each gated group: worst = every gate on,
+    expected = at ``gate_density`` (``lsb_passes``).  The window's writer bounds both from
+    below, as for a Conv2D."""
     window = window_cycles(node, in_shape, in_shape[-1] // node.simd)
-    worst = max(2 * msb, window)
-    expected = max(int(round(msb * (1.0 + node.gate_density))), window)
+    worst = max(pg_cycles(node, groups(node)), window)
+    expected = max(pg_cycles(node, lsb_passes(node)), window)
     return Cycles(worst, expected)
 
 
+def pg_params(node: PGConv2D, pe: int, simd: int, tap_valid: bool) -> dict[str, int]:
+    """bnn_pg_mvtu / PrecisionGatedMVTU parameters of ``node`` at (pe, simd)."""
+    p = matvec.mvtu_params(node, TensorType((1,), "bipolar"), pe, simd, tap_valid)
+    if (1 << (node.acc_bits - 1)) - 1 < accumulator_bound(node) + 1:
+        raise IRError(f"layer {node.name!r}: acc_bits={node.acc_bits} cannot hold "
+                      f"+-{accumulator_bound(node) + 1}")
+    return {"PE": pe, "SIMD": simd, "NF": p["NF"], "SF": p["SF"],
+            "USE_TAP_VALID": int(tap_valid), "ACC_W": node.acc_bits, "NT": p["NT"],
+            "TW": node.acc_bits, "OUT_W": p["OUT_W"],
+            "LSB_PASSES": lsb_passes(node, pe=pe)}
+
+
+def gate_memory(node: PGConv2D, pe: int) -> np.ndarray:
+    """(PE, NF) gate thresholds, channel nf*PE + p at [p, nf], clamped to [-fan_in,
+    fan_in + 1] (|M| <= fan_in, so the gates are unchanged) to fit the accumulator."""
+    g = np.clip(np.asarray(node.gate_thresholds, np.int64), -node.fan_in, node.fan_in + 1)
+    return g.reshape(-1, pe).T.copy()
+
+
+def lower(b, node: PGConv2D, in_type: TensorType) -> None:
+    """Sliding window (flagging padded taps: a padded 2-bit code would add -1 to both
+    planes) -> a FIFO of one input vector (the unit replays every vector for its LSB pass,
+    so its window must keep writing meanwhile, as for an MVTU with several folds) -> the
+    two-pass unit."""
+    pe, simd = matvec.check_folding(node, b.fold)
+    tap_valid = any(node.pads)
+    if not is_pointwise(node):
+        lower_window(b, node, in_type, simd, tap_valid)
+    params = pg_params(node, pe, simd, tap_valid)
+    b.add_fifo(node.name, max(FIFO_DEPTH, params["SF"]), "in_fifo")
+    pixels = node.out.shape[0] * node.out.shape[1]
+    b.add("pg_mvtu", node.name, params, pe, params["OUT_W"], pixels * params["NF"],
+          signed=node.thresholds is None)
+
+
 OP = OpType("pgconv2d", check=check, infer=None, run=run, cycles=cycles,
-            first_lanes=lambda node, fold: fold[node.name][1], lower=no_unit_yet)
+            first_lanes=lambda node, fold: fold[node.name][1], lower=lower)

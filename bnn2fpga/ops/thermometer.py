@@ -6,7 +6,6 @@ import numpy as np
 
 from bnn2fpga.ir import IRError, TensorType, ThermometerEncode
 from bnn2fpga.ops import Cycles, OpType
-from bnn2fpga.ops.realvalued import no_unit_yet
 
 
 def run(node: ThermometerEncode, in_type: TensorType, codes: np.ndarray) -> np.ndarray:
@@ -41,5 +40,22 @@ def cycles(node: ThermometerEncode, in_shape: tuple[int, ...]) -> Cycles:
     return Cycles(c, c)
 
 
+def channels_in(node: ThermometerEncode) -> int:
+    """Colour channels of the input pixel (the unit's 8-bit lanes per beat)."""
+    return node.out.shape[-1] // node.thresholds.size
+
+
+def thermometer_params(node: ThermometerEncode) -> dict[str, int]:
+    """bnn_thermometer / Thermometer parameters (the thresholds are rendered apart)."""
+    return {"C": channels_in(node), "L": int(node.thresholds.size)}
+
+
+def lower(b, node: ThermometerEncode, in_type: TensorType) -> None:
+    """One thermometer unit: a pixel of C bytes per beat in, its C*L bits per beat out."""
+    params = thermometer_params(node)
+    pixels = in_type.size // params["C"]
+    b.add("thermometer", node.name, params, params["C"] * params["L"], 1, pixels)
+
+
 OP = OpType("thermometer", check=check, infer=infer, run=run, cycles=cycles,
-            first_lanes=lambda node, fold: 1, lower=no_unit_yet)
+            first_lanes=lambda node, fold: channels_in(node), lower=lower)

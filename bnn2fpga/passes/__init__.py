@@ -13,6 +13,7 @@ from bnn2fpga.passes.io import (
     set_input_format,
 )
 from bnn2fpga.passes.real import first_real_tensor, lower_real_paths
+from bnn2fpga.passes.scaled_kernels import warn_inexact_kernel_scales
 from bnn2fpga.passes.structure import (
     assign_folding,
     check_hardware_graph,
@@ -66,6 +67,7 @@ def lower_to_hardware(graph: Graph, *, input_scale: float | None = None,
         ("fold_input_sign", fold_input_sign),
         ("set_input_format", lambda g: set_input_format(g, input_scale, input_bits)),
         ("propagate_types", propagate_types),
+        ("warn_inexact_kernel_scales", warn_inexact_kernel_scales),
         ("lower_pgconv2d", lower_pgconv2d),
         ("fold_sign_into_thresholds",  # + remove_redundant_signs
          lambda g: fold_sign_into_thresholds(g, leave_real=True)),

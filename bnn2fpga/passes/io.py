@@ -107,7 +107,7 @@ def fold_output_affine(graph: Graph) -> Graph:
                           "after a Flatten)")
         return graph
     if not steps and node.output_affine is not None:
-        return graph  # folded already (this pass runs again after the real paths)
+        return graph   # already folded (by the real-path sweep): folding again would reset it
     a, b = output_affine_terms(node, graph.producer(node).out, tail)
     node.output_affine = (a, b)
     node.out = TensorType(node.out.shape, "int", node.acc_bits or 2)

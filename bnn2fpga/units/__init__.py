@@ -161,7 +161,8 @@ def distinct_columns(columns: float, depth: int) -> float:
 _MODULES = {"mvtu": "mvtu", "swu": "swu", "pool": "pool", "dwc": "dwc",
             "majority_pool": "majority_pool", "fifo": "fifo", "ports": "ports",
             "affine": "fixed_affine", "threshold": "threshold", "avgpool": "avgpool",
-            "fork": "fork", "add": "fixed_add", "concat": "concat"}
+            "fork": "fork", "add": "fixed_add", "concat": "concat",
+            "thermometer": "thermometer", "pg_mvtu": "pg_mvtu"}
 
 UNITS: dict[str, UnitType] = {
     kind: importlib.import_module(f"bnn2fpga.units.{mod}").UNIT for kind, mod in _MODULES.items()}

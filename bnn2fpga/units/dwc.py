@@ -91,21 +91,28 @@ def dwc_features(iwb: int, owb: int) -> dict[str, float]:
 
 def hls_process(p: Params, frames: int) -> HlsProcess:
     """hls/dwc.h's loop for the widths' structure (depth 1): up, a read per iteration and a
-    write every R; down, a read every R and a write per iteration; shift, a read while it
-    holds fewer than OUT_W bits, a write otherwise."""
+    write every R; down, a read every R and a write per iteration; shift, a write when it
+    holds OUT_W bits and a read when the rest would not make the next beat (the frames of
+    a call run on, so the loop is simulated over all of them)."""
     iwb, owb, n_in = p["IWB"], p["OWB"], p["IN_BEATS"]
     kind = dwc_kind(iwb, owb)
     if kind == "up":
         return streaming_process(n_in, 1, owb // iwb, 0, owb // iwb - 1, 1, frames)
     if kind == "down":
         return streaming_process(n_in * (iwb // owb), iwb // owb, 1, 0, 0, 1, frames)
-    n = n_in + n_in * iwb // owb
-    reads = np.zeros(n, dtype=bool)
+    reads_left, writes_left = frames * n_in, frames * n_in * iwb // owb
+    reads, writes = [], []
     held = 0
-    for i in range(n):
-        reads[i] = held < owb
-        held += iwb if reads[i] else -owb
-    return HlsProcess.repeat(HlsProcess.from_flags(reads, ~reads, 1), frames)
+    while writes_left > 0:      # hls/dwc.h's shift loop, iteration by iteration
+        wr = held >= owb
+        left = held - owb if wr else held
+        rd = reads_left > 0 and left < owb
+        writes_left -= wr
+        reads_left -= rd
+        held = left + (iwb if rd else 0)
+        reads.append(rd)
+        writes.append(wr)
+    return HlsProcess.from_flags(np.array(reads), np.array(writes), 1)
 
 
 def sweep(rng: np.random.Generator) -> list[Params]:
