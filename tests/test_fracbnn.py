@@ -100,9 +100,9 @@ def test_cycle_modes_follow_the_gate_density(chain) -> None:
         density = gate_density_at(graph, node, pe)
         worst = layer_cycles(graph, node, pe, 1, "worst")
         expected = layer_cycles(graph, node, pe, 1, "expected")
-        msb = 64 * (node.out_channels // pe) * node.fan_in
-        assert worst == 2 * msb
-        assert expected == max(round(msb * (1 + density)), 0) and expected <= worst
+        groups = 64 * (node.out_channels // pe)          # pixels x neuron folds
+        assert worst == 2 * groups * node.fan_in          # SIMD 1: SF = fan-in
+        assert expected == (groups + round(density * groups)) * node.fan_in <= worst
     conv = graph["conv1"]
     assert layer_cycles(graph, conv, 1, 1, "expected") == layer_cycles(graph, conv, 1, 1)
     with pytest.raises(ValueError, match="unknown cycle mode 'best'"):
@@ -298,3 +298,30 @@ def test_a_non_monotone_quantizer_fold_warns_with_a_count() -> None:
     assert warning.startswith("layer 'pg': the 2-bit quantizer of its input is not a "
                               "monotone staircase in the accumulator on channels [0, 1]")
     assert f"differ from the model on {2 * differing} of 9 accumulator values" in warning
+
+
+def test_folding_search_budgets_worst_or_expected_cycles(chain) -> None:
+    """--cycles: at a target that the worst case misses at PE=1 but the expected cycles
+    meet, "worst" must fold wider than "expected"; each meets its own budget."""
+    from bnn2fpga.folding_search import apply_folding, budget_for, choose_folding
+
+    _, graph = chain
+    budget = budget_for(7000, 10.0)
+    cycles = {}
+    for mode in ("worst", "expected"):
+        fold = choose_folding(graph, target_fps=7000, clock_ns=10.0, part="xc7z020",
+                              cycles=mode)
+        folded = apply_folding(graph, fold)
+        cycles[mode] = {n: layer_cycles(folded, folded[n], *fold[n], mode)
+                        for n in ("pg1", "pg2")}
+        assert max(cycles[mode].values()) <= budget
+        for name in ("pg1", "pg2"):   # the density follows the chosen PE
+            entry = graph.meta["gate_density"]["layers"][name]["by_pe"]
+            assert folded[name].gate_density == entry[str(fold[name][0])]
+    worst = choose_folding(graph, target_fps=7000, clock_ns=10.0, part="xc7z020")
+    expected = choose_folding(graph, target_fps=7000, clock_ns=10.0, part="xc7z020",
+                              cycles="expected")
+    lanes = {f: sum(pe * simd for pe, simd in fold.values())
+             for f, fold in (("worst", worst), ("expected", expected))}
+    print(f"folding at 7000 FPS: worst {worst}, expected {expected}")
+    assert lanes["expected"] < lanes["worst"]
