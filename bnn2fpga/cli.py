@@ -46,10 +46,23 @@ def apply_folding_options(args: argparse.Namespace, graph) -> None:
     if args.folding:
         folding = folding_search.load_folding_file(args.folding, graph)
     else:
+        check_cycle_mode(args.cycles, graph)
         folding = folding_search.choose_folding(graph, target_fps=args.target_fps,
                                                 clock_ns=args.clock_ns, part=args.part,
-                                                objective=args.objective)
+                                                objective=args.objective,
+                                                cycles=args.cycles)
     check_hardware_graph(assign_folding(graph, folding))
+
+
+def check_cycle_mode(mode: str, graph) -> None:
+    """--cycles expected needs gate densities measured on --calibration frames."""
+    from bnn2fpga.ir import PGConv2D
+
+    gated = [n.name for n in graph.nodes if isinstance(n, PGConv2D)]
+    if mode == "expected" and gated and not graph.meta.get("gate_density"):
+        raise CLIError(f"--cycles expected: the gate density of {gated[0]!r} (PGConv2D) is "
+                       "not measured; give --calibration X.npy (frames the reference runs "
+                       "to measure it), or use --cycles worst")
 
 
 def cmd_compile(args: argparse.Namespace, keep_model_as: str | None = None) -> int:
@@ -343,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--objective", choices=["balanced", "lut"], default="balanced",
                    help="with --target-fps: minimise the largest fraction of any device "
                    "resource (balanced, default) or LUTs alone (lut)")
+    c.add_argument("--cycles", choices=["worst", "expected"], default="worst",
+                   help="with --target-fps: budget a FracBNN PGConv2D at its worst case "
+                   "(worst, default: every gate on, the LSB pass for every output group) or "
+                   "at its expected cycles (expected: at the gate density measured on the "
+                   "--calibration frames; needs --calibration)")
     c.add_argument("--top", default="bnn_top", help="name of the top function/module")
     c.add_argument("--control", choices=["ap_ctrl_none", "axilite"], default="ap_ctrl_none",
                    help="HLS block-level control: ap_ctrl_none (default; free-running, one "

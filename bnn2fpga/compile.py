@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from bnn2fpga.frontends import load_model, model_to_graph
-from bnn2fpga.ir import Graph, IRError
-from bnn2fpga.passes import lower_to_hardware
+from bnn2fpga.ir import Graph, IRError, PGConv2D
+from bnn2fpga.passes import lower_to_hardware, measure_gate_density
 from bnn2fpga.passes.formats import DEFAULT_PRECISION, Formats
+from bnn2fpga.reference import quantize_input
 
 
 def compile_model(model: Any | str | os.PathLike[str], *, input_scale: float | None = None,
@@ -25,7 +26,8 @@ def compile_model(model: Any | str | os.PathLike[str], *, input_scale: float | N
     ``calibration``: float frames from which the formats of real-valued tensors are chosen
     (``precision`` fraction bits each); ``formats`` overrides them per tensor.  With
     calibration, the agreement of the design with the model on those frames is measured
-    into ``graph.meta["agreement"]`` (``bnn2fpga.agreement``)."""
+    into ``graph.meta["agreement"]`` (``bnn2fpga.agreement``), and every PGConv2D's gate
+    density on them (``passes.fracbnn.measure_gate_density``: the expected cycles)."""
     from bnn2fpga.agreement import measure_agreement
     from bnn2fpga.floateval import evaluate_float
 
@@ -42,6 +44,8 @@ def compile_model(model: Any | str | os.PathLike[str], *, input_scale: float | N
                               folding=folding, ranges=ranges, formats=formats,
                               precision=precision)
     if calibration is not None:
+        if any(isinstance(n, PGConv2D) for n in graph.nodes):
+            measure_gate_density(graph, quantize_input(graph.input, x))
         keras_out = model.predict(x.reshape((len(x),) + tuple(model.input_shape[1:])),
                                   verbose=0)
         measure_agreement(graph, x, float_values, keras_out)

@@ -23,6 +23,7 @@ from bnn2fpga.ir import (
     Dense,
     FloatConv2D,
     FloatDense,
+    FloatPGConv2D,
     FloatPReLU,
     GlobalAvgPool,
     Graph,
@@ -32,6 +33,7 @@ from bnn2fpga.ir import (
     Node,
     Reshape,
     Sign,
+    ThermometerEncode,
 )
 
 Kernel = Callable[[Node, list[np.ndarray]], np.ndarray]
@@ -125,6 +127,20 @@ def _sign(node: Sign, ins: list[np.ndarray]) -> np.ndarray:
     return np.where(bits, 1.0, -1.0)
 
 
+def _thermometer(node: ThermometerEncode, ins: list[np.ndarray]) -> np.ndarray:
+    """Pixels / 255 -> +-1 bits [p >= T[k]], p = rint(255 x) (the input is on that grid)."""
+    p = np.rint(ins[0] * 255.0)
+    bits = p[..., None] >= node.thresholds
+    return np.where(bits, 1.0, -1.0).reshape(p.shape[:-1] + (-1,))
+
+
+def _pgconv2d(node: FloatPGConv2D, ins: list[np.ndarray]) -> np.ndarray:
+    """The Keras layer itself (its quantizer, gate and float32 output)."""
+    import tensorflow as tf
+
+    return np.asarray(node.layer(tf.constant(ins[0].astype(np.float32))), np.float64)
+
+
 KERNELS: dict[type[Node], Kernel] = {
     Dense: _binary_matvec,
     Conv2D: _binary_matvec,
@@ -137,6 +153,8 @@ KERNELS: dict[type[Node], Kernel] = {
     MaxPool2D: _maxpool,
     GlobalAvgPool: lambda node, ins: ins[0].mean(axis=(1, 2)),
     Sign: _sign,
+    ThermometerEncode: _thermometer,
+    FloatPGConv2D: _pgconv2d,
     Reshape: lambda node, ins: ins[0].reshape((len(ins[0]),) + node.out.shape),
     Add: lambda node, ins: np.sum(ins, axis=0),
     Concat: lambda node, ins: np.concatenate(ins, axis=-1),

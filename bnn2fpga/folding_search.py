@@ -78,14 +78,16 @@ class Option:
 
 
 def layer_options(graph: Graph, node: Dense, device: Device, calibration: Calibration,
-                  objective: str = "balanced") -> list[Option]:
+                  objective: str = "balanced", cycles: str = "worst") -> list[Option]:
     """Every legal (PE, SIMD) of ``node`` with its own units' cost (sliding window, MVTU,
-    output FIFO), sorted by cycles then cost."""
+    output FIFO), sorted by cycles then cost.  ``cycles``: which figure of a data-dependent
+    unit counts (``folding.layer_cycles``: "worst" or "expected")."""
     options = []
     for pe in folding.divisors(node.out_channels):
         for simd in folding.divisors(folding.simd_limit(node)):
             res = matvec_layer_cost(graph, node, pe, simd, device, calibration)
-            options.append(Option(pe, simd, folding.matvec_cycles(node, pe, simd), res,
+            options.append(Option(pe, simd,
+                                  folding.layer_cycles(graph, node, pe, simd, cycles), res,
                                   objective_cost(res, device, objective)))
     options.sort(key=lambda o: (o.cycles, o.cost))
     return options
@@ -113,7 +115,7 @@ def apply_folding(graph: Graph, fold: Folding) -> Graph:
     shared, not copied)."""
     nodes = [dataclasses.replace(n, pe=fold[n.name][0], simd=fold[n.name][1])
              if isinstance(n, Dense) and n.name in fold else n for n in graph.nodes]
-    return Graph(graph.name, nodes, dict(graph.meta))
+    return folding.refresh_gate_density(Graph(graph.name, nodes, dict(graph.meta)))
 
 
 def prune(states: dict[tuple[int | None, int], _State]) -> dict[tuple[int | None, int], _State]:
@@ -151,11 +153,12 @@ class FoldingSearch:
 
     def __init__(self, graph: Graph, device: Device, part: str, clock_ns: float,
                  calibration: Calibration, objective: str = "balanced",
-                 avoid_serialisation: bool = True) -> None:
+                 avoid_serialisation: bool = True, cycles: str = "worst") -> None:
         self.graph, self.device, self.part, self.clock_ns = graph, device, part, clock_ns
         self.calibration, self.objective = calibration, objective
         self.avoid_serialisation = avoid_serialisation
-        self.options = {n.name: layer_options(graph, n, device, calibration, objective)
+        self.options = {n.name: layer_options(graph, n, device, calibration, objective,
+                                              cycles)
                         for n in graph.matvec_nodes()}
         self.front = {name: pareto_front(opts) for name, opts in self.options.items()}
         # a chain: the exact dynamic programme; a DAG (forks, joins): ``solve_graph``
@@ -365,17 +368,19 @@ def budget_for(target_fps: float, clock_ns: float) -> int:
 
 def choose_folding(graph: Graph, *, target_fps: float, clock_ns: float, part: str,
                    objective: str = "balanced", calibration: Calibration | None = None,
-                   avoid_serialisation: bool = True) -> Folding:
+                   avoid_serialisation: bool = True, cycles: str = "worst") -> Folding:
     """PE/SIMD per matrix-vector layer reaching ``target_fps`` at ``clock_ns`` on ``part``
     with the lowest estimated resource cost (``objective``: see ``objective_cost``).
     ``avoid_serialisation``: the target applies to the expected interval (units that the
     RTL's buffers cannot decouple, ``estimate.serialisations``), not only to the slowest
-    unit.  Raises ``IRError`` saying what would fit."""
+    unit.  ``cycles``: a FracBNN PGConv2D counts at its worst case ("worst", every gate on)
+    or at its measured gate density ("expected", ``folding.layer_cycles``).  Raises
+    ``IRError`` saying what would fit."""
     device = get_device(part)
     objective_cost(Resources(), device, objective)   # reject an unknown objective early
     search = FoldingSearch(graph, device, part, clock_ns,
                            load_calibration() if calibration is None else calibration,
-                           objective, avoid_serialisation)
+                           objective, avoid_serialisation, cycles)
     budget = budget_for(target_fps, clock_ns)
     fastest = search.fastest()
     if budget < fastest:
@@ -437,10 +442,13 @@ def too_big_message(search: FoldingSearch, target_fps: float, budget: int,
 
 
 def max_fps(graph: Graph, *, clock_ns: float, part: str, objective: str = "balanced",
-            calibration: Calibration | None = None) -> tuple[float, Folding]:
-    """The highest frame rate that fits ``part``, and the cheapest folding reaching it."""
+            calibration: Calibration | None = None, cycles: str = "worst"
+            ) -> tuple[float, Folding]:
+    """The highest frame rate that fits ``part``, and the cheapest folding reaching it
+    (``cycles``: as for ``choose_folding``)."""
     search = FoldingSearch(graph, get_device(part), part, clock_ns,
-                     load_calibration() if calibration is None else calibration, objective)
+                           load_calibration() if calibration is None else calibration,
+                           objective, cycles=cycles)
     best = search.smallest_fitting_budget()
     if best is None:
         raise IRError(f"graph {graph.name!r} does not fit {search.device.name} even with "

@@ -460,6 +460,42 @@ class FloatPReLU(Node):
 
 
 @dataclass(eq=False)
+class FloatPGConv2D(Node):
+    """A ``bnn2fpga.layers.PGConv2D`` in the float stage: its binary ``weights`` (int8 +-1,
+    (filters, fan_in), fan-in order (ky, kx, c); sign(0) = +1), geometry, and the Keras
+    ``layer`` itself (not serialised), whose ``gate``, quantizer and ``third_of`` the pass
+    ``passes.fracbnn.lower_pgconv2d`` evaluates exhaustively to fold them into integers.
+    Its input is the real tensor before the layer's built-in 2-bit quantizer."""
+
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    layer: Any = None
+    op: ClassVar[str] = "float_pgconv2d"
+    hardware: ClassVar[bool] = False
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def fan_in(self) -> int:
+        return int(self.weights.shape[1])
+
+
+@dataclass(eq=False)
+class FloatQuantize2Bit(Node):
+    """A PGConv2D's built-in 2-bit quantizer on a real-valued tensor (a residual stream),
+    float stage only: q = round_half_even((clip(x, -1, 1) + 1) * 1.5), output ``uint`` 2-bit
+    codes.  ``passes.real`` makes it a ``Threshold`` with 3 thresholds on fixed-point codes
+    (where no binary layer's accumulator can absorb it)."""
+
+    op: ClassVar[str] = "float_quantize2bit"
+    hardware: ClassVar[bool] = False
+
+
+@dataclass(eq=False)
 class GlobalAvgPool(Node):
     """Keras GlobalAveragePooling2D of real values, float stage only: (H, W, C) -> (C,)."""
 

@@ -198,6 +198,34 @@ def attach_synth(report: dict[str, Any], synth: dict[str, dict]) -> None:
                 "units synthesised separately, top-level glue not included"}
 
 
+def gate_report(graph: Graph, clock_ns: float) -> dict[str, Any] | None:
+    """FracBNN's data-dependent cycles (None without a PGConv2D): per PG layer its gate
+    density (measured on the calibration frames, or 1.0 = not measured) and its worst and
+    expected cycles per frame (``ops.pgconv2d.cycles``), and the pipeline's interval and FPS
+    both ways (the slowest unit's worst vs expected cycles)."""
+    from bnn2fpga.folding import unit_cycles
+    from bnn2fpga.ir import PGConv2D
+
+    gated = [n for n in graph.nodes if isinstance(n, PGConv2D)]
+    if not gated:
+        return None
+    measured = (graph.meta.get("gate_density") or {})
+    layers_meta = measured.get("layers") or {}
+    cycles = {n.name: unit_cycles(n, graph.producers(n)[0].out.shape)
+              for n in graph.nodes[1:]}
+    worst = max(c.worst for c in cycles.values())
+    expected = max(c.expected for c in cycles.values())
+    layers = [{"name": n.name, "pe": n.pe, "gate_density": n.gate_density,
+               "measured": n.name in layers_meta,
+               "gates_on": (layers_meta.get(n.name) or {}).get("gates_on"),
+               "worst_cycles": cycles[n.name].worst,
+               "expected_cycles": cycles[n.name].expected} for n in gated]
+    return {"frames": measured.get("frames"), "layers": layers,
+            "worst_interval_cycles": worst, "expected_interval_cycles": expected,
+            "worst_fps": 1e9 / (clock_ns * worst) if worst else None,
+            "expected_fps": 1e9 / (clock_ns * expected) if expected else None}
+
+
 def real_paths(graph: Graph) -> dict[str, Any] | None:
     """The real-valued paths (design.json meta): the agreement measured on the calibration
     frames (per binarisation the fraction of signs that differ from the float model, argmax
@@ -230,6 +258,7 @@ def build_report(project_dir: Path, graph: Graph, part: str, clock_ns: float,
                  synth: bool) -> dict[str, Any]:
     design = est.estimate(graph, part=part, clock_ns=clock_ns)
     report = design.to_json()
+    report["gate_density"] = gate_report(graph, clock_ns)
     report["hls"] = hls_cycles(graph)
     report["real_paths"] = real_paths(graph)
     sim = load_rtl_sim(project_dir)

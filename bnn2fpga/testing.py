@@ -381,11 +381,21 @@ def randomise_weights(rng: np.random.Generator, model: Any) -> None:
                                for i, w in enumerate(weights)])
 
 
+def inverted_mask(shape: tuple[int, ...], entry: dict[str, Any]) -> np.ndarray:
+    """Where a tensor of ``shape`` (batch first, channels last, or flattened channels-last)
+    holds a channel in ``entry["inverted"]`` of ``entry["channels"]``."""
+    channel = np.arange(int(np.prod(shape[1:]))).reshape(shape[1:]) % entry["channels"]
+    return np.isin(channel, entry["inverted"])[None]
+
+
 def keras_mismatches(model: Any, graph: Graph, x: np.ndarray) -> list[str]:
     """How the reference differs from the Keras model on frames ``x`` (empty: exact).
 
     Outputs: same shape and argmax, equal up to float32 rounding of the last affine step.
-    Every intermediate binary activation (``graph.meta["keras_activations"]``) bit for bit."""
+    Every intermediate binary activation (``graph.meta["keras_activations"]``) bit for bit,
+    and every 2-bit code of a FracBNN quantizer (``graph.meta["keras_codes"]``) code for
+    code (channels the compiler inverted, ``graph.meta["inverted_channels"]``, compared
+    inverted)."""
     import tensorflow as tf
 
     from bnn2fpga import reference
@@ -403,9 +413,28 @@ def keras_mismatches(model: Any, graph: Graph, x: np.ndarray) -> list[str]:
     if not np.all(err <= tol):
         problems.append(f"output error {float(err.max())!r}")
     values = reference.execute(graph, reference.quantize_input(graph.input, x))
+    inverted = graph.meta.get("inverted_channels", {})
+    for node_name, layer_name in graph.meta.get("keras_codes", {}).items():
+        from bnn2fpga.passes.fracbnn import quantizer_codes
+
+        probe = tf.keras.Model(model.inputs, model.get_layer(layer_name).output)
+        y = probe.predict(x, verbose=0)
+        q = quantizer_codes(y.reshape(-1, y.shape[-1]))
+        q = q.reshape(y.shape)
+        if node_name in inverted:   # a negative BN scale: 3 - q on chip
+            q = np.where(inverted_mask(q.shape, inverted[node_name]), 3 - q, q)
+        if values[node_name].shape != q.shape:
+            problems.append(f"{node_name}: shape {values[node_name].shape} vs "
+                            f"{layer_name} {q.shape}")
+        elif (bad := int(np.sum(values[node_name] != q))):
+            problems.append(f"{node_name} vs the 2-bit codes of {layer_name}: {bad} codes "
+                            "differ")
     for node_name, layer_name in graph.meta.get("keras_activations", {}).items():
         probe = tf.keras.Model(model.inputs, model.get_layer(layer_name).output)
         keras_bits = (probe.predict(x, verbose=0) >= 0).astype(np.int64)
+        if node_name in inverted:   # channels inverted on chip (the next weights negated)
+            keras_bits = np.where(inverted_mask(keras_bits.shape, inverted[node_name]),
+                                  1 - keras_bits, keras_bits)
         if values[node_name].shape != keras_bits.shape:
             problems.append(f"{node_name}: shape {values[node_name].shape} vs "
                             f"{layer_name} {keras_bits.shape}")

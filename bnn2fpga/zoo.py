@@ -233,3 +233,84 @@ def train_larq_resnet(seed: int = 0, data: Digits | None = None, epochs: int = 1
     model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64, verbose=0,
               shuffle=True)
     return model
+
+
+def digits_pixels(seed: int = 0, test_fraction: float = 0.25) -> Digits:
+    """The digits as 8-bit pixels p = round(v * 255 / 16) (v in 0..16) divided by 255, the
+    input of FracBNN's Thermometer (float32 p / 255 times 255 is exactly p)."""
+    d = digits_data(seed, test_fraction)
+
+    def pixels(x: np.ndarray) -> np.ndarray:
+        p = np.rint(x.astype(np.float64) * 255.0).astype(np.float32)
+        return (p / np.float32(255)).astype(np.float32)
+
+    return Digits(pixels(d.x_train), d.y_train, pixels(d.x_test), d.y_test)
+
+
+def train_fracbnn_chain(seed: int = 0, data: Digits | None = None, epochs: int = 6) -> Any:
+    """FracBNN's chain (issue 13): Thermometer -> binary conv -> BN -> PGConv2D -> BN ->
+    PGConv2D (stride 2) -> BN -> binary dense -> BN.  Every tensor between the layers is
+    quantized (thermometer bits, 2-bit codes, signs), so the design equals Keras exactly.
+    Input: pixels / 255 (``digits_pixels``); no input flags needed."""
+    _seed_everything(seed)
+    import larq as lq
+    import tensorflow as tf
+
+    from bnn2fpga.layers import PGConv2D, Thermometer
+
+    data = data or digits_pixels()
+    layers = tf.keras.layers
+    model = tf.keras.Sequential([
+        layers.InputLayer(input_shape=(8, 8, 1)),
+        Thermometer(resolution=16, name="thermo"),              # 16 levels
+        lq.layers.QuantConv2D(12, 3, padding="same", kernel_quantizer="ste_sign",
+                              kernel_constraint="weight_clip", use_bias=False, name="conv1"),
+        layers.BatchNormalization(name="bn1"),
+        PGConv2D(16, 3, gate_init=3.0, name="pg1"),
+        layers.BatchNormalization(name="bn2"),
+        PGConv2D(15, 3, strides=2, gate_init=2.0, name="pg2"),
+        layers.BatchNormalization(name="bn3"),
+        layers.Flatten(name="flatten"),
+        lq.layers.QuantDense(10, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                             kernel_constraint="weight_clip", use_bias=False, name="fc"),
+        layers.BatchNormalization(name="bn_out"),
+    ], name="fracbnn_chain")
+    _fit(model, data, epochs, flat=False)
+    return model
+
+
+def train_fracbnn_resnet(seed: int = 0, data: Digits | None = None, epochs: int = 15) -> Any:
+    """FracBNN's residual blocks (issue 13) on digits: Thermometer -> binary conv -> BN, then
+    two blocks x = BN(RPReLU(BN(PGConv2D(x)))) + shortcut(x), the second with stride 2 and
+    the shortcut AvgPool2D + concat(x, x); GlobalAveragePooling2D and a float Dense.  The
+    residual stream is real-valued: compile with --calibration (pixels / 255)."""
+    _seed_everything(seed)
+    import larq as lq
+    import tensorflow as tf
+
+    from bnn2fpga.layers import PGConv2D, RPReLU, Thermometer
+
+    data = data or digits_pixels()
+    layers = tf.keras.layers
+
+    def branch(x: Any, channels: int, stride: int, name: str) -> Any:
+        y = PGConv2D(channels, 3, strides=stride, gate_init=1.0, name=f"{name}_pg")(x)
+        y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+        y = RPReLU(name=f"{name}_rprelu")(y)
+        return layers.BatchNormalization(name=f"{name}_bn2")(y)
+
+    inp = layers.Input((8, 8, 1), name="image")
+    x = Thermometer(resolution=16, name="thermo")(inp)
+    x = lq.layers.QuantConv2D(16, 3, padding="same", kernel_quantizer="ste_sign",
+                              kernel_constraint="weight_clip", use_bias=False,
+                              name="stem")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.Add(name="b1_add")([branch(x, 16, 1, "b1"), x])
+    p = layers.AveragePooling2D(2, name="b2_pool")(x)
+    s = layers.Concatenate(name="b2_cat")([p, p])
+    x = layers.Add(name="b2_add")([branch(x, 32, 2, "b2"), s])
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    out = layers.Dense(10, name="fc")(x)
+    model = tf.keras.Model(inp, out, name="fracbnn_resnet")
+    _fit(model, data, epochs, flat=False)
+    return model

@@ -17,7 +17,7 @@ from bnn2fpga.cli import main
 @pytest.mark.parametrize("sub, options", [
     ([], ["compile", "simulate", "report", "demo"]),
     (["compile"], ["--force", "--input-scale", "--input-bits", "--part", "--clock-ns",
-                   "--folding", "--target-fps", "--objective", "--control"]),
+                   "--folding", "--target-fps", "--objective", "--cycles", "--control"]),
     (["simulate"], ["--input", "--output", "--engine", "--stall-prob", "--trace",
                     "--hang-cycles", "--hls-verilog"]),
     (["report"], ["--synth"]),

@@ -546,7 +546,7 @@ def test_save_and_load(tmp_path, ext: str) -> None:
         assert np.array_equal(m.predict(x, verbose=0), want)
 
 
-def test_frontend_loads_but_refuses_to_convert() -> None:
+def test_frontend_loads_and_converts() -> None:
     from bnn2fpga.frontends.keras import UnsupportedError, custom_objects, model_to_graph
 
     objects = custom_objects()
@@ -555,14 +555,19 @@ def test_frontend_loads_but_refuses_to_convert() -> None:
     for make in (RSign, RPReLU):  # converted since issue 12 (shift + sign; FloatPReLU)
         graph = model_to_graph(tf.keras.Sequential([tf.keras.Input((4, 4, 2)), make()]))
         assert graph.nodes[-1].op in ("sign", "float_prelu")
-    for make in (Thermometer, lambda: PGConv2D(2, 3)):
-        layer = make()
-        model = tf.keras.Sequential([tf.keras.Input((4, 4, 2)), layer])
-        with pytest.raises(UnsupportedError,
-                           match=rf"\({type(layer).__name__}\): the layer class "
-                                 rf"{type(layer).__name__} is not supported; supported: .*"
-                                 "BatchNormalization.*QConv2D.*QuantConv2D"):
-            model_to_graph(model)
+    # converted since issue 13: the thermometer on 8-bit pixels, PGConv2D as a float-stage
+    # node for passes.fracbnn
+    graph = model_to_graph(tf.keras.Sequential([tf.keras.Input((4, 4, 2)), Thermometer()]))
+    assert graph.nodes[-1].op == "thermometer" and graph.nodes[-1].out.shape == (4, 4, 64)
+    assert (graph.input.out.encoding, graph.input.out.bits) == ("uint", 8)
+    graph = model_to_graph(tf.keras.Sequential([tf.keras.Input((4, 4, 2)), PGConv2D(2, 3)]))
+    assert graph.nodes[-1].op == "float_pgconv2d"
+    # a Thermometer anywhere but first is refused, naming the layer
+    model = tf.keras.Sequential([tf.keras.Input((4, 4, 2)), PGConv2D(2, 3),
+                                 Thermometer(name="late_thermo")])
+    with pytest.raises(UnsupportedError, match=r"'late_thermo' \(Thermometer\): a "
+                       r"Thermometer reading 'pg_conv2d.*not the model's input"):
+        model_to_graph(model)
 
 
 # ----------------------------------------------------------------------------------------

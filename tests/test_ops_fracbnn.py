@@ -13,13 +13,10 @@ from bnn2fpga.ops.pgconv2d import accumulators, group_density
 tf = pytest.importorskip("tensorflow")
 layers = pytest.importorskip("bnn2fpga.layers")
 
-
-def thermometer_thresholds(layer) -> np.ndarray:
-    """T[k] = the smallest pixel whose bit k is on (256: never), from the layer itself."""
-    p = np.arange(256, dtype=np.float32)
-    bits = layer(tf.constant((p / np.float32(255))[:, None])).numpy() > 0   # (256, L)
-    assert np.all(np.diff(bits.astype(int), axis=0) >= 0), "not monotone in the pixel"
-    return np.array([int(np.argmax(b)) if b.any() else 256 for b in bits.T], np.int64)
+# the compiler's own exhaustive derivations (passes.fracbnn): the thermometer's per-level
+# pixel thresholds from the layer on all 256 pixels, the gate's integer thresholds from
+# layer.gate on every M in [-F-1, F+1]
+from bnn2fpga.passes.fracbnn import gate_thresholds, thermometer_thresholds  # noqa: E402
 
 
 @pytest.mark.parametrize("resolution", [8, 5, 3.3])
@@ -34,15 +31,6 @@ def test_thermometer_equals_the_layer(resolution):
     got = op_type(node).run_on(node, [src], [px])
     want = layer(tf.constant(px.astype(np.float32) / np.float32(255))).numpy() > 0
     assert np.array_equal(got, want.astype(int))
-
-
-def gate_thresholds(layer, fan_in: int) -> np.ndarray:
-    """G[c] = the smallest integer M the layer gates on (its gate is non-decreasing)."""
-    m = np.arange(-fan_in - 1, fan_in + 2, dtype=np.float32)
-    on = layer.gate(tf.constant(np.repeat(m[:, None], layer.filters, 1))).numpy() > 0
-    assert np.all(np.diff(on.astype(int), axis=0) >= 0)
-    return np.array([int(m[np.argmax(c)]) if c.any() else fan_in + 1 for c in on.T],
-                    np.int64)
 
 
 @pytest.mark.parametrize("padding,stride,cin,filters,k",

@@ -27,6 +27,7 @@ from bnn2fpga.ir import (
     Dense,
     FloatConv2D,
     FloatDense,
+    FloatPGConv2D,
     FloatPReLU,
     GlobalAvgPool,
     Graph,
@@ -36,6 +37,7 @@ from bnn2fpga.ir import (
     Reshape,
     Sign,
     TensorType,
+    ThermometerEncode,
     same_pads,
 )
 
@@ -535,3 +537,38 @@ def convert_rprelu(layer: Any, b: Builder) -> None:
                      shift_in=np.asarray(layer.shift_in.numpy(), np.float32),
                      slope=np.asarray(layer.slope.numpy(), np.float32),
                      shift_out=np.asarray(layer.shift_out.numpy(), np.float32)))
+
+
+@converter("Thermometer")
+def convert_thermometer(layer: Any, b: Builder) -> None:
+    """FracBNN's thermometer as the first layer: the input becomes 8-bit pixel codes p (the
+    host sends raw pixels; Keras sees p / 255) and the chip expands them with per-level
+    thresholds read off the layer on all 256 pixels (``passes.fracbnn``)."""
+    from bnn2fpga.passes.fracbnn import thermometer_thresholds
+
+    inp = b.current
+    if not isinstance(inp, Input) or inp.out.encoding != "float" or len(b.nodes) != 1:
+        raise UnsupportedError(layer, f"a Thermometer reading {inp.name!r} ({inp.op}), not "
+                               "the model's input", "Thermometer as the first layer (on "
+                               "pixels / 255)")
+    thresholds = thermometer_thresholds(layer)
+    inp.out = TensorType(inp.out.shape, "uint", 8, scale=1.0 / 255.0)
+    inp.quantizer = None
+    b.add(ThermometerEncode(layer.name, [inp.name],
+                            TensorType(layer_out_shape(layer), "bipolar"),
+                            thresholds=thresholds))
+
+
+@converter("PGConv2D")
+def convert_pgconv2d(layer: Any, b: Builder) -> None:
+    """A precision-gated convolution: a float-stage node carrying the layer, which
+    ``passes.fracbnn.lower_pgconv2d`` folds (its quantizer, gate) into integers."""
+    in_shape = layer_in_shape(layer)
+    kernel = np.asarray(layer.kernel.numpy(), np.float32)
+    weights = np.where(kernel.reshape(-1, kernel.shape[-1]).T >= 0, 1, -1).astype(np.int8)
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
+    pads = same_pads(in_shape[0], kh, sh) + same_pads(in_shape[1], kw, sw) \
+        if layer.padding == "same" else (0, 0, 0, 0)
+    b.add(FloatPGConv2D(layer.name, [b.current.name], b.float_out(layer_out_shape(layer)),
+                        weights=weights, kernel=(int(kh), int(kw)), stride=(int(sh), int(sw)),
+                        pads=pads, layer=layer))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bnn2fpga.ir import Graph, IRError
 from bnn2fpga.passes.formats import DEFAULT_PRECISION, Formats, choose_formats
+from bnn2fpga.passes.fracbnn import lower_pgconv2d, measure_gate_density
 from bnn2fpga.passes.io import (
     assign_accumulator_widths,
     fold_input_sign,
@@ -67,6 +68,7 @@ def lower_to_hardware(graph: Graph, *, input_scale: float | None = None,
         ("set_input_format", lambda g: set_input_format(g, input_scale, input_bits)),
         ("propagate_types", propagate_types),
         ("warn_inexact_kernel_scales", warn_inexact_kernel_scales),
+        ("lower_pgconv2d", lower_pgconv2d),
         ("fold_sign_into_thresholds",  # + remove_redundant_signs
          lambda g: fold_sign_into_thresholds(g, leave_real=True)),
         ("lower_real_paths + fold_output_affine",
@@ -84,6 +86,7 @@ def lower_to_hardware(graph: Graph, *, input_scale: float | None = None,
 
 __all__ = [
     "assign_accumulator_widths", "assign_folding", "check_hardware_graph", "fold_input_sign",
-    "fold_output_affine", "fold_sign_into_thresholds", "lower_pad_values", "lower_to_hardware",
+    "fold_output_affine", "fold_sign_into_thresholds", "lower_pad_values", "lower_pgconv2d",
+    "lower_to_hardware", "measure_gate_density",
     "propagate_types", "remove_redundant_signs", "set_input_format",
 ]

@@ -14,6 +14,7 @@ from bnn2fpga.ir import (
     IRError,
     MaxPool2D,
     Node,
+    PGConv2D,
     Reshape,
     Sign,
     TensorType,
@@ -119,7 +120,9 @@ def output_affine_terms(node: Dense, in_type: TensorType, tail: list[Node]
                         ) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) in float64 with output = a * acc + b, per channel of ``node`` when every step is
     per channel, else per element of its output (flattened channels-last)."""
-    a = np.full(node.out.size, input_scale(in_type), dtype=np.float64)
+    # a PGConv2D's accumulator is 3x its output (its input codes carry no scale)
+    unit = 1.0 / 3.0 if isinstance(node, PGConv2D) else input_scale(in_type)
+    a = np.full(node.out.size, unit, dtype=np.float64)
     b = np.zeros(node.out.size, dtype=np.float64)
     for op in tail:
         if isinstance(op, Reshape):

@@ -35,10 +35,12 @@ from bnn2fpga.ir import (
     FloatConv2D,
     FloatDense,
     FloatPReLU,
+    FloatQuantize2Bit,
     GlobalAvgPool,
     Graph,
     IRError,
     Node,
+    PGConv2D,
     Sign,
     TensorType,
     Threshold,
@@ -103,6 +105,8 @@ def real_step(graph: Graph, node: Node) -> float:
     t = node.out
     if t.encoding == "fixed":
         return math.ldexp(1.0, -t.frac)
+    if isinstance(node, PGConv2D) and t.encoding == "int":
+        return 1.0 / 3.0      # FracBNN: the accumulator 2M + gL is 3x the layer's output
     if isinstance(node, Dense) and t.encoding == "int":
         return input_scale(graph.producer(node).out)
     if t.encoding == "uint" and t.offset == 0.0:
@@ -240,6 +244,27 @@ def lower_sign(graph: Graph, sign: Sign) -> None:
     graph.meta.setdefault("binarisations", {})[hw.name] = sign.name
 
 
+def lower_quantize2bit(graph: Graph, node: FloatQuantize2Bit) -> None:
+    """FracBNN's 2-bit quantizer of a PGConv2D on a real tensor (after scale, bias,
+    BatchNorm) -> Threshold with 3 thresholds on its fixed-point codes
+    (``passes.fracbnn.quantizer_thresholds``: exhaustive over the codes in [-1, 1])."""
+    from bnn2fpga.passes.fracbnn import quantizer_thresholds
+
+    chain: list[Node] = []
+    src = graph.producer(node)
+    while isinstance(src, AFFINE_OPS) and len(graph.consumers(src.name)) == 1:
+        chain.insert(0, src)
+        src = graph.producer(src)
+    if src.out.encoding not in ("fixed", "int"):
+        src = as_fixed(graph, src.name, 16)
+    c = node.out.shape[-1]
+    a, b = chain_terms(chain) if chain else (np.ones(c), np.zeros(c))
+    lo, hi = src.out.code_range()
+    t, negate = quantizer_thresholds(lo, hi, real_step(graph, src), a, b)
+    hw = Threshold(node.name, [src.name], node.out, thresholds=t, negate_channels=negate)
+    graph.replace([*chain, node], [hw])
+
+
 def lower_avgpool(graph: Graph, node: AvgPool2D | GlobalAvgPool, mul_bits: int) -> None:
     """Average pool / global average pool of reals -> FixedAvgPool (unpadded windows)."""
     src = as_fixed(graph, node.inputs[0], mul_bits)
@@ -346,6 +371,8 @@ def lower_real_paths(graph: Graph, precision: int) -> Graph:
                 lower_affine_chain(graph, chain, mul_bits)
         elif isinstance(node, Sign):
             lower_sign(graph, node)
+        elif isinstance(node, FloatQuantize2Bit):
+            lower_quantize2bit(graph, node)
         elif isinstance(node, FloatPReLU):
             lower_prelu(graph, node, mul_bits)
         elif isinstance(node, (AvgPool2D, GlobalAvgPool)):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bnn2fpga.folding import default_folding, folding_error
+from bnn2fpga.folding import default_folding, folding_error, refresh_gate_density
 from bnn2fpga.ir import (
     AvgPool2D,
     BatchNorm,
@@ -54,7 +54,7 @@ def assign_folding(graph: Graph, folding: dict[str, tuple[int, int]] | None = No
         raise IRError("invalid folding:\n  " + "\n  ".join(errors))
     for node in graph.matvec_nodes():
         node.pe, node.simd = (int(v) for v in chosen[node.name])
-    return graph
+    return refresh_gate_density(graph)  # a PGConv2D's gate groups are PE lanes wide
 
 
 def check_hardware_graph(graph: Graph) -> Graph:

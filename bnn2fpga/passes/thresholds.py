@@ -27,6 +27,7 @@ from bnn2fpga.ir import (
     MajorityPool2D,
     MaxPool2D,
     Node,
+    PGConv2D,
     Reshape,
     Sign,
     TensorType,
@@ -256,6 +257,11 @@ def fold_sign_into_thresholds(graph: Graph, leave_real: bool = False) -> Graph:
             graph.meta["binarisations"][(reshapes or [pool])[-1].name] = sign.name
             continue
         matvec, ops = collect_chain(graph, sign)
+        if isinstance(matvec, PGConv2D):
+            from bnn2fpga.passes.fracbnn import fold_sign_after_pgconv2d
+
+            fold_sign_after_pgconv2d(graph, matvec, ops, sign)
+            continue
         in_type = graph.producer(matvec).out
         warning = float32_sign_warning(matvec, in_type, ops, sign)
         if warning:
