@@ -172,9 +172,10 @@ def skip_fifo_depths(graph: Graph, plan: Plan) -> dict[str, int]:
     a_k[q] and the join takes pixel p at c[p] (once it is there on every input); the
     pixels waiting on input k when the join takes pixel p are #{q : a_k[q] <= c[p]} - p.
     The depth is the largest such backlog in beats, plus ``FIFO_DEPTH`` beats for the
-    handshake at full rate.  The paced arrivals include every wait of the long path for the
-    inputs it needs (a window's rows), so the depth also covers the dependency bound that
-    rules out deadlock at any rate."""
+    handshake at full rate; an input of several beats per pixel gets it even when the
+    backlog is the pixel itself (the other path may gather a whole pixel first).  The paced
+    arrivals include every wait of the long path for the inputs it needs (a window's rows),
+    so the depth also covers the dependency bound that rules out deadlock at any rate."""
     avail = paced_schedule(graph, plan)
     out: dict[str, int] = {}
     for node in graph.nodes[1:]:
@@ -189,7 +190,11 @@ def skip_fifo_depths(graph: Graph, plan: Plan) -> dict[str, int]:
                 - np.arange(len(consume))
             per_pixel = plan.stream(stream).beats // len(consume)
             backlog = int(waiting.max()) * per_pixel
-            if backlog > per_pixel:
+            # a pixel of several beats must fit as a whole too: the other input's path may
+            # gather the pixel (a width converter to more lanes, a unit of more lanes)
+            # before the join takes its first beat, while the fork holds each beat until
+            # both sides took it (random graph seed [1212, 20])
+            if backlog > per_pixel or per_pixel > 1:
                 out[stream] = backlog + FIFO_DEPTH
     return out
 
