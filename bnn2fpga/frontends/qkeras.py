@@ -21,7 +21,7 @@ from bnn2fpga.frontends.keras import (
     converter,
     quantize_kernel,
 )
-from bnn2fpga.ir import Input, TensorType
+from bnn2fpga.ir import Input, Quantize, TensorType
 
 INPUT_QUANTIZERS = "quantized_bits(keep_negative=False, alpha=None/1) or quantized_relu"
 ACTIVATIONS = ("'binary' (use_01=False, alpha=None/1), 'binary_tanh'; as the model's "
@@ -103,6 +103,48 @@ def input_format(layer: Any, q: Any) -> tuple[int, float]:
     return bits, float(2.0 ** (int(q.integer) - bits))
 
 
+def hidden_format(layer: Any, q: Any) -> tuple[float, int, int]:
+    """(step, lo, hi) of a hidden ``quantized_bits``/``quantized_relu``: y = step * k with
+    integer k in [lo, hi], step a power of two.  QKeras rounds half to even; the passes take
+    every decision from the quantizer itself, so only the grid is read here."""
+    name = quantizer_name(q)
+    if getattr(q, "use_stochastic_rounding", False):
+        raise UnsupportedError(layer, f"{name}(use_stochastic_rounding=True)",
+                               "deterministic rounding")
+    if getattr(q, "qnoise_factor", 1.0) != 1.0:
+        raise UnsupportedError(layer, f"qnoise_factor={q.qnoise_factor}", "qnoise_factor=1")
+    bits, integer = int(q.bits), int(q.integer)
+    if name == "quantized_bits":
+        if not _is_unit_alpha(q.alpha):
+            raise UnsupportedError(layer, f"quantized_bits(alpha={q.alpha!r}) as an "
+                                   "activation", "quantized_bits(alpha=None/1)")
+        signed = bool(q.keep_negative)
+        unsigned_bits = bits - int(signed)
+        top = (1 << unsigned_bits) - 1
+        lo = -top - 1 + int(bool(q.symmetric)) if signed else 0
+        return float(2.0 ** (integer - unsigned_bits)), lo, top
+    if q.negative_slope != 0.0 or q.use_sigmoid or q.relu_upper_bound is not None:
+        raise UnsupportedError(layer, "quantized_relu with negative_slope, use_sigmoid or "
+                               "relu_upper_bound as an activation", "quantized_relu(bits, "
+                               "integer)")
+    return float(2.0 ** (integer - bits)), 0, (1 << bits) - 1
+
+
+def add_quantize(b: Builder, name: str, layer: Any, q: Any) -> None:
+    """A hidden multi-bit quantizer: a float-stage ``Quantize`` run by the model's own
+    quantizer (folded into thresholds by ``passes.quantizers``)."""
+    step, lo, hi = hidden_format(layer, q)
+
+    def run(v: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        return np.asarray(q(tf.constant(v, dtype=tf.float32)), np.float32)
+
+    b.add(Quantize(name, [b.current.name], b.current.out, step=step, lo=lo, hi=hi,
+                   evaluate=run))
+    b.notes.append(f"{name!r}: {quantizer_name(q)} codes {lo}..{hi} x {step!r}")
+
+
 @converter("QBatchNormalization")
 def convert_qbatchnorm(layer: Any, b: Builder) -> None:
     """QBatchNormalization = BatchNormalization whose inference parameters are first passed
@@ -151,8 +193,8 @@ def convert_qactivation(layer: Any, b: Builder) -> None:
         return
     if name in ("quantized_bits", "quantized_relu"):
         if len(b.nodes) != 1 or not isinstance(b.current, Input):
-            raise UnsupportedError(layer, f"{name} as a hidden activation (multi-bit "
-                                   "activations arrive with the FracBNN work)", ACTIVATIONS)
+            add_quantize(b, layer.name, layer, q)
+            return
         bits, scale = input_format(layer, q)
         inp = b.current
         inp.out = TensorType(inp.out.shape, "uint", bits, scale)
@@ -190,6 +232,8 @@ def convert_qdense(layer: Any, b: Builder) -> None:
         add_sign(b, f"{layer.name}/activation", act)
     elif act_name == "binary_tanh":
         add_sign(b, f"{layer.name}/activation", act)
+    elif act_name in ("quantized_bits", "quantized_relu"):
+        add_quantize(b, f"{layer.name}/activation", layer, act)
     elif act_name in ("relu", "softmax"):  # a real ReLU, or the host's final softmax
         add_activation(b, layer, act_name)
     elif act_name != "linear":
