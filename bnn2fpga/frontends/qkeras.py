@@ -21,7 +21,7 @@ from bnn2fpga.frontends.keras import (
     converter,
     quantize_kernel,
 )
-from bnn2fpga.ir import Input, Quantize, TensorType
+from bnn2fpga.ir import Dense, Input, Quantize, TensorType
 
 INPUT_QUANTIZERS = "quantized_bits(keep_negative=False, alpha=None/1) or quantized_relu"
 ACTIVATIONS = ("'binary' (use_01=False, alpha=None/1), 'binary_tanh'; as the model's "
@@ -145,6 +145,28 @@ def add_quantize(b: Builder, name: str, layer: Any, q: Any) -> None:
     b.notes.append(f"{name!r}: {quantizer_name(q)} codes {lo}..{hi} x {step!r}")
 
 
+def multibit_kernel(layer: Any, kq: Any) -> tuple[np.ndarray, int, float]:
+    """A ``quantized_bits`` kernel -> (signed integer codes (cout, fan_in), bits, step): the
+    quantized kernel is exactly codes * step with one power-of-two step (alpha None/1), so
+    Keras's float32 products are exact and the MVTU's integer sums reproduce them."""
+    if not _is_unit_alpha(kq.alpha) or kq.use_stochastic_rounding or not kq.keep_negative:
+        raise UnsupportedError(layer, f"kernel_quantizer=quantized_bits(alpha={kq.alpha!r}, "
+                               f"keep_negative={kq.keep_negative}, stochastic="
+                               f"{kq.use_stochastic_rounding})", "quantized_bits(bits, "
+                               "integer, alpha=None/1) kernels")
+    bits, integer = int(kq.bits), int(kq.integer)
+    if not 2 <= bits <= 16:
+        raise UnsupportedError(layer, f"a {bits}-bit quantized_bits kernel", "2..16 bits")
+    step = float(2.0 ** (integer - (bits - 1)))
+    q = np.asarray(quantize_kernel(kq, layer.kernel), np.float64)
+    codes = q.reshape(-1, q.shape[-1]).T / step      # (cout, fan_in) in (ky, kx, c) order
+    top = 1 << (bits - 1)
+    if not np.all(codes == np.round(codes)) or codes.min() < -top or codes.max() >= top:
+        raise UnsupportedError(layer, "a quantized_bits kernel off its power-of-two grid",
+                               "quantized_bits(bits, integer, alpha=None/1) kernels")
+    return codes.astype(np.int8 if bits <= 8 else np.int16), bits, step
+
+
 @converter("QBatchNormalization")
 def convert_qbatchnorm(layer: Any, b: Builder) -> None:
     """QBatchNormalization = BatchNormalization whose inference parameters are first passed
@@ -212,17 +234,29 @@ def convert_qdense(layer: Any, b: Builder) -> None:
         add_float_matvec(b, layer, np.asarray(layer.kernel),
                          np.asarray(layer.bias) if layer.use_bias else None)
         return
-    if kq is None or quantizer_name(kq) != "binary":
+    if kq is not None and quantizer_name(kq) == "quantized_bits":
+        weights, bits, step = multibit_kernel(layer, kq)
+    elif kq is None or quantizer_name(kq) != "binary":
         raise UnsupportedError(layer, f"kernel_quantizer={quantizer_name(kq)}",
                                "kernel_quantizer=binary (alpha None/1/power of two/"
                                "'auto_po2')")
-    check_binary(layer, kq, "kernel_quantizer")
-    weights, scale = bipolar_kernel(layer, quantize_kernel(kq, layer.kernel), "kernel_quantizer")
+    else:
+        check_binary(layer, kq, "kernel_quantizer")
+        bits = 1
+    if bits == 1:
+        weights, scale = bipolar_kernel(layer, quantize_kernel(kq, layer.kernel),
+                                        "kernel_quantizer")
+    else:
+        scale = np.full(weights.shape[0], step, np.float32)
     bias = None
     if layer.use_bias:
         bq = layer.bias_quantizer_internal
         bias = np.asarray(bq(layer.bias) if bq is not None else layer.bias, np.float32)
     add_matvec(b, layer, weights, scale, bias)
+    if bits > 1:
+        matvec = b.node(layer.name)
+        assert isinstance(matvec, Dense)
+        matvec.weight_bits = bits
     act = layer.activation
     # a Keras activation is a function; a QKeras quantizer is an object
     act_name = "linear" if act is None else (
