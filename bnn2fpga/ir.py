@@ -426,6 +426,22 @@ class Sign(Node):
 
 
 @dataclass(eq=False)
+class Quantize(Node):
+    """A model's own multi-bit quantizer on a real tensor (QKeras ``quantized_bits``/
+    ``quantized_relu``), float stage only: y = step * k with integer codes k in [lo, hi]
+    (``step`` a power of two).  ``evaluate`` (not serialised) runs the model's quantizer on
+    float32 values; the passes derive thresholds from it by exhaustion
+    (``passes.quantizers``)."""
+
+    step: float = 1.0
+    lo: int = 0
+    hi: int = 1
+    evaluate: Evaluator | None = None
+    op: ClassVar[str] = "quantize"
+    hardware: ClassVar[bool] = False
+
+
+@dataclass(eq=False)
 class FloatDense(Node):
     """A float (unquantized) Dense layer, float stage only: y = x @ kernel.T + bias, with
     ``kernel`` float32 (out_channels, fan_in) in the IR's fan-in order.  The passes quantize

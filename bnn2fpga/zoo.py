@@ -114,6 +114,73 @@ def train_qkeras_cnn(seed: int = 0, data: Digits | None = None, epochs: int = 15
     return model
 
 
+def train_qkeras_w1a2(seed: int = 0, data: Digits | None = None, epochs: int = 15,
+                      negate: bool = True) -> Any:
+    """QKeras W1A2 CNN (FINN's W1A2): 5-bit input, binary-weight convolutions whose
+    activations are 2-bit ``quantized_relu`` (BatchNorm, then the quantizer), the second
+    convolution reading those 2-bit codes, a binary dense layer with a final BatchNorm.
+    ``negate``: after training, two channels of bn1 get negative gamma (decreasing
+    quantizer channels, folded by negating their weights)."""
+    _seed_everything(seed)
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense, binary, quantized_bits, quantized_relu
+
+    data = data or digits_data()
+    layers = tf.keras.layers
+    model = tf.keras.Sequential([
+        layers.InputLayer(input_shape=(8, 8, 1)),
+        QActivation(quantized_bits(DIGITS_INPUT_BITS, 1, keep_negative=False), name="in_q"),
+        QConv2D(16, 3, padding="same", kernel_quantizer=binary(), use_bias=False,
+                name="conv1"),
+        layers.BatchNormalization(name="bn1"),
+        QActivation(quantized_relu(2, 1), name="act1"),
+        QConv2D(24, 3, strides=2, padding="same", kernel_quantizer=binary(), use_bias=False,
+                name="conv2"),
+        layers.BatchNormalization(name="bn2"),
+        QActivation(quantized_relu(2, 1), name="act2"),
+        layers.Flatten(name="flatten"),
+        QDense(10, kernel_quantizer=binary(), use_bias=False, name="fc"),
+        layers.BatchNormalization(name="bn_out"),
+    ], name="qkeras_w1a2")
+    _fit(model, data, epochs, flat=False)
+    if negate:
+        bn = model.get_layer("bn1")
+        gamma, beta, mean, var = (w.numpy() for w in bn.weights)
+        gamma[[1, 6]] *= -1.0
+        bn.set_weights([gamma, beta, mean, var])
+    return model
+
+
+def train_qkeras_quantized(seed: int = 0, data: Digits | None = None, epochs: int = 15
+                           ) -> Any:
+    """QKeras CNN in which every real tensor is quantized: 5-bit input, a first convolution
+    with 4-bit ``quantized_bits`` kernels, 2-bit ``quantized_relu`` activations, a binary
+    convolution reading them (W1A2), and a last dense layer with 4-bit kernels."""
+    _seed_everything(seed)
+    import tensorflow as tf
+    from qkeras import QActivation, QConv2D, QDense, binary, quantized_bits, quantized_relu
+
+    data = data or digits_data()
+    layers = tf.keras.layers
+    model = tf.keras.Sequential([
+        layers.InputLayer(input_shape=(8, 8, 1)),
+        QActivation(quantized_bits(DIGITS_INPUT_BITS, 1, keep_negative=False), name="in_q"),
+        QConv2D(16, 3, padding="same", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                use_bias=False, name="conv1"),
+        layers.BatchNormalization(name="bn1"),
+        QActivation(quantized_relu(2, 1), name="act1"),
+        QConv2D(24, 3, strides=2, padding="same", kernel_quantizer=binary(), use_bias=False,
+                name="conv2"),
+        layers.BatchNormalization(name="bn2"),
+        QActivation(quantized_relu(3, 1), name="act2"),
+        layers.Flatten(name="flatten"),
+        QDense(10, kernel_quantizer=quantized_bits(4, 0, alpha=1),
+               bias_quantizer=quantized_bits(8, 3, alpha=1), name="fc"),
+    ], name="qkeras_quantized")
+    _fit(model, data, epochs, flat=False)
+    return model
+
+
 def train_larq_cnn(seed: int = 0, data: Digits | None = None, epochs: int = 25) -> Any:
     """Larq CNN exercising the hard cases: odd channel counts, 'same' padding with
     pad_values 0 and 1, stride 2, a max-pool before BatchNorm, and (set after training)

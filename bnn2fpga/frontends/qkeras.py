@@ -21,7 +21,7 @@ from bnn2fpga.frontends.keras import (
     converter,
     quantize_kernel,
 )
-from bnn2fpga.ir import Input, TensorType
+from bnn2fpga.ir import Dense, Input, Quantize, TensorType
 
 INPUT_QUANTIZERS = "quantized_bits(keep_negative=False, alpha=None/1) or quantized_relu"
 ACTIVATIONS = ("'binary' (use_01=False, alpha=None/1), 'binary_tanh'; as the model's "
@@ -103,6 +103,70 @@ def input_format(layer: Any, q: Any) -> tuple[int, float]:
     return bits, float(2.0 ** (int(q.integer) - bits))
 
 
+def hidden_format(layer: Any, q: Any) -> tuple[float, int, int]:
+    """(step, lo, hi) of a hidden ``quantized_bits``/``quantized_relu``: y = step * k with
+    integer k in [lo, hi], step a power of two.  QKeras rounds half to even; the passes take
+    every decision from the quantizer itself, so only the grid is read here."""
+    name = quantizer_name(q)
+    if getattr(q, "use_stochastic_rounding", False):
+        raise UnsupportedError(layer, f"{name}(use_stochastic_rounding=True)",
+                               "deterministic rounding")
+    if getattr(q, "qnoise_factor", 1.0) != 1.0:
+        raise UnsupportedError(layer, f"qnoise_factor={q.qnoise_factor}", "qnoise_factor=1")
+    bits, integer = int(q.bits), int(q.integer)
+    if name == "quantized_bits":
+        if not _is_unit_alpha(q.alpha):
+            raise UnsupportedError(layer, f"quantized_bits(alpha={q.alpha!r}) as an "
+                                   "activation", "quantized_bits(alpha=None/1)")
+        signed = bool(q.keep_negative)
+        unsigned_bits = bits - int(signed)
+        top = (1 << unsigned_bits) - 1
+        lo = -top - 1 + int(bool(q.symmetric)) if signed else 0
+        return float(2.0 ** (integer - unsigned_bits)), lo, top
+    if q.negative_slope != 0.0 or q.use_sigmoid or q.relu_upper_bound is not None:
+        raise UnsupportedError(layer, "quantized_relu with negative_slope, use_sigmoid or "
+                               "relu_upper_bound as an activation", "quantized_relu(bits, "
+                               "integer)")
+    return float(2.0 ** (integer - bits)), 0, (1 << bits) - 1
+
+
+def add_quantize(b: Builder, name: str, layer: Any, q: Any) -> None:
+    """A hidden multi-bit quantizer: a float-stage ``Quantize`` run by the model's own
+    quantizer (folded into thresholds by ``passes.quantizers``)."""
+    step, lo, hi = hidden_format(layer, q)
+
+    def run(v: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        return np.asarray(q(tf.constant(v, dtype=tf.float32)), np.float32)
+
+    b.add(Quantize(name, [b.current.name], b.current.out, step=step, lo=lo, hi=hi,
+                   evaluate=run))
+    b.notes.append(f"{name!r}: {quantizer_name(q)} codes {lo}..{hi} x {step!r}")
+
+
+def multibit_kernel(layer: Any, kq: Any) -> tuple[np.ndarray, int, float]:
+    """A ``quantized_bits`` kernel -> (signed integer codes (cout, fan_in), bits, step): the
+    quantized kernel is exactly codes * step with one power-of-two step (alpha None/1), so
+    Keras's float32 products are exact and the MVTU's integer sums reproduce them."""
+    if not _is_unit_alpha(kq.alpha) or kq.use_stochastic_rounding or not kq.keep_negative:
+        raise UnsupportedError(layer, f"kernel_quantizer=quantized_bits(alpha={kq.alpha!r}, "
+                               f"keep_negative={kq.keep_negative}, stochastic="
+                               f"{kq.use_stochastic_rounding})", "quantized_bits(bits, "
+                               "integer, alpha=None/1) kernels")
+    bits, integer = int(kq.bits), int(kq.integer)
+    if not 2 <= bits <= 16:
+        raise UnsupportedError(layer, f"a {bits}-bit quantized_bits kernel", "2..16 bits")
+    step = float(2.0 ** (integer - (bits - 1)))
+    q = np.asarray(quantize_kernel(kq, layer.kernel), np.float64)
+    codes = q.reshape(-1, q.shape[-1]).T / step      # (cout, fan_in) in (ky, kx, c) order
+    top = 1 << (bits - 1)
+    if not np.all(codes == np.round(codes)) or codes.min() < -top or codes.max() >= top:
+        raise UnsupportedError(layer, "a quantized_bits kernel off its power-of-two grid",
+                               "quantized_bits(bits, integer, alpha=None/1) kernels")
+    return codes.astype(np.int8 if bits <= 8 else np.int16), bits, step
+
+
 @converter("QBatchNormalization")
 def convert_qbatchnorm(layer: Any, b: Builder) -> None:
     """QBatchNormalization = BatchNormalization whose inference parameters are first passed
@@ -151,8 +215,8 @@ def convert_qactivation(layer: Any, b: Builder) -> None:
         return
     if name in ("quantized_bits", "quantized_relu"):
         if len(b.nodes) != 1 or not isinstance(b.current, Input):
-            raise UnsupportedError(layer, f"{name} as a hidden activation (multi-bit "
-                                   "activations arrive with the FracBNN work)", ACTIVATIONS)
+            add_quantize(b, layer.name, layer, q)
+            return
         bits, scale = input_format(layer, q)
         inp = b.current
         inp.out = TensorType(inp.out.shape, "uint", bits, scale)
@@ -170,17 +234,29 @@ def convert_qdense(layer: Any, b: Builder) -> None:
         add_float_matvec(b, layer, np.asarray(layer.kernel),
                          np.asarray(layer.bias) if layer.use_bias else None)
         return
-    if kq is None or quantizer_name(kq) != "binary":
+    if kq is not None and quantizer_name(kq) == "quantized_bits":
+        weights, bits, step = multibit_kernel(layer, kq)
+    elif kq is None or quantizer_name(kq) != "binary":
         raise UnsupportedError(layer, f"kernel_quantizer={quantizer_name(kq)}",
                                "kernel_quantizer=binary (alpha None/1/power of two/"
                                "'auto_po2')")
-    check_binary(layer, kq, "kernel_quantizer")
-    weights, scale = bipolar_kernel(layer, quantize_kernel(kq, layer.kernel), "kernel_quantizer")
+    else:
+        check_binary(layer, kq, "kernel_quantizer")
+        bits = 1
+    if bits == 1:
+        weights, scale = bipolar_kernel(layer, quantize_kernel(kq, layer.kernel),
+                                        "kernel_quantizer")
+    else:
+        scale = np.full(weights.shape[0], step, np.float32)
     bias = None
     if layer.use_bias:
         bq = layer.bias_quantizer_internal
         bias = np.asarray(bq(layer.bias) if bq is not None else layer.bias, np.float32)
     add_matvec(b, layer, weights, scale, bias)
+    if bits > 1:
+        matvec = b.node(layer.name)
+        assert isinstance(matvec, Dense)
+        matvec.weight_bits = bits
     act = layer.activation
     # a Keras activation is a function; a QKeras quantizer is an object
     act_name = "linear" if act is None else (
@@ -190,6 +266,8 @@ def convert_qdense(layer: Any, b: Builder) -> None:
         add_sign(b, f"{layer.name}/activation", act)
     elif act_name == "binary_tanh":
         add_sign(b, f"{layer.name}/activation", act)
+    elif act_name in ("quantized_bits", "quantized_relu"):
+        add_quantize(b, f"{layer.name}/activation", layer, act)
     elif act_name in ("relu", "softmax"):  # a real ReLU, or the host's final softmax
         add_activation(b, layer, act_name)
     elif act_name != "linear":
