@@ -1,7 +1,7 @@
 """Bi-Real-Net-18 at 32x32 (larq-zoo's BiRealNet, ``bnn2fpga.architectures.birealnet``):
 compile time, reference frames/s, estimate, and RTL cycles under Verilator (issue 12).
 
-    python bench/birealnet.py [--filters 64] [--sim-filters 16] [--target-fps 2000]
+    python bench/birealnet.py [--filters 64] [--sim-filters 8] [--target-fps 2000]
                               [--frames 3] [--part xczu7ev-ffvc1156-2-e] [--clock-ns 5]
 
 Random weights (seed 0), randomised BatchNorm statistics (``randomize_batchnorm``); the
