@@ -81,28 +81,68 @@ def chosen_styles(module: str, params: dict[str, int]) -> dict[str, str]:
 # ----------------------------------------------------------------------------------------
 
 
-def memory_files(params: dict[str, int], rng: np.random.Generator) -> dict[str, str]:
-    """Random weight/threshold images under the MVTU's default file names."""
+def memory_files(module: str, params: dict[str, int], rng: np.random.Generator
+                 ) -> dict[str, str]:
+    """Random images of every ROM the unit declares (``unit_memories``: the MVTU's weights
+    and thresholds, the multi-bit MVTU's WB-bit weights, the affine's constants, the
+    threshold unit's thresholds, the gated MVTU's gates), one file per PE under the RTL's
+    default names (``<memory>_pe<ppp>.mem``), each word as wide as the memory."""
     def words(n: int, bits: int) -> str:
         mask = (1 << bits) - 1
         return "".join(format(int.from_bytes(rng.bytes(-(-bits // 8)), "little") & mask, "x")
                        + "\n" for _ in range(n))
 
     files = {}
-    for p in range(params["PE"]):
-        files[f"weights_pe{p:03d}.mem"] = words(params["NF"] * params["SF"], params["SIMD"])
-        if params["NT"]:
-            files[f"thresholds_pe{p:03d}.mem"] = words(params["NF"],
-                                                       params["NT"] * params["TW"])
+    for mem in E.unit_memories(E.Unit("u", module, "cal", params)):
+        if mem.rom and mem.depth and mem.width:
+            for p in range(mem.count):
+                files[f"{mem.name}_pe{p:03d}.mem"] = words(mem.depth, mem.width)
     return files
+
+
+# Memories of the new units that bnn2fpga.yosys's selection patterns do not name: forced
+# to the estimator's style here too (module -> memory -> yosys hierarchical selection).
+EXTRA_MEMORIES = {"bnn_fixed_affine": {"constants": "g_pe*.cmem"},
+                  "bnn_threshold": {"thresholds": "g_pe*.tmem"}}
+
+
+# yosys's SystemVerilog parser reads ``-W'(x)`` as a cast to size -W (verilator reads the
+# unary minus of the cast): the RTL as written fails ``synth_xilinx`` with "Static cast with
+# zero or negative size".  The sweep synthesises a copy with the cast parenthesised (the same
+# logic); once the RTL has it, the copy is the RTL itself.
+YOSYS_WORKAROUNDS = {"bnn_threshold.sv": [("-XW'(x)", "-(XW'(x))")]}
+
+
+def yosys_workarounds(module: str) -> dict[str, str]:
+    """Scratch-directory files replacing library files yosys cannot parse as written."""
+    out = {}
+    for name in rtl_sources(module):
+        for old, new in YOSYS_WORKAROUNDS.get(name, []):
+            text = out.get(f"rtl/{name}", (resource_path("rtl") / name).read_text())
+            out[f"rtl/{name}"] = text.replace(old, new)
+    return out
+
+
+def synthesis_script(module: str, params: dict[str, int], styles: dict[str, str],
+                     family: str) -> str:
+    """``yosys_script`` with the styles of the memories in ``EXTRA_MEMORIES`` forced."""
+    script = Y.yosys_script(module, params, styles, family)
+    extra = [f'setattr -set {Y.YOSYS_STYLE[styles[m]][0]} "{Y.YOSYS_STYLE[styles[m]][1]}" '
+             f"*/{sel}" for m, sel in EXTRA_MEMORIES.get(module, {}).items()
+             if styles.get(m) in Y.YOSYS_STYLE]
+    if not extra:
+        return script
+    lines = script.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("synth_xilinx"))
+    return "\n".join(lines[:at] + extra + lines[at:]) + "\n"
 
 
 def synthesise(module: str, params: dict[str, int], styles: dict[str, str],
                family: str) -> dict:
     """yosys figures of one sweep point (bnn2fpga.yosys.run_yosys, as report --synth)."""
     rng = np.random.default_rng(zlib.crc32(json.dumps(params, sort_keys=True).encode()))
-    files = memory_files(params, rng) if module == "bnn_mvtu" else {}
-    script = Y.yosys_script(module, params, styles, family)
+    files = {**memory_files(module, params, rng), **yosys_workarounds(module)}
+    script = synthesis_script(module, params, styles, family)
     with tempfile.TemporaryDirectory(prefix="bnn2fpga_cal_") as tmp:
         measured = Y.run_yosys(script, Path(tmp), files)
     lutram = sum(n * Y.LUT_CELLS[c] for c, n in measured["cells"].items()
@@ -150,8 +190,9 @@ def key_of(module: str, params: dict, styles: dict, family: str) -> str:
 def run_sweep(points, family: str, jobs: int) -> None:
     """Synthesise the points not yet in the cache (for the current RTL) into the cache."""
     cache = json.loads(SWEEP_FILE.read_text()) if SWEEP_FILE.is_file() else []
-    # rows synthesised from RTL that has changed since are dropped (and synthesised again)
-    done = {row_key(r): r for r in cache if r.get("rtl") == rtl_digest(r["module"])}
+    # rows synthesised from RTL that has changed since stay in the file (the record of the
+    # committed fit) but are not used: a point needs a row of the current RTL's digest
+    done = {row_key(r): r for r in cache}
     todo = []
     for module, params in points:
         styles = chosen_styles(module, params)
@@ -216,7 +257,9 @@ def design_matrix(rows: list[dict], module: str, resource: str
     feats = [E.unit_features(E.Unit("u", module, "cal", r["params"]), r["styles"])
              for r in rows]
     regs = resource == "ff"
-    names = sorted({k for f in feats for k in f if k.startswith(FF_PREFIX) == regs})
+    # ``dsp`` is a count of DSP slices (the estimate counts it, nothing is fitted on it)
+    names = sorted({k for f in feats for k in f
+                    if k.startswith(FF_PREFIX) == regs and k != "dsp"})
     x = np.array([[f.get(n, 0.0) for n in names] for f in feats], dtype=float)
     if resource == "lut" and module == "bnn_mvtu":
         names += [ROM_LUTS, ROM_WORDS]
@@ -257,8 +300,13 @@ def loo_predictions(x: np.ndarray, y: np.ndarray, tol: float) -> np.ndarray:
     return out
 
 
-def fit_module(module: str, rows: list[dict], cal: E.Calibration) -> dict:
-    """Fit LUT and FF of one module; returns coefficients, per-point errors."""
+def fit_module(module: str, rows: list[dict], cal: E.Calibration,
+               held: dict[str, dict[str, float]] | None = None) -> dict:
+    """Fit LUT and FF of one module; returns coefficients, per-point errors.  ``held``
+    ({"lut": {feature: coefficient}, "ff": ...}): coefficients kept as they are, only the
+    other features are fitted (on what the held ones leave): a few points of a new variant
+    of a calibrated module (the multi-bit MVTU) fit its new features alone."""
+    held = held or {}
     units = [E.Unit("u", module, "cal", r["params"]) for r in rows]
     fixed = [memory_part(u, r["styles"], cal) for u, r in zip(units, rows, strict=True)]
     result: dict = {"coefficients": {}, "points": []}
@@ -267,15 +315,25 @@ def fit_module(module: str, rows: list[dict], cal: E.Calibration) -> dict:
         names, x = design_matrix(rows, module, res)
         total_y = np.array([r[res] for r in rows], dtype=float)
         base = np.array([getattr(f, res) for f in fixed])
+        hold = held.get(res, {})
+        kept = np.array([n in hold for n in names], dtype=bool)
+        base = base + x[:, kept] @ np.array([hold[n] for n in names if n in hold])
+        free = [n for n in names if n not in hold]
+        xf = x[:, ~kept]
         y = np.maximum(total_y - base, 0.0)
         # flip-flops are a count (coefficient 1 when the count is right): no tolerance
         tol = 0.0 if res == "ff" else FIT_TOLERANCE
-        coef = fit_relative(x, y, tol)
-        loo = loo_predictions(x, y, tol) if len(y) > len(names) + 1 else x @ coef
-        result["coefficients"][res] = {n: round(float(c), 5) for n, c in zip(names, coef,
-                                                                              strict=True)
-                                       if c > 1e-9}
-        preds[res] = (total_y, base + x @ coef, base + loo)
+        if free:
+            coef = fit_relative(xf, y, tol)
+            loo = loo_predictions(xf, y, tol) if len(y) > len(free) + 1 else xf @ coef
+        else:
+            coef, loo = np.zeros(0), np.zeros(len(y))
+        fitted = dict(zip(free, coef, strict=True))
+        result["coefficients"][res] = {n: round(float(hold[n] if n in hold else fitted[n]), 5)
+                                       for n in names
+                                       if (hold[n] if n in hold else fitted[n]) > 1e-9}
+        result.setdefault("fitted_features", {})[res] = free
+        preds[res] = (total_y, base + xf @ coef, base + loo)
     for i, r in enumerate(rows):
         point = {"params": r["params"], "styles": r["styles"]}
         for res in ("lut", "ff"):
@@ -284,6 +342,8 @@ def fit_module(module: str, rows: list[dict], cal: E.Calibration) -> dict:
                           "error_pct": round(100 * (fit - yv) / max(yv, 1), 2),
                           "loo_error_pct": round(100 * (loo - yv) / max(yv, 1), 2)}
         point["bram18"] = {"yosys": r["bram18"], "estimate": fixed[i].bram18}
+        point["dsp"] = {"yosys": r.get("dsp", 0),
+                        "estimate": E.unit_features(units[i], r["styles"]).get("dsp", 0.0)}
         result["points"].append(point)
     return result
 
@@ -315,7 +375,9 @@ def fit_all(rows: list[dict], family: str) -> dict:
             "lut_leave_one_out": error_stats(fitted["points"], "lut", "loo_error_pct"),
             "ff": error_stats(fitted["points"], "ff", "error_pct"),
             "bram18_exact": sum(p["bram18"]["yosys"] == p["bram18"]["estimate"]
-                                for p in fitted["points"])}
+                                for p in fitted["points"]),
+            "dsp_exact": sum(p["dsp"]["yosys"] == p["dsp"]["estimate"]
+                             for p in fitted["points"])}
         details[module] = fitted["points"]
     every = [p for pts in details.values() for p in pts]
     out["fit_error"]["all_units"] = {
@@ -323,6 +385,75 @@ def fit_all(rows: list[dict], family: str) -> dict:
         "lut_leave_one_out": error_stats(every, "lut", "loo_error_pct"),
         "ff": error_stats(every, "ff", "error_pct")}
     return out, details
+
+
+# --kinds: unit kinds (bnn2fpga.units.UNITS) plus this variant of one: the multi-bit MVTU's
+# points (WB > 1), fitted on its own features with the binary MVTU's calibration held.
+VARIANTS = {"mvtu-int": ("bnn_mvtu", lambda p: p.get("WB", 1) > 1)}
+
+
+def kind_selects(kind: str, module: str, params: dict) -> bool:
+    if kind in VARIANTS:
+        vmodule, test = VARIANTS[kind]
+        return module == vmodule and test(params)
+    if kind not in UNITS:
+        raise SystemExit(f"--kinds: unknown kind {kind!r}; known: "
+                         f"{sorted(UNITS) + sorted(VARIANTS)}")
+    return module == UNITS[kind].module
+
+
+def fit_kinds(rows: list[dict], kinds: list[str], family: str) -> tuple[dict, dict]:
+    """Fit only ``kinds`` and merge them into the committed calibration.json: the other
+    modules keep their coefficients and fit error.  A variant (``mvtu-int``) fits the
+    features its module's calibration has no coefficient for, holding the others (and
+    the ROM-in-logic terms) at their calibrated values."""
+    calibration = json.loads(E.CALIBRATION_FILE.read_text())
+    if calibration.get("family") != family:
+        raise SystemExit(f"--kinds merges into a {calibration.get('family')} calibration, "
+                         f"not {family}")
+    cal = E.load_calibration(Path("/nonexistent"))
+    details = json.loads(FIT_FILE.read_text()) if FIT_FILE.is_file() else {}
+    for kind in kinds:
+        krows = [{**r, "styles": complete_styles(r)} for r in rows
+                 if kind_selects(kind, r["module"], r["params"])]
+        if not krows:
+            print(f"warning: no synthesised points for {kind}", file=sys.stderr)
+            continue
+        module = krows[0]["module"]
+        held = None
+        if kind in VARIANTS:
+            held = {r: dict(c) for r, c in calibration["coefficients"][module].items()}
+            held["lut"][ROM_WORDS] = calibration["memory"]["rom_lut_per_bit"]
+            held["lut"][ROM_LUTS] = calibration["memory"]["rom_lut_per_column"]
+            # its features the module's calibration has no coefficient for are fitted
+        fitted = fit_module(module, krows, cal, held)
+        coefs = fitted["coefficients"]
+        for res in ("lut", "ff"):
+            coefs[res].pop(ROM_WORDS, None)
+            coefs[res].pop(ROM_LUTS, None)
+        if kind in VARIANTS:   # only the variant's own features change
+            for res in ("lut", "ff"):
+                calibration["coefficients"][module][res].update(
+                    {k: v for k, v in coefs[res].items()
+                     if k in fitted["fitted_features"][res]})
+        else:
+            calibration["coefficients"][module] = coefs
+        name = module if kind not in VARIANTS else f"{module} ({kind})"
+        calibration["fit_error"][name] = {
+            "points": len(krows),
+            "fitted": {r: f for r, f in fitted["fitted_features"].items()},
+            "lut": error_stats(fitted["points"], "lut", "error_pct"),
+            "lut_leave_one_out": error_stats(fitted["points"], "lut", "loo_error_pct"),
+            "ff": error_stats(fitted["points"], "ff", "error_pct"),
+            "bram18_exact": sum(p["bram18"]["yosys"] == p["bram18"]["estimate"]
+                                for p in fitted["points"]),
+            "dsp_exact": sum(p["dsp"]["yosys"] == p["dsp"]["estimate"]
+                             for p in fitted["points"])}
+        details[name] = fitted["points"]
+    fitted_names = ", ".join(kinds)
+    src = calibration["source"].split("; refitted --kinds")[0]
+    calibration["source"] = f"{src}; refitted --kinds {fitted_names}"
+    return calibration, details
 
 
 def check_family(points, family: str, sample: int, jobs: int) -> dict:
@@ -365,6 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modules", nargs="*",
                     help="synthesise only these modules' points (default: all); the fit "
                          "always takes every cached point")
+    ap.add_argument("--kinds", nargs="*",
+                    help="synthesise and fit only these unit kinds (bnn2fpga.units.UNITS: "
+                         "add, affine, avgpool, concat, fork, threshold, ...; mvtu-int: the "
+                         "multi-bit MVTU's points, its own features fitted with the binary "
+                         "MVTU's coefficients held), merged into the committed calibration")
     ap.add_argument("--check-family", choices=sorted(FAMILY_DEVICE),
                     help="compare the committed fit with a sample synthesised for this "
                          "family instead of sweeping/fitting")
@@ -380,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
               f", {result['lut']['within_10pct']} within ±10%; BRAM18 exact "
               f"{result['bram18_exact']}; wrote {out}")
         return 0
+    if args.kinds:
+        points = [(m, p) for m, p in points if any(kind_selects(k, m, p) for k in args.kinds)]
     if not args.refit_only:     # --modules limits what is synthesised; the fit takes all
         run_sweep([p for p in points if not args.modules or p[0] in args.modules],
                   args.family, args.jobs)
@@ -390,7 +528,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {len(wanted) - len(rows)} of {len(wanted)} sweep points are not "
               "in the cache for the current RTL; run without --refit-only (or with "
               "--modules for the modules that changed)", file=sys.stderr)
-    calibration, details = fit_all(rows, args.family)
+    if args.kinds:
+        calibration, details = fit_kinds(rows, args.kinds, args.family)
+    else:
+        calibration, details = fit_all(rows, args.family)
     E.CALIBRATION_FILE.parent.mkdir(exist_ok=True)
     E.CALIBRATION_FILE.write_text(json.dumps(calibration, indent=1) + "\n")
     FIT_FILE.write_text(json.dumps(details, indent=0) + "\n")
@@ -399,13 +540,20 @@ def main(argv: list[str] | None = None) -> int:
     for module, err in calibration["fit_error"].items():
         if module == "all_units":
             continue
+        if args.kinds and "fitted" not in err:
+            continue        # not refitted in this run
         a, b, c = err["lut"], err["lut_leave_one_out"], err["ff"]
         print(f"{module:<10} {err['points']:>4} | {a['mean_abs_pct']:>9.1f}% "
               f"{a['max_abs_pct']:>5.1f}% {a['within_10pct']:>7} | {b['mean_abs_pct']:>22.1f}% "
               f"{b['max_abs_pct']:>5.1f}% {b['within_10pct']:>7} | {c['mean_abs_pct']:>11.1f}% "
               f"{c['max_abs_pct']:>5.1f}% {c['within_10pct']:>7} | "
-              f"{err['bram18_exact']}/{err['points']}")
+              f"{err['bram18_exact']}/{err['points']}"
+              + (f" | DSP exact {err['dsp_exact']}/{err['points']}" if "dsp_exact" in err
+                 else ""))
     a = calibration["fit_error"]["all_units"]
+    if args.kinds:
+        print(f"wrote {E.CALIBRATION_FILE} and {FIT_FILE}")
+        return 0
     print(f"all units ({a['points']} points): LUT |err| mean {a['lut']['mean_abs_pct']}% "
           f"(leave-one-out {a['lut_leave_one_out']['mean_abs_pct']}%), "
           f"{a['lut']['within_10pct']} within ±10% "
