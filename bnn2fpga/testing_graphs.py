@@ -14,8 +14,8 @@
   affine (multi-bit weights on a real input, binary weights on bits);
 * random legal foldings (PE/SIMD divisors) on every unit.
 
-``windowed=True`` also places windowed FixedAvgPools (reference only: the hardware has no
-windowed average-pool unit yet, the plan refuses them).
+``windowed=True`` also places windowed FixedAvgPools (a sliding window + average-pool
+reducer in hardware).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from bnn2fpga import fixed, folding, reference
 from bnn2fpga.backends import CompileOptions
 from bnn2fpga.backends import hls as hls_backend
 from bnn2fpga.backends import rtl as rtl_backend
-from bnn2fpga.ir import Add, FixedAffine, IRError, graph_from_json, graph_to_json, graphs_equal
+from bnn2fpga.ir import Add, FixedAffine, graph_from_json, graph_to_json, graphs_equal
 from bnn2fpga.plan import build_plan, plan_to_json
 from bnn2fpga.testing_graphs import random_codes, random_dag
 
@@ -29,13 +29,14 @@ FRAMES = 5
 # seeds that found a bug, kept as regression cases: [1212, 20] deadlocked the RTL (a join
 # input of several beats per pixel had no skip FIFO while the other path gathered the
 # pixel in a width converter; fixed in estimate.schedule.skip_fifo_depths); [1212, 34]
-# runs 639 instead of 486 cycles/frame in RTL and deadlocks the HLS model (open)
+# ran 639 instead of 486 cycles/frame in RTL and deadlocked the HLS model (skip FIFOs too
+# short for the HLS processes; fixed by sizing them also from the HLS dataflow model,
+# estimate.hls_schedule.hls_skip_depths, as were g1212_3 and g1212_5)
 REGRESSION: list[tuple[int, int]] = [(SEED, 20), (SEED, 34)]
-# open bugs, checked as strict xfails (they turn into failures once fixed: drop them then):
-# the HLS dataflow model deadlocks (estimate.hls_schedule) on these graphs; their RTL runs
-HLS_MODEL_DEADLOCKS = {"g1212_3", "g1212_5", "g1212_34"}
-# the RTL runs slower than the cycle model's bottleneck (1.7% and 31%)
-RTL_SLOWER = {"g1212_5", "g1212_34"}
+# open bugs, checked as strict xfails (they turn into failures once fixed: drop them then);
+# none open now
+HLS_MODEL_DEADLOCKS: set[str] = set()
+RTL_SLOWER: set[str] = set()
 
 
 def _known(names: set[str], why: str) -> list:
@@ -85,17 +86,21 @@ def test_generator_is_deterministic_and_many_seeds_are_valid():
         build_plan(random_dag(np.random.default_rng([SEED + 1, i])))
 
 
-def test_windowed_pools_run_in_the_reference_and_are_refused_by_the_plan():
-    """Windowed FixedAvgPool has no hardware unit yet: the reference runs it, the plan
-    refuses it by name (instead of rendering a wrong design)."""
+def test_windowed_pools_run_in_the_reference_and_lower_to_a_plan():
+    """Graphs with windowed FixedAvgPools: the reference runs them and the plan lowers
+    them to a window + average-pool reducer (the unit's three-engine checks are in
+    tests/test_realvalued_units.py)."""
     found = 0
     for i in range(30):
         g = random_dag(np.random.default_rng([SEED + 2, i]), windowed=True)
         reference.execute(g, random_codes(np.random.default_rng(i), g, 2))
         if "windowed avgpool" in g.meta["features"]:
             found += 1
-            with pytest.raises(IRError, match=r"pool\d+' \(fixed_avgpool\).*no unit for it yet"):
-                build_plan(g)
+            plan = build_plan(g)
+            pools = [n.name for n in g.nodes if n.op == "fixed_avgpool"
+                     and not n.global_pool]
+            assert all(any(u.layer == p and u.kind == "swu" for u in plan.units)
+                       for p in pools)
     assert found >= 3
 
 
