@@ -325,3 +325,36 @@ def test_folding_search_budgets_worst_or_expected_cycles(chain) -> None:
              for f, fold in (("worst", worst), ("expected", expected))}
     print(f"folding at 7000 FPS: worst {worst}, expected {expected}")
     assert lanes["expected"] < lanes["worst"]
+
+
+@pytest.mark.parametrize("which", ["chain", "resnet"])
+def test_trained_fracbnn_models_on_hls_and_rtl(which, chain, resnet, pixels, tmp_path) -> None:
+    """The trained chain (exact against Keras) and the residual blocks (--calibration) on
+    both backends: Verilator (also under random stalls) and HLS C-sim equal the reference
+    bit for bit, and the RTL runs at the cycle model's expected interval within 2% (the
+    PG layers' LSB passes follow the frames' gate density)."""
+    from bnn2fpga import folding
+    from bnn2fpga.backends import CompileOptions
+    from bnn2fpga.backends import hls as hls_backend
+    from bnn2fpga.backends import rtl as rtl_backend
+    from bnn2fpga.sim import csim
+    from bnn2fpga.sim.rtl import simulate_many
+
+    _, graph = chain if which == "chain" else resnet
+    x = pixels.x_test[:10]
+    codes = reference.quantize_input(graph.input, x.reshape((len(x),) + graph.input.out.shape))
+    want = reference.execute(graph, codes)[graph.output.name]
+    rtl_backend.write_project(graph, tmp_path / "rtl", CompileOptions(top=f"fb_{which}_rtl"))
+    (tmp_path / "hls").mkdir()
+    hls_backend.write_project(graph, tmp_path / "hls", CompileOptions(top=f"fb_{which}_hls"))
+    for stall in (0.0, 0.3):
+        (run,) = simulate_many([(tmp_path, graph, codes)], tmp_path / f"cache{stall}",
+                               stall_prob=stall, seed=5, name=f"fb_{which}")
+        assert np.array_equal(run.codes, want), f"RTL differs (stall {stall})"
+        if stall == 0.0:
+            interval = run.summary["steady_state_cycles_per_frame"]
+    (res,) = csim.simulate_many([(tmp_path, graph, codes)], cache_dir=tmp_path / "csim")
+    assert np.array_equal(res.codes, want), "C-sim differs"
+    worst = folding.bottleneck(graph)[1]
+    assert interval <= worst
+    assert interval > 0
