@@ -133,6 +133,18 @@ def main() -> int:
     expected = max(x["expected_cycles"] for x in layers)
     est = estimate(g, part=PART, clock_ns=CLOCK_NS)
     res = est.resources
+    est_layer = {le.name: le.resources for le in est.layers}
+    for x in layers:
+        r = est_layer.get(x["layer"])
+        x["estimate_lut"] = round(r.lut) if r else None
+        x["estimate_bram18"] = round(r.bram18) if r else None
+    by_op: dict[str, dict[str, float]] = {}
+    for le in est.layers:
+        d = by_op.setdefault(le.op, {"layers": 0, "lut": 0.0, "ff": 0.0, "bram18": 0.0})
+        d["layers"] += 1
+        for k in ("lut", "ff", "bram18"):
+            d[k] += getattr(le.resources, k)
+    by_op = {k: {kk: round(vv) for kk, vv in v.items()} for k, v in by_op.items()}
 
     rtl = {}
     proj = args.work / "proj"
@@ -154,7 +166,7 @@ def main() -> int:
 
     # ---- table
     print(f"{'layer':<14} {'op':<10} {'shape':<13} {'PE':>3} {'SIMD':>4} {'gates':>6} "
-          f"{'groups':>6} {'worst':>7} {'expected':>8}")
+          f"{'groups':>6} {'worst':>7} {'expected':>8} {'est LUT':>7}")
     for x in layers:
         if x["op"] not in ("conv2d", "pgconv2d", "dense", "thermometer"):
             continue
@@ -162,7 +174,7 @@ def main() -> int:
         gr = "" if x["group_density"] is None else f"{100 * x['group_density']:.1f}%"
         print(f"{x['layer']:<14} {x['op']:<10} {str(tuple(x['shape'])):<13} "
               f"{x['pe'] or '':>3} {x['simd'] or '':>4} {d:>6} {gr:>6} "
-              f"{x['worst_cycles']:>7} {x['expected_cycles']:>8}")
+              f"{x['worst_cycles']:>7} {x['expected_cycles']:>8} {x['estimate_lut'] or '':>7}")
     others = max((x for x in layers if x["op"] not in ("conv2d", "pgconv2d", "dense")),
                  key=lambda x: x["worst_cycles"])
     print(f"(slowest other unit: {others['layer']} ({others['op']}) {others['worst_cycles']})")
@@ -181,7 +193,9 @@ def main() -> int:
               f"{mhz:.0f} MHz; latency {rtl['first_frame_latency']}; {args.frames} frames, "
               f"output exact: {rtl['exact']})" if rtl else ""))
     print(f"estimate: LUT {res.lut:.0f} FF {res.ff:.0f} BRAM18 {res.bram18:.0f} "
-          f"DSP {res.dsp:.0f}")
+          f"DSP {res.dsp:.0f}; by op: " + ", ".join(
+              f"{k} x{v['layers']} {v['lut']} LUT" for k, v in
+              sorted(by_op.items(), key=lambda kv: -kv[1]["lut"])))
     if synth:
         print(f"yosys (per unit, {synth['distinct_units']} distinct of {synth['units']}): "
               f"LUT {synth['lut']} FF {synth['ff']} BRAM18 {synth['bram18']} "
@@ -203,10 +217,15 @@ def main() -> int:
            "estimate_interval_cycles": est.expected_interval_cycles,
            "agreement_argmax": g.meta["agreement"].get("argmax_agreement"),
            "rtl": rtl, "fps": fps, "estimate": {k: round(v) for k, v in res.as_dict().items()},
+           "estimate_by_op": by_op,
            "yosys": synth, "fracbnn": FRACBNN, "fracbnn_fps_per_lut": theirs,
            "fps_per_lut_ratio": ratio, "compile_seconds": round(t_compile, 1),
            "seconds": round(time.time() - t0, 1)}
     old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    prev = old.get("resnet20") or {}
+    if prev.get("folding") == out["folding"]:   # keep measurements this run skipped
+        for key in ("rtl", "yosys"):
+            out[key] = out[key] or prev.get(key)
     RESULTS.write_text(json.dumps({**old, "resnet20": out}, indent=1) + "\n")
     print(f"wrote {RESULTS}")
     return 0
