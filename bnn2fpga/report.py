@@ -254,6 +254,20 @@ def real_paths(graph: Graph) -> dict[str, Any] | None:
             "fixed_affines": affines}
 
 
+def skip_fifos(graph: Graph) -> list[dict[str, Any]]:
+    """The skip FIFOs the plan sized from the schedule (``Stream.skip``: a join input
+    whose depth ``estimate.schedule.skip_fifo_depths`` / ``hls_schedule.hls_skip_depths``
+    set): stream, the fork or unit that writes it, the join that reads it, depth in beats
+    and bits (the estimator counts them with their layer's resources)."""
+    from bnn2fpga.plan import build_plan
+
+    plan = build_plan(graph)
+    return [{"stream": s.name, "producer": s.producer, "join": s.consumer,
+             "layer": s.fifo_layer, "depth": s.depth,
+             "bits": s.depth * (s.width + int(s.tap_valid))}
+            for s in plan.streams if s.skip]
+
+
 def build_report(project_dir: Path, graph: Graph, part: str, clock_ns: float,
                  synth: bool) -> dict[str, Any]:
     design = est.estimate(graph, part=part, clock_ns=clock_ns)
@@ -261,6 +275,7 @@ def build_report(project_dir: Path, graph: Graph, part: str, clock_ns: float,
     report["gate_density"] = gate_report(graph, clock_ns)
     report["hls"] = hls_cycles(graph)
     report["real_paths"] = real_paths(graph)
+    report["skip_fifos"] = skip_fifos(graph)
     sim = load_rtl_sim(project_dir)
     report["measured"] = {"rtl_sim": sim, "cycles": cycle_comparison(design, sim),
                           "yosys": None}

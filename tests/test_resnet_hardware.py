@@ -139,6 +139,11 @@ def test_cli_compile_simulate_report(model, digits, tmp_path):
     rep = json.loads((out / "report.json").read_text())
     assert rep["interval_cycles"] <= 2000 and rep["fits"]
     assert rep["measured"]["rtl_sim"]["frames"] == 12
+    skips = {f["stream"]: f["depth"] for f in rep["skip_fifos"]}
+    assert skips and skips == {s["name"]: s["depth"] for s in plan["streams"]
+                               if s.get("skip_fifo")}
+    html = (out / "report.html").read_text()
+    assert 'id="skip-fifos"' in html and all(name in html for name in skips)
 
 
 def test_resnet_design_lints_clean(project):
