@@ -110,12 +110,14 @@ def compare_cycles(graph: Graph, sim: dict) -> dict:
 
 def compare_synth(name: str, graph: Graph, work: Path) -> dict:
     """Per-unit yosys vs estimate, through the report's synthesis path."""
+    from bnn2fpga.plan import build_plan
     from bnn2fpga.report import synth_units
 
     proj = work / name
-    design = E.estimate(graph, part=PART, clock_ns=CLOCK)
+    plan = build_plan(graph, name)
+    design = E.estimate(graph, part=PART, clock_ns=CLOCK, plan=plan)
     graph.meta["top"] = name
-    measured = synth_units(proj, graph, design)
+    measured = synth_units(proj, graph, design, plan)
     units = []
     for layer in design.layers:
         for u in layer.units:

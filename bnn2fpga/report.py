@@ -53,15 +53,15 @@ def unit_synth_inputs(graph: Graph, plan: Plan, unit: Unit,
     return params, files
 
 
-def synth_units(project_dir: Path, graph: Graph, design: est.DesignEstimate) -> dict[str, dict]:
-    """yosys LUT/FF/BRAM of every RTL unit, cached in OUT/synth/<unit>.json by a hash of
-    the unit's module source, parameters, memory styles and memory images."""
+def synth_units(project_dir: Path, graph: Graph, design: est.DesignEstimate,
+                plan: Plan) -> dict[str, dict]:
+    """yosys LUT/FF/BRAM of every RTL unit of ``plan``, cached in OUT/synth/<unit>.json by
+    a hash of the unit's module source, parameters, memory styles and memory images."""
 
     library = resource_path("rtl")
     cache = project_dir / SYNTH_DIR
     cache.mkdir(exist_ok=True)
     family = design.device.yosys_family
-    plan = build_plan(graph, graph.meta.get("top", "bnn_top"))
     mems = rtl.memory_files(graph, plan)
     instances = plan.instances()
     styles = {u.unit.name: {m.spec.name: m.style for m in u.memories}
@@ -162,12 +162,12 @@ def cycle_comparison(design: est.DesignEstimate, sim: dict[str, Any] | None) -> 
     }
 
 
-def hls_cycles(graph: Graph) -> dict[str, Any]:
+def hls_cycles(graph: Graph, plan: Plan | None = None) -> dict[str, Any]:
     """The HLS project's expected cycles (``estimate.hls_schedule``: its dataflow processes
     simulated token by token) for the control mode it was compiled with (design.json
     meta): the report's ``hls`` object."""
     control = graph.meta.get("control", "ap_ctrl_none")
-    c = hls_schedule.hls_cycles(graph, control=control)
+    c = hls_schedule.hls_cycles(graph, plan, control=control)
     return {"control": control,
             **{k: round(v, 1) if k.endswith("cycles_per_frame") else int(v)
                for k, v in c.items()}}
@@ -254,14 +254,11 @@ def real_paths(graph: Graph) -> dict[str, Any] | None:
             "fixed_affines": affines}
 
 
-def skip_fifos(graph: Graph) -> list[dict[str, Any]]:
+def skip_fifos(plan: Plan) -> list[dict[str, Any]]:
     """The skip FIFOs the plan sized from the schedule (``Stream.skip``: a join input
     whose depth ``estimate.schedule.skip_fifo_depths`` / ``hls_schedule.hls_skip_depths``
     set): stream, the fork or unit that writes it, the join that reads it, depth in beats
     and bits (the estimator counts them with their layer's resources)."""
-    from bnn2fpga.plan import build_plan
-
-    plan = build_plan(graph)
     return [{"stream": s.name, "producer": s.producer, "join": s.consumer,
              "layer": s.fifo_layer, "depth": s.depth,
              "bits": s.depth * (s.width + int(s.tap_valid))}
@@ -270,17 +267,20 @@ def skip_fifos(graph: Graph) -> list[dict[str, Any]]:
 
 def build_report(project_dir: Path, graph: Graph, part: str, clock_ns: float,
                  synth: bool) -> dict[str, Any]:
-    design = est.estimate(graph, part=part, clock_ns=clock_ns)
+    # one plan for the estimate, the HLS model, the skip FIFOs and yosys (building it sizes
+    # the skip FIFOs by simulation: not something to repeat)
+    plan = build_plan(graph, graph.meta.get("top", "bnn_top"))
+    design = est.estimate(graph, part=part, clock_ns=clock_ns, plan=plan)
     report = design.to_json()
     report["gate_density"] = gate_report(graph, clock_ns)
-    report["hls"] = hls_cycles(graph)
+    report["hls"] = hls_cycles(graph, plan)
     report["real_paths"] = real_paths(graph)
-    report["skip_fifos"] = skip_fifos(graph)
+    report["skip_fifos"] = skip_fifos(plan)
     sim = load_rtl_sim(project_dir)
     report["measured"] = {"rtl_sim": sim, "cycles": cycle_comparison(design, sim),
                           "yosys": None}
     if synth:
-        attach_synth(report, synth_units(project_dir, graph, design))
+        attach_synth(report, synth_units(project_dir, graph, design, plan))
     return report
 
 

@@ -42,13 +42,10 @@ from bnn2fpga.ir import (
     same_pads,
     signed_bits_for,
 )
+from bnn2fpga.ops import divisors
 from bnn2fpga.ops.dense import accumulator_bound, simd_limit
 from bnn2fpga.passes.io import assign_accumulator_widths
 from bnn2fpga.passes.structure import check_hardware_graph, propagate_types
-
-
-def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
 
 
 @dataclass
