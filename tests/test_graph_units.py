@@ -15,6 +15,7 @@ from bnn2fpga import fixed, folding, reference, testing
 from bnn2fpga.backends import CompileOptions, hls, rtl
 from bnn2fpga.estimate import estimate, hls_schedule
 from bnn2fpga.ir import Add, Concat, Graph, IRError, TensorType
+from bnn2fpga.passes import split_wide_joins
 from bnn2fpga.plan import PORT_IN, PORT_OUT, Plan, build_plan, plan_to_json
 
 FRAMES = 8
@@ -30,13 +31,33 @@ def triple_read_graph(rng: np.random.Generator) -> Graph:
     return Graph("triple", [g.input, short, dbl, out])
 
 
+def wide_join_graph(rng: np.random.Generator, join: str) -> Graph:
+    """A three-input Add (accumulators of different widths, one round-half-up shift) or
+    Concat of three branches, as the frontend gives it; ``split_wide_joins`` makes chains."""
+    inp = testing.input_node((5, 5, 2), "uint", 3)
+    a = testing._conv(rng, "a", inp, 4, 3, "accumulator", pe=2, simd=2)
+    b = testing._conv(rng, "b", inp, 4, 1, "accumulator", pe=4, simd=1)
+    c = testing._conv(rng, "c", inp, 2 if join == "concat" else 4, 1, "accumulator",
+                      pe=1, simd=2)
+    if join == "concat":
+        width = max(n.acc_bits for n in (a, b, c))
+        for n in (a, b, c):
+            n.acc_bits, n.out = width, TensorType(n.out.shape, "int", width)
+        out = Concat("cat3", ["a", "b", "c"], TensorType((5, 5, 10), "int", width))
+    else:
+        out = Add("add3", ["a", "b", "c"], TensorType.fixed((5, 5, 4), 6, 1), pe=2)
+    return Graph(f"wide_{join}", [inp, a, b, c, out])
+
+
 def cases() -> list[tuple[str, Graph]]:
     rng = np.random.default_rng
     return [("add", testing.residual_graph(rng(0))),
             ("add_long", testing.residual_graph(rng(1), long_convs=3, pe=4, add_pe=1,
                                                  out_bits=5, out_frac=0)),
             ("concat", testing.residual_graph(rng(2), join="concat")),
-            ("triple", triple_read_graph(rng(3)))]
+            ("triple", triple_read_graph(rng(3))),
+            ("wide_add", split_wide_joins(wide_join_graph(rng(5), "add"))),
+            ("wide_concat", split_wide_joins(wide_join_graph(rng(6), "concat")))]
 
 
 CASES = cases()
@@ -129,13 +150,31 @@ def test_add_aligns_rounds_and_saturates_as_fixed_py() -> None:
     assert np.array_equal(got, want) and sat.counts["a"] == 2
 
 
-def test_joins_of_more_than_two_inputs_are_refused() -> None:
-    g = testing.residual_graph(np.random.default_rng(4), join="concat")
-    cat = g["concat"]
-    cat.inputs = ["long1", "short", "short"]
-    cat.out = TensorType(cat.out.shape[:-1] + (12,), cat.out.encoding, cat.out.bits)
+def test_joins_of_more_than_two_inputs_are_refused_by_the_plan() -> None:
+    g = wide_join_graph(np.random.default_rng(4), "concat")
     with pytest.raises(IRError, match="reads 3 tensors; its hardware unit takes 2"):
         build_plan(g)
+
+
+@pytest.mark.parametrize("join", ["add", "concat"])
+def test_split_wide_joins_keeps_every_result(join: str) -> None:
+    """The chain of two-input joins computes what the three-input join did, bit for bit
+    (partial sums exact, one rounding at the end), saturation included."""
+    wide = wide_join_graph(np.random.default_rng(7), join)
+    codes = testing.random_input_codes(np.random.default_rng(8), wide, 64)
+    sat_wide, sat_split = fixed.Saturation(), fixed.Saturation()
+    want = reference.execute(wide, codes, sat_wide)[wide.output.name]
+    split = split_wide_joins(wide_join_graph(np.random.default_rng(7), join))
+    assert [len(n.inputs) for n in split.nodes[4:]] == [2, 2]
+    assert split.output.name == wide.output.name and split.output.out == wide.output.out
+    got = reference.execute(split, codes, sat_split)[split.output.name]
+    assert np.array_equal(got, want)
+    assert {k: v for k, v in sat_split.counts.items() if v} == dict(sat_wide.counts)
+    if join == "add":   # the case rounds and saturates, so the check can fail
+        assert sat_wide.counts.get("add3", 0) > 0
+        part = split["add3/join1"].out
+        assert part.frac == 0 and part.bits == max(split["a"].acc_bits,
+                                                   split["b"].acc_bits) + 1
 
 
 def test_concat_takes_one_pixel_per_cycle() -> None:
@@ -228,3 +267,29 @@ def test_generated_graph_designs_lint_clean(tmp_path: Path, name: str, graph: Gr
     sources = (tmp_path / "filelist.f").read_text().split()
     out = vl.lint([tmp_path / s for s in sources], f"t_{name}", tmp_path)
     assert "%Warning" not in out, out
+
+
+def test_keras_three_input_joins_compile_and_plan() -> None:
+    """A Keras Add and Concatenate of three tensors (float convs, calibrated) compile into
+    chains of two-input joins that the plan builds; the reference follows Keras."""
+    import tensorflow as tf
+
+    from bnn2fpga.compile import compile_model
+
+    tf.keras.utils.set_random_seed(0)
+    x = tf.keras.Input((6, 6, 1))
+    branches = [tf.keras.layers.Conv2D(4, k, padding="same", name=f"conv{k}")(x)
+                for k in (1, 3, 5)]
+    s = tf.keras.layers.Add(name="sum3")(branches)
+    c = tf.keras.layers.Concatenate(name="cat3")([s, *branches[:2]])
+    y = tf.keras.layers.Dense(3, name="fc")(tf.keras.layers.GlobalAveragePooling2D()(c))
+    model = tf.keras.Model(x, y)
+    frames = np.random.default_rng(0).integers(0, 16, (64, 6, 6, 1)) / 16
+    graph = compile_model(model, input_scale=1 / 16, input_bits=4, calibration=frames)
+    joins = [n for n in graph.nodes if isinstance(n, (Add, Concat))]
+    assert sorted(n.name for n in joins) == ["cat3", "cat3/join1", "sum3", "sum3/join1"]
+    assert all(len(n.inputs) == 2 for n in joins)
+    build_plan(graph)
+    assert graph.meta["agreement"]["argmax_agreement"] >= 0.95
+    err = np.abs(reference.run(graph, frames) - model.predict(frames, verbose=0)).max()
+    assert err < 0.05

@@ -12,6 +12,7 @@ from bnn2fpga.passes.io import (
     fold_output_affine,
     set_input_format,
 )
+from bnn2fpga.passes.joins import split_wide_joins
 from bnn2fpga.passes.quantizers import fold_quantizers_into_thresholds
 from bnn2fpga.passes.real import first_real_tensor, lower_real_paths
 from bnn2fpga.passes.scaled_kernels import warn_inexact_kernel_scales
@@ -75,6 +76,7 @@ def lower_to_hardware(graph: Graph, *, input_scale: float | None = None,
          lambda g: fold_sign_into_thresholds(g, leave_real=True)),
         ("lower_real_paths + fold_output_affine",
          lambda g: lower_real(g, ranges, formats, precision)),
+        ("split_wide_joins", split_wide_joins),
         ("lower_pad_values", lower_pad_values),
         ("assign_accumulator_widths", assign_accumulator_widths),
         ("assign_folding", lambda g: assign_folding(g, folding)),
@@ -90,5 +92,5 @@ __all__ = [
     "assign_accumulator_widths", "assign_folding", "check_hardware_graph", "fold_input_sign",
     "fold_output_affine", "fold_quantizers_into_thresholds", "fold_sign_into_thresholds",
     "lower_pad_values", "lower_pgconv2d", "lower_to_hardware", "measure_gate_density",
-    "propagate_types", "remove_redundant_signs", "set_input_format",
+    "propagate_types", "remove_redundant_signs", "set_input_format", "split_wide_joins",
 ]
