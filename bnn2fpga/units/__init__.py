@@ -44,6 +44,11 @@ class MemorySpec:
     rom: bool
     count: int = 1
     same_address: bool = False   # written and read at one address (single-port RAM)
+    # a ROM left in logic: "mvtu" (read at a counter's next address with an enable, its
+    # cost the memory coefficients fitted on the MVTU) or "lut6" (a per-channel ROM whose
+    # fold counter yosys moves into the read port: its structural LUT6 per distinct
+    # column, the unit's own features fitting the rest)
+    rom_model: str = "mvtu"
 
     @property
     def bits(self) -> int:

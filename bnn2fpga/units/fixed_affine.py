@@ -49,7 +49,7 @@ def features(p: Params, styles: dict[str, str]) -> dict[str, float]:
 def memories(p: Params) -> list[MemorySpec]:
     """The per-channel constants, one ROM of NF words per PE."""
     return [MemorySpec("constants", p["NF"], 2 * p["MW"] + p["AIW"] + p["AOW"], True,
-                       p["PE"])]
+                       p["PE"], rom_model="lut6")]
 
 
 def hls_process(p: Params, frames: int) -> HlsProcess:
