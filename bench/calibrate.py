@@ -367,7 +367,9 @@ def fit_module(module: str, rows: list[dict], cal: E.Calibration,
 
 def error_stats(points: list[dict], res: str, key: str) -> dict:
     e = np.abs([p[res][key] for p in points])
-    return {"mean_abs_pct": round(float(e.mean()), 2), "max_abs_pct": round(float(e.max()), 2),
+    return {"mean_abs_pct": round(float(e.mean()), 2),
+            "median_abs_pct": round(float(np.median(e)), 2),
+            "max_abs_pct": round(float(e.max()), 2),
             "within_10pct": f"{int((e <= 10).sum())}/{len(e)}"}
 
 
@@ -482,6 +484,33 @@ def fit_kinds(rows: list[dict], kinds: list[str], family: str) -> tuple[dict, di
     return calibration, details
 
 
+KINDS_FILE = ROOT / "results" / "calibration_new_units.json"
+
+
+def kind_name(kind: str) -> str:
+    """The fit_error / fit table name of a --kinds kind (a variant: "module (kind)")."""
+    kind = ALIASES.get(kind, kind)
+    return f"{VARIANTS[kind][0]} ({kind})" if kind in VARIANTS else UNITS[kind].module
+
+
+def write_kinds_result(calibration: dict, details: dict, kinds: list[str]) -> None:
+    """bench/results/calibration_new_units.json: per refitted kind its fit error (median /
+    worst LUT and FF, DSP and BRAM exact) and per-point yosys vs estimate; the entries of
+    kinds not refitted now and the file's "before" record are kept."""
+    out = json.loads(KINDS_FILE.read_text()) if KINDS_FILE.is_file() else {}
+    out["note"] = ("bench/calibrate.py --kinds: the new units' fits (adopted into "
+                   "bnn2fpga/data/calibration.json), per-point yosys vs estimate; 'before': "
+                   "the previous sweep's fit")
+    out.setdefault("fit_error", {})
+    out.setdefault("points", {})
+    for kind in kinds:
+        name = kind_name(kind)
+        if name in details:
+            out["fit_error"][name] = calibration["fit_error"][name]
+            out["points"][name] = details[name]
+    KINDS_FILE.write_text(json.dumps(out, indent=1) + "\n")
+
+
 def check_family(points, family: str, sample: int, jobs: int) -> dict:
     """The committed fit against ``family``'s synthesis on a seeded sample of the sweep."""
     rng = np.random.default_rng(7)
@@ -578,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
                  else ""))
     a = calibration["fit_error"]["all_units"]
     if args.kinds:
-        print(f"wrote {E.CALIBRATION_FILE} and {FIT_FILE}")
+        write_kinds_result(calibration, details, args.kinds)
+        print(f"wrote {E.CALIBRATION_FILE}, {FIT_FILE} and {KINDS_FILE}")
         return 0
     print(f"all units ({a['points']} points): LUT |err| mean {a['lut']['mean_abs_pct']}% "
           f"(leave-one-out {a['lut_leave_one_out']['mean_abs_pct']}%), "

@@ -12,6 +12,7 @@ from bnn2fpga.units import (
     UnitType,
     clog2,
     distinct_columns,
+    rom_read_registers,
     streaming_process,
 )
 
@@ -21,22 +22,13 @@ def compare_bits(p: Params) -> int:
     return max(p["IB"] + 1, p["TW"])
 
 
-def rom_read_regs(p: Params, styles: dict[str, str]) -> float:
-    """Flip-flops yosys adds for the per-channel ROM in logic: it moves the fold counter's
-    register into the read port (memory_dff), so the ROM's distinct non-constant columns
-    (``distinct_columns``: sharing across lanes, none for NF = 1) are registered."""
-    if p["NF"] <= 1 or styles.get("thresholds", "logic") != "logic":
-        return 0.0
-    return distinct_columns(p["PE"] * (p["NT"] * p["TW"] + 1), p["NF"])
-
-
 def features(p: Params, styles: dict[str, str]) -> dict[str, float]:
     """Per lane the negation (XW bits: a subtract from 0 and a mux), NT comparators of XW
     bits (against the ROM's word: a bit of it is a constant, which is cheaper, with the
     probability ``distinct_columns`` gives, always when NF = 1) and
     the count of thresholds crossed (an adder of NT bits, OB wide); the fold counter.
     Registers: the output, the counter, the valid and the ROM's read register
-    (``rom_read_regs``)."""
+    (``rom_read_registers``)."""
     pe, xw, nt = p["PE"], compare_bits(p), p["NT"]
     compares = pe * nt * xw
     live = distinct_columns(1, p["NF"])     # a ROM bit's chance not to be a constant
@@ -47,7 +39,8 @@ def features(p: Params, styles: dict[str, str]) -> dict[str, float]:
             "compare_const_bits": compares * (1 - live),
             "count_bits": pe * nt * p["OB"] if nt > 1 else 0.0,
             "ff_regs": (pe * p["OB"] + (clog2(p["NF"]) if p["NF"] > 1 else 0) + 1
-                        + rom_read_regs(p, styles))}
+                        + rom_read_registers(memories(p)[0],
+                                             styles.get("thresholds", "logic")))}
 
 
 def memories(p: Params) -> list[MemorySpec]:
