@@ -32,6 +32,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import re
@@ -103,24 +104,37 @@ def memory_files(module: str, params: dict[str, int], rng: np.random.Generator
 # Memories of the new units that bnn2fpga.yosys's selection patterns do not name: forced
 # to the estimator's style here too (module -> memory -> yosys hierarchical selection).
 EXTRA_MEMORIES = {"bnn_fixed_affine": {"constants": "g_pe*.cmem"},
-                  "bnn_threshold": {"thresholds": "g_pe*.tmem"}}
+                  "bnn_threshold": {"thresholds": "g_pe*.tmem"},
+                  "bnn_pg_mvtu": {"gates": "g_pe*.gmem", "input_buffer": "ibuf",
+                                  "tap_valid": "ivalid"}}
 
 
 # yosys's SystemVerilog parser reads ``-W'(x)`` as a cast to size -W (verilator reads the
-# unary minus of the cast): the RTL as written fails ``synth_xilinx`` with "Static cast with
-# zero or negative size".  The sweep synthesises a copy with the cast parenthesised (the same
-# logic); once the RTL has it, the copy is the RTL itself.
-YOSYS_WORKAROUNDS = {"bnn_threshold.sv": [("-XW'(x)", "-(XW'(x))")]}
+# unary minus of the cast): where W is a module parameter, ``synth_xilinx`` fails with
+# "Static cast with zero or negative size" (bnn_threshold before it was fixed); where W is a
+# localparam the cast silently takes the wrong value (bnn_fixed_affine's and
+# bnn_global_avgpool's saturation bound LO = -PW'(1 << (OB - 1)) reads as +2^(OB-1), so
+# every output below it saturates: yosys then drops a global pool whose codes never reach
+# it, C=32 HW=49 OB=10, to 9 LUTs).  The sweep synthesises a copy with the cast
+# parenthesised (the same logic as verilator's); once the RTL has it, the copy is the RTL.
+YOSYS_WORKAROUNDS = {"bnn_fixed_affine.sv": [("-PW'(1 << (OB - 1))", "-(PW'(1 << (OB - 1)))")],
+                     "bnn_global_avgpool.sv": [("-PW'(1 << (OB - 1))",
+                                                "-(PW'(1 << (OB - 1)))")]}
+
+
+def synthesised_text(name: str) -> str:
+    """The text of library file ``name`` as the sweep synthesises it (``YOSYS_WORKAROUNDS``
+    applied)."""
+    text = (resource_path("rtl") / name).read_text()
+    for old, new in YOSYS_WORKAROUNDS.get(name, []):
+        text = text.replace(old, new)
+    return text
 
 
 def yosys_workarounds(module: str) -> dict[str, str]:
     """Scratch-directory files replacing library files yosys cannot parse as written."""
-    out = {}
-    for name in rtl_sources(module):
-        for old, new in YOSYS_WORKAROUNDS.get(name, []):
-            text = out.get(f"rtl/{name}", (resource_path("rtl") / name).read_text())
-            out[f"rtl/{name}"] = text.replace(old, new)
-    return out
+    return {f"rtl/{name}": synthesised_text(name) for name in rtl_sources(module)
+            if name in YOSYS_WORKAROUNDS}
 
 
 def synthesis_script(module: str, params: dict[str, int], styles: dict[str, str],
@@ -167,11 +181,12 @@ def rtl_sources(module: str) -> list[str]:
 
 
 def rtl_digest(module: str) -> str:
-    """A digest of the RTL a sweep point was synthesised from: a cached point whose module
-    (or a module it instantiates) has changed since is synthesised again."""
+    """A digest of the RTL a sweep point was synthesised from (with its yosys workarounds):
+    a cached point whose module (or a module it instantiates) has changed since is
+    synthesised again."""
     h = hashlib.sha256()
     for name in rtl_sources(module):
-        h.update(name.encode() + b"\0" + (resource_path("rtl") / name).read_bytes())
+        h.update(name.encode() + b"\0" + synthesised_text(name).encode())
     return h.hexdigest()[:16]
 
 
@@ -232,11 +247,13 @@ def complete_styles(r: dict) -> dict[str, str]:
 
 
 def memory_part(unit: E.Unit, styles: dict[str, str], cal: E.Calibration) -> E.Resources:
-    """Resources of the unit's memories in their forced styles, without ROM-in-logic
-    (which is fitted)."""
+    """Resources of the unit's memories in their forced styles, as the estimator adds them
+    (``estimate_unit``), except the MVTU's ROM-in-logic (fitted with it: the memory
+    coefficients ``rom_logic`` measures; every other unit's logic ROMs at ``cal``'s)."""
     dev = get_device(CAL_DEVICE)
     mems = [E.map_memory(m, dev, cal, styles[m.name]) for m in E.unit_memories(unit)]
-    return E.total(m.resources for m in mems if m.style != "logic")
+    return E.total(m.resources for m in mems
+                   if m.style != "logic" or unit.module != "bnn_mvtu")
 
 
 def rom_logic(unit: E.Unit, styles: dict[str, str]) -> tuple[float, float]:
@@ -350,7 +367,9 @@ def fit_module(module: str, rows: list[dict], cal: E.Calibration,
 
 def error_stats(points: list[dict], res: str, key: str) -> dict:
     e = np.abs([p[res][key] for p in points])
-    return {"mean_abs_pct": round(float(e.mean()), 2), "max_abs_pct": round(float(e.max()), 2),
+    return {"mean_abs_pct": round(float(e.mean()), 2),
+            "median_abs_pct": round(float(np.median(e)), 2),
+            "max_abs_pct": round(float(e.max()), 2),
             "within_10pct": f"{int((e <= 10).sum())}/{len(e)}"}
 
 
@@ -361,13 +380,15 @@ def fit_all(rows: list[dict], family: str) -> dict:
            "family": family, "coefficients": {}, "memory": dict(E.DEFAULT_MEMORY),
            "fit_error": {}}
     details = {}
-    for module in sorted({r["module"] for r in rows}):
+    # the MVTU first: its fit measures the ROM-in-logic coefficients the others' ROMs use
+    for module in sorted({r["module"] for r in rows}, key=lambda m: (m != "bnn_mvtu", m)):
         mrows = [{**r, "styles": complete_styles(r)} for r in rows if r["module"] == module]
         fitted = fit_module(module, mrows, cal)
         coefs = fitted["coefficients"]
         if module == "bnn_mvtu":
             out["memory"]["rom_lut_per_bit"] = coefs["lut"].pop(ROM_WORDS, 0.0)
             out["memory"]["rom_lut_per_column"] = coefs["lut"].pop(ROM_LUTS, 0.0)
+            cal = dataclasses.replace(cal, memory=dict(out["memory"]))
         out["coefficients"][module] = coefs
         out["fit_error"][module] = {
             "points": len(mrows),
@@ -392,7 +413,12 @@ def fit_all(rows: list[dict], family: str) -> dict:
 VARIANTS = {"mvtu-int": ("bnn_mvtu", lambda p: p.get("WB", 1) > 1)}
 
 
+# --kinds: short names of unit kinds
+ALIASES = {"pg": "pg_mvtu"}
+
+
 def kind_selects(kind: str, module: str, params: dict) -> bool:
+    kind = ALIASES.get(kind, kind)
     if kind in VARIANTS:
         vmodule, test = VARIANTS[kind]
         return module == vmodule and test(params)
@@ -411,9 +437,11 @@ def fit_kinds(rows: list[dict], kinds: list[str], family: str) -> tuple[dict, di
     if calibration.get("family") != family:
         raise SystemExit(f"--kinds merges into a {calibration.get('family')} calibration, "
                          f"not {family}")
-    cal = E.load_calibration(Path("/nonexistent"))
+    # the committed memory coefficients (the ROM-in-logic cost the estimator adds)
+    cal = dataclasses.replace(E.load_calibration(Path("/nonexistent")),
+                              memory={**E.DEFAULT_MEMORY, **calibration["memory"]})
     details = json.loads(FIT_FILE.read_text()) if FIT_FILE.is_file() else {}
-    for kind in kinds:
+    for kind in [ALIASES.get(k, k) for k in kinds]:
         krows = [{**r, "styles": complete_styles(r)} for r in rows
                  if kind_selects(kind, r["module"], r["params"])]
         if not krows:
@@ -454,6 +482,33 @@ def fit_kinds(rows: list[dict], kinds: list[str], family: str) -> tuple[dict, di
     src = calibration["source"].split("; refitted --kinds")[0]
     calibration["source"] = f"{src}; refitted --kinds {fitted_names}"
     return calibration, details
+
+
+KINDS_FILE = ROOT / "results" / "calibration_new_units.json"
+
+
+def kind_name(kind: str) -> str:
+    """The fit_error / fit table name of a --kinds kind (a variant: "module (kind)")."""
+    kind = ALIASES.get(kind, kind)
+    return f"{VARIANTS[kind][0]} ({kind})" if kind in VARIANTS else UNITS[kind].module
+
+
+def write_kinds_result(calibration: dict, details: dict, kinds: list[str]) -> None:
+    """bench/results/calibration_new_units.json: per refitted kind its fit error (median /
+    worst LUT and FF, DSP and BRAM exact) and per-point yosys vs estimate; the entries of
+    kinds not refitted now and the file's "before" record are kept."""
+    out = json.loads(KINDS_FILE.read_text()) if KINDS_FILE.is_file() else {}
+    out["note"] = ("bench/calibrate.py --kinds: the new units' fits (adopted into "
+                   "bnn2fpga/data/calibration.json), per-point yosys vs estimate; 'before': "
+                   "the previous sweep's fit")
+    out.setdefault("fit_error", {})
+    out.setdefault("points", {})
+    for kind in kinds:
+        name = kind_name(kind)
+        if name in details:
+            out["fit_error"][name] = calibration["fit_error"][name]
+            out["points"][name] = details[name]
+    KINDS_FILE.write_text(json.dumps(out, indent=1) + "\n")
 
 
 def check_family(points, family: str, sample: int, jobs: int) -> dict:
@@ -552,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
                  else ""))
     a = calibration["fit_error"]["all_units"]
     if args.kinds:
-        print(f"wrote {E.CALIBRATION_FILE} and {FIT_FILE}")
+        write_kinds_result(calibration, details, args.kinds)
+        print(f"wrote {E.CALIBRATION_FILE}, {FIT_FILE} and {KINDS_FILE}")
         return 0
     print(f"all units ({a['points']} points): LUT |err| mean {a['lut']['mean_abs_pct']}% "
           f"(leave-one-out {a['lut_leave_one_out']['mean_abs_pct']}%), "

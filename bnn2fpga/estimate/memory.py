@@ -165,7 +165,8 @@ def style_resources(spec: MemorySpec, style: str, calibration: Calibration,
     (``Device.yosys_family``) die."""
     d, w = spec.depth, spec.width
     if style == "logic":      # copies share the address: identical columns are shared
-        return Resources(lut=rom_logic_luts(d, w * spec.count, calibration.memory))
+        memory = calibration.memory if spec.rom_model == "mvtu" else LUT6_ROM
+        return Resources(lut=rom_logic_luts(d, w * spec.count, memory))
     if style == "register":
         one = Resources(lut=w * (d - 1), ff=d * w)
     elif style == "lutram":
@@ -178,6 +179,11 @@ def style_resources(spec: MemorySpec, style: str, calibration: Calibration,
     else:
         raise IRError(f"memory {spec.name!r}: unknown style {style!r}")
     return one.scaled(spec.count)
+
+# ROM-in-logic coefficients of a "lut6" ROM (MemorySpec.rom_model): one LUT per structural
+# LUT6 of each distinct column, nothing per word
+LUT6_ROM = {"rom_lut_per_column": 1.0, "rom_lut_per_bit": 0.0}
+
 
 def rom_lut6(depth: int) -> float:
     """LUT6 per (distinct) output column of a ROM in logic, as yosys/ABC map random

@@ -44,6 +44,11 @@ class MemorySpec:
     rom: bool
     count: int = 1
     same_address: bool = False   # written and read at one address (single-port RAM)
+    # a ROM left in logic: "mvtu" (read at a counter's next address with an enable, its
+    # cost the memory coefficients fitted on the MVTU) or "lut6" (a per-channel ROM whose
+    # fold counter yosys moves into the read port: its structural LUT6 per distinct
+    # column, the unit's own features fitting the rest)
+    rom_model: str = "mvtu"
 
     @property
     def bits(self) -> int:
@@ -156,6 +161,16 @@ def distinct_columns(columns: float, depth: int) -> float:
     return (kinds - 2) / kinds * kinds * (1 - (1 - 1 / kinds) ** columns)
 
 
+def rom_read_registers(spec: MemorySpec, style: str) -> float:
+    """Flip-flops yosys adds for a per-channel ROM in logic read at a fold counter
+    (``rom_model`` "lut6"): it moves the counter's register into the read port
+    (memory_dff), so each distinct non-constant column (``distinct_columns``, shared across
+    the copies) is registered; none for a one-word ROM (a constant) or another style."""
+    if spec.depth <= 1 or style != "logic":
+        return 0.0
+    return distinct_columns(spec.width * spec.count, spec.depth)
+
+
 # kind -> module of bnn2fpga.units.  Order: the RTL library's (each unit's files are in
 # dependency order) and the calibration sweep's (bench/calibrate.py samples it by index)
 _MODULES = {"mvtu": "mvtu", "swu": "swu", "pool": "pool", "dwc": "dwc",
@@ -210,6 +225,7 @@ def default_coefficients() -> dict[str, dict[str, Coefficients]]:
 
 
 __all__ = ["BY_MODULE", "UNITS", "HlsProcess", "MemorySpec", "UnitType", "bits_for", "clog2",
-           "default_coefficients", "distinct_columns", "hls_library", "reg_max", "rtl_library",
+           "default_coefficients", "distinct_columns", "hls_library", "reg_max",
+           "rom_read_registers", "rtl_library",
            "streaming_process",
            "unit_delay", "unit_features", "unit_memories", "unit_type"]

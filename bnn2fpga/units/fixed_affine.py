@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnn2fpga.units import HlsProcess, MemorySpec, Params, UnitType, clog2, streaming_process
+from bnn2fpga.units import (
+    HlsProcess,
+    MemorySpec,
+    Params,
+    UnitType,
+    clog2,
+    rom_read_registers,
+    streaming_process,
+)
 
 # yosys synth_xilinx (mul2dsp) puts a multiplier on a DSP48 when both operands are at least
 # 2 bits and the product at least 9 bits wide (its DSP_A/B_MINWIDTH, DSP_Y_MINWIDTH), one
@@ -28,28 +36,50 @@ def uses_dsp(p: Params) -> bool:
     return multiplier_dsps(p["UW"], p["MW"]) > 0
 
 
+def saturates(p: Params) -> bool:
+    """Whether ``round_shift(p, SHIFT)`` can leave OB bits: PW - SHIFT bits remain."""
+    return p["PW"] - p["SHIFT"] > p["OB"]
+
+
 def features(p: Params, styles: dict[str, str]) -> dict[str, float]:
-    """Per lane: the add_in adder (UW bits), the multiplier select (MW), the multiplier in
-    LUTs where it is not a DSP (UW x MW partial-product bits), the add_out + rounding adder
-    and the saturation (PW bits); the channel-fold counter.  Registers: u, the multiplier
-    and add_out per lane, the output, the counter and two valid bits."""
-    pe = p["PE"]
-    lut_mul = 0.0 if uses_dsp(p) else pe * p["UW"] * p["MW"]
+    """Per lane: the add_in adder (UW bits), the sign's multiplier select (MW), the
+    multiplier in LUTs where it is not a DSP (UW x MW partial-product bits), the add_out
+    adder (PW bits: a DSP's post-adder where the product is in one) and the rounding
+    increment on the PW - SHIFT + 1 bits the shift keeps, the saturation (a compare of the
+    top PW - SHIFT - OB + 1 bits and an OB-bit mux, absent when nothing can saturate);
+    the channel-fold counter.  Registers: ``affine_registers``."""
+    pe, dsp = p["PE"], uses_dsp(p)
+    sat = saturates(p)
     return {"const": 1.0,
             "counters": clog2(p["NF"]) if p["NF"] > 1 else 0.0,
-            "add_bits": pe * (p["UW"] + p["PW"]),
+            "add_bits": pe * p["UW"],
             "select_bits": pe * p["MW"],
-            "lut_mul_bits": lut_mul,
-            "sat_bits": pe * p["OB"],
+            "lut_mul_bits": 0.0 if dsp else pe * p["UW"] * p["MW"],
+            "add_out_bits": 0.0 if dsp else pe * p["PW"],
+            "round_bits": pe * max(0, p["PW"] - p["SHIFT"] + 1) if p["SHIFT"] else 0.0,
+            "sat_bits": pe * (p["PW"] - p["SHIFT"] - p["OB"] + 1) if sat else 0.0,
+            "sat_mux": pe * p["OB"] if sat else 0.0,
             "dsp": pe * multiplier_dsps(p["UW"], p["MW"]),
-            "ff_regs": (pe * (p["UW"] + p["MW"] + p["AOW"] + p["OB"])
-                        + (clog2(p["NF"]) if p["NF"] > 1 else 0) + 2)}
+            "ff_regs": affine_registers(p, styles)}
+
+
+def affine_registers(p: Params, styles: dict[str, str]) -> float:
+    """Flip-flops as yosys keeps them: per lane the output, and u, the selected multiplier
+    and add_out where they are not a DSP's A/B/C registers (add_out is a constant for
+    NF = 1); the fold counter and two valid bits; the constants ROM's read register
+    (``rom_read_registers``)."""
+    pe, dsp = p["PE"], uses_dsp(p)
+    nf = p["NF"]
+    lane = p["OB"] + (0 if dsp else p["UW"] + p["MW"]) + (p["AOW"] if nf > 1 and not dsp
+                                                          else 0)
+    return (pe * lane + (clog2(nf) if nf > 1 else 0) + 2
+            + rom_read_registers(memories(p)[0], styles.get("constants", "logic")))
 
 
 def memories(p: Params) -> list[MemorySpec]:
     """The per-channel constants, one ROM of NF words per PE."""
     return [MemorySpec("constants", p["NF"], 2 * p["MW"] + p["AIW"] + p["AOW"], True,
-                       p["PE"])]
+                       p["PE"], rom_model="lut6")]
 
 
 def hls_process(p: Params, frames: int) -> HlsProcess:
@@ -86,6 +116,7 @@ UNIT = UnitType(
     delay=lambda p: 2,  # operand and output registers
     memories=memories, features=features, hls_process=hls_process,
     coefficients={"lut": {"const": 2, "counters": 1.0, "add_bits": 1.0, "select_bits": 1.0,
-                          "lut_mul_bits": 1.1, "sat_bits": 1.0},
+                          "lut_mul_bits": 1.1, "add_out_bits": 1.0, "round_bits": 0.5,
+                          "sat_bits": 0.3, "sat_mux": 1.0},
                   "ff": {"ff_regs": 1.0}},
     sweep=sweep)

@@ -84,29 +84,66 @@ def mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]
                         + pe * p["OUT_W"])}
 
 
+# a DSP48's accumulator (P register fed back through its post-adder) is 48 bits wide
+DSP_P_BITS = 48
+
+
+def int_operand_bits(p: Params) -> int:
+    """Bits of bnn_int_dot's input operand as synthesis sees it: a signed code's own B bits
+    (its sign extension to B+1 is trimmed), an unsigned code's B+1 (the zero sign bit
+    stays), a bipolar bit's 2 (+-1)."""
+    if p.get("IN_SIGNED", 0):
+        return p["IN_BITS"]
+    return p["IN_BITS"] + 1 if p["IN_UINT"] else 2
+
+
+def int_lane_dsps(p: Params) -> int:
+    """DSP slices of one lane's product (``multiplier_dsps`` of the operands' bits)."""
+    return multiplier_dsps(int_operand_bits(p), p["WB"])
+
+
+def int_dsp_accumulates(p: Params) -> bool:
+    """Whether yosys (xilinx_dsp) packs a multi-bit PE's accumulator into its DSP: a lone
+    product per beat (SIMD = 1) on a DSP, no tap-valid mux between them, within P's bits."""
+    return (p["SIMD"] == 1 and not p["USE_TAP_VALID"] and p["ACC_W"] <= DSP_P_BITS
+            and int_lane_dsps(p) > 0)
+
+
+def int_lane_sum_bits(p: Params) -> int:
+    """Adder bits of bnn_int_dot's chain of SIMD products in LUTs (partial sum i is as wide
+    as i+1 products can reach, synthesis trims the rest): 0 where the products are DSPs,
+    whose post-adders cascade the chain."""
+    if int_lane_dsps(p) > 0:
+        return 0
+    prod = int_operand_bits(p) + p["WB"]
+    return sum(min(p["ACC_W"], prod + bits_for(i)) for i in range(1, p["SIMD"]))
+
+
 def int_mvtu_features(p: dict[str, int], styles: dict[str, str]) -> dict[str, float]:
-    """The multi-bit MVTU (bnn_int_dot): per PE, SIMD multipliers of (IN_BITS+1) x WB bits
-    (DSPs where ``multiplier_dsps`` says so, else partial-product LUTs), the adder tree of
-    the products, the accumulator; thresholds and output as the binary MVTU's.  First-
-    principles coefficients (``int_*``), not fitted yet."""
+    """The multi-bit MVTU (bnn_int_dot): per PE, SIMD multipliers (DSPs where
+    ``int_lane_dsps`` says so: the lane sum is then their post-adder cascade, and a lone
+    product's accumulator their P register, ``int_dsp_accumulates``; else the operands'
+    partial-product bits and the lane adder chain in LUTs), the accumulator, the fold
+    counters, thresholds (against the ROM or constants), the output, the input replay.
+    Its own features (``int_*``), fitted apart from the binary MVTU's: its DSP-packed
+    datapath leaves little of the binary MVTU's fixed logic.  Registers: operand, weights
+    read, accumulators (none in a DSP), outputs, counters, control."""
     pe, simd, nf, sf = p["PE"], p["SIMD"], p["NF"], p["SF"]
-    xv, wb = p["IN_BITS"] + 1, p["WB"]
-    dsps = multiplier_dsps(xv, wb)
-    prod = xv + wb
+    dsps = int_lane_dsps(p)
+    in_dsp = int_dsp_accumulates(p)
     thr_bits = pe * p["NT"] * p["TW"]
     counters = clog2(nf) + clog2(sf) + clog2(nf * sf)
-    return {"const": 1.0, "counters": counters,
-            "int_mul_bits": 0.0 if dsps else pe * simd * xv * wb,
-            "int_sum_bits": pe * simd * prod,
-            "pe_acc": pe * p["ACC_W"] if sf > 1 else 0.0,
-            "thr_compare": thr_bits if nf > 1 else 0.0,
-            "thr_const": thr_bits if nf == 1 else 0.0,
-            "pe_out": pe * p["OUT_W"] if p["NT"] > 1 else 0.0,
-            "acc_out": 0.0 if p["NT"] else pe * p["ACC_W"],
-            "replay_mux": simd * p["IN_BITS"] if nf > 1 else 0.0,
+    acc = 0 if in_dsp else pe * p["ACC_W"]
+    return {"int_const": 1.0, "int_counters": counters,
+            "int_mul_bits": 0.0 if dsps else pe * simd * int_operand_bits(p) * p["WB"],
+            "int_sum_bits": pe * int_lane_sum_bits(p),
+            "int_acc": acc if sf > 1 else 0.0,
+            "int_thr": thr_bits if nf > 1 else 0.5 * thr_bits,
+            "int_out": pe * p["OUT_W"] if p["NT"] != 1 else 0.0,
+            "int_replay": simd * p["IN_BITS"] if nf > 1 else 0.0,
             "dsp": pe * simd * dsps,
-            "ff_regs": (simd * p["IN_BITS"] + 6 + counters + pe * simd * wb
-                        + pe * p["ACC_W"] + pe * p["OUT_W"])}
+            "ff_int_regs": (simd * p["IN_BITS"] + 6 + counters + pe * simd * p["WB"]
+                            + (acc if sf > 1 else 0) + pe * p["OUT_W"])}
 
 
 def hls_process(p: Params, frames: int) -> HlsProcess:
@@ -177,7 +214,9 @@ def sweep(rng: np.random.Generator) -> list[Params]:
         pts.append(sweep_params(pe, simd, nf, sf))
     for pe, simd, nf, sf, bits, wb, signed, nt in (
             (1, 3, 2, 9, 8, 8, 0, 0), (2, 4, 2, 4, 8, 4, 1, 0), (4, 1, 1, 27, 6, 3, 1, 0),
-            (1, 8, 4, 8, 4, 2, 0, 1), (2, 6, 3, 2, 8, 5, 1, 1), (8, 2, 1, 16, 4, 8, 1, 0)):
+            (1, 8, 4, 8, 4, 2, 0, 1), (2, 6, 3, 2, 8, 5, 1, 1), (8, 2, 1, 16, 4, 8, 1, 0),
+            (1, 4, 1, 9, 8, 8, 1, 0), (2, 1, 2, 16, 8, 6, 1, 1), (4, 4, 1, 4, 3, 2, 0, 0),
+            (2, 8, 2, 4, 2, 3, 1, 1), (1, 16, 2, 4, 4, 4, 1, 0), (3, 2, 2, 9, 8, 2, 1, 0)):
         # multi-bit MVTU: integer weights over signed / unsigned codes (LUT and DSP MACs)
         pt = sweep_params(pe, simd, nf, sf, bits, uint=True, nt=nt)
         acc = max(2, (sf * simd * (1 << bits) * (1 << (wb - 1)) + 1).bit_length() + 1)
@@ -207,7 +246,8 @@ UNIT = UnitType(
                           'acc_out': 1.0,
                           'replay_mux': 1.3,
                           'bram_xnor': 0.6,
-                          'int_mul_bits': 1.0,
-                          'int_sum_bits': 1.0},
-                  'ff': {'ff_regs': 1.0}},
+                          'int_const': 5, 'int_counters': 1.3, 'int_mul_bits': 1.0,
+                          'int_sum_bits': 1.0, 'int_acc': 1.0, 'int_thr': 1.0,
+                          'int_out': 1.0, 'int_replay': 1.0},
+                  'ff': {'ff_regs': 1.0, 'ff_int_regs': 1.0}},
     sweep=sweep, reads_tap_valid=True)

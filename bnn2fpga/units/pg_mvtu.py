@@ -67,8 +67,24 @@ def pg_features(p: Params, styles: dict[str, str]) -> dict[str, float]:
             "thr_compare": float(thr_bits),
             "acc_out": 0.0 if p["NT"] else pe * p["ACC_W"],
             "replay_mux": 2 * simd,
-            "ff_regs": (simd + 8 + counters + pe * (2 * p["ACC_W"] + simd + 1)
-                        + (2 * thr_bits if p["NT"] else 0) + pe * p["OUT_W"])}
+            "ff_regs": pg_registers(p, styles)}
+
+
+def pg_registers(p: Params, styles: dict[str, str]) -> float:
+    """bnn_pg_mvtu's flip-flops as yosys keeps them: the fold counters (none for a single
+    fold) and ten control bits, the operand (SIMD), per PE the accumulator, its gate and
+    the output; the ROM reads (weights, gate thresholds, thresholds and their delay) are
+    registered per distinct non-constant column (``distinct_columns``; none where a BRAM's
+    output register holds the weights, none for a constant per-channel ROM, NF = 1)."""
+    pe, simd, nf, sf = p["PE"], p["SIMD"], p["NF"], p["SF"]
+    thr_bits = pe * p["NT"] * p["TW"]
+    w_in_bram = styles.get("weights") in ("bram", "uram")
+    regs = ((clog2(nf) if nf > 1 else 0) + (clog2(sf) if sf > 1 else 0) + 10 + simd
+            + pe * (p["ACC_W"] + 1 + p["OUT_W"]))
+    regs += 0.0 if w_in_bram else distinct_columns(pe * simd, nf * sf)
+    regs += distinct_columns(pe * p["ACC_W"], nf)
+    regs += 2 * distinct_columns(thr_bits, nf) if p["NT"] else 0.0
+    return regs
 
 
 def memories(p: Params) -> list[MemorySpec]:

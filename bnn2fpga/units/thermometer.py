@@ -21,9 +21,17 @@ def hls_process(p: Params, frames: int) -> HlsProcess:
 
 
 def sweep(rng: np.random.Generator) -> list[Params]:
-    """Calibration points: channels x levels."""
-    return [{"C": c, "L": lv} for c, lv in ((1, 8), (1, 32), (3, 8), (3, 16), (3, 32),
-                                             (2, 24), (4, 32), (3, 64))]
+    """Calibration points: channels x levels, each with evenly spaced thresholds (FracBNN's
+    levels; ``testing_fracbnn.thermometer_thresholds``) as the SV literal ``THRESH``."""
+    from bnn2fpga.testing_fracbnn import thermometer_thresholds
+
+    def thresh(levels: int) -> str:
+        word = sum(int(t) << (9 * k) for k, t in enumerate(thermometer_thresholds(levels)))
+        return f"{9 * levels}'h{word:x}"
+
+    return [{"C": c, "L": lv, "THRESH": thresh(lv)}
+            for c, lv in ((1, 8), (1, 32), (3, 8), (3, 16), (3, 32), (2, 24), (4, 32),
+                          (3, 64))]
 
 
 UNIT = UnitType(

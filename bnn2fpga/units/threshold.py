@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnn2fpga.units import HlsProcess, MemorySpec, Params, UnitType, clog2, streaming_process
+from bnn2fpga.units import (
+    HlsProcess,
+    MemorySpec,
+    Params,
+    UnitType,
+    clog2,
+    distinct_columns,
+    rom_read_registers,
+    streaming_process,
+)
 
 
 def compare_bits(p: Params) -> int:
@@ -14,20 +23,30 @@ def compare_bits(p: Params) -> int:
 
 
 def features(p: Params, styles: dict[str, str]) -> dict[str, float]:
-    """Per lane the negation (XW bits), NT comparators of XW bits on the carry chain and the
-    count of thresholds crossed; the fold counter.  Registers: the output, counter, valid."""
-    pe, xw = p["PE"], compare_bits(p)
+    """Per lane the negation (XW bits: a subtract from 0 and a mux), NT comparators of XW
+    bits (against the ROM's word: a bit of it is a constant, which is cheaper, with the
+    probability ``distinct_columns`` gives, always when NF = 1) and
+    the count of thresholds crossed (an adder of NT bits, OB wide); the fold counter.
+    Registers: the output, the counter, the valid and the ROM's read register
+    (``rom_read_registers``)."""
+    pe, xw, nt = p["PE"], compare_bits(p), p["NT"]
+    compares = pe * nt * xw
+    live = distinct_columns(1, p["NF"])     # a ROM bit's chance not to be a constant
     return {"const": 1.0,
             "counters": clog2(p["NF"]) if p["NF"] > 1 else 0.0,
             "negate_bits": pe * xw,
-            "compare_bits": pe * p["NT"] * xw,
-            "count_bits": pe * p["OB"] if p["NT"] > 1 else 0.0,
-            "ff_regs": pe * p["OB"] + (clog2(p["NF"]) if p["NF"] > 1 else 0) + 1}
+            "compare_bits": compares * live,
+            "compare_const_bits": compares * (1 - live),
+            "count_bits": pe * nt * p["OB"] if nt > 1 else 0.0,
+            "ff_regs": (pe * p["OB"] + (clog2(p["NF"]) if p["NF"] > 1 else 0) + 1
+                        + rom_read_registers(memories(p)[0],
+                                             styles.get("thresholds", "logic")))}
 
 
 def memories(p: Params) -> list[MemorySpec]:
     """Thresholds and the negate flag per channel, one ROM of NF words per PE."""
-    return [MemorySpec("thresholds", p["NF"], p["NT"] * p["TW"] + 1, True, p["PE"])]
+    return [MemorySpec("thresholds", p["NF"], p["NT"] * p["TW"] + 1, True, p["PE"],
+                       rom_model="lut6")]
 
 
 def hls_process(p: Params, frames: int) -> HlsProcess:
@@ -53,6 +72,7 @@ UNIT = UnitType(
     delay=lambda p: 1,  # output register
     memories=memories, features=features, hls_process=hls_process,
     coefficients={"lut": {"const": 1, "counters": 1.0, "negate_bits": 0.5,
-                          "compare_bits": 0.6, "count_bits": 1.0},
+                          "compare_bits": 0.6, "compare_const_bits": 0.4,
+                          "count_bits": 1.0},
                   "ff": {"ff_regs": 1.0}},
     sweep=sweep)
