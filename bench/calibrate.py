@@ -109,32 +109,9 @@ EXTRA_MEMORIES = {"bnn_fixed_affine": {"constants": "g_pe*.cmem"},
                                   "tap_valid": "ivalid"}}
 
 
-# yosys's SystemVerilog parser reads ``-W'(x)`` as a cast to size -W (verilator reads the
-# unary minus of the cast): where W is a module parameter, ``synth_xilinx`` fails with
-# "Static cast with zero or negative size" (bnn_threshold before it was fixed); where W is a
-# localparam the cast silently takes the wrong value (bnn_fixed_affine's and
-# bnn_global_avgpool's saturation bound LO = -PW'(1 << (OB - 1)) reads as +2^(OB-1), so
-# every output below it saturates: yosys then drops a global pool whose codes never reach
-# it, C=32 HW=49 OB=10, to 9 LUTs).  The sweep synthesises a copy with the cast
-# parenthesised (the same logic as verilator's); once the RTL has it, the copy is the RTL.
-YOSYS_WORKAROUNDS = {"bnn_fixed_affine.sv": [("-PW'(1 << (OB - 1))", "-(PW'(1 << (OB - 1)))")],
-                     "bnn_global_avgpool.sv": [("-PW'(1 << (OB - 1))",
-                                                "-(PW'(1 << (OB - 1)))")]}
-
-
 def synthesised_text(name: str) -> str:
-    """The text of library file ``name`` as the sweep synthesises it (``YOSYS_WORKAROUNDS``
-    applied)."""
-    text = (resource_path("rtl") / name).read_text()
-    for old, new in YOSYS_WORKAROUNDS.get(name, []):
-        text = text.replace(old, new)
-    return text
-
-
-def yosys_workarounds(module: str) -> dict[str, str]:
-    """Scratch-directory files replacing library files yosys cannot parse as written."""
-    return {f"rtl/{name}": synthesised_text(name) for name in rtl_sources(module)
-            if name in YOSYS_WORKAROUNDS}
+    """The text of library file ``name`` as the sweep synthesises it."""
+    return (resource_path("rtl") / name).read_text()
 
 
 def synthesis_script(module: str, params: dict[str, int], styles: dict[str, str],
@@ -155,7 +132,7 @@ def synthesise(module: str, params: dict[str, int], styles: dict[str, str],
                family: str) -> dict:
     """yosys figures of one sweep point (bnn2fpga.yosys.run_yosys, as report --synth)."""
     rng = np.random.default_rng(zlib.crc32(json.dumps(params, sort_keys=True).encode()))
-    files = {**memory_files(module, params, rng), **yosys_workarounds(module)}
+    files = memory_files(module, params, rng)
     script = synthesis_script(module, params, styles, family)
     with tempfile.TemporaryDirectory(prefix="bnn2fpga_cal_") as tmp:
         measured = Y.run_yosys(script, Path(tmp), files)
@@ -181,9 +158,8 @@ def rtl_sources(module: str) -> list[str]:
 
 
 def rtl_digest(module: str) -> str:
-    """A digest of the RTL a sweep point was synthesised from (with its yosys workarounds):
-    a cached point whose module (or a module it instantiates) has changed since is
-    synthesised again."""
+    """A digest of the RTL a sweep point was synthesised from: a cached point whose module
+    (or a module it instantiates) has changed since is synthesised again."""
     h = hashlib.sha256()
     for name in rtl_sources(module):
         h.update(name.encode() + b"\0" + synthesised_text(name).encode())

@@ -45,7 +45,7 @@ module bnn_fixed_affine #(
   localparam int NFW = NF > 1 ? $clog2(NF) : 1;
   localparam logic signed [PW-1:0] HALF = SHIFT > 0 ? PW'(1) <<< (SHIFT > 0 ? SHIFT - 1 : 0) : '0;
   localparam logic signed [PW-1:0] HI = PW'((1 << (OB - 1)) - 1);
-  localparam logic signed [PW-1:0] LO = -PW'(1 << (OB - 1));
+  localparam logic signed [PW-1:0] LO = -(PW'(1 << (OB - 1)));
 
   logic en;
   assign en = !m_tvalid || m_tready;

@@ -35,7 +35,7 @@ module bnn_global_avgpool #(
   localparam int PXW = HW > 1 ? $clog2(HW) : 1;
   localparam logic signed [PW-1:0] HALF = SHIFT > 0 ? PW'(1) <<< (SHIFT > 0 ? SHIFT - 1 : 0) : '0;
   localparam logic signed [PW-1:0] HI = PW'((1 << (OB - 1)) - 1);
-  localparam logic signed [PW-1:0] LO = -PW'(1 << (OB - 1));
+  localparam logic signed [PW-1:0] LO = -(PW'(1 << (OB - 1)));
   localparam logic signed [MW-1:0] M = MW'(MUL);
 
   logic en;

@@ -41,7 +41,7 @@ module bnn_int_dot #(
       logic signed [PW-1:0] prod;
       if (IN_SIGNED != 0) xv = XV'($signed(x[i*B+:B]));
       else if (IN_UINT != 0) xv = $signed({1'b0, x[i*B+:B]});
-      else xv = x[i*B] ? XV'(1) : -XV'(1);
+      else xv = x[i*B] ? XV'(1) : -(XV'(1));  // -(..): see bnn_threshold.sv
       wv = $signed(w[i*WB+:WB]);
       prod = xv * wv;
       sum = sum + OW'(prod);
