@@ -51,13 +51,31 @@ def quantizer_chain(graph: Graph, q: Quantize) -> tuple[Dense, list[Node]] | Non
     return node, ops
 
 
+def grid_codes(y: np.ndarray, step: float) -> np.ndarray:
+    """y / step; on a grid that is not a power of two (DoReFa's 1/n), a value is on the grid
+    when it is the float32 of code * step (Keras's float32 ``round(.) / n``)."""
+    k = y / step
+    if float(np.exp2(np.round(np.log2(step)))) == step:
+        return k
+    near = np.round(k)
+    on_grid = (near * step).astype(np.float32) == y.astype(np.float32)
+    return np.where(on_grid, near, k)
+
+
+def keras_tensor(quantizer: str) -> str:
+    """The model tensor a ``Quantize`` node's codes equal: a layer's output (``layer``,
+    ``layer/activation``), or ``layer/input_quantizer`` (that layer's quantized input)."""
+    layer, _, role = quantizer.partition("/")
+    return quantizer if role == "input_quantizer" else layer
+
+
 def model_codes(q: Quantize, ops: list[Node], scale: float, d: np.ndarray, where: str
                 ) -> np.ndarray:
     """The model's quantizer codes k for accumulator values d (n, channels), checked to be
     integers in [lo, hi] on the quantizer's grid."""
     x = (d.astype(np.float32) * np.float32(scale)).astype(np.float32)
     y = np.asarray(q.evaluate(evaluate_float32(ops, x)), np.float64)  # type: ignore[misc]
-    k = y / q.step
+    k = grid_codes(y, q.step)
     if not np.all(k == np.round(k)) or k.min() < q.lo or k.max() > q.hi:
         bad = np.argwhere((k != np.round(k)) | (k < q.lo) | (k > q.hi))[0]
         raise IRError(f"{where}: the model's quantizer gives {y[tuple(bad)]!r}, not a code of "
@@ -121,7 +139,7 @@ def fold_quantizers_into_thresholds(graph: Graph) -> Graph:
         graph.replace([matvec, *ops, q], [matvec])
         # the model tensor (a layer's output) whose codes this output equals
         graph.meta.setdefault("keras_quantized", {})[matvec.name] = \
-            [q.name.split("/")[0], q.step, q.lo]
+            [keras_tensor(q.name), q.step, q.lo]
         graph.meta.setdefault("exhaustive_checks", {})[matvec.name] = \
             int(thresholds.shape[0]) * (2 * accumulator_bound(matvec, in_type) + 1)
     return propagate_types(graph)
