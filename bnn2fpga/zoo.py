@@ -242,13 +242,15 @@ def keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def train_larq_dorefa(seed: int = 0, data: Digits | None = None, epochs: int = 15,
-                      k_bit: int = 2, negate: bool = True) -> Any:
+                      k_bit: int = 2, negate: bool = True, float_first: bool = False) -> Any:
     """Larq CNN with DoReFa k-bit activations into binary weights (larq-zoo's DoReFaNet
     form, W1Ak): every QuantConv2D reads ``DoReFa(k_bit, mode="activations")`` codes (the
     first one quantizes the model input x = pixel / 16 to k bits), BatchNorm before each
     quantizer, a binary dense layer (``ste_sign`` input) and a final BatchNorm.
     ``negate``: after training, two channels of bn1 get a negative gamma (decreasing
-    quantizer channels, folded by negating their weights)."""
+    quantizer channels, folded by negating their weights).  ``float_first``: conv1 is a
+    float Conv2D, so the first DoReFa quantizes a real-valued tensor (compile with
+    --calibration and --input-scale 0.0625 --input-bits 5)."""
     _seed_everything(seed)
     import larq as lq
     import tensorflow as tf
@@ -265,7 +267,8 @@ def train_larq_dorefa(seed: int = 0, data: Digits | None = None, epochs: int = 1
 
     model = tf.keras.Sequential([
         layers.InputLayer(input_shape=(8, 8, 1)),
-        conv(16, "conv1"),
+        layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1") if float_first
+        else conv(16, "conv1"),
         layers.BatchNormalization(name="bn1"),
         conv(24, "conv2", strides=2),
         layers.BatchNormalization(name="bn2"),

@@ -125,8 +125,9 @@ def dorefa_levels(layer: Any, q: Any) -> int:
 def add_dorefa(b: Builder, name: str, layer: Any, q: Any) -> None:
     """A DoReFa activation quantizer: on the model's input, the input encoding (k-bit codes
     round_half_even(clip(x, 0, 1) * n), ``reference.quantize_input``); elsewhere a
-    float-stage ``Quantize`` with codes 0..n of step 1/n, run by the quantizer itself
-    (folded into thresholds by ``passes.quantizers``)."""
+    float-stage ``Quantize`` typed as its k-bit codes of step 1/n, run by the quantizer
+    itself (folded into thresholds by ``passes.quantizers``; on a real path a ``Threshold``,
+    ``passes.real.lower_quantize``)."""
     n = dorefa_levels(layer, q)
     if len(b.nodes) == 1 and isinstance(b.current, Input):
         inp = b.current
@@ -141,8 +142,8 @@ def add_dorefa(b: Builder, name: str, layer: Any, q: Any) -> None:
 
         return np.asarray(q(tf.constant(v, dtype=tf.float32)), np.float32)
 
-    b.add(Quantize(name, [b.current.name], b.current.out, step=1.0 / n, lo=0, hi=n,
-                   evaluate=run))
+    codes = TensorType(b.current.out.shape, "uint", int(q.precision), 1.0 / n)
+    b.add(Quantize(name, [b.current.name], codes, step=1.0 / n, lo=0, hi=n, evaluate=run))
     b.notes.append(f"{name!r}: DoReFa codes 0..{n} x 1/{n}")
 
 
