@@ -16,6 +16,7 @@ from bnn2fpga.backends import hls as hls_backend
 from bnn2fpga.backends import rtl as rtl_backend
 from bnn2fpga.compile import compile_model
 from bnn2fpga.ir import Dense, graph_from_json, graph_to_json, graphs_equal
+from bnn2fpga.testing import keras_quantized_codes
 
 
 def keras_code_mismatches(model, graph, x: np.ndarray) -> dict[str, int]:
@@ -23,11 +24,9 @@ def keras_code_mismatches(model, graph, x: np.ndarray) -> dict[str, int]:
     step - lo), and the binary tensors' bits; all zero when exact."""
     values = reference.execute(graph, reference.quantize_input(graph.input, x))
     out: dict[str, int] = {}
-    for node_name, (layer, step, lo) in graph.meta.get("keras_quantized", {}).items():
-        probe = tf.keras.Model(model.inputs, model.get_layer(layer).output)
-        k = probe.predict(x, verbose=0).astype(np.float64) / step - lo
-        assert np.all(k == np.round(k)), layer
-        out[node_name] = int(np.sum(values[node_name] != k.astype(np.int64)))
+    for node_name, (tensor, step, lo) in graph.meta.get("keras_quantized", {}).items():
+        k = keras_quantized_codes(model, tensor, step, lo, x)
+        out[node_name] = int(np.sum(values[node_name] != k))
     for node_name, layer in graph.meta.get("keras_activations", {}).items():
         probe = tf.keras.Model(model.inputs, model.get_layer(layer).output)
         bits = (probe.predict(x, verbose=0) >= 0).astype(np.int64)

@@ -51,15 +51,18 @@ def quantizer_chain(graph: Graph, q: Quantize) -> tuple[Dense, list[Node]] | Non
     return node, ops
 
 
+GRID_TOLERANCE = 2.0 ** -10   # codes: float32 renderings of code / n are this close
+
+
 def grid_codes(y: np.ndarray, step: float) -> np.ndarray:
     """y / step; on a grid that is not a power of two (DoReFa's 1/n), a value is on the grid
-    when it is the float32 of code * step (Keras's float32 ``round(.) / n``)."""
+    when it is within float32 rounding of code * step (Keras's float32 ``round(.) / n``, a
+    division or a multiplication by float32(1/n) depending on TensorFlow's kernels)."""
     k = y / step
     if float(np.exp2(np.round(np.log2(step)))) == step:
         return k
     near = np.round(k)
-    on_grid = (near * step).astype(np.float32) == y.astype(np.float32)
-    return np.where(on_grid, near, k)
+    return np.where(np.abs(k - near) <= GRID_TOLERANCE, near, k)
 
 
 def keras_tensor(quantizer: str) -> str:
