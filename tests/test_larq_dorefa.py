@@ -172,6 +172,57 @@ def test_dorefa_layer_and_activation_forms(digits_all):
     assert keras_mismatches(model, graph, digits_all) == []
 
 
+def dorefanet_blocks_model(rng: np.random.Generator):
+    """larq-zoo DoReFaNet's block order: conv, BatchNorm, MaxPool(3, 2), the
+    next conv's DoReFa input quantizer; Flatten, then a QuantDense's DoReFa input."""
+    import larq as lq
+
+    layers = tf.keras.layers
+    kernel = {"kernel_quantizer": "ste_sign", "kernel_constraint": "weight_clip",
+              "use_bias": False}
+    dorefa = {"input_quantizer": lq.quantizers.DoReFaQuantizer(k_bit=2)}
+    model = tf.keras.Sequential([
+        layers.InputLayer(input_shape=(8, 8, 1)),
+        lq.layers.QuantConv2D(12, 3, padding="same", name="conv1", **dorefa, **kernel),
+        layers.BatchNormalization(epsilon=1e-4, name="bn1"),
+        layers.MaxPool2D(3, strides=2, padding="same", name="pool1"),
+        lq.layers.QuantConv2D(16, 3, padding="same", name="conv2", **dorefa, **kernel),
+        layers.BatchNormalization(epsilon=1e-4, name="bn2"),
+        layers.Flatten(name="flatten"),
+        lq.layers.QuantDense(10, name="fc", **dorefa, **kernel),
+        layers.BatchNormalization(epsilon=1e-4, name="bn_out"),
+    ], name="dorefanet_blocks")
+    randomise_weights(rng, model)
+    return model
+
+
+def test_dorefa_behind_maxpool_and_flatten(digits_all):
+    """The quantizer moves in front of the max-pool and the Flatten (exact: it is
+    elementwise and non-decreasing) and folds; the pool then takes the max of k-bit codes."""
+    model = dorefanet_blocks_model(np.random.default_rng(7))
+    graph = compile_model(model)
+    assert graph.meta["hoisted_quantizers"] == {"conv2/input_quantizer": "pool1",
+                                                "fc/input_quantizer": "flatten"}
+    convs = {node.name: node for node in graph.nodes if isinstance(node, Dense)}
+    assert convs["conv1"].thresholds.shape == (12, 3)
+    assert convs["conv2"].thresholds.shape == (16, 3)
+    assert graph["pool1"].out.encoding == "uint" and graph["pool1"].out.bits == 2
+    assert set(graph.meta["inexact_folds"]) == {"conv1", "conv2"}
+    assert code_mismatches(model, graph, digits_all) == {"pool1": 0, "flatten": 0}
+    # fc reads 1/3 codes: its outputs come from exact integer sums, Keras's from float32
+    # sums; they differ by at most the summation bound the compiler states
+    problems = keras_mismatches(model, graph, digits_all)
+    assert all(p.startswith("output error") for p in problems), problems
+    bound = graph.meta["inexact_outputs"]["fc"]
+    a, _ = graph.output.output_affine
+    keras_out = model.predict(digits_all, verbose=0)
+    ref_out = reference.run(graph, digits_all)
+    allowed = bound * np.abs(a) * 3 + 8 * np.finfo(np.float32).eps * np.maximum(
+        1.0, np.abs(keras_out))
+    assert np.all(np.abs(ref_out - keras_out) <= allowed)
+    assert np.array_equal(ref_out.argmax(-1), keras_out.argmax(-1))
+
+
 def test_dorefa_design_json_round_trip(dorefa):
     _, _, graph = dorefa
     back = graph_from_json(json.loads(json.dumps(graph_to_json(graph))))

@@ -23,8 +23,10 @@ from bnn2fpga.ir import (
     Dense,
     Graph,
     IRError,
+    MaxPool2D,
     Node,
     Quantize,
+    Reshape,
     TensorType,
 )
 from bnn2fpga.passes.structure import propagate_types
@@ -122,6 +124,25 @@ def quantizer_thresholds(matvec: Dense, in_type: TensorType, ops: list[Node], q:
     return thresholds, flip
 
 
+def hoist_quantizers_over_pools(graph: Graph) -> Graph:
+    """A Quantize behind max-pools and reshapes (DoReFaNet: BatchNorm, MaxPool, then the
+    next layer's input quantizer; BatchNorm, Flatten, a QuantDense's) moves in front of
+    them: a quantizer is elementwise and non-decreasing, so q(maxpool(y)) = maxpool(q(y))
+    and q(reshape(y)) = reshape(q(y)) exactly, and the fold finds it behind the BatchNorm.
+    ``meta["hoisted_quantizers"]``: {quantizer: the node whose codes now equal the model's
+    quantized tensor (the last pool/reshape)}."""
+    for q in [n for n in graph.nodes if isinstance(n, Quantize)]:
+        while isinstance(p := graph.producer(q), (MaxPool2D, Reshape)) and \
+                len(graph.consumers(p.name)) == 1:
+            last = graph.consumers(q.name)
+            graph.meta.setdefault("hoisted_quantizers", {}).setdefault(q.name, p.name)
+            q.inputs, p.inputs = list(p.inputs), [q.name]
+            q.out = q.out.with_shape(graph.producer(q).out.shape)
+            graph.replace([p, q], [q, p])
+            assert all(p.name in n.inputs for n in last)
+    return propagate_types(graph)
+
+
 def fold_quantizers_into_thresholds(graph: Graph) -> Graph:
     """Every Quantize behind an accumulator's affine chain -> multi-thresholds on the layer;
     its output becomes ``uint`` codes k - lo with scale ``step`` and offset ``lo * step``."""
@@ -141,8 +162,8 @@ def fold_quantizers_into_thresholds(graph: Graph) -> Graph:
                                 q.lo * q.step)
         graph.replace([matvec, *ops, q], [matvec])
         # the model tensor (a layer's output) whose codes this output equals
-        graph.meta.setdefault("keras_quantized", {})[matvec.name] = \
-            [keras_tensor(q.name), q.step, q.lo]
+        at = (graph.meta.get("hoisted_quantizers") or {}).get(q.name, matvec.name)
+        graph.meta.setdefault("keras_quantized", {})[at] = [keras_tensor(q.name), q.step, q.lo]
         graph.meta.setdefault("exhaustive_checks", {})[matvec.name] = \
             int(thresholds.shape[0]) * (2 * accumulator_bound(matvec, in_type) + 1)
     return propagate_types(graph)

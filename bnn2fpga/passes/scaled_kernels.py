@@ -31,8 +31,10 @@ from bnn2fpga.ir import (
     Graph,
     Input,
     IRError,
+    MaxPool2D,
     Node,
     Quantize,
+    Reshape,
     Sign,
     TensorType,
 )
@@ -123,9 +125,12 @@ def is_power_of_two(x: float) -> bool:
 
 
 def uint_input_of(graph: Graph, dense: Dense) -> TensorType | None:
-    """The uint type ``dense`` reads when its scale is not a power of two: a graph input
-    (a DoReFa input quantizer) or a ``Quantize`` of step 1/n (as its fold will give it)."""
+    """The uint type ``dense`` reads (through max-pools and reshapes) when its scale is not
+    a power of two: a graph input (a DoReFa input quantizer) or a ``Quantize`` of step 1/n
+    (as its fold will give it)."""
     src = graph.producer(dense)
+    while isinstance(src, (MaxPool2D, Reshape)):   # they carry the codes unchanged
+        src = graph.producer(src)
     if isinstance(src, Input) and src.out.encoding == "uint" and \
             not is_power_of_two(src.out.scale):
         return src.out
@@ -158,17 +163,31 @@ def decisions(end: Node, x: np.ndarray) -> np.ndarray:
     return np.asarray(end.evaluate(x), np.float32)
 
 
+def input_error_bound(dense: Dense, in_type: TensorType) -> float:
+    """Largest |Keras's float32 sum of fl(k / n) * w - d / n|: gamma_{fan_in + 1} * bound
+    * scale (the recursive-summation bound, one more roundoff for each fl(k / n))."""
+    n = dense.fan_in + 1
+    gamma = n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF)
+    return gamma * accumulator_bound(dense, in_type) * input_scale(in_type)
+
+
+def all_chain_to_output(graph: Graph, dense: Dense) -> bool:
+    """``dense`` reaches the graph's output through single-consumer chain ops only."""
+    name = dense.name
+    while len(consumers := graph.consumers(name)) == 1 and \
+            isinstance(consumers[0], CHAIN_OPS):
+        name = consumers[0].name
+    return not graph.consumers(name)
+
+
 def count_ambiguous_inputs(dense: Dense, in_type: TensorType, ops: list[Node], end: Node
                            ) -> tuple[int, int]:
     """(accumulator values whose decision may differ from Keras's, values checked), with
     Keras's sum of fl(k / n) * w within gamma_{fan_in + 1} * bound * scale of d * scale."""
     bound = accumulator_bound(dense, in_type)
-    scale = input_scale(in_type)
-    n = dense.fan_in + 1
-    gamma = n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF)
     d = np.arange(-bound, bound + 1, dtype=np.float64)[:, None]
     d = np.repeat(d, dense.out_channels, axis=1)
-    centre, err = d * scale, gamma * bound * scale
+    centre, err = d * input_scale(in_type), input_error_bound(dense, in_type)
     got = [decisions(end, evaluate_float32(ops, x.astype(np.float32)))
            for x in (centre - err, centre, centre + err)]
     differ = (got[0] != got[1]) | (got[1] != got[2])
@@ -182,8 +201,18 @@ def warn_inexact_input_scales(graph: Graph) -> Graph:
     where some accumulator value may be decided differently from Keras."""
     for dense in graph.matvec_nodes():
         in_type = uint_input_of(graph, dense)
-        found = decision_after(graph, dense) if in_type is not None else None
-        if found is None or in_type is None:
+        if in_type is None:
+            continue
+        found = decision_after(graph, dense)
+        if found is None:
+            if all_chain_to_output(graph, dense):
+                bound = input_error_bound(dense, in_type)
+                graph.meta.setdefault("inexact_outputs", {})[dense.name] = bound
+                graph.meta.setdefault("warnings", []).append(
+                    f"layer {dense.name!r}: its input codes have the step "
+                    f"{in_type.scale!r} (DoReFa 1/n, not a power of two) and Keras sums them "
+                    "in float32: the outputs (from the exact integer sums) differ from "
+                    f"Keras's by up to {bound:.3g} before the output affine")
             continue
         ops, end = found
         try:
