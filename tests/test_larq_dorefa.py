@@ -301,3 +301,10 @@ def test_dorefa_hardware_equals_reference(dorefa, digits, tmp_path):
 def test_dorefa_real_path_hardware_equals_reference(dorefa_real, digits, tmp_path):
     _, graph = dorefa_real
     hardware_agrees(graph, digits.x_test[:12], tmp_path, "dorefa_real")
+
+
+@pytest.mark.slow
+def test_dorefa_pooled_codes_hardware_equals_reference(digits, tmp_path):
+    """Max-pools of 2-bit DoReFa codes (the hoisted quantizer) in RTL and C-sim."""
+    graph = compile_model(dorefanet_blocks_model(np.random.default_rng(7)))
+    hardware_agrees(graph, digits.x_test[:12], tmp_path, "dorefa_pool")

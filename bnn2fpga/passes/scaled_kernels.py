@@ -198,21 +198,24 @@ def warn_inexact_input_scales(graph: Graph) -> Graph:
     """For every binary layer that reads codes on a non-power-of-two grid (DoReFa) and
     whose accumulator goes to a sign or a quantizer through scale/BatchNorm (a fold into
     thresholds): ``meta["inexact_folds"][layer] = [may differ, checked]``, and a warning
-    where some accumulator value may be decided differently from Keras."""
+    where some accumulator value may be decided differently from Keras.  An output layer
+    gets ``meta["inexact_outputs"][layer]``, the bound on its difference before the output
+    affine, and a warning."""
     for dense in graph.matvec_nodes():
         in_type = uint_input_of(graph, dense)
         if in_type is None:
             continue
+        why = (f"layer {dense.name!r}: its input codes have the step {in_type.scale!r} (not "
+               "a power of two: DoReFa's 1/n, or an --input-scale) and Keras sums them in "
+               "float32")
         found = decision_after(graph, dense)
         if found is None:
             if all_chain_to_output(graph, dense):
                 bound = input_error_bound(dense, in_type)
                 graph.meta.setdefault("inexact_outputs", {})[dense.name] = bound
                 graph.meta.setdefault("warnings", []).append(
-                    f"layer {dense.name!r}: its input codes have the step "
-                    f"{in_type.scale!r} (DoReFa 1/n, not a power of two) and Keras sums them "
-                    "in float32: the outputs (from the exact integer sums) differ from "
-                    f"Keras's by up to {bound:.3g} before the output affine")
+                    f"{why}: the outputs (from the exact integer sums) differ from Keras's "
+                    f"by up to {bound:.3g} before the output affine")
             continue
         ops, end = found
         try:
@@ -222,10 +225,8 @@ def warn_inexact_input_scales(graph: Graph) -> Graph:
         graph.meta.setdefault("inexact_folds", {})[dense.name] = [differ, total]
         if differ:
             graph.meta.setdefault("warnings", []).append(
-                f"layer {dense.name!r}: its input codes have the step {in_type.scale!r} "
-                "(DoReFa 1/n, not a power of two) and Keras sums them in float32, so the "
-                f"fold of its BatchNorm and {end.op} into thresholds may decide {differ} of "
-                f"the {total} accumulator values (all channels, the whole accumulator "
-                "range, checked exhaustively against float32's summation error bound) "
-                "differently from Keras")
+                f"{why}, so the fold of its BatchNorm and {end.op} into thresholds may decide "
+                f"{differ} of the {total} accumulator values (all channels, the whole "
+                "accumulator range, checked exhaustively against float32's summation error "
+                "bound) differently from Keras")
     return graph
