@@ -133,8 +133,8 @@ def test_count_ambiguous_inputs_finds_a_tie():
 
 
 def dorefa_forms_model(rng: np.random.Generator):
-    """DoReFa as a standalone quantizer layer on the input and after a BatchNorm, as an
-    ``Activation``, and as a Dense layer's input quantizer behind a Flatten-free chain."""
+    """DoReFa as a standalone quantizer layer on the input and after a BatchNorm, and as an
+    ``Activation``; the conv reading the 3-bit codes pads with 1.0 (code 7)."""
     import larq as lq
 
     layers = tf.keras.layers
@@ -149,7 +149,8 @@ def dorefa_forms_model(rng: np.random.Generator):
         lq.layers.QuantConv2D(12, 3, strides=2, padding="same", name="conv2", **kernel),
         layers.BatchNormalization(name="bn2"),
         layers.Activation(lq.quantizers.DoReFa(k_bit=3), name="q2"),
-        lq.layers.QuantConv2D(10, 3, padding="same", name="conv3", **kernel),
+        lq.layers.QuantConv2D(10, 3, padding="same", pad_values=1.0, name="conv3",
+                              **kernel),
         layers.BatchNormalization(name="bn3"),
         layers.Flatten(name="flatten"),
         lq.layers.QuantDense(10, input_quantizer="ste_sign", name="fc", **kernel),
@@ -168,6 +169,7 @@ def test_dorefa_layer_and_activation_forms(digits_all):
     assert convs["conv2"].thresholds.shape == (12, 7)
     assert graph.meta["keras_quantized"] == {"conv1": ["q1", 1.0 / 3.0, 0],
                                              "conv2": ["q2", 1.0 / 7.0, 0]}
+    assert convs["conv3"].pad == 7
     assert code_mismatches(model, graph, digits_all) == {"conv1": 0, "conv2": 0}
     assert keras_mismatches(model, graph, digits_all) == []
 
