@@ -274,7 +274,9 @@ def test_dorefa_on_a_real_tensor_is_a_threshold_unit(dorefa_real, digits):
     values = reference.execute(graph, reference.quantize_input(graph.input, x))
     keras = keras_quantized_codes(model, "conv2/input_quantizer", 1 / 3, 0, x)
     assert np.mean(values[node.name] == keras) > 0.995
-    assert graph.meta["agreement"]["argmax_agreement"] >= 0.995
+    agreement = graph.meta["agreement"]
+    assert agreement["argmax_agreement"] >= 0.995
+    assert 0 < agreement["code_flips"][node.name] < 0.005    # vs the float model's codes
 
 
 def hardware_agrees(graph, x: np.ndarray, tmp_path, name: str) -> None:
@@ -310,3 +312,18 @@ def test_dorefa_pooled_codes_hardware_equals_reference(digits, tmp_path):
     """Max-pools of 2-bit DoReFa codes (the hoisted quantizer) in RTL and C-sim."""
     graph = compile_model(dorefanet_blocks_model(np.random.default_rng(7)))
     hardware_agrees(graph, digits.x_test[:12], tmp_path, "dorefa_pool")
+
+
+def test_dorefa_real_path_code_flips_in_report(dorefa_real, tmp_path):
+    from bnn2fpga import report
+    from bnn2fpga.project import write_project
+
+    _, graph = dorefa_real
+    out = tmp_path / "out"
+    write_project(graph, out, CompileOptions(), backends=("rtl",))
+    json_path, html_path = report.write_report(out)
+    flips = json.loads(json_path.read_text())["real_paths"]["agreement"]["code_flips"]
+    assert set(flips) == {"conv2/input_quantizer"}
+    f = flips["conv2/input_quantizer"]
+    assert f'<td class="name">conv2/input_quantizer</td><td>{100 * f:.3f}%</td>' in \
+        html_path.read_text()

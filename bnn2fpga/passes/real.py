@@ -346,6 +346,7 @@ def lower_quantize(graph: Graph, node: Quantize) -> None:
     t, negate = quantize_thresholds(node, lo, hi, real_step(graph, src), a, b)
     hw = Threshold(node.name, [src.name], node.out, thresholds=t, negate_channels=negate)
     graph.replace([*chain, node], [hw])
+    graph.meta.setdefault("quantizations", {})[hw.name] = [node.name, node.step, node.lo]
 
 
 def lower_avgpool(graph: Graph, node: AvgPool2D | GlobalAvgPool, mul_bits: int) -> None:
