@@ -27,6 +27,21 @@ def sign_flips(graph: Graph, codes: dict[str, np.ndarray],
     return flips
 
 
+def code_flips(graph: Graph, codes: dict[str, np.ndarray],
+               float_values: dict[str, np.ndarray]) -> dict[str, float]:
+    """{hardware node: fraction of its codes != the float model's} per multi-bit quantizer
+    that became a threshold unit on a real path (``meta["quantizations"]``: Larq DoReFa)."""
+    from bnn2fpga.passes.quantizers import grid_codes
+
+    flips: dict[str, float] = {}
+    for node, (quantizer, step, lo) in (graph.meta.get("quantizations") or {}).items():
+        if node not in codes or quantizer not in float_values:
+            continue
+        want = np.round(grid_codes(float_values[quantizer], step)) - lo
+        flips[node] = float(np.mean(codes[node] != want.reshape(codes[node].shape)))
+    return flips
+
+
 def measure_agreement(graph: Graph, x: np.ndarray, float_values: dict[str, np.ndarray],
                       keras_out: np.ndarray) -> dict:
     """Run the reference on ``x``; store and return sign flips, argmax agreement with Keras
@@ -40,6 +55,7 @@ def measure_agreement(graph: Graph, x: np.ndarray, float_values: dict[str, np.nd
         "frames": int(len(x)),
         "argmax_agreement": float(np.mean(y.argmax(-1) == keras.argmax(-1))),
         "sign_flips": sign_flips(graph, values, float_values),
+        "code_flips": code_flips(graph, values, float_values),
         "saturation": {n: [c, saturation.totals[n]] for n, c in saturation.counts.items()},
     }
     graph.meta["agreement"] = result
@@ -70,4 +86,6 @@ def agreement_lines(graph: Graph) -> list[str]:
              f"{100 * a['argmax_agreement']:.2f}% equal to Keras"]
     for node, f in a["sign_flips"].items():
         lines.append(f"  signs of {node}: {100 * f:.3f}% differ from the float model")
+    for node, f in (a.get("code_flips") or {}).items():
+        lines.append(f"  codes of {node}: {100 * f:.3f}% differ from the float model")
     return lines

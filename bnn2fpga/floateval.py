@@ -31,6 +31,7 @@ from bnn2fpga.ir import (
     IRError,
     MaxPool2D,
     Node,
+    Quantize,
     Reshape,
     Sign,
     ThermometerEncode,
@@ -141,6 +142,15 @@ def _pgconv2d(node: FloatPGConv2D, ins: list[np.ndarray]) -> np.ndarray:
     return np.asarray(node.layer(tf.constant(ins[0].astype(np.float32))), np.float64)
 
 
+def _quantize(node: Quantize, ins: list[np.ndarray]) -> np.ndarray:
+    """The model's own multi-bit quantizer (QKeras, Larq DoReFa) in float32."""
+    if node.evaluate is None:
+        raise IRError(f"node {node.name!r} (quantize) has no evaluator (loaded from JSON?)")
+    x = ins[0]
+    flat = x.reshape(-1, x.shape[-1]).astype(np.float32)
+    return np.asarray(node.evaluate(flat), np.float64).reshape(x.shape)
+
+
 KERNELS: dict[type[Node], Kernel] = {
     Dense: _binary_matvec,
     Conv2D: _binary_matvec,
@@ -153,6 +163,7 @@ KERNELS: dict[type[Node], Kernel] = {
     MaxPool2D: _maxpool,
     GlobalAvgPool: lambda node, ins: ins[0].mean(axis=(1, 2)),
     Sign: _sign,
+    Quantize: _quantize,
     ThermometerEncode: _thermometer,
     FloatPGConv2D: _pgconv2d,
     Reshape: lambda node, ins: ins[0].reshape((len(ins[0]),) + node.out.shape),
@@ -169,6 +180,10 @@ def evaluate_float(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
     if x.shape[1:] != inp.out.shape:
         raise IRError(f"calibration frames have shape {x.shape[1:]}, the model's input is "
                       f"{inp.out.shape}")
+    if inp.out.encoding == "uint" and inp.quantizer is not None:  # the model's quantizer
+        from bnn2fpga.reference import quantize_input
+
+        x = inp.out.offset + inp.out.scale * quantize_input(inp, x).astype(np.float64)
     values: dict[str, np.ndarray] = {}
     for node in graph.nodes:
         if isinstance(node, Input):

@@ -146,7 +146,8 @@ class Input(Node):
 
     ``quantizer`` is ``None`` when the input must already lie on the grid
     (x = offset + scale * k exactly), or ``"round_half_even"`` when the model's own input
-    quantizer rounds and clips (QKeras ``quantized_bits``/``quantized_relu`` do).
+    quantizer rounds and clips (QKeras ``quantized_bits``/``quantized_relu`` do), or
+    ``"dorefa"`` (Larq DoReFa: codes round_half_even(clip(x, 0, 1) * n), scale 1/n).
     """
 
     quantizer: str | None = None
@@ -428,10 +429,10 @@ class Sign(Node):
 @dataclass(eq=False)
 class Quantize(Node):
     """A model's own multi-bit quantizer on a real tensor (QKeras ``quantized_bits``/
-    ``quantized_relu``), float stage only: y = step * k with integer codes k in [lo, hi]
-    (``step`` a power of two).  ``evaluate`` (not serialised) runs the model's quantizer on
-    float32 values; the passes derive thresholds from it by exhaustion
-    (``passes.quantizers``)."""
+    ``quantized_relu``; Larq ``DoReFa``), float stage only: y = step * k with integer codes k
+    in [lo, hi] (``step`` a power of two, or 1/n for DoReFa).  ``evaluate`` (not serialised)
+    runs the model's quantizer on float32 values; the passes derive thresholds from it by
+    exhaustion (``passes.quantizers``)."""
 
     step: float = 1.0
     lo: int = 0

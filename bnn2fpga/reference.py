@@ -41,7 +41,8 @@ def quantize_input(node: Input, x: np.ndarray) -> np.ndarray:
     """Float frames (N, *shape) -> integer codes, exactly as the model's input stage does.
 
     ``sign``: bit = x >= 0.  ``round_half_even``: QKeras ``quantized_bits``/``quantized_relu``
-    (k = clip(rint(x / scale), 0, 2^bits - 1), scale a power of two).  ``None``: x must equal
+    (k = clip(rint(x / scale), 0, 2^bits - 1), scale a power of two).  ``dorefa``: Larq
+    DoReFa, k = rint(clip(x, 0, 1) * (2^bits - 1)) in float32.  ``None``: x must equal
     offset + scale * k exactly for an integer 0 <= k < 2^bits; otherwise an ``InputError``
     names the first element that is not representable.  Nothing is ever rounded silently.
     """
@@ -70,6 +71,9 @@ def quantize_input(node: Input, x: np.ndarray) -> np.ndarray:
     if node.quantizer == "round_half_even":
         p = (x / np.float32(t.scale)).astype(np.float32)  # exact: scale is a power of two
         return np.clip(np.rint(p), 0, top).astype(np.int64)
+    if node.quantizer == "dorefa":   # Larq DoReFa: tf.round(clip(x, 0, 1) * n), float32
+        p = (np.clip(x, np.float32(0), np.float32(1)) * np.float32(top)).astype(np.float32)
+        return np.rint(p).astype(np.int64)
     if node.quantizer is not None:
         raise IRError(f"unknown input quantizer {node.quantizer!r}")
     k = np.rint((x.astype(np.float64) - t.offset) / t.scale)

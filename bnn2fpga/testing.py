@@ -388,6 +388,28 @@ def inverted_mask(shape: tuple[int, ...], entry: dict[str, Any]) -> np.ndarray:
     return np.isin(channel, entry["inverted"])[None]
 
 
+def keras_quantized_codes(model: Any, tensor: str, step: float, lo: int, x: np.ndarray
+                          ) -> np.ndarray:
+    """The model's codes (value / step - lo) of a quantized tensor named as in
+    ``graph.meta["keras_quantized"]``: a layer's output, or ``layer/input_quantizer`` (the
+    layer's input through its own input quantizer, as the layer's call applies it)."""
+    import tensorflow as tf
+
+    from bnn2fpga.passes.quantizers import grid_codes
+
+    name, _, role = tensor.partition("/")
+    layer = model.get_layer(name)
+    if role == "input_quantizer":
+        probe = tf.keras.Model(model.inputs, layer.input)
+        y = layer.input_quantizer(tf.constant(probe.predict(x, verbose=0)))
+    else:
+        y = tf.keras.Model(model.inputs, layer.output).predict(x, verbose=0)
+    k = grid_codes(np.asarray(y, np.float64), step)
+    if not np.all(k == np.round(k)):
+        raise ValueError(f"{tensor}: the model's values are not on the grid of step {step!r}")
+    return k.astype(np.int64) - lo
+
+
 def keras_mismatches(model: Any, graph: Graph, x: np.ndarray) -> list[str]:
     """How the reference differs from the Keras model on frames ``x`` (empty: exact).
 

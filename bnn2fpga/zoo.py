@@ -241,6 +241,53 @@ def keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=-1) == y))
 
 
+def train_larq_dorefa(seed: int = 0, data: Digits | None = None, epochs: int = 15,
+                      k_bit: int = 2, negate: bool = True, float_first: bool = False) -> Any:
+    """Larq CNN with DoReFa k-bit activations into binary weights (larq-zoo's DoReFaNet
+    form, W1Ak): every QuantConv2D reads ``DoReFa(k_bit, mode="activations")`` codes (the
+    first one quantizes the model input x = pixel / 16 to k bits), BatchNorm before each
+    quantizer, a binary dense layer (``ste_sign`` input) and a final BatchNorm.
+    ``negate``: after training, two channels of bn1 get a negative gamma (decreasing
+    quantizer channels, folded by negating their weights).  ``float_first``: conv1 is a
+    float Conv2D, so the first DoReFa quantizes a real-valued tensor (compile with
+    --calibration and --input-scale 0.0625 --input-bits 5)."""
+    _seed_everything(seed)
+    import larq as lq
+    import tensorflow as tf
+
+    data = data or digits_data()
+    layers = tf.keras.layers
+
+    def conv(filters: int, name: str, strides: int = 1) -> Any:
+        return lq.layers.QuantConv2D(
+            filters, 3, strides=strides, padding="same",
+            input_quantizer=lq.quantizers.DoReFa(k_bit=k_bit, mode="activations"),
+            kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False,
+            name=name)
+
+    model = tf.keras.Sequential([
+        layers.InputLayer(input_shape=(8, 8, 1)),
+        layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1") if float_first
+        else conv(16, "conv1"),
+        layers.BatchNormalization(name="bn1"),
+        conv(24, "conv2", strides=2),
+        layers.BatchNormalization(name="bn2"),
+        conv(24, "conv3"),
+        layers.BatchNormalization(name="bn3"),
+        layers.Flatten(name="flatten"),
+        lq.layers.QuantDense(10, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                             kernel_constraint="weight_clip", use_bias=False, name="fc"),
+        layers.BatchNormalization(name="bn_out"),
+    ], name=f"larq_dorefa_a{k_bit}")
+    _fit(model, data, epochs, flat=False)
+    if negate:
+        bn = model.get_layer("bn1")
+        gamma, beta, mean, var = (w.copy() for w in bn.get_weights())
+        gamma[[2, 9]] *= -1.0
+        bn.set_weights([gamma, beta, mean, var])
+    return model
+
+
 def train_larq_resnet(seed: int = 0, data: Digits | None = None, epochs: int = 12) -> Any:
     """A Bi-Real/ReActNet-style residual BNN (Larq + bnn2fpga.layers) with real-valued
     shortcuts: a float first conv + BN; binary 3x3 convs whose BN output is added to the

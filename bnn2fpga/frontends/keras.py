@@ -220,8 +220,15 @@ def add_activation(b: Builder, layer: Any, act: Any) -> None:
     if name == "softmax":
         b.softmax_layer = layer.name
         return
+    if name in ("DoReFa", "DoReFaQuantizer"):   # a Larq quantizer object as the activation
+        from bnn2fpga.frontends.larq import add_dorefa
+
+        taken = any(n.name == layer.name for n in b.nodes)
+        add_dorefa(b, f"{layer.name}/activation" if taken else layer.name, layer, act)
+        return
     raise UnsupportedError(layer, f"activation={name!r}",
-                           "activation None/'linear'/'relu', or 'softmax' on the last layer")
+                           "activation None/'linear'/'relu'/Larq DoReFa, or 'softmax' on the "
+                           "last layer")
 
 
 def add_matvec(b: Builder, layer: Any, weights: np.ndarray, scale: np.ndarray | None,

@@ -13,9 +13,12 @@ from bnn2fpga.passes.io import (
     set_input_format,
 )
 from bnn2fpga.passes.joins import split_wide_joins
-from bnn2fpga.passes.quantizers import fold_quantizers_into_thresholds
+from bnn2fpga.passes.quantizers import (
+    fold_quantizers_into_thresholds,
+    hoist_quantizers_over_pools,
+)
 from bnn2fpga.passes.real import first_real_tensor, lower_real_paths
-from bnn2fpga.passes.scaled_kernels import warn_inexact_kernel_scales
+from bnn2fpga.passes.scaled_kernels import warn_inexact_input_scales, warn_inexact_kernel_scales
 from bnn2fpga.passes.structure import (
     assign_folding,
     check_hardware_graph,
@@ -70,6 +73,8 @@ def lower_to_hardware(graph: Graph, *, input_scale: float | None = None,
         ("set_input_format", lambda g: set_input_format(g, input_scale, input_bits)),
         ("propagate_types", propagate_types),
         ("warn_inexact_kernel_scales", warn_inexact_kernel_scales),
+        ("hoist_quantizers_over_pools", hoist_quantizers_over_pools),
+        ("warn_inexact_input_scales", warn_inexact_input_scales),
         ("lower_pgconv2d", lower_pgconv2d),
         ("fold_quantizers_into_thresholds", fold_quantizers_into_thresholds),
         ("fold_sign_into_thresholds",  # + remove_redundant_signs

@@ -23,8 +23,10 @@ from bnn2fpga.ir import (
     Dense,
     Graph,
     IRError,
+    MaxPool2D,
     Node,
     Quantize,
+    Reshape,
     TensorType,
 )
 from bnn2fpga.passes.structure import propagate_types
@@ -51,13 +53,34 @@ def quantizer_chain(graph: Graph, q: Quantize) -> tuple[Dense, list[Node]] | Non
     return node, ops
 
 
+GRID_TOLERANCE = 2.0 ** -10   # codes: float32 renderings of code / n are this close
+
+
+def grid_codes(y: np.ndarray, step: float) -> np.ndarray:
+    """y / step; on a grid that is not a power of two (DoReFa's 1/n), a value is on the grid
+    when it is within float32 rounding of code * step (Keras's float32 ``round(.) / n``, a
+    division or a multiplication by float32(1/n) depending on TensorFlow's kernels)."""
+    k = y / step
+    if float(np.exp2(np.round(np.log2(step)))) == step:
+        return k
+    near = np.round(k)
+    return np.where(np.abs(k - near) <= GRID_TOLERANCE, near, k)
+
+
+def keras_tensor(quantizer: str) -> str:
+    """The model tensor a ``Quantize`` node's codes equal: a layer's output (``layer``,
+    ``layer/activation``), or ``layer/input_quantizer`` (that layer's quantized input)."""
+    layer, _, role = quantizer.partition("/")
+    return quantizer if role == "input_quantizer" else layer
+
+
 def model_codes(q: Quantize, ops: list[Node], scale: float, d: np.ndarray, where: str
                 ) -> np.ndarray:
     """The model's quantizer codes k for accumulator values d (n, channels), checked to be
     integers in [lo, hi] on the quantizer's grid."""
     x = (d.astype(np.float32) * np.float32(scale)).astype(np.float32)
     y = np.asarray(q.evaluate(evaluate_float32(ops, x)), np.float64)  # type: ignore[misc]
-    k = y / q.step
+    k = grid_codes(y, q.step)
     if not np.all(k == np.round(k)) or k.min() < q.lo or k.max() > q.hi:
         bad = np.argwhere((k != np.round(k)) | (k < q.lo) | (k > q.hi))[0]
         raise IRError(f"{where}: the model's quantizer gives {y[tuple(bad)]!r}, not a code of "
@@ -101,6 +124,25 @@ def quantizer_thresholds(matvec: Dense, in_type: TensorType, ops: list[Node], q:
     return thresholds, flip
 
 
+def hoist_quantizers_over_pools(graph: Graph) -> Graph:
+    """A Quantize behind max-pools and reshapes (DoReFaNet: BatchNorm, MaxPool, then the
+    next layer's input quantizer; BatchNorm, Flatten, a QuantDense's) moves in front of
+    them: a quantizer is elementwise and non-decreasing, so q(maxpool(y)) = maxpool(q(y))
+    and q(reshape(y)) = reshape(q(y)) exactly, and the fold finds it behind the BatchNorm.
+    ``meta["hoisted_quantizers"]``: {quantizer: the node whose codes now equal the model's
+    quantized tensor (the last pool/reshape)}."""
+    for q in [n for n in graph.nodes if isinstance(n, Quantize)]:
+        while isinstance(p := graph.producer(q), (MaxPool2D, Reshape)) and \
+                len(graph.consumers(p.name)) == 1:
+            last = graph.consumers(q.name)
+            graph.meta.setdefault("hoisted_quantizers", {}).setdefault(q.name, p.name)
+            q.inputs, p.inputs = list(p.inputs), [q.name]
+            q.out = q.out.with_shape(graph.producer(q).out.shape)
+            graph.replace([p, q], [q, p])
+            assert all(p.name in n.inputs for n in last)
+    return propagate_types(graph)
+
+
 def fold_quantizers_into_thresholds(graph: Graph) -> Graph:
     """Every Quantize behind an accumulator's affine chain -> multi-thresholds on the layer;
     its output becomes ``uint`` codes k - lo with scale ``step`` and offset ``lo * step``."""
@@ -120,8 +162,8 @@ def fold_quantizers_into_thresholds(graph: Graph) -> Graph:
                                 q.lo * q.step)
         graph.replace([matvec, *ops, q], [matvec])
         # the model tensor (a layer's output) whose codes this output equals
-        graph.meta.setdefault("keras_quantized", {})[matvec.name] = \
-            [q.name.split("/")[0], q.step, q.lo]
+        at = (graph.meta.get("hoisted_quantizers") or {}).get(q.name, matvec.name)
+        graph.meta.setdefault("keras_quantized", {})[at] = [keras_tensor(q.name), q.step, q.lo]
         graph.meta.setdefault("exhaustive_checks", {})[matvec.name] = \
             int(thresholds.shape[0]) * (2 * accumulator_bound(matvec, in_type) + 1)
     return propagate_types(graph)

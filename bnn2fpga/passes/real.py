@@ -11,6 +11,8 @@ node each time, with one small function per kind:
 * ReLU/PReLU/RPReLU -> ``FixedAffine`` with two slopes;
 * average pool / global average pool of reals -> ``FixedAvgPool``;
 * a sign on a real tensor (RSign: shift + sign) -> ``Threshold``;
+* a model's k-bit quantizer with uint codes (Larq DoReFa) on a real tensor -> ``Threshold``
+  with one threshold per code step (``lower_quantize``);
 * Add and Concat take their format; inputs of other types are aligned by an identity
   ``FixedAffine`` first (an accumulator is always rescaled to its real value).
 """
@@ -41,11 +43,13 @@ from bnn2fpga.ir import (
     IRError,
     Node,
     PGConv2D,
+    Quantize,
     Sign,
     TensorType,
     Threshold,
     signed_bits_for,
 )
+from bnn2fpga.ops.dense import accumulator_bound
 from bnn2fpga.ops.realvalued import frac_of
 from bnn2fpga.passes.io import fold_output_affine
 from bnn2fpga.passes.structure import propagate_types
@@ -265,6 +269,86 @@ def lower_quantize2bit(graph: Graph, node: FloatQuantize2Bit) -> None:
     graph.replace([*chain, node], [hw])
 
 
+MAX_QUANTIZE_CODES = 1 << 22   # input codes evaluated per channel at most
+
+
+def quantize_thresholds(q: Quantize, codes_lo: int, codes_hi: int, step: float,
+                        a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The model's quantizer ``q`` of a * (k * step) + b per channel, on the fixed-point
+    codes k in [codes_lo, codes_hi], as hi - lo thresholds on k (on -k for the channels
+    returned, a < 0): the quantizer itself (float32) on every code whose value lies within
+    one quantizer step of its range [lo, hi] * q.step, and two codes either side (outside
+    it the code is constant)."""
+    from bnn2fpga.passes.fracbnn import staircase
+    from bnn2fpga.passes.quantizers import grid_codes
+
+    assert q.evaluate is not None
+    levels = q.hi - q.lo
+
+    def codes(x: np.ndarray) -> np.ndarray:
+        y = np.asarray(q.evaluate(x.astype(np.float32)[:, None]), np.float64)[:, 0]
+        return (grid_codes(y, q.step) - q.lo).astype(np.int64)
+
+    thresholds = np.empty((a.size, levels), np.int64)
+    negate: list[int] = []
+    for c in range(a.size):
+        if a[c] == 0:
+            k0 = int(codes(np.array([b[c]]))[0])
+            thresholds[c] = [codes_lo] * k0 + [codes_hi + 1] * (levels - k0)
+            continue
+        y_ends = np.array([(q.lo - 1) * q.step, (q.hi + 1) * q.step])
+        ends = np.sort((y_ends - b[c]) / (a[c] * step))
+        lo = int(np.clip(np.floor(ends[0]) - 2, codes_lo, codes_hi))
+        hi = int(np.clip(np.ceil(ends[1]) + 2, codes_lo, codes_hi))
+        if hi - lo + 1 > MAX_QUANTIZE_CODES:
+            raise IRError(f"quantizer {q.name!r} channel {c}: {hi - lo + 1} input codes "
+                          f"to check (at most {MAX_QUANTIZE_CODES}); give its input tensor a "
+                          "format with fewer fraction bits (--formats)")
+        k = np.arange(lo, hi + 1, dtype=np.int64)
+        v = codes(a[c] * (k * step) + b[c])
+        if a[c] < 0:
+            negate.append(c)
+            k, v = -k[::-1], v[::-1]
+        t, _, differing = staircase(k, v[:, None], levels)
+        if differing[0]:
+            raise IRError(f"quantizer {q.name!r} channel {c} is not monotone in its input "
+                          "code; cannot be a threshold unit")
+        lo_end = -codes_hi if a[c] < 0 else codes_lo
+        thresholds[c] = np.where(t[0] == k[-1] + 1, k[-1] + 1,
+                                 np.where(t[0] == k[0], lo_end, t[0]))
+    return thresholds, tuple(negate)
+
+
+def lower_quantize(graph: Graph, node: Quantize) -> None:
+    """A k-bit quantizer with uint codes (Larq DoReFa) on a real tensor (after scale, bias,
+    BatchNorm) -> Threshold with hi - lo thresholds on its fixed-point codes
+    (``quantize_thresholds``); its output stays the codes of step 1/n."""
+    if node.out.encoding != "uint" or node.evaluate is None:
+        raise IRError(f"quantizer {node.name!r} on a real-valued tensor: supported on a real "
+                      "path: Larq DoReFa (k-bit unsigned codes); a QKeras quantizer there "
+                      "needs its input to be a binary layer's accumulator")
+    chain: list[Node] = []
+    src = graph.producer(node)
+    while isinstance(src, AFFINE_OPS) and len(graph.consumers(src.name)) == 1:
+        chain.insert(0, src)
+        src = graph.producer(src)
+    if src.out.encoding not in ("fixed", "int"):
+        src = as_fixed(graph, src.name, 16)
+    if isinstance(src, Dense) and src.out.encoding == "int":
+        if src.output_affine is None:
+            set_output_affine(graph, src)  # the accumulator streams on to the threshold unit
+        bound = accumulator_bound(src, graph.producer(src).out)  # widths come later
+        lo, hi = -bound, bound
+    else:
+        lo, hi = src.out.code_range()
+    c = node.out.shape[-1]
+    a, b = chain_terms(chain) if chain else (np.ones(c), np.zeros(c))
+    t, negate = quantize_thresholds(node, lo, hi, real_step(graph, src), a, b)
+    hw = Threshold(node.name, [src.name], node.out, thresholds=t, negate_channels=negate)
+    graph.replace([*chain, node], [hw])
+    graph.meta.setdefault("quantizations", {})[hw.name] = [node.name, node.step, node.lo]
+
+
 def lower_avgpool(graph: Graph, node: AvgPool2D | GlobalAvgPool, mul_bits: int) -> None:
     """Average pool / global average pool of reals -> FixedAvgPool (unpadded windows)."""
     src = as_fixed(graph, node.inputs[0], mul_bits)
@@ -365,6 +449,8 @@ def lower_real_paths(graph: Graph, precision: int) -> Graph:
             src = graph.producer(chain[0])
             if len(after) == 1 and isinstance(after[0], Sign):
                 lower_sign(graph, after[0])
+            elif len(after) == 1 and isinstance(after[0], Quantize):
+                lower_quantize(graph, after[0])
             elif not after and isinstance(src, Dense) and src.thresholds is None:
                 graph = fold_output_affine(graph)
             else:
@@ -373,6 +459,8 @@ def lower_real_paths(graph: Graph, precision: int) -> Graph:
             lower_sign(graph, node)
         elif isinstance(node, FloatQuantize2Bit):
             lower_quantize2bit(graph, node)
+        elif isinstance(node, Quantize):
+            lower_quantize(graph, node)
         elif isinstance(node, FloatPReLU):
             lower_prelu(graph, node, mul_bits)
         elif isinstance(node, (AvgPool2D, GlobalAvgPool)):

@@ -11,6 +11,11 @@ and at the centre, with e the recursive-summation bound gamma_n * sum|terms|,
 gamma_n = n*u / (1 - n*u), u = 2^-24, n the fan-in (so the count is an upper bound on the
 values that can differ, for any summation order).
 
+The same bound covers inputs on a grid that is not a power of two (Larq DoReFa codes
+k / n, n = 2^bits - 1): Keras sums the float32 values fl(k / n) * w, the design the integer
+sum d of k * w (``warn_inexact_input_scales``; the rounding of each fl(k / n) adds one unit
+roundoff per term, so the bound takes gamma_{n+1}).
+
 Where such a layer feeds a real-valued path instead (BatchNorm + residual add, as in every
 Bi-Real block), the scale is one more per-channel factor of a FixedAffine, and the
 agreement is measured on the calibration frames like every real path.
@@ -20,7 +25,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnn2fpga.ir import ChannelAffine, Dense, Graph, IRError, Sign
+from bnn2fpga.ir import (
+    ChannelAffine,
+    Dense,
+    Graph,
+    Input,
+    IRError,
+    MaxPool2D,
+    Node,
+    Quantize,
+    Reshape,
+    Sign,
+    TensorType,
+)
 from bnn2fpga.ops.dense import accumulator_bound
 from bnn2fpga.passes.thresholds import (
     CHAIN_OPS,
@@ -100,4 +117,116 @@ def warn_inexact_kernel_scales(graph: Graph) -> Graph:
                 "accumulator values (all channels, the whole accumulator range, checked "
                 "exhaustively against float32's summation error bound) differently from "
                 "Keras")
+    return graph
+
+
+def is_power_of_two(x: float) -> bool:
+    return x > 0 and float(np.exp2(np.round(np.log2(x)))) == x
+
+
+def uint_input_of(graph: Graph, dense: Dense) -> TensorType | None:
+    """The uint type ``dense`` reads (through max-pools and reshapes) when its scale is not
+    a power of two: a graph input (a DoReFa input quantizer) or a ``Quantize`` of step 1/n
+    (as its fold will give it)."""
+    src = graph.producer(dense)
+    while isinstance(src, (MaxPool2D, Reshape)):   # they carry the codes unchanged
+        src = graph.producer(src)
+    if isinstance(src, Input) and src.out.encoding == "uint" and \
+            not is_power_of_two(src.out.scale):
+        return src.out
+    if isinstance(src, Quantize) and src.lo == 0 and not is_power_of_two(src.step):
+        return TensorType(src.out.shape, "uint", max(1, src.hi.bit_length()), src.step)
+    return None
+
+
+def decision_after(graph: Graph, dense: Dense) -> tuple[list[Node], Node] | None:
+    """The single-consumer scale/BatchNorm/max-pool/reshape ops after ``dense`` and the
+    Sign or Quantize that ends them (a fold into thresholds), or None."""
+    ops: list[Node] = []
+    name = dense.name
+    while len(consumers := graph.consumers(name)) == 1:
+        nxt = consumers[0]
+        if isinstance(nxt, (Sign, Quantize)):
+            return ops, nxt
+        if not isinstance(nxt, CHAIN_OPS):
+            return None
+        ops.append(nxt)
+        name = nxt.name
+    return None
+
+
+def decisions(end: Node, x: np.ndarray) -> np.ndarray:
+    """The model's sign bits or quantizer outputs for float32 pre-activations x."""
+    if isinstance(end, Sign):
+        return sign_bits(end, x)
+    assert isinstance(end, Quantize) and end.evaluate is not None
+    return np.asarray(end.evaluate(x), np.float32)
+
+
+def input_error_bound(dense: Dense, in_type: TensorType) -> float:
+    """Largest |Keras's float32 sum of fl(k / n) * w - d / n|: gamma_{fan_in + 1} * bound
+    * scale (the recursive-summation bound, one more roundoff for each fl(k / n))."""
+    n = dense.fan_in + 1
+    gamma = n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF)
+    return gamma * accumulator_bound(dense, in_type) * input_scale(in_type)
+
+
+def all_chain_to_output(graph: Graph, dense: Dense) -> bool:
+    """``dense`` reaches the graph's output through single-consumer chain ops only."""
+    name = dense.name
+    while len(consumers := graph.consumers(name)) == 1 and \
+            isinstance(consumers[0], CHAIN_OPS):
+        name = consumers[0].name
+    return not graph.consumers(name)
+
+
+def count_ambiguous_inputs(dense: Dense, in_type: TensorType, ops: list[Node], end: Node
+                           ) -> tuple[int, int]:
+    """(accumulator values whose decision may differ from Keras's, values checked), with
+    Keras's sum of fl(k / n) * w within gamma_{fan_in + 1} * bound * scale of d * scale."""
+    bound = accumulator_bound(dense, in_type)
+    d = np.arange(-bound, bound + 1, dtype=np.float64)[:, None]
+    d = np.repeat(d, dense.out_channels, axis=1)
+    centre, err = d * input_scale(in_type), input_error_bound(dense, in_type)
+    got = [decisions(end, evaluate_float32(ops, x.astype(np.float32)))
+           for x in (centre - err, centre, centre + err)]
+    differ = (got[0] != got[1]) | (got[1] != got[2])
+    return int(differ.sum()), int(differ.size)
+
+
+def warn_inexact_input_scales(graph: Graph) -> Graph:
+    """For every binary layer that reads codes on a non-power-of-two grid (DoReFa) and
+    whose accumulator goes to a sign or a quantizer through scale/BatchNorm (a fold into
+    thresholds): ``meta["inexact_folds"][layer] = [may differ, checked]``, and a warning
+    where some accumulator value may be decided differently from Keras.  An output layer
+    gets ``meta["inexact_outputs"][layer]``, the bound on its difference before the output
+    affine, and a warning."""
+    for dense in graph.matvec_nodes():
+        in_type = uint_input_of(graph, dense)
+        if in_type is None:
+            continue
+        why = (f"layer {dense.name!r}: its input codes have the step {in_type.scale!r} (not "
+               "a power of two: DoReFa's 1/n, or an --input-scale) and Keras sums them in "
+               "float32")
+        found = decision_after(graph, dense)
+        if found is None:
+            if all_chain_to_output(graph, dense):
+                bound = input_error_bound(dense, in_type)
+                graph.meta.setdefault("inexact_outputs", {})[dense.name] = bound
+                graph.meta.setdefault("warnings", []).append(
+                    f"{why}: the outputs (from the exact integer sums) differ from Keras's "
+                    f"by up to {bound:.3g} before the output affine")
+            continue
+        ops, end = found
+        try:
+            differ, total = count_ambiguous_inputs(dense, in_type, ops, end)
+        except IRError:
+            continue   # per-feature parameters after a Flatten: the folds refuse it
+        graph.meta.setdefault("inexact_folds", {})[dense.name] = [differ, total]
+        if differ:
+            graph.meta.setdefault("warnings", []).append(
+                f"{why}, so the fold of its BatchNorm and {end.op} into thresholds may decide "
+                f"{differ} of the {total} accumulator values (all channels, the whole "
+                "accumulator range, checked exhaustively against float32's summation error "
+                "bound) differently from Keras")
     return graph
