@@ -369,12 +369,16 @@ def randomise_weights(rng: np.random.Generator, model: Any) -> None:
     for layer in model.layers:
         weights = layer.get_weights()
         if isinstance(layer, tf.keras.layers.BatchNormalization):
-            c = int(layer.gamma.shape[0])
+            c = int(layer.moving_mean.shape[0])
             spread = float(np.sqrt(fan_in))
             gamma = rng.normal(size=c)
             gamma[rng.random(c) < 0.1] = 0.0
-            layer.set_weights([gamma, rng.normal(size=c), rng.normal(size=c) * spread,
-                               rng.uniform(0.3, 3.0, c) * spread])
+            drawn = {"gamma": gamma, "beta": rng.normal(size=c),
+                     "moving_mean": rng.normal(size=c) * spread,
+                     "moving_variance": rng.uniform(0.3, 3.0, c) * spread}
+            # scale=False / center=False layers have no gamma / beta
+            layer.set_weights([drawn[w.name.split("/")[-1].split(":")[0]]
+                               for w in layer.weights])
         elif weights:  # a binary layer: kernel [, bias]
             fan_in = int(np.prod(weights[0].shape[:-1]))
             layer.set_weights([rng.normal(size=w.shape) * (np.sqrt(fan_in) if i else 1.0)
