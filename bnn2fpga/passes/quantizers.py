@@ -203,7 +203,7 @@ def fold_code_quantizer(graph: Graph, act: Quantize | Sign, src: Node, ops: list
     # an inverted channel counts levels - #{x >= T}: = #{-x >= 1 - T} (ascending)
     thresholds = np.where(inverted[:, None], (1 - t)[:, ::-1], t).astype(np.int64)
     if (w := not_monotone_warning(layer, f"the model's {act.op} on the codes of {src.name!r}",
-                                  differing, k.size, "input code")):
+                                  differing, c * k.size, "input code")):
         graph.meta.setdefault("warnings", []).append(w)
     node = Threshold(act.name, [src.name], out, thresholds=thresholds,
                      negate_channels=tuple(int(i) for i in np.flatnonzero(inverted)))
