@@ -181,15 +181,16 @@ def train_qkeras_quantized(seed: int = 0, data: Digits | None = None, epochs: in
     return model
 
 
-def train_qkeras_residual(seed: int = 0, data: Digits | None = None, epochs: int = 15
-                          ) -> Any:
+def train_qkeras_residual(seed: int = 0, data: Digits | None = None, epochs: int = 15,
+                          head: str = "flatten") -> Any:
     """A QKeras ResNet in which every real tensor is quantized (issue 12): 5-bit input, a
     first convolution with 4-bit ``quantized_bits`` kernels + QBatchNormalization + a
     4-bit signed ``quantized_bits`` residual stream s0; two residual blocks
     s' = q(s + q(QBN(QConv2D_binary(a(s))))) whose branch reads the stream binarised
     (block 1: ``binary``) or as 2-bit ``quantized_relu`` codes (block 2: W1A2), and whose
     sum is requantized by ``quantized_bits``; a 3-bit ``quantized_relu`` of the stream,
-    Flatten, a last dense layer with 4-bit kernels and a quantized bias, softmax."""
+    Flatten (``head="gap"``: GlobalAveragePooling2D and a 4-bit ``quantized_relu``), a last
+    dense layer with 4-bit kernels and a quantized bias, softmax."""
     _seed_everything(seed)
     import tensorflow as tf
     from qkeras import (
@@ -226,7 +227,13 @@ def train_qkeras_residual(seed: int = 0, data: Digits | None = None, epochs: int
     x = block(x, binary(), "b1")
     x = block(x, quantized_relu(2, 1), "b2")
     x = QActivation(quantized_relu(3, 2), name="head_q")(x)
-    x = layers.Flatten(name="flatten")(x)
+    if head == "gap":
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+        x = QActivation(quantized_relu(4, 2), name="gap_q")(x)
+    elif head == "flatten":
+        x = layers.Flatten(name="flatten")(x)
+    else:
+        raise ValueError(f"head={head!r}: expected 'flatten' or 'gap'")
     x = QDense(10, kernel_quantizer=quantized_bits(4, 0, alpha=1),
                bias_quantizer=quantized_bits(8, 3, alpha=1), name="fc")(x)
     out = layers.Activation("softmax", name="softmax")(x)

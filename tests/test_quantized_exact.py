@@ -262,6 +262,69 @@ def test_residual_hardware_equals_reference(qres, digits, tmp_path):
     assert np.array_equal(res.codes, want), "C-sim differs"
 
 
+@pytest.fixture(scope="module")
+def qres_gap(digits):
+    """The same stream with a GlobalAveragePooling2D head (briefly trained: exactness, not
+    accuracy, is tested)."""
+    from bnn2fpga.zoo import train_qkeras_residual
+
+    model = train_qkeras_residual(data=digits, epochs=2, head="gap")
+    return model, compile_model(model)
+
+
+def test_global_pool_of_quantized_codes_is_exact(qres_gap, digits_all):
+    """GAP over 8x8 of 3-bit codes: the window sum with 6 more fraction bits (no rounding);
+    its quantizer is a Threshold proven on all 2^11 sums; every code equals Keras's."""
+    from bnn2fpga.ir import FixedAvgPool
+
+    model, graph = qres_gap
+    gap = graph["gap"]
+    assert isinstance(gap, FixedAvgPool) and (gap.mul, gap.shift) == (1, 0)
+    assert gap.out.frac == graph.producer(gap).out.frac + 6 and gap.out.bits == 11
+    assert graph.meta["exhaustive_checks"]["gap_q"] == 16 * 2 ** 11
+    x = digits_all.reshape((len(digits_all), 8, 8, 1))
+    got = keras_code_mismatches(model, graph, x)
+    assert {"gap", "gap_q", "b2_add"} <= set(got) and all(v == 0 for v in got.values()), got
+    keras_out = model.predict(x, verbose=0)
+    assert np.array_equal(reference.run(graph, x).argmax(-1), keras_out.argmax(-1))
+
+
+@pytest.mark.slow
+def test_global_pool_head_hardware_equals_reference(qres_gap, digits, tmp_path):
+    from bnn2fpga.sim import csim
+    from bnn2fpga.sim.rtl import simulate_many
+
+    _, graph = qres_gap
+    x = digits.x_test[:8].reshape((8, 8, 8, 1))
+    codes = reference.quantize_input(graph.input, x)
+    want = reference.execute(graph, codes)[graph.output.name]
+    rtl_backend.write_project(graph, tmp_path / "rtl", CompileOptions(top="qgap_rtl"))
+    (tmp_path / "hls").mkdir()
+    hls_backend.write_project(graph, tmp_path / "hls", CompileOptions(top="qgap_hls"))
+    (run,) = simulate_many([(tmp_path, graph, codes)], tmp_path / "cache", stall_prob=0.3,
+                           seed=5, name="qgap")
+    assert np.array_equal(run.codes, want), "RTL differs"
+    (res,) = csim.simulate_many([(tmp_path, graph, codes)], cache_dir=tmp_path / "csim")
+    assert np.array_equal(res.codes, want), "C-sim differs"
+
+
+def test_pool_of_a_non_power_of_two_count_is_refused():
+    """A mean of 3x3 quantized values is not exact in float32: refused, naming the layer."""
+    from qkeras import QActivation, QConv2D, quantized_bits, quantized_relu
+
+    from bnn2fpga.ir import IRError
+
+    model = tf.keras.Sequential([
+        tf.keras.layers.InputLayer(input_shape=(6, 6, 1)),
+        QActivation(quantized_bits(5, 1, keep_negative=False), name="in_q"),
+        QConv2D(4, 3, padding="same", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                activation=quantized_relu(3, 1), use_bias=False, name="conv"),
+        tf.keras.layers.AveragePooling2D(3, name="pool"),
+        QActivation(quantized_relu(3, 1), name="q")])
+    with pytest.raises(IRError, match="'pool'.*9 quantized values"):
+        compile_model(model)
+
+
 def test_inexact_quantizer_on_codes_warns_with_the_count():
     """A PReLU with negative slopes between the stream and a quantizer is not monotone in
     the stream's codes: no thresholds reproduce it; compile warns with the number of codes

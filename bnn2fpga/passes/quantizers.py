@@ -21,7 +21,8 @@ the best thresholds and warns with the number of codes that differ.  An ``Add`` 
 quantized tensors is exact in fixed point: each uint input becomes its real value
 offset + step * k by an identity ``FixedAffine`` (add_in = offset / step), and the sum
 keeps the finest input step in enough bits for every sum (Keras's float32 sum of two grid
-values below 2^24 steps is exact too).
+values below 2^24 steps is exact too); an average pool of a power-of-two count of quantized
+values is its window sum with that many more fraction bits (``lower_quantized_pool``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ import numpy as np
 
 from bnn2fpga.ir import (
     Add,
+    AvgPool2D,
     BatchNorm,
     ChannelAffine,
     Dense,
+    FixedAvgPool,
     FloatPReLU,
+    GlobalAvgPool,
     Graph,
     IRError,
     Node,
@@ -266,16 +270,59 @@ def lower_quantized_add(graph: Graph, add: Add) -> None:
     record_codes(graph, add.name, add.name, math.ldexp(1.0, -frac), 0, None)
 
 
+# ---- an average pool of quantized codes ---------------------------------------------------
+
+def quantized_pool(graph: Graph, pool: Node) -> bool:
+    """Whether ``pool`` is a float-stage average pool (global, or unpadded windows) of
+    quantized codes."""
+    if not isinstance(pool, (GlobalAvgPool, AvgPool2D)):
+        return False
+    if isinstance(pool, AvgPool2D) and any(pool.pads):
+        return False
+    src = graph.producer(pool)
+    return type(src).hardware and src.out.encoding in CODE_SOURCES
+
+
+def lower_quantized_pool(graph: Graph, pool: GlobalAvgPool | AvgPool2D) -> None:
+    """An average pool of quantized codes -> a ``FixedAvgPool`` that is exact: the window
+    sum with log2(count) more fraction bits (mul 1, no rounding), wide enough for every
+    sum; Keras's float32 mean of a power-of-two count of grid values is exact too."""
+    src = graph.producer(pool)
+    if src.out.encoding == "uint":
+        src = code_to_fixed(graph, src, f"{pool.name}/in")
+    h, w, _ = src.out.shape
+    glob = isinstance(pool, GlobalAvgPool)
+    count = h * w if glob else pool.kernel[0] * pool.kernel[1]
+    if count & (count - 1):
+        raise IRError(f"layer {pool.name!r}: an average of {count} quantized values is not "
+                      "exact in Keras's float32 (nor in fixed point); supported: pools of a "
+                      "power-of-two number of values (global 2x2, 4x4, 8x8; windows 2x2, 4x4)")
+    frac = src.out.frac + count.bit_length() - 1
+    top = count * max(abs(v) for v in src.out.code_range())
+    if top >= FLOAT32_EXACT:
+        raise IRError(f"layer {pool.name!r}: window sums up to {top} steps are not exact in "
+                      "Keras's float32")
+    out = TensorType.fixed(pool.out.shape, max(frac + 1, signed_bits_for(top)), frac)
+    geometry = {} if glob else dict(kernel=pool.kernel, stride=pool.stride)
+    hw = FixedAvgPool(pool.name, [src.name], out, mul=1, shift=0, global_pool=glob,
+                      **geometry)
+    graph.replace([pool], [hw])
+    record_codes(graph, pool.name, pool.name, math.ldexp(1.0, -frac), 0, None)
+
+
 # ---- the pass -----------------------------------------------------------------------------
 
 def fold_one_quantizer(graph: Graph, node: Node) -> bool:
-    """Fold ``node`` if it is a quantizer, a sign or an add that the model quantizes."""
+    """Fold ``node`` if it is a quantizer, a sign, an add or an average pool of what the
+    model quantizes."""
     if isinstance(node, Quantize) and (found := quantizer_chain(graph, node)):
         fold_accumulator_quantizer(graph, node, *found)
     elif isinstance(node, (Quantize, Sign)) and (found := code_source(graph, node)):
         fold_code_quantizer(graph, node, *found)
     elif isinstance(node, Add) and quantized_add(graph, node):
         lower_quantized_add(graph, node)
+    elif quantized_pool(graph, node):
+        lower_quantized_pool(graph, node)  # type: ignore[arg-type]
     else:
         return False
     return True
@@ -285,7 +332,8 @@ def fold_quantizers_into_thresholds(graph: Graph) -> Graph:
     """In topological order, until none is left: every Quantize behind an accumulator's
     affine chain -> multi-thresholds on the layer (``fold_accumulator_quantizer``); every
     Quantize or sign on quantized codes -> a ``Threshold`` (``fold_code_quantizer``); every
-    Add of quantized tensors -> an exact fixed-point Add (``lower_quantized_add``)."""
+    Add of quantized tensors -> an exact fixed-point Add (``lower_quantized_add``); every
+    average pool of quantized codes -> an exact FixedAvgPool (``lower_quantized_pool``)."""
     graph = propagate_types(graph)
     while any(fold_one_quantizer(graph, n) for n in list(graph.nodes)):
         graph = propagate_types(graph)
