@@ -372,3 +372,36 @@ def test_inexact_quantizer_on_codes_warns_with_the_count():
     got = op_type(thr).run_on(thr, [src], [k[:, None].repeat(4, axis=1)])
     differ = int((got != want).sum())
     assert differ > 0 and f"differ from the model on {differ} of 64 input code" in warning
+
+
+def test_non_monotone_accumulator_quantizer_warns_with_the_count():
+    """A quantizer behind an accumulator whose float decisions are not monotone (a made-up
+    BatchNorm hook) keeps the best thresholds and warns with the number of accumulator
+    values that differ: what the thresholds get wrong, counted on every value."""
+    from bnn2fpga.ir import BatchNorm, Conv2D, Graph, Input, Quantize, TensorType
+    from bnn2fpga.passes.quantizers import fold_quantizers_into_thresholds
+
+    def q_eval(v: np.ndarray) -> np.ndarray:
+        return (np.clip(np.round(v / 0.5), 0, 3) * 0.5).astype(np.float32)
+
+    ones = np.ones(2, np.float32)
+    graph = Graph("g", [
+        Input("input", [], TensorType((1, 1, 4), "bipolar")),
+        Conv2D("c", ["input"], TensorType((1, 1, 2), "int", 2),
+               weights=np.ones((2, 4), np.int8)),
+        BatchNorm("bn", ["c"], TensorType((1, 1, 2), "float", 32), gamma=ones,
+                  beta=0 * ones, mean=0 * ones, var=ones,
+                  evaluate=lambda v: (1.6 * np.cos(v) + 0.4).astype(np.float32)),
+        Quantize("q", ["bn"], TensorType((1, 1, 2), "float", 32), step=0.5, lo=0, hi=3,
+                 evaluate=q_eval)])
+    graph = fold_quantizers_into_thresholds(graph)
+    conv = graph["c"]
+    d = np.arange(-4, 5)
+    want = q_eval(1.6 * np.cos(d.astype(np.float32)) + 0.4) / 0.5
+    acc = np.where(conv.weights[:, :1].T < 0, -d[:, None], d[:, None])   # flipped channels
+    fit = (acc[..., None] >= conv.thresholds[None]).sum(-1)
+    differ = int(np.sum(fit != want[:, None]))
+    (warning,) = graph.meta["warnings"]
+    assert differ > 0 and warning.startswith("layer 'q': the model's quantizer after 'c' is "
+                                             "not a monotone staircase in the accumulator")
+    assert f"differ from the model on {differ} of 18 accumulator values" in warning

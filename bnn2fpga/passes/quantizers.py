@@ -10,7 +10,9 @@ thresholds T_j = min{d : k(d) - lo >= j} reproduce it on every input, provided k
 monotone in d (checked on the whole domain; a decreasing channel, a negative BatchNorm
 scale, has its weights negated first, as for signs).  The unit outputs the count k - lo as
 an unsigned code of step ``step`` and offset ``lo * step``.  Where the model's output is
-not on the quantizer's grid or not monotone, the pass refuses, naming layer and channel.
+not on the quantizer's grid, the pass refuses, naming the layer; where it is not monotone
+(float32 effects), the best staircase is kept and a warning gives the number of
+accumulator values decided differently.
 
 The same exhaustion makes a quantized residual stream exact (``fold_code_quantizer``,
 ``lower_quantized_add``): where a quantizer or a sign (through scale/bias/BatchNorm/
@@ -90,10 +92,18 @@ def model_codes(q: Quantize, ops: list[Node], x: np.ndarray, where: str) -> np.n
     return k.astype(np.int64)
 
 
+def negated(t: np.ndarray) -> np.ndarray:
+    """Thresholds T of a decreasing staircase, code = levels - #{x >= T}, as thresholds on
+    -x: #{x < T} = #{-x >= 1 - T} (ascending again)."""
+    return (1 - np.asarray(t, np.int64))[..., ::-1]
+
+
 def quantizer_thresholds(matvec: Dense, in_type: TensorType, ops: list[Node], q: Quantize
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """(thresholds (C, hi - lo), flip (C,)): code - lo = #{j : acc' >= T[c, j]}, acc' = -acc
-    on flipped channels; from the model's codes on every accumulator value."""
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds (C, hi - lo), flip (C,), differing (C,)): code - lo = #{j : acc' >=
+    T[c, j]}, acc' = -acc on flipped channels; from the model's codes on every accumulator
+    value.  A channel that is not monotone gets the best staircase (``staircase``) and
+    counts the accumulator values it decides differently."""
     bound = accumulator_bound(matvec, in_type)
     if 2 * bound + 1 > MAX_DOMAIN:
         raise IRError(f"layer {matvec.name!r}: accumulator range +-{bound} is too large to "
@@ -107,6 +117,7 @@ def quantizer_thresholds(matvec: Dense, in_type: TensorType, ops: list[Node], q:
     n = q.hi - q.lo
     thresholds = np.empty((c, n), np.int64)
     flip = np.zeros(c, bool)
+    differing = np.zeros(c, np.int64)
     for ch in range(c):
         col = k[:, ch] - q.lo
         steps = np.diff(col)
@@ -116,14 +127,15 @@ def quantizer_thresholds(matvec: Dense, in_type: TensorType, ops: list[Node], q:
             flip[ch] = True
             dd, cc = -d[::-1], col[::-1]
         else:
-            raise IRError(f"layer {matvec.name!r} channel {ch}: the model's quantizer "
-                          f"{q.name!r} is not monotone in the accumulator; cannot fold into "
-                          "thresholds")
+            t, inverted, bad = staircase(d, col[:, None], n)
+            flip[ch], differing[ch] = inverted[0], bad[0]
+            thresholds[ch] = negated(t[0]) if inverted[0] else t[0]
+            continue
         # T_j = the first acc' whose count reaches j (bound + 1: never)
         for j in range(1, n + 1):
             hit = np.flatnonzero(cc >= j)
             thresholds[ch, j - 1] = dd[hit[0]] if hit.size else bound + 1
-    return thresholds, flip
+    return thresholds, flip, differing
 
 
 def fold_accumulator_quantizer(graph: Graph, q: Quantize, matvec: Dense, ops: list[Node]
@@ -131,7 +143,11 @@ def fold_accumulator_quantizer(graph: Graph, q: Quantize, matvec: Dense, ops: li
     """A Quantize behind ``matvec``'s affine chain -> multi-thresholds on the layer; its
     output becomes ``uint`` codes k - lo with scale ``step`` and offset ``lo * step``."""
     in_type = graph.producer(matvec).out
-    thresholds, flip = quantizer_thresholds(matvec, in_type, ops, q)
+    thresholds, flip, differing = quantizer_thresholds(matvec, in_type, ops, q)
+    if (w := not_monotone_warning(q.name.split("/")[0], f"the model's quantizer after "
+                                  f"{matvec.name!r}", differing, differing.size
+                                  * (2 * accumulator_bound(matvec, in_type) + 1))):
+        graph.meta.setdefault("warnings", []).append(w)
     matvec.weights = np.where(flip[:, None], -matvec.weights,
                               matvec.weights).astype(matvec.weights.dtype)
     matvec.thresholds = thresholds
@@ -204,8 +220,7 @@ def fold_code_quantizer(graph: Graph, act: Quantize | Sign, src: Node, ops: list
         codes = model_codes(act, [], x, where) - act.lo
         levels, out = act.hi - act.lo, code_type(act.out.shape, act)
     t, inverted, differing = staircase(k, codes, levels)
-    # an inverted channel counts levels - #{x >= T}: = #{-x >= 1 - T} (ascending)
-    thresholds = np.where(inverted[:, None], (1 - t)[:, ::-1], t).astype(np.int64)
+    thresholds = np.where(inverted[:, None], negated(t), t)
     if (w := not_monotone_warning(layer, f"the model's {act.op} on the codes of {src.name!r}",
                                   differing, c * k.size, "input code")):
         graph.meta.setdefault("warnings", []).append(w)
