@@ -103,8 +103,10 @@ def cmd_compile(args: argparse.Namespace, keep_model_as: str | None = None) -> i
 
     lines = format_lines(graph)
     if lines:
-        print(f"fixed-point formats ({graph.meta.get('precision')} fraction bits "
-              "requested):")
+        precision = graph.meta.get("precision")
+        print("fixed-point formats (" + (f"{precision} fraction bits requested" if precision
+              is not None else "exact: sums and pools of the model's quantized codes")
+              + "):")
         print("\n".join(lines + agreement_lines(graph)))
     layers = len(graph.matvec_nodes())
     plan = f", {out}/plan.json" if (out / "plan.json").exists() else " (no plan.json)"

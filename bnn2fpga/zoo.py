@@ -181,6 +181,71 @@ def train_qkeras_quantized(seed: int = 0, data: Digits | None = None, epochs: in
     return model
 
 
+def train_qkeras_residual(seed: int = 0, data: Digits | None = None, epochs: int = 15,
+                          head: str = "flatten") -> Any:
+    """A QKeras ResNet in which every real tensor is quantized (issue 12): 5-bit input, a
+    first convolution with 4-bit ``quantized_bits`` kernels + QBatchNormalization + a
+    4-bit signed ``quantized_bits`` residual stream s0; two residual blocks
+    s' = q(s + q(QBN(QConv2D_binary(a(s))))) whose branch reads the stream binarised
+    (block 1: ``binary``) or as 2-bit ``quantized_relu`` codes (block 2: W1A2), and whose
+    sum is requantized by ``quantized_bits``; a 3-bit ``quantized_relu`` of the stream,
+    Flatten (``head="gap"``: GlobalAveragePooling2D and a 4-bit ``quantized_relu``), a last
+    dense layer with 4-bit kernels and a quantized bias, softmax."""
+    _seed_everything(seed)
+    import tensorflow as tf
+    from qkeras import (
+        QActivation,
+        QBatchNormalization,
+        QConv2D,
+        QDense,
+        binary,
+        quantized_bits,
+        quantized_relu,
+    )
+
+    data = data or digits_data()
+    layers = tf.keras.layers
+
+    def stream(name: str) -> Any:
+        return QActivation(quantized_bits(4, 2, alpha=1), name=name)
+
+    def block(s: Any, binarise: Any, name: str) -> Any:
+        y = QActivation(binarise, name=f"{name}_in")(s)
+        y = QConv2D(16, 3, padding="same", kernel_quantizer=binary(), use_bias=False,
+                    name=f"{name}_conv")(y)
+        y = QBatchNormalization(name=f"{name}_bn")(y)
+        y = QActivation(quantized_bits(4, 2, alpha=1), name=f"{name}_q")(y)
+        return stream(f"{name}_s")(layers.Add(name=f"{name}_add")([s, y]))
+
+    inp = layers.Input((8, 8, 1), name="image")
+    x = QActivation(quantized_bits(DIGITS_INPUT_BITS, 1, keep_negative=False),
+                    name="in_q")(inp)
+    x = QConv2D(16, 3, padding="same", kernel_quantizer=quantized_bits(4, 0, alpha=1),
+                use_bias=False, name="conv0")(x)
+    x = QBatchNormalization(name="bn0")(x)
+    x = stream("s0")(x)
+    x = block(x, binary(), "b1")
+    x = block(x, quantized_relu(2, 1), "b2")
+    x = QActivation(quantized_relu(3, 2), name="head_q")(x)
+    if head == "gap":
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+        x = QActivation(quantized_relu(4, 2), name="gap_q")(x)
+    elif head == "flatten":
+        x = layers.Flatten(name="flatten")(x)
+    else:
+        raise ValueError(f"head={head!r}: expected 'flatten' or 'gap'")
+    x = QDense(10, kernel_quantizer=quantized_bits(4, 0, alpha=1),
+               bias_quantizer=quantized_bits(8, 3, alpha=1), name="fc")(x)
+    out = layers.Activation("softmax", name="softmax")(x)
+    model = tf.keras.Model(inp, out, name="qkeras_residual")
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=["accuracy"])
+    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64, verbose=0,
+              shuffle=True)
+    return model
+
+
 def train_larq_cnn(seed: int = 0, data: Digits | None = None, epochs: int = 25) -> Any:
     """Larq CNN exercising the hard cases: odd channel counts, 'same' padding with
     pad_values 0 and 1, stride 2, a max-pool before BatchNorm, and (set after training)

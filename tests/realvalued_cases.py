@@ -188,6 +188,21 @@ def affine_threshold_chain(rng: np.random.Generator, *, shape=(3, 4, 6), pe_a: i
     return Graph("affine_threshold", nodes)
 
 
+def uint_codes_chain(rng: np.random.Generator, *, shape=(3, 4, 6), bits: int = 5,
+                     pe_t: int = 2, pe_a: int = 3, pe_s: int = 1, n: int = 7,
+                     requant: bool = True) -> Graph:
+    """uint input codes (a model quantizer's k - lo, top bit set on half of them: read
+    zero-extended, IN_SIGNED = 0) [-> Threshold of n thresholds (uint codes again)] ->
+    FixedAffine on those unsigned codes -> Threshold on its fixed output."""
+    inp = Input("input", [], TensorType(shape, "uint", bits, 0.5, -4.0))
+    nodes: list[Node] = [inp]
+    if requant:
+        nodes.append(random_threshold(rng, "requant", inp, pe_t, n))
+    aff = random_affine(rng, "to_fixed", nodes[-1], pe_a, 7, 5, 1)
+    nodes += [aff, random_threshold(rng, "sign", aff, pe_s)]
+    return Graph("uint_codes", nodes)
+
+
 def cases() -> dict[str, Graph]:
     def rng(seed: int) -> np.random.Generator:
         return np.random.default_rng(5000 + seed)
@@ -224,4 +239,6 @@ def cases() -> dict[str, Graph]:
         "pool3_s2": window_pool_chain(rng(21), shape=(7, 7, 4), pe=4, kernel=3, stride=2,
                                       mul=455, shift=12),
         "affine_sign_dense": affine_threshold_chain(rng(6), pe_a=3, pe_t=2, tail="dense"),
+        "uint_requant_affine": uint_codes_chain(rng(22), pe_s=3),
+        "uint_affine_p6": uint_codes_chain(rng(23), bits=4, pe_a=6, requant=False),
     }

@@ -175,3 +175,30 @@ def test_reference_runs_a_residual_dag_and_counts_saturation():
     assert sat.counts["sum"] == int(((s < -32) | (s > 31)).sum()) > 0
     assert graphs_equal(g, graph_from_json(graph_to_json(g)))
     assert math.isclose(t.step, 0.25)
+
+
+def test_threshold_and_affine_read_unsigned_codes():
+    """uint codes (a model quantizer's k - lo) are read as they are, zero-extended: codes
+    with the top bit set are large, not negative (IN_SIGNED = 0 for both units)."""
+    from bnn2fpga.ops.fixed_affine import affine_params
+    from bnn2fpga.ops.threshold import threshold_params
+
+    src = TensorType((6, 2), "uint", 4, 0.5, -4.0)
+    x = np.tile(np.arange(16)[:, None], (1, 2))
+    t = np.array([[3, 8, 12], [-5, 0, 9]])
+    thr = Threshold("thr", ["x"], TensorType((6, 2), "uint", 2), thresholds=t,
+                    negate_channels=(1,))
+    op_type(thr).check_on(thr, [src])
+    got = op_type(thr).run_on(thr, [src], [x])
+    assert np.array_equal(got[:, 0], (x[:, :1] >= t[0]).sum(-1))
+    assert np.array_equal(got[:, 1], (-x[:, 1:] >= t[1]).sum(-1))
+    assert threshold_params(thr, src)["IN_SIGNED"] == 0
+    # identity to fixed point: (k - 8) * 1/2 with frac 1 is the code k - 8
+    aff = FixedAffine("aff", ["x"], TensorType.fixed((6, 2), 5, 1),
+                      mul_pos=np.ones(2, np.int64), mul_neg=np.ones(2, np.int64),
+                      add_in=np.full(2, -8), add_out=np.zeros(2, np.int64), mul_bits=2)
+    op_type(aff).check_on(aff, [src])
+    assert np.array_equal(op_type(aff).run_on(aff, [src], [x]), x - 8)
+    p = affine_params(aff, src)
+    assert p["IN_SIGNED"] == 0 and p["UW"] >= 5
+    assert affine_params(aff, TensorType.fixed((6, 2), 4, 0))["IN_SIGNED"] == 1

@@ -4,7 +4,8 @@
 //   u = x + add_in[c];  p = u * (u >= 0 ? mul_pos[c] : mul_neg[c]) + add_out[c]
 //   y = saturate_OB(round_shift(p, SHIFT))     round half up: (p + 2^(SHIFT-1)) >> SHIFT
 //
-//   in  : BEATS beats of PE signed IB-bit codes per frame, lane p at bits [p*IB, (p+1)*IB);
+//   in  : BEATS beats of PE IB-bit codes per frame (signed; unsigned where IN_SIGNED = 0),
+//         lane p at bits [p*IB, (p+1)*IB);
 //         beat nf of a pixel (NF = C/PE beats) holds channels nf*PE .. nf*PE + PE - 1.
 //   out : the same beats of PE signed OB-bit codes.
 //   consts[PE][NF]: words {add_out (AOW), add_in (AIW), mul_neg (MW), mul_pos (MW)}, mul_pos
@@ -18,7 +19,8 @@
 #include "bnn_common.h"
 
 template <unsigned PE, unsigned NF, unsigned IB, unsigned OB, unsigned MW, unsigned AIW,
-          unsigned AOW, unsigned UW, unsigned PW, unsigned SHIFT, unsigned BEATS>
+          unsigned AOW, unsigned UW, unsigned PW, unsigned SHIFT, unsigned BEATS,
+          unsigned IN_SIGNED = 1>
 void FixedAffineUnit(hls::stream<ap_uint<PE * IB> > &in, hls::stream<ap_uint<PE * OB> > &out,
                      const ap_uint<2 * MW + AIW + AOW> consts[PE][NF], unsigned numReps) {
   const ap_int<PW> half = SHIFT > 0 ? ap_int<PW>(ap_int<PW>(1) << (SHIFT > 0 ? SHIFT - 1 : 0))
@@ -38,7 +40,9 @@ void FixedAffineUnit(hls::stream<ap_uint<PE * IB> > &in, hls::stream<ap_uint<PE 
       const ap_int<MW> mul_neg = k(2 * MW - 1, MW);
       const ap_int<AIW> add_in = k(2 * MW + AIW - 1, 2 * MW);
       const ap_int<AOW> add_out = k(2 * MW + AIW + AOW - 1, 2 * MW + AIW);
-      const ap_int<IB> xv = x(pe * IB + IB - 1, pe * IB);
+      const ap_uint<IB> xb = x(pe * IB + IB - 1, pe * IB);
+      const ap_int<IB + 1> xv =
+          IN_SIGNED ? ap_int<IB + 1>(ap_int<IB>(xb)) : ap_int<IB + 1>(xb);
       const ap_int<UW> u = ap_int<UW>(xv) + ap_int<UW>(add_in);
       const ap_int<MW> m = u >= 0 ? mul_pos : mul_neg;
       const ap_int<UW + MW> prod = u * m;

@@ -2,7 +2,8 @@
 // Thresholding_Batch), PE lanes per beat, as rtl/bnn_threshold.sv:
 // code = #{t : x' >= T[c][t]}, x' = -x on a negated channel, else x.
 //
-//   in  : BEATS beats of PE signed IB-bit codes, beat nf of a pixel = channels nf*PE + p.
+//   in  : BEATS beats of PE IB-bit codes (signed; unsigned where IN_SIGNED = 0), beat nf
+//         of a pixel = channels nf*PE + p.
 //   out : the same beats of PE OB-bit codes.
 //   table[PE][NF]: words of NT thresholds of TW bits (threshold j at [j*TW, (j+1)*TW)) and
 //         the negate flag on top (bnn2fpga.packing.pack_fields).
@@ -13,7 +14,7 @@
 #include "bnn_common.h"
 
 template <unsigned PE, unsigned NF, unsigned IB, unsigned NT, unsigned TW, unsigned OB,
-          unsigned BEATS>
+          unsigned BEATS, unsigned IN_SIGNED = 1>
 void ThresholdUnit(hls::stream<ap_uint<PE * IB> > &in, hls::stream<ap_uint<PE * OB> > &out,
                    const ap_uint<NT * TW + 1> table[PE][NF], unsigned numReps) {
   const unsigned XW = bnn_max(IB + 1, TW);  // x, -x and every threshold
@@ -26,7 +27,9 @@ void ThresholdUnit(hls::stream<ap_uint<PE * IB> > &in, hls::stream<ap_uint<PE * 
     for (unsigned pe = 0; pe < PE; pe++) {
 #pragma HLS UNROLL
       const ap_uint<NT * TW + 1> k = table[pe][nf];
-      const ap_int<IB> xv = x(pe * IB + IB - 1, pe * IB);
+      const ap_uint<IB> xb = x(pe * IB + IB - 1, pe * IB);
+      const ap_int<IB + 1> xv =
+          IN_SIGNED ? ap_int<IB + 1>(ap_int<IB>(xb)) : ap_int<IB + 1>(xb);
       const ap_int<XW> xs = k[NT * TW] ? ap_int<XW>(-ap_int<XW>(xv)) : ap_int<XW>(xv);
       ap_uint<OB> code = 0;
       for (unsigned t = 0; t < NT; t++) {

@@ -9,11 +9,12 @@ from bnn2fpga import fixed
 from bnn2fpga.ir import FixedAffine, IRError, TensorType, signed_bits_for
 from bnn2fpga.ops import OpType
 from bnn2fpga.ops.realvalued import (
+    check_codes,
     check_lanes,
     check_out_fixed,
-    check_real,
     elementwise_cycles,
     max_abs,
+    signed_input,
 )
 
 
@@ -24,7 +25,7 @@ def run(node: FixedAffine, in_type: TensorType, codes: np.ndarray) -> np.ndarray
 
 
 def check(node: FixedAffine, src: TensorType) -> None:
-    check_real(node, src)
+    check_codes(node, src)
     check_out_fixed(node)
     c = src.channels
     for name in ("mul_pos", "mul_neg", "add_in", "add_out"):
@@ -57,7 +58,8 @@ def affine_params(node: FixedAffine, in_type: TensorType) -> dict[str, int]:
     p_abs = u_abs * (1 << (node.mul_bits - 1)) + max_abs(node.add_out) + half
     ob = int(node.out.bits)
     return {"PE": node.pe, "NF": in_type.channels // node.pe, "IB": int(in_type.bits),
-            "OB": ob, "MW": node.mul_bits, "AIW": signed_bits_for(max_abs(node.add_in)),
+            "IN_SIGNED": signed_input(in_type), "OB": ob, "MW": node.mul_bits,
+            "AIW": signed_bits_for(max_abs(node.add_in)),
             "AOW": signed_bits_for(max_abs(node.add_out)), "UW": signed_bits_for(u_abs),
             "PW": max(signed_bits_for(p_abs), ob + 1), "SHIFT": node.shift}
 

@@ -21,6 +21,19 @@ def check_real(node: Node, t: TensorType, what: str = "input") -> None:
                       "a fixed-point or integer tensor")
 
 
+def check_codes(node: Node, t: TensorType, what: str = "input") -> None:
+    """An op that reads integer codes as they are (threshold, fixed_affine): fixed, int, or
+    the unsigned codes of a model's quantizer (``uint``, read zero-extended)."""
+    if t.encoding not in ("fixed", "int", "uint"):
+        raise IRError(f"node {node.name!r} ({node.op}): its {what} is {t.encoding}, expected "
+                      "fixed-point, integer or unsigned codes")
+
+
+def signed_input(t: TensorType) -> int:
+    """The units' IN_SIGNED parameter: 1 for signed input codes, 0 for unsigned (``uint``)."""
+    return int(t.is_signed)
+
+
 def check_out_fixed(node: Node) -> None:
     if node.out.encoding != "fixed":
         raise IRError(f"node {node.name!r} ({node.op}): output {node.out.encoding}, expected "

@@ -1,5 +1,6 @@
-"""Threshold: thresholds on a fixed-point tensor (RSign, the sign of a residual sum, a
-multi-bit activation of a real path; ``ir.Threshold``)."""
+"""Threshold: thresholds on a fixed-point tensor or on unsigned codes (RSign, the sign of a
+residual sum, a multi-bit activation of a real path, a model's quantizer on quantized
+codes; ``ir.Threshold``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import numpy as np
 from bnn2fpga.ir import IRError, TensorType, Threshold, signed_bits_for
 from bnn2fpga.ops import OpType
 from bnn2fpga.ops.dense import elem_bits
-from bnn2fpga.ops.realvalued import check_lanes, check_real, elementwise_cycles, max_abs
+from bnn2fpga.ops.realvalued import (
+    check_codes,
+    check_lanes,
+    elementwise_cycles,
+    max_abs,
+    signed_input,
+)
 
 
 def run(node: Threshold, in_type: TensorType, codes: np.ndarray) -> np.ndarray:
@@ -29,7 +36,7 @@ def infer(node: Threshold, src: TensorType) -> TensorType:
 
 
 def check(node: Threshold, src: TensorType) -> None:
-    check_real(node, src)
+    check_codes(node, src)
     t = node.thresholds
     if t.ndim != 2 or t.shape[0] != src.channels or t.dtype.kind != "i":
         raise IRError(f"node {node.name!r} (threshold): thresholds must be integers of shape "
@@ -45,7 +52,8 @@ def check(node: Threshold, src: TensorType) -> None:
 def threshold_params(node: Threshold, in_type: TensorType) -> dict[str, int]:
     """bnn_threshold / ThresholdUnit parameters."""
     return {"PE": node.pe, "NF": in_type.channels // node.pe, "IB": int(in_type.bits),
-            "NT": int(node.thresholds.shape[1]), "TW": signed_bits_for(max_abs(node.thresholds)),
+            "IN_SIGNED": signed_input(in_type), "NT": int(node.thresholds.shape[1]),
+            "TW": signed_bits_for(max_abs(node.thresholds)),
             "OB": elem_bits(node.out)}
 
 

@@ -134,14 +134,14 @@ def staircase(d: np.ndarray, codes: np.ndarray, levels: int
             np.where(inverted, down_bad, up_bad))
 
 
-def not_monotone_warning(layer: str, what: str, differing: np.ndarray, total: int
-                         ) -> str | None:
+def not_monotone_warning(layer: str, what: str, differing: np.ndarray, total: int,
+                         domain: str = "accumulator") -> str | None:
     bad = np.flatnonzero(differing)
     if bad.size == 0:
         return None
-    return (f"layer {layer!r}: {what} is not a monotone staircase in the accumulator on "
+    return (f"layer {layer!r}: {what} is not a monotone staircase in the {domain} on "
             f"channels {bad.tolist()[:8]}{' ...' if bad.size > 8 else ''}: the thresholds "
-            f"differ from the model on {int(differing.sum())} of {total} accumulator values "
+            f"differ from the model on {int(differing.sum())} of {total} {domain} values "
             f"(at most {int(differing.max())} per channel); the design may differ from Keras "
             "there")
 

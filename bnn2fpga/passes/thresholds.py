@@ -22,6 +22,7 @@ from bnn2fpga.ir import (
     BatchNorm,
     ChannelAffine,
     Dense,
+    FloatPReLU,
     Graph,
     IRError,
     MajorityPool2D,
@@ -81,7 +82,8 @@ def affine_terms(op: Node, channels: int) -> tuple[np.ndarray, np.ndarray]:
 
 def evaluate_float32(ops: list[Node], x: np.ndarray) -> np.ndarray:
     """Run float32 values (n, channels) through the chain's value-changing ops, as the model
-    does (through its own layers when the frontend attached them)."""
+    does (through its own layers when the frontend attached them; ReLU/PReLU/RPReLU by their
+    float32 formula)."""
     for op in ops:
         if isinstance(op, ChannelAffine):
             c = x.shape[1]
@@ -96,6 +98,10 @@ def evaluate_float32(ops: list[Node], x: np.ndarray) -> np.ndarray:
                 s = (np.float32(1) / np.sqrt(op.var + np.float32(op.eps))) * op.gamma
                 s = s.astype(np.float32)
                 x = (x * s + (op.beta - op.mean * s)).astype(np.float32)
+        elif isinstance(op, FloatPReLU):  # as Keras PReLU and bnn2fpga.layers.RPReLU
+            u = (x + op.shift_in.astype(np.float32)).astype(np.float32)
+            f = np.where(u >= 0, u, (op.slope.astype(np.float32) * u).astype(np.float32))
+            x = (f + op.shift_out.astype(np.float32)).astype(np.float32)
     return x
 
 

@@ -7,7 +7,8 @@
 // Parameters
 //   PE, NF     lanes per beat, channel folds (C = NF * PE; beat nf of a pixel holds
 //              channels nf*PE .. nf*PE + PE - 1, lane p = channel nf*PE + p)
-//   IB, OB     input / output code bits (signed two's complement)
+//   IB, OB     input / output code bits (two's complement; unsigned input where IN_SIGNED = 0)
+//   IN_SIGNED  1: the input codes are signed (fixed/int); 0: unsigned (uint codes)
 //   MW         multiplier bits (IR mul_bits); AIW, AOW: add_in / add_out bits
 //   UW, PW     bits of u and of p + 2^(SHIFT-1): the plan sizes them from the constants, so
 //              nothing here can overflow before the saturation
@@ -23,6 +24,7 @@ module bnn_fixed_affine #(
     parameter int PE = 1,
     parameter int NF = 1,
     parameter int IB = 8,
+    parameter int IN_SIGNED = 1,
     parameter int OB = 8,
     parameter int MW = 4,
     parameter int AIW = 2,
@@ -78,7 +80,8 @@ module bnn_fixed_affine #(
     wire signed [MW-1:0] mul_neg = k[MW+:MW];
     wire signed [AIW-1:0] add_in = k[2*MW+:AIW];
     wire signed [AOW-1:0] add_out = k[2*MW+AIW+:AOW];
-    wire signed [IB-1:0] x = s_tdata[p*IB+:IB];
+    wire [IB-1:0] xb = s_tdata[p*IB+:IB];
+    wire signed [IB:0] x = {IN_SIGNED != 0 ? xb[IB-1] : 1'b0, xb};  // sign- or zero-extended
     wire signed [UW-1:0] u0 = UW'(x) + UW'(add_in);
 
     logic signed [UW-1:0] u1;

@@ -4,7 +4,8 @@
 //
 // Parameters
 //   PE, NF       lanes per beat, channel folds (C = NF * PE, lane p = channel nf*PE + p)
-//   IB           input code bits (signed)
+//   IB           input code bits
+//   IN_SIGNED    1: the input codes are signed (fixed/int); 0: unsigned (uint codes)
 //   NT, TW       thresholds per channel and their bits (signed)
 //   OB           output code bits (1 for a bipolar/unipolar sign)
 //   THRESH_FILE  prefix of THRESH_FILE_pe<ppp>.mem: NF words of NT*TW threshold bits
@@ -15,6 +16,7 @@ module bnn_threshold #(
     parameter int PE = 1,
     parameter int NF = 1,
     parameter int IB = 8,
+    parameter int IN_SIGNED = 1,
     parameter int NT = 1,
     parameter int TW = 8,
     parameter int OB = 1,
@@ -55,7 +57,8 @@ module bnn_threshold #(
     initial $readmemh({THRESH_FILE, "_pe", IDX, ".mem"}, tmem);
 
     wire [CW-1:0] k = tmem[nf];
-    wire signed [IB-1:0] x = s_tdata[p*IB+:IB];
+    wire [IB-1:0] xb = s_tdata[p*IB+:IB];
+    wire signed [IB:0] x = {IN_SIGNED != 0 ? xb[IB-1] : 1'b0, xb};  // sign- or zero-extended
     wire signed [XW-1:0] xs = k[CW-1] ? -(XW'(x)) : XW'(x);  // -(..): yosys reads -XW'(x) as a negative-size cast
     logic [OB-1:0] code;
     always_comb begin
