@@ -49,6 +49,7 @@ from bnn2fpga.units import UNITS, HlsProcess, streaming_process
 ADAPTER_DEPTH = 1      # AxisToStream / StreamToAxis: read, write (axis.h)
 CALL_RESTART = 2       # cycles between two calls of a process (an assumption until csynth)
 CONTROLS = ("ap_ctrl_none", "axilite")
+ENGINES = ("maxplus", "events")
 
 ProcessOf = Callable[[Unit, int], HlsProcess]
 
@@ -63,7 +64,8 @@ def unit_process(unit: Unit, frames: int) -> HlsProcess:
 
 
 class _Proc:
-    """A process being scheduled: its events as lists, the idle cycles before each."""
+    """A process being scheduled: its events (arrays; lists for ``_advance``), the idle
+    cycles before each."""
 
     def __init__(self, name: str, proc: HlsProcess, inp: str, out: str,
                  ins: list[str] | None = None, outs: list[str] | None = None) -> None:
@@ -71,23 +73,24 @@ class _Proc:
         # every stream it reads (a join: each, one beat per read iteration) and writes
         # (a fork: each, one beat per write iteration)
         self.ins, self.outs = ins or [inp], outs or [out]
-        self.at = proc.at.tolist()
-        self.rd = proc.reads.tolist()
-        self.wr = proc.writes.tolist()
+        self.at, self.rd, self.wr = proc.at, proc.reads, proc.writes
         # idle cycles (phase gaps) before each event, since the previous one
+        self.gap = np.zeros(len(proc.at), dtype=np.int64)
         if len(proc.gaps):
             cum = np.concatenate([[0], np.cumsum(proc.gaps)])
             idx = np.searchsorted(proc.gap_at, proc.at, side="left")
-            before = cum[idx]
-            self.gap = np.diff(np.concatenate([[0], before])).tolist()
-        else:
-            self.gap = [0] * len(self.at)
+            self.gap = np.diff(np.concatenate([[0], cum[idx]]))
         self.n_reads, self.n_writes = int(proc.reads.sum()), int(proc.writes.sum())
         self.k = 0          # next event
         self.t = 0          # issue cycle of the last scheduled event
         self.it = 0         # its iteration
         self.reads = 0
         self.writes = 0
+
+    def as_lists(self) -> None:
+        """The events as Python lists, for ``_advance`` (faster per element)."""
+        self.at, self.rd, self.wr, self.gap = (np.asarray(x).tolist() for x in
+                                               (self.at, self.rd, self.wr, self.gap))
 
 
 def call_per_frame(one: HlsProcess, frames: int, restart: int = CALL_RESTART) -> HlsProcess:
@@ -133,7 +136,7 @@ class HlsSchedule:
 def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
              extra_depth: dict[str, int] | None = None,
              depths: dict[str, int] | None = None, restart: int | None = None,
-             input_interval: float | None = None) -> HlsSchedule:
+             input_interval: float | None = None, engine: str = "maxplus") -> HlsSchedule:
     """Run ``frames`` frames through the HLS top of ``plan``, followed by more that keep the
     input streaming, as in a long run (a sliding window emits a frame's last row while it
     reads the next frame's first rows: one frame more per window; they are not reported).
@@ -142,9 +145,15 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
     not have), ``depths`` sets them (to model an older plan).  ``restart``: every process,
     the adapters included, is called once per frame and restarts after each call
     (``call_per_frame``); None: one call of all the frames.  ``input_interval``: the host
-    offers a frame's beats spread over that many cycles (paced) instead of all at once."""
+    offers a frame's beats spread over that many cycles (paced) instead of all at once.
+
+    ``engine``: ``"events"`` schedules event by event (``_advance``); ``"maxplus"`` (the
+    default) computes the same least schedule a whole process at a time (``_solve``):
+    identical times, tens of times faster on large designs."""
     if frames < 1:
         raise ValueError("frames must be >= 1")
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}: expected one of {ENGINES}")
     reported, frames = frames, frames + 1 + sum(u.kind == "swu" for u in plan.units)
     extra = extra_depth or {}
     inp, outp = plan.input_stream, plan.output_stream
@@ -164,15 +173,12 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
     unknown = (set(extra) | set(depths or {})) - set(depth)
     if unknown:
         raise KeyError(f"no such streams: {sorted(unknown)}")
-    writes: dict[str, list[int]] = {s: [] for s in depth}
-    reads: dict[str, list[int]] = {s: [] for s in depth}
     total_in = frames * inp.beats
     if input_interval is None:
-        writes[PORT_IN] = [-1] * total_in      # the host offers every beat at once
+        host = [-1] * total_in                 # the host offers every beat at once
     else:                                      # beat i offered at i * interval / beats
         per_beat = input_interval / inp.beats
-        writes[PORT_IN] = [int(np.ceil(i * per_beat - 1e-9)) - 1 for i in range(total_in)]
-    reads[PORT_IN], writes[PORT_OUT], reads[PORT_OUT] = [], [], []
+        host = [int(np.ceil(i * per_beat - 1e-9)) - 1 for i in range(total_in)]
     depth[PORT_OUT] = 1 << 62                  # the host always takes the output
     for p in procs:
         n_r, n_w = p.n_reads, p.n_writes
@@ -181,6 +187,25 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
         if (n_r, n_w) != (want_in, want_out):
             raise IRError(f"HLS process {p.name}: {n_r} reads / {n_w} writes for {frames} "
                           f"frames, its streams carry {want_in} / {want_out}")
+    if engine == "events":
+        writes, reads = _run_events(procs, depth, host)
+    else:
+        writes, reads = _solve(procs, depth, host)
+    beats = outp.beats
+    out_w = writes[PORT_OUT]
+    done = [int(out_w[(f + 1) * beats - 1]) for f in range(reported)]
+    return HlsSchedule(reported, int(reads[PORT_IN][0]), done, writes, reads)
+
+
+def _run_events(procs: list[_Proc], depth: dict[str, int], host: list[int]
+                ) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Every process's events scheduled one by one, each process as far as it can go, in
+    turns until all are done (a deadlock, when none can move, is reported by name)."""
+    writes: dict[str, list[int]] = {s: [] for s in depth}
+    reads: dict[str, list[int]] = {s: [] for s in depth}
+    writes[PORT_IN], reads[PORT_IN], writes[PORT_OUT], reads[PORT_OUT] = host, [], [], []
+    for p in procs:
+        p.as_lists()
     while True:
         moved = False
         for p in procs:
@@ -188,17 +213,107 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
                               [writes[o] for o in p.outs], [reads[o] for o in p.outs],
                               [depth[o] for o in p.outs])
         if all(p.k == len(p.at) for p in procs):
-            break
+            return writes, reads
         if not moved:
             stuck = [f"{p.name} (event {p.k} of {len(p.at)})" for p in procs
                      if p.k < len(p.at)]
             raise IRError("the HLS dataflow deadlocks: " + ", ".join(stuck))
-    beats = outp.beats
-    out_w = writes[PORT_OUT]
-    done = [out_w[(f + 1) * beats - 1] for f in range(reported)]
-    return HlsSchedule(reported, reads[PORT_IN][0], done, writes, reads)
 
 
+NEVER = -(1 << 60)      # no constraint (a time earlier than any)
+
+
+def _solve(procs: list[_Proc], depth: dict[str, int], host: list[int]
+           ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The schedule ``_run_events`` finds, a process at a time.  A process's event k issues
+    at t_k = max(t_{k-1} + C_k - C_{k-1}, b_k), C its unconstrained issue times (loop
+    index plus idle gaps) and b_k the channels' bound (a read's beat written, a write's
+    slot freed); so t = C + running max of max(b - C, 0), one numpy scan.  The bounds
+    come from the other processes' times: the processes are solved in dataflow order, the
+    writers' times of this sweep and the readers' of the last (none at first), sweep after
+    sweep until no time changes.  Every bound is monotone in the times, so this is Kleene
+    iteration from below: it converges to the least schedule, the one the event-by-event
+    run builds.  A deadlock has no finite least schedule: the times keep growing, and
+    after ``MAX_SWEEPS`` sweeps the event-by-event run names the stuck processes."""
+    tables = [_Table(p) for p in procs]
+    host_w = np.asarray(host, dtype=np.int64)
+    writes: dict[str, np.ndarray] = {PORT_IN: host_w}
+    reads: dict[str, np.ndarray] = {}
+    # a process is solved again only when a writer of its inputs or a reader of its
+    # outputs changed times since (their versions)
+    w_ver: dict[str, int] = {PORT_IN: 1}
+    r_ver: dict[str, int] = {}
+    seen: list[tuple[int, ...] | None] = [None] * len(procs)
+    cap = _time_cap(tables, host_w)
+    for _ in range(MAX_SWEEPS):
+        moved = False
+        for k, (p, tab) in enumerate(zip(procs, tables, strict=True)):
+            now = tuple(w_ver.get(i, 0) for i in p.ins) + tuple(r_ver.get(o, 0)
+                                                               for o in p.outs)
+            if now == seen[k]:
+                continue
+            seen[k] = now
+            t = tab.solve([writes[i] for i in p.ins],
+                          [(reads.get(o), depth[o]) for o in p.outs])
+            if t.size and t[-1] > cap:
+                return _deadlock(procs, depth, host)
+            r, w = t[tab.r_ev], t[tab.w_ev] + tab.depth
+            for names, new, times, ver in ((p.ins, r, reads, r_ver),
+                                           (p.outs, w, writes, w_ver)):
+                for name in names:
+                    old = times.get(name)
+                    if old is None or not np.array_equal(old, new):
+                        times[name] = new
+                        ver[name] = ver.get(name, 0) + 1
+                        moved = True
+        if not moved:
+            reads.setdefault(PORT_OUT, np.zeros(0, dtype=np.int64))
+            return writes, reads
+    return _deadlock(procs, depth, host)
+
+
+MAX_SWEEPS = 100_000
+
+
+class _Table:
+    """A process's events as arrays for ``_solve``: unconstrained issue times ``c``, the
+    indices of its read and write events."""
+
+    def __init__(self, p: _Proc) -> None:
+        at = np.asarray(p.at, dtype=np.int64)
+        self.c = at + np.cumsum(np.asarray(p.gap, dtype=np.int64))
+        self.r_ev = np.flatnonzero(np.asarray(p.rd, dtype=bool))
+        self.w_ev = np.flatnonzero(np.asarray(p.wr, dtype=bool))
+        self.depth = p.depth
+
+    def solve(self, in_writes: list[np.ndarray],
+              outs: list[tuple[np.ndarray | None, int]]) -> np.ndarray:
+        """Issue times given the input streams' write times and, per output stream, its
+        reader's read times (None: not known yet) and channel depth."""
+        c = self.c
+        b = np.full(len(c), NEVER, dtype=np.int64)
+        for w in in_writes:
+            b[self.r_ev] = np.maximum(b[self.r_ev], w + 1)
+        for r, d in outs:
+            if r is None or len(self.w_ev) <= d:
+                continue
+            ev = self.w_ev[d:]
+            b[ev] = np.maximum(b[ev], r[:len(ev)] + 1 - self.depth)
+        return c + np.maximum.accumulate(np.maximum(b - c, 0))
+
+
+def _time_cap(tables: list[_Table], host: np.ndarray) -> int:
+    """A time no event of a schedule that exists reaches: every process's own span and
+    one cycle per channel hop, all in sequence (a critical path uses each at most once)."""
+    start = int(host.max(initial=0)) + 2
+    return start + sum(int(t.c[-1]) + t.depth + 2 * (len(t.r_ev) + len(t.w_ev)) + 2
+                       for t in tables if len(t.c))
+
+
+def _deadlock(procs: list[_Proc], depth: dict[str, int], host: list[int]):
+    """The event-by-event run, which names the stuck processes (or, should the bound have
+    been wrong, finds the schedule)."""
+    return _run_events(procs, depth, list(host))
 def _advance(p: _Proc, in_ws: list[list[int]], in_rs: list[list[int]],
              out_ws: list[list[int]], out_rs: list[list[int]], out_depths: list[int]) -> bool:
     """Schedule as many of ``p``'s next events as the channels' known times allow (a read
