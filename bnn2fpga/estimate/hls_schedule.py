@@ -39,6 +39,7 @@ from bnn2fpga.plan import (
     PORT_IN,
     PORT_OUT,
     Plan,
+    Stream,
     Unit,
     build_plan,
     fed_by_input,
@@ -154,7 +155,26 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
         raise ValueError("frames must be >= 1")
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}: expected one of {ENGINES}")
-    reported, frames = frames, frames + 1 + sum(u.kind == "swu" for u in plan.units)
+    reported = frames
+    frames += 1 + sum(u.kind == "swu" for u in plan.units)
+    procs, depth, host = _top(plan, frames, process_of, extra_depth, depths, restart,
+                              input_interval)
+    if engine == "events":
+        writes, reads = _run_events(procs, depth, host.tolist())
+    else:
+        writes, reads = _solve(procs, depth, host)
+    beats = plan.output_stream.beats
+    out_w = writes[PORT_OUT]
+    done = [int(out_w[(f + 1) * beats - 1]) for f in range(reported)]
+    return HlsSchedule(reported, int(reads[PORT_IN][0]), done, writes, reads)
+
+
+def _top(plan: Plan, frames: int, process_of: ProcessOf = unit_process,
+         extra_depth: dict[str, int] | None = None, depths: dict[str, int] | None = None,
+         restart: int | None = None, input_interval: float | None = None
+         ) -> tuple[list[_Proc], dict[str, int], np.ndarray]:
+    """The top's processes for ``frames`` frames (``simulate``'s arguments), every
+    channel's depth and the cycles at which the host offers the input beats."""
     extra = extra_depth or {}
     inp, outp = plan.input_stream, plan.output_stream
     def calls(make: Callable[[int], HlsProcess]) -> HlsProcess:
@@ -174,11 +194,11 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
     if unknown:
         raise KeyError(f"no such streams: {sorted(unknown)}")
     total_in = frames * inp.beats
-    if input_interval is None:
-        host = [-1] * total_in                 # the host offers every beat at once
+    if input_interval is None:                 # the host offers every beat at once
+        host = np.full(total_in, -1, dtype=np.int64)
     else:                                      # beat i offered at i * interval / beats
         per_beat = input_interval / inp.beats
-        host = [int(np.ceil(i * per_beat - 1e-9)) - 1 for i in range(total_in)]
+        host = np.ceil(np.arange(total_in) * per_beat - 1e-9).astype(np.int64) - 1
     depth[PORT_OUT] = 1 << 62                  # the host always takes the output
     for p in procs:
         n_r, n_w = p.n_reads, p.n_writes
@@ -187,14 +207,7 @@ def simulate(plan: Plan, frames: int = 4, process_of: ProcessOf = unit_process,
         if (n_r, n_w) != (want_in, want_out):
             raise IRError(f"HLS process {p.name}: {n_r} reads / {n_w} writes for {frames} "
                           f"frames, its streams carry {want_in} / {want_out}")
-    if engine == "events":
-        writes, reads = _run_events(procs, depth, host)
-    else:
-        writes, reads = _solve(procs, depth, host)
-    beats = outp.beats
-    out_w = writes[PORT_OUT]
-    done = [int(out_w[(f + 1) * beats - 1]) for f in range(reported)]
-    return HlsSchedule(reported, int(reads[PORT_IN][0]), done, writes, reads)
+    return procs, depth, host
 
 
 def _run_events(procs: list[_Proc], depth: dict[str, int], host: list[int]
@@ -221,10 +234,11 @@ def _run_events(procs: list[_Proc], depth: dict[str, int], host: list[int]
 
 
 NEVER = -(1 << 60)      # no constraint (a time earlier than any)
+UNKNOWN = 1 << 60       # an event past a truncated process's end: at or after this
 
 
-def _solve(procs: list[_Proc], depth: dict[str, int], host: list[int]
-           ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _solve(procs: list[_Proc], depth: dict[str, int], host: np.ndarray,
+           run_on: bool = False) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The schedule ``_run_events`` finds, a process at a time.  A process's event k issues
     at t_k = max(t_{k-1} + C_k - C_{k-1}, b_k), C its unconstrained issue times (loop
     index plus idle gaps) and b_k the channels' bound (a read's beat written, a write's
@@ -233,18 +247,27 @@ def _solve(procs: list[_Proc], depth: dict[str, int], host: list[int]
     writers' times of this sweep and the readers' of the last (none at first), sweep after
     sweep until no time changes.  Every bound is monotone in the times, so this is Kleene
     iteration from below: it converges to the least schedule, the one the event-by-event
-    run builds.  A deadlock has no finite least schedule: the times keep growing, and
-    after ``MAX_SWEEPS`` sweeps the event-by-event run names the stuck processes."""
-    tables = [_Table(p) for p in procs]
-    host_w = np.asarray(host, dtype=np.int64)
-    writes: dict[str, np.ndarray] = {PORT_IN: host_w}
-    reads: dict[str, np.ndarray] = {}
+    run builds.  A deadlock has no finite least schedule: the times grow past any bound
+    (``_time_cap``), and the event-by-event run names the stuck processes.
+
+    ``run_on``: each process is the free-running loop of a longer run, known up to its
+    last read (what comes after is its last frame's end, not the loop's next frames); an
+    event past the end of another process's known events is ``UNKNOWN``, and so is every
+    event after it.  The least schedule with those bounds equals a longer run's wherever
+    it is known: an event's time depends only on the events its bounds name, which are
+    the same there."""
+    tables = [_Table(p, run_on) for p in procs]
+    writes: dict[str, np.ndarray] = {PORT_IN: host}
+    # every read not solved yet: unconstrained (Kleene's bottom)
+    reads: dict[str, np.ndarray] = {i: np.full(len(tab.r_ev), NEVER, dtype=np.int64)
+                                    for p, tab in zip(procs, tables, strict=True)
+                                    for i in p.ins}
     # a process is solved again only when a writer of its inputs or a reader of its
     # outputs changed times since (their versions)
     w_ver: dict[str, int] = {PORT_IN: 1}
     r_ver: dict[str, int] = {}
     seen: list[tuple[int, ...] | None] = [None] * len(procs)
-    cap = _time_cap(tables, host_w)
+    cap = _time_cap(tables, host)
     for _ in range(MAX_SWEEPS):
         moved = False
         for k, (p, tab) in enumerate(zip(procs, tables, strict=True)):
@@ -255,7 +278,8 @@ def _solve(procs: list[_Proc], depth: dict[str, int], host: list[int]
             seen[k] = now
             t = tab.solve([writes[i] for i in p.ins],
                           [(reads.get(o), depth[o]) for o in p.outs])
-            if t.size and t[-1] > cap:
+            known = int(np.searchsorted(t, UNKNOWN // 2))    # t never decreases
+            if known and t[known - 1] > cap:
                 return _deadlock(procs, depth, host)
             r, w = t[tab.r_ev], t[tab.w_ev] + tab.depth
             for names, new, times, ver in ((p.ins, r, reads, r_ver),
@@ -277,28 +301,39 @@ MAX_SWEEPS = 100_000
 
 class _Table:
     """A process's events as arrays for ``_solve``: unconstrained issue times ``c``, the
-    indices of its read and write events."""
+    indices of its read and write events (``run_on``: those up to its last read)."""
 
-    def __init__(self, p: _Proc) -> None:
-        at = np.asarray(p.at, dtype=np.int64)
-        self.c = at + np.cumsum(np.asarray(p.gap, dtype=np.int64))
-        self.r_ev = np.flatnonzero(np.asarray(p.rd, dtype=bool))
-        self.w_ev = np.flatnonzero(np.asarray(p.wr, dtype=bool))
+    def __init__(self, p: _Proc, run_on: bool = False) -> None:
+        rd = np.asarray(p.rd, dtype=bool)
+        n = len(rd)
+        if run_on and rd.any():
+            n = int(np.flatnonzero(rd)[-1]) + 1
+        at = np.asarray(p.at[:n], dtype=np.int64)
+        self.c = at + np.cumsum(np.asarray(p.gap[:n], dtype=np.int64))
+        self.r_ev = np.flatnonzero(rd[:n])
+        self.w_ev = np.flatnonzero(np.asarray(p.wr[:n], dtype=bool))
         self.depth = p.depth
 
     def solve(self, in_writes: list[np.ndarray],
               outs: list[tuple[np.ndarray | None, int]]) -> np.ndarray:
         """Issue times given the input streams' write times and, per output stream, its
-        reader's read times (None: not known yet) and channel depth."""
-        c = self.c
+        reader's read times (None: no reader, the host) and channel depth; a read of a
+        beat not written, or a write into a slot not freed, among the known events is
+        ``UNKNOWN``."""
+        c, r_ev, w_ev = self.c, self.r_ev, self.w_ev
         b = np.full(len(c), NEVER, dtype=np.int64)
         for w in in_writes:
-            b[self.r_ev] = np.maximum(b[self.r_ev], w + 1)
+            bound = np.full(len(r_ev), UNKNOWN, dtype=np.int64)
+            m = min(len(w), len(r_ev))
+            bound[:m] = w[:m] + 1
+            b[r_ev] = np.maximum(b[r_ev], bound)
         for r, d in outs:
-            if r is None or len(self.w_ev) <= d:
+            if r is None or len(w_ev) <= d:
                 continue
-            ev = self.w_ev[d:]
-            b[ev] = np.maximum(b[ev], r[:len(ev)] + 1 - self.depth)
+            bound = np.full(len(w_ev) - d, UNKNOWN, dtype=np.int64)
+            m = min(len(r), len(bound))
+            bound[:m] = r[:m] + 1 - self.depth
+            b[w_ev[d:]] = np.maximum(b[w_ev[d:]], bound)
         return c + np.maximum.accumulate(np.maximum(b - c, 0))
 
 
@@ -310,10 +345,13 @@ def _time_cap(tables: list[_Table], host: np.ndarray) -> int:
                        for t in tables if len(t.c))
 
 
-def _deadlock(procs: list[_Proc], depth: dict[str, int], host: list[int]):
+def _deadlock(procs: list[_Proc], depth: dict[str, int], host: np.ndarray) -> tuple[
+        dict[str, list[int]], dict[str, list[int]]]:
     """The event-by-event run, which names the stuck processes (or, should the bound have
     been wrong, finds the schedule)."""
-    return _run_events(procs, depth, list(host))
+    return _run_events(procs, depth, host.tolist())
+
+
 def _advance(p: _Proc, in_ws: list[list[int]], in_rs: list[list[int]],
              out_ws: list[list[int]], out_rs: list[list[int]], out_depths: list[int]) -> bool:
     """Schedule as many of ``p``'s next events as the channels' known times allow (a read
@@ -408,6 +446,22 @@ def windows_read_the_input(plan: Plan) -> bool:
 
 
 _SKIP_DEPTHS: dict[str, dict[str, int]] = {}
+UNBOUNDED = 1 << 40     # a channel no write ever fills
+
+
+def paced_interval(graph: Graph, plan: Plan) -> int:
+    """Cycles over which the host spreads a frame's input when a skip FIFO is sized: the
+    bottleneck's (as ``estimate.schedule.paced_schedule`` paces the RTL)."""
+    from bnn2fpga import folding
+
+    return max(folding.bottleneck(graph)[1], plan.input_stream.beats)
+
+
+def backlogs(writes: np.ndarray, reads: np.ndarray) -> np.ndarray:
+    """Per write, the least channel depth D that lets it through unblocked: write i needs
+    read i - D done before it, D >= i + 1 - #{reads before w_i}."""
+    before = np.searchsorted(np.sort(reads), writes, side="left")
+    return np.arange(len(writes)) + 1 - before
 
 
 def hls_skip_depths(graph: Graph, plan: Plan, frames: int = 2) -> dict[str, int]:
@@ -415,29 +469,81 @@ def hls_skip_depths(graph: Graph, plan: Plan, frames: int = 2) -> dict[str, int]
     stalls the long branch: the HLS processes' latencies differ from the RTL units' (an
     hls::stream on every direct connection, the windows' reads), so the RTL's paced
     schedule can leave a skip FIFO short in HLS (the Larq ResNet: 290 beats where HLS
-    needs 309, and the pipeline runs at twice the bottleneck).  The top is simulated with
-    the host pacing its input at the bottleneck's rate (as ``estimate.schedule`` paces the
-    RTL) and every skip FIFO unbounded; the depth is the least that would have let every
-    write through unblocked, so the schedule, and its rate, are the unbounded one's.
-    Memoised on the plan (the simulation takes about a second on the ResNet)."""
+    needs 309, and the pipeline runs at twice the bottleneck).  The top is solved with
+    the host pacing its input at the bottleneck's rate (``paced_interval``) and every
+    skip FIFO unbounded, as a long run (``_solve`` with ``run_on``: every process a
+    free-running loop, so no frame is the input's last); the depth is the least that lets
+    every write through unblocked (``backlogs``), so the schedule, and its rate, are the
+    unbounded one's.  It is taken over the first ``frames`` frames and as many more as it
+    takes for every skip FIFO's per-frame need to repeat in two frames in a row (the
+    pipeline filling can take a few frames: random graph [1212, 34] needs 9, 18, then 24
+    beats a frame), solving only as much of the run as those frames depend on.
+
+    The input's end needs no more: there a process only drops iterations (a window's
+    reads of the next frame), so every event comes no later than in the long run, whose
+    schedule the depth leaves unblocked.  ``simulated_skip_depths`` is the full run of
+    ``simulate``, which tests compare with this.  Memoised on the plan."""
     import hashlib
     import json
 
-    from bnn2fpga import folding
     from bnn2fpga.plan import plan_to_json
 
-    key = hashlib.sha256(json.dumps(plan_to_json(plan), sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([plan_to_json(plan), frames],
+                                    sort_keys=True).encode()).hexdigest()
     if key in _SKIP_DEPTHS:
         return dict(_SKIP_DEPTHS[key])
     skips = [s for s in plan.streams if s.skip]
-    _, interval = folding.bottleneck(graph)
-    sched = simulate(plan, frames, extra_depth={s.name: frames * 4 * s.beats for s in skips},
-                     input_interval=max(interval, plan.input_stream.beats))
-    out = {}
-    for s in skips:
-        w, r = np.asarray(sched.writes[s.name]), np.sort(np.asarray(sched.reads[s.name]))
-        # write i needs read i - D done before it: D >= i + 1 - #{reads before w_i}
-        before = np.searchsorted(r, w, side="left")
-        out[s.name] = int(np.max(np.arange(len(w)) + 1 - before, initial=0))
+    per_frame = _run_on_backlogs(plan, skips, frames, paced_interval(graph, plan))
+    out = {name: int(p.max(initial=0)) for name, p in per_frame.items()}
     _SKIP_DEPTHS[key] = out
     return dict(out)
+
+
+def _run_on_backlogs(plan: Plan, skips: list[Stream], frames: int,
+                     interval: int | None) -> dict[str, np.ndarray]:
+    """Each skip stream's largest ``backlogs`` per frame, every skip FIFO unbounded, the
+    host offering a frame over ``interval`` cycles (None: at once), for the first
+    ``frames`` frames and more until the last two agree for every stream (at most
+    ``limit``): ``_solve`` with ``run_on`` over two frames of input more than that,
+    doubled until those frames' writes, and the reads before them, are known."""
+    unbounded = {s.name: UNBOUNDED for s in skips}
+    limit = 4 * (frames + 1 + sum(u.kind == "swu" for u in plan.units)) + 8
+    k, n = frames, frames + 2
+    while True:
+        procs, depth, host = _top(plan, n, extra_depth=unbounded, input_interval=interval)
+        writes, reads = _solve(procs, depth, host, run_on=True)
+        while True:
+            out = {}
+            for s in skips:
+                w, r = writes[s.name][:k * s.beats], reads[s.name]
+                known = r[r < UNKNOWN // 2]
+                # every write known, and every read before the last of them (a read not
+                # known comes after the last known one)
+                if len(w) < k * s.beats or w[-1] >= UNKNOWN // 2 or (
+                        len(known) < len(r) and (not len(known) or known[-1] < w[-1])):
+                    break
+                out[s.name] = backlogs(w, known).reshape(k, s.beats).max(axis=1)
+            else:
+                if k >= limit or k >= 2 and all(p[-1] == p[-2] for p in out.values()):
+                    return out
+                k += 1
+                continue
+            break               # some frame not known: solve a longer run
+        if n >= 2 * limit:
+            raise IRError(f"plan {plan.top!r}: the skip FIFOs' first {k} frames are "
+                          f"not known after {n} frames of input")
+        n = min(2 * n, 2 * limit)
+
+
+def simulated_skip_depths(graph: Graph, plan: Plan, frames: int = 2,
+                          engine: str = "maxplus") -> dict[str, int]:
+    """``hls_skip_depths`` from the full run of ``simulate`` (``frames`` frames and the
+    ones that keep the input streaming, every one of them up to the input's end, all
+    counted): what it was before it solved only the frames it needs (slower: for
+    tests)."""
+    skips = [s for s in plan.streams if s.skip]
+    sched = simulate(plan, frames, extra_depth={s.name: UNBOUNDED for s in skips},
+                     input_interval=paced_interval(graph, plan), engine=engine)
+    return {s.name: int(backlogs(np.asarray(sched.writes[s.name]),
+                                 np.asarray(sched.reads[s.name])).max(initial=0))
+            for s in skips}
