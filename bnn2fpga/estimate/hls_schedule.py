@@ -74,6 +74,7 @@ class _Proc:
         # every stream it reads (a join: each, one beat per read iteration) and writes
         # (a fork: each, one beat per write iteration)
         self.ins, self.outs = ins or [inp], outs or [out]
+        self.shared = len(proc.at) if proc.shared is None else proc.shared
         self.at, self.rd, self.wr = proc.at, proc.reads, proc.writes
         # idle cycles (phase gaps) before each event, since the previous one
         self.gap = np.zeros(len(proc.at), dtype=np.int64)
@@ -250,12 +251,12 @@ def _solve(procs: list[_Proc], depth: dict[str, int], host: np.ndarray,
     run builds.  A deadlock has no finite least schedule: the times grow past any bound
     (``_time_cap``), and the event-by-event run names the stuck processes.
 
-    ``run_on``: each process is the free-running loop of a longer run, known up to its
-    last read (what comes after is its last frame's end, not the loop's next frames); an
-    event past the end of another process's known events is ``UNKNOWN``, and so is every
-    event after it.  The least schedule with those bounds equals a longer run's wherever
-    it is known: an event's time depends only on the events its bounds name, which are
-    the same there."""
+    ``run_on``: each process is the free-running loop of a longer run, known as far as a
+    call of more frames has the same events (``HlsProcess.shared``: a window's last rows,
+    emitted with no more frames to read, are not); an event bound by one past another
+    process's known events is ``UNKNOWN``, and so is every event after it.  The least
+    schedule with those bounds equals a longer run's wherever it is known: an event's time
+    depends only on the events its bounds name, which are the same there."""
     tables = [_Table(p, run_on) for p in procs]
     writes: dict[str, np.ndarray] = {PORT_IN: host}
     # every read not solved yet: unconstrained (Kleene's bottom)
@@ -301,13 +302,11 @@ MAX_SWEEPS = 100_000
 
 class _Table:
     """A process's events as arrays for ``_solve``: unconstrained issue times ``c``, the
-    indices of its read and write events (``run_on``: those up to its last read)."""
+    indices of its read and write events (``run_on``: those a longer run shares)."""
 
     def __init__(self, p: _Proc, run_on: bool = False) -> None:
         rd = np.asarray(p.rd, dtype=bool)
-        n = len(rd)
-        if run_on and rd.any():
-            n = int(np.flatnonzero(rd)[-1]) + 1
+        n = p.shared if run_on else len(rd)
         at = np.asarray(p.at[:n], dtype=np.int64)
         self.c = at + np.cumsum(np.asarray(p.gap[:n], dtype=np.int64))
         self.r_ev = np.flatnonzero(rd[:n])
@@ -504,35 +503,42 @@ def _run_on_backlogs(plan: Plan, skips: list[Stream], frames: int,
     """Each skip stream's largest ``backlogs`` per frame, every skip FIFO unbounded, the
     host offering a frame over ``interval`` cycles (None: at once), for the first
     ``frames`` frames and more until the last two agree for every stream (at most
-    ``limit``): ``_solve`` with ``run_on`` over two frames of input more than that,
-    doubled until those frames' writes, and the reads before them, are known."""
+    ``limit``): ``_solve`` with ``run_on`` over enough frames of input that those frames'
+    writes, and the reads before them, are known (``known_frames``; where they are not, a
+    run longer by the frames missing and one, or by half)."""
     unbounded = {s.name: UNBOUNDED for s in skips}
     limit = 4 * (frames + 1 + sum(u.kind == "swu" for u in plan.units)) + 8
-    k, n = frames, frames + 2
+    k, n = max(frames, 2), max(frames, 2) + 2
     while True:
         procs, depth, host = _top(plan, n, extra_depth=unbounded, input_interval=interval)
         writes, reads = _solve(procs, depth, host, run_on=True)
         while True:
-            out = {}
-            for s in skips:
-                w, r = writes[s.name][:k * s.beats], reads[s.name]
-                known = r[r < UNKNOWN // 2]
-                # every write known, and every read before the last of them (a read not
-                # known comes after the last known one)
-                if len(w) < k * s.beats or w[-1] >= UNKNOWN // 2 or (
-                        len(known) < len(r) and (not len(known) or known[-1] < w[-1])):
-                    break
-                out[s.name] = backlogs(w, known).reshape(k, s.beats).max(axis=1)
-            else:
-                if k >= limit or k >= 2 and all(p[-1] == p[-2] for p in out.values()):
-                    return out
-                k += 1
-                continue
-            break               # some frame not known: solve a longer run
+            have = min((known_frames(s, writes[s.name], reads[s.name]) for s in skips),
+                       default=k)
+            if have < k:
+                break           # solve a longer run
+            out = {s.name: backlogs(writes[s.name][:k * s.beats], reads[s.name][
+                reads[s.name] < UNKNOWN // 2]).reshape(k, s.beats).max(axis=1)
+                for s in skips}
+            if k >= limit or all(p[-1] == p[-2] for p in out.values()):
+                return out
+            k += 1
         if n >= 2 * limit:
             raise IRError(f"plan {plan.top!r}: the skip FIFOs' first {k} frames are "
                           f"not known after {n} frames of input")
-        n = min(2 * n, 2 * limit)
+        n = min(max(n + k - have + 1, n * 3 // 2), 2 * limit)
+
+
+def known_frames(s: Stream, writes: np.ndarray, reads: np.ndarray) -> int:
+    """Leading frames of stream ``s`` whose write times are known, as are all its reads
+    before the frame's last write (a read not known comes after the last known one)."""
+    w = writes[s.beats - 1::s.beats]                    # each frame's last write
+    frames = int(np.searchsorted(w, UNKNOWN // 2))      # times never decrease
+    known = reads[reads < UNKNOWN // 2]
+    if len(known) < len(reads):
+        frames = min(frames, int(np.searchsorted(w, known[-1] if len(known) else NEVER,
+                                                 side="right")))
+    return frames
 
 
 def simulated_skip_depths(graph: Graph, plan: Plan, frames: int = 2,

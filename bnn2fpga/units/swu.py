@@ -3,6 +3,7 @@ and a pool's reducer, with exact padding."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -196,6 +197,7 @@ def hls_process(p: Params, frames: int, tile: bool = True) -> HlsProcess:
     row_taps = ow * kh * kw * cg_n
     tap = 0                       # tap of the current output row (ox, ky, kx, cg flattened)
     ends: dict[tuple[int, int, int], tuple[int, int, int]] = {}   # state at a frame's end
+    diverge: int | None = None
     while emits_left > 0:
         top = oy * sh - pt
         last_row = oy == oh - 1
@@ -207,7 +209,10 @@ def hls_process(p: Params, frames: int, tile: bool = True) -> HlsProcess:
             next_lo = h
         complete = filled - (wpos != 0)
         go = tap != 0 or complete >= hi - lo + 1
-        rd = reads_left > 0 and (wpos != 0 or filled < nrows) and (not go or credit > 0)
+        wants = (wpos != 0 or filled < nrows) and (not go or credit > 0)
+        if wants and not reads_left and diverge is None:
+            diverge = len(rd_flags)      # a call of more frames reads here
+        rd = reads_left > 0 and wants
         released = 0
         if go:
             emits_left -= 1
@@ -242,7 +247,10 @@ def hls_process(p: Params, frames: int, tile: bool = True) -> HlsProcess:
                 emits_left -= copies * seg_e
             ends[key] = (len(rd_flags), reads_left, emits_left)
     del ox, ky, kx, cg, sw, pl   # the tap counters only matter for the data, not the schedule
-    return HlsProcess.from_flags(np.array(rd_flags), np.array(em_flags), HLS_DEPTH)
+    proc = HlsProcess.from_flags(np.array(rd_flags), np.array(em_flags), HLS_DEPTH)
+    if diverge is None:
+        return proc
+    return dataclasses.replace(proc, shared=int(np.searchsorted(proc.at, diverge)))
 
 
 def hls_process_phased(p: Params, frames: int, drain: int = HLS_DEPTH + 1) -> HlsProcess:
