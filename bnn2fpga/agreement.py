@@ -43,12 +43,13 @@ def code_flips(graph: Graph, codes: dict[str, np.ndarray],
 
 
 def measure_agreement(graph: Graph, x: np.ndarray, float_values: dict[str, np.ndarray],
-                      keras_out: np.ndarray) -> dict:
-    """Run the reference on ``x``; store and return sign flips, argmax agreement with Keras
-    and saturation counts in ``graph.meta["agreement"]``."""
-    saturation = fixed.Saturation()
-    values = reference.execute(graph, reference.quantize_input(graph.input, x),
-                               saturation=saturation)
+                      keras_out: np.ndarray,
+                      run: tuple[dict[str, np.ndarray], fixed.Saturation] | None = None
+                      ) -> dict:
+    """Run the reference on ``x`` (or take ``run``: its values and saturation counts on
+    ``x``, from ``reference_run``); store and return sign flips, argmax agreement with
+    Keras and saturation counts in ``graph.meta["agreement"]``."""
+    values, saturation = run or reference_run(graph, x)
     y = reference.output_codes_to_float(graph, values[graph.output.name])
     keras = np.asarray(keras_out).reshape(y.shape)
     result = {
@@ -60,6 +61,15 @@ def measure_agreement(graph: Graph, x: np.ndarray, float_values: dict[str, np.nd
     }
     graph.meta["agreement"] = result
     return result
+
+
+def reference_run(graph: Graph, x: np.ndarray) -> tuple[dict[str, np.ndarray],
+                                                         fixed.Saturation]:
+    """The reference's values on float frames ``x`` and its saturation counts."""
+    saturation = fixed.Saturation()
+    values = reference.execute(graph, reference.quantize_input(graph.input, x),
+                               saturation=saturation)
+    return values, saturation
 
 
 def format_lines(graph: Graph) -> list[str]:

@@ -28,7 +28,7 @@ def compile_model(model: Any | str | os.PathLike[str], *, input_scale: float | N
     calibration, the agreement of the design with the model on those frames is measured
     into ``graph.meta["agreement"]`` (``bnn2fpga.agreement``), and every PGConv2D's gate
     density on them (``passes.fracbnn.measure_gate_density``: the expected cycles)."""
-    from bnn2fpga.agreement import measure_agreement
+    from bnn2fpga.agreement import measure_agreement, reference_run
     from bnn2fpga.floateval import evaluate_float
 
     if isinstance(model, (str, os.PathLike)):
@@ -44,11 +44,12 @@ def compile_model(model: Any | str | os.PathLike[str], *, input_scale: float | N
                               folding=folding, ranges=ranges, formats=formats,
                               precision=precision)
     if calibration is not None:
+        run = reference_run(graph, x)       # one reference run serves both measurements
         if any(isinstance(n, PGConv2D) for n in graph.nodes):
-            measure_gate_density(graph, quantize_input(graph.input, x))
+            measure_gate_density(graph, quantize_input(graph.input, x), run[0])
         keras_out = model.predict(x.reshape((len(x),) + tuple(model.input_shape[1:])),
                                   verbose=0)
-        measure_agreement(graph, x, float_values, keras_out)
+        measure_agreement(graph, x, float_values, keras_out, run)
     return graph
 
 

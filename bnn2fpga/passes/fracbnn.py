@@ -328,8 +328,10 @@ def fold_sign_after_pgconv2d(graph: Graph, pg: PGConv2D, ops: list[Node], sign: 
     record_inverted(graph, kept[-1].name, inverted)
 
 
-def measure_gate_density(graph: Graph, codes: np.ndarray) -> dict[str, float]:
-    """Run the reference on input codes and set every PGConv2D's ``gate_density``: the
+def measure_gate_density(graph: Graph, codes: np.ndarray,
+                         values: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """Run the reference on input codes (or take its ``values`` on them, from a run made
+    anyway) and set every PGConv2D's ``gate_density``: the
     fraction of output groups (a pixel x the PE lanes of a neuron fold, at the node's PE)
     with a gate on (``ops.pgconv2d.group_density``).  Returns {node: density}.
     ``graph.meta["gate_density"]`` keeps, per layer, that density, the fraction of single
@@ -339,7 +341,8 @@ def measure_gate_density(graph: Graph, codes: np.ndarray) -> dict[str, float]:
     from bnn2fpga.ops import divisors
     from bnn2fpga.ops.pgconv2d import accumulators, group_density
 
-    values = reference.execute(graph, codes)
+    if values is None:
+        values = reference.execute(graph, codes)
     density: dict[str, float] = {}
     layers: dict[str, dict[str, Any]] = {}
     for node in graph.nodes:

@@ -63,7 +63,10 @@ class HlsProcess:
     beat to its output stream (``writes``); the other iterations only take their cycle.
     ``depth``: cycles from an iteration's read to its write (its pipeline depth).  A
     phase-structured loop (the old sliding window) adds ``gaps``: idle cycles after
-    iteration ``gap_at[k]`` (a drained pipeline and the loop's re-entry)."""
+    iteration ``gap_at[k]`` (a drained pipeline and the loop's re-entry).  ``shared``: how
+    many of its events a call of more frames has too, the same (None: all of them, as in
+    a loop that repeats per frame; a sliding window differs once it has no more frames to
+    read while it emits its last rows)."""
 
     iterations: int
     at: np.ndarray
@@ -72,6 +75,7 @@ class HlsProcess:
     depth: int
     gap_at: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    shared: int | None = None
 
     @staticmethod
     def from_flags(reads: np.ndarray, writes: np.ndarray, depth: int) -> HlsProcess:

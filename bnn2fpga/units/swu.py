@@ -3,6 +3,7 @@ and a pool's reducer, with exact padding."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -170,11 +171,17 @@ def hls_read_lead(p: Params) -> int:
     return lead + emits_f
 
 
-def hls_process(p: Params, frames: int) -> HlsProcess:
+def hls_process(p: Params, frames: int, tile: bool = True) -> HlsProcess:
     """hls/swu.h's SlidingWindow for a call of ``frames`` frames, iteration by iteration
     (its flat II=1 loop, the same state machine): an iteration emits when the output row's
     input rows are complete (bnn_swu's rule) and reads when the emitter waits or the read
-    credit is positive and the ring has room."""
+    credit is positive and the ring has room.
+
+    ``tile``: where the state at the end of a frame's last emit (ring position, rows
+    filled, read credit) repeats that of an earlier frame's end, the iterations between
+    repeat too for as long as reads and emits remain (the rest of the state is reset
+    there, and the count of reads left matters only once it reaches 0), so they are
+    copied instead of stepped; ``tile=False`` steps every iteration (the same flags)."""
     h, w, kh, kw, sh, sw = p["IH"], p["IW"], p["KH"], p["KW"], p["SH"], p["SW"]
     pt, pl, oh, ow = p["PT"], p["PL"], p["OH"], p["OW"]
     cg_n = p["C"] // p["SIMD"]
@@ -189,6 +196,8 @@ def hls_process(p: Params, frames: int) -> HlsProcess:
     em_flags: list[bool] = []
     row_taps = ow * kh * kw * cg_n
     tap = 0                       # tap of the current output row (ox, ky, kx, cg flattened)
+    ends: dict[tuple[int, int, int], tuple[int, int, int]] = {}   # state at a frame's end
+    diverge: int | None = None
     while emits_left > 0:
         top = oy * sh - pt
         last_row = oy == oh - 1
@@ -200,7 +209,10 @@ def hls_process(p: Params, frames: int) -> HlsProcess:
             next_lo = h
         complete = filled - (wpos != 0)
         go = tap != 0 or complete >= hi - lo + 1
-        rd = reads_left > 0 and (wpos != 0 or filled < nrows) and (not go or credit > 0)
+        wants = (wpos != 0 or filled < nrows) and (not go or credit > 0)
+        if wants and not reads_left and diverge is None:
+            diverge = len(rd_flags)      # a call of more frames reads here
+        rd = reads_left > 0 and wants
         released = 0
         if go:
             emits_left -= 1
@@ -222,8 +234,23 @@ def hls_process(p: Params, frames: int) -> HlsProcess:
             raise RuntimeError(f"SlidingWindow {p}: the schedule stalls (no room, no rows)")
         rd_flags.append(rd)
         em_flags.append(go)
+        if tile and go and tap == 0 and oy == 0 and reads_left > 0:   # a frame's end
+            key = (wpos, filled, credit)
+            if key in ends:
+                n0, r0, e0 = ends.pop(key)
+                seg_r, seg_e = r0 - reads_left, e0 - emits_left
+                copies = min(reads_left // seg_r, emits_left // seg_e)
+                rd_seg, em_seg = rd_flags[n0:], em_flags[n0:]
+                rd_flags += rd_seg * copies
+                em_flags += em_seg * copies
+                reads_left -= copies * seg_r
+                emits_left -= copies * seg_e
+            ends[key] = (len(rd_flags), reads_left, emits_left)
     del ox, ky, kx, cg, sw, pl   # the tap counters only matter for the data, not the schedule
-    return HlsProcess.from_flags(np.array(rd_flags), np.array(em_flags), HLS_DEPTH)
+    proc = HlsProcess.from_flags(np.array(rd_flags), np.array(em_flags), HLS_DEPTH)
+    if diverge is None:
+        return proc
+    return dataclasses.replace(proc, shared=int(np.searchsorted(proc.at, diverge)))
 
 
 def hls_process_phased(p: Params, frames: int, drain: int = HLS_DEPTH + 1) -> HlsProcess:
