@@ -27,7 +27,7 @@ from bnn2fpga.ops import pgconv2d as pg
 from bnn2fpga.ops.window import has_window, is_pointwise
 from bnn2fpga.plan import FIFO_DEPTH, Plan, build_plan, input_fifo_depth
 from bnn2fpga.units import UNITS, unit_delay
-from bnn2fpga.units.dwc import dwc_capacity_beats, dwc_kind
+from bnn2fpga.units.dwc import dwc_capacity_beats, dwc_pixel_lag
 from bnn2fpga.units.swu import swu_rows
 
 # units that stream one beat of PE lanes per cycle, each output pixel from its own input
@@ -42,8 +42,22 @@ def input_arrival(graph: Graph, plan: Plan, interval: float | None = None) -> np
     pixels = folding.out_pixels(graph.input)
     per_pixel = (t.channels if len(t.shape) == 3 else t.size) / plan.input_stream.lanes
     if interval is not None:
-        per_pixel *= interval / plan.input_stream.beats
+        per_pixel *= input_beat_gap(plan, interval)
     return np.ceil((np.arange(pixels) + 1) * per_pixel - 1e-9).astype(np.int64)
+
+def input_beat_gap(plan: Plan, interval: float | None = None) -> float:
+    """Cycles between the host's input beats: one per cycle, or a frame's beats spread over
+    ``interval`` cycles."""
+    return 1.0 if interval is None else interval / plan.input_stream.beats
+
+def element_rate(node: Node, per_pixel: int, in_rates: list[float]) -> float:
+    """Elements per cycle at which the beats of one output pixel of ``node`` leave its last
+    unit: its own pace (a pixel's channels over its ``per_pixel`` steps), no faster than
+    its inputs bring them for a unit that passes beats through (``ELEMENTWISE``, joins)."""
+    own = node.out.shape[-1] / max(per_pixel, 1)
+    if isinstance(node, ELEMENTWISE) or len(node.inputs) > 1:
+        return min(own, *in_rates)
+    return own
 
 def path_delay(plan: Plan, stream: str) -> int:
     """Register stages from a beat entering ``stream`` to its consumer's main unit: one per
@@ -89,12 +103,14 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
     avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph, plan,
                                                                    input_interval)}
     leaving = {graph.input.name: plan.input}    # node -> the stream its last unit drives
+    rate = {graph.input.name: plan.input_stream.lanes / input_beat_gap(plan, input_interval)}
     for node in graph.nodes[1:]:
         if isinstance(node, Reshape):
             src = graph.producer(node)
             avail[node.name] = np.full(folding.out_pixels(node), avail[src.name][-1],
                                        dtype=np.int64)
             leaving[node.name] = leaving[src.name]
+            rate[node.name] = rate[src.name]
             continue
         main = [u for u in plan.layer_units(node.name) if u.kind not in ("dwc", "fork")]
         t_ins = [avail[name] + input_delay(plan, stream)
@@ -108,7 +124,8 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
             per_pixel = steps_per_pixel(node)
             lead = after_last_input(node, per_pixel) + inner_fifo_delay(plan, node.name)
             if isinstance(node, (*ELEMENTWISE, FixedAvgPool)):
-                lead += converter_burst(plan, main[0].inputs[0], node.out.shape[-1])
+                lead += converter_burst(plan, main[0].inputs[0], node.out.shape[-1],
+                                        rate[src.name])
             needed = needed_input_pixel(node, src)
             # a window wholly in the top padding waits for no input at all
             ready = np.where(needed >= 0, t_ins[0][np.maximum(needed, 0)], 0) + lead
@@ -119,22 +136,25 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
             last[i] = prev
         avail[node.name] = last + unit_delay(main[-1])
         leaving[node.name] = main[-1].out
+        rate[node.name] = element_rate(node, per_pixel, [rate[i] for i in node.inputs])
     out = graph.output.name
     avail[out] = avail[out] + path_delay(plan, leaving[out])
     return avail
 
-def converter_burst(plan: Plan, stream: str, elems: int) -> int:
-    """Extra cycles a pixel of ``elems`` elements spends in a "shift" width converter (the
-    producer of ``stream``, the stream into the node's first unit) after its last input
-    beat, beyond the converter's register: the output beats it can only send once that
-    beat is in, less the one its delay counts (an up or down converter's are in
-    ``dwc_delay``)."""
+def converter_burst(plan: Plan, stream: str, elems: int, in_rate: float) -> int:
+    """Extra cycles a pixel of ``elems`` elements spends in the width converter that
+    produces ``stream`` (the stream into the node's first unit) after its last input beat,
+    beyond the converter's ``dwc_delay`` (which ``input_delay`` counts): the output beats
+    it can only send once that beat is in, and those still queued when the pixel's beats
+    came faster than it sends them (``dwc_pixel_lag``; ``in_rate``: elements per cycle of
+    the producer's pixel, ``element_rate``)."""
     s = plan.stream(stream)
     dwc = next((u for u in plan.units if u.name == s.producer and u.kind == "dwc"), None)
-    if dwc is None or dwc_kind(dwc.params["IWB"], dwc.params["OWB"]) != "shift":
+    if dwc is None:
         return 0
-    lanes_in, lanes_out = plan.stream(dwc.inp).lanes, s.lanes
-    return max(0, elems // lanes_out - (elems - lanes_in) // lanes_out - 1)
+    iwb, owb = dwc.params["IWB"], dwc.params["OWB"]
+    gap = max(1.0, plan.stream(dwc.inp).lanes / in_rate)
+    return max(0, dwc_pixel_lag(iwb, owb, elems * s.bits, gap) - unit_delay(dwc))
 
 def input_delay(plan: Plan, stream: str) -> int:
     """Register stages from the unit that produces a node's input tensor to the unit that

@@ -18,13 +18,37 @@ from bnn2fpga.units import (
 )
 
 
+def dwc_first_delay(iwb: int, owb: int) -> int:
+    """Cycles from a beat entering an idle ``bnn_dwc`` to the first beat it makes leaving:
+    one register stage, two for the down converter (its holding register, then the word
+    register that shifts the slices out)."""
+    return 2 if dwc_kind(iwb, owb) == "down" else 1
+
+
 def dwc_delay(iwb: int, owb: int) -> int:
-    """Cycles from a beat entering a ``bnn_dwc`` to the last beat it makes leaving: one
-    register stage, except the down converter, whose word passes its holding register
-    and then leaves in R = IWB/OWB slices, one per cycle."""
+    """Cycles from a beat entering an idle ``bnn_dwc`` to the last beat it makes leaving:
+    ``dwc_first_delay``, and for the down converter the other R - 1 of its R = IWB/OWB
+    slices, one per cycle."""
     if dwc_kind(iwb, owb) == "down":
-        return 1 + iwb // owb
-    return 1
+        return dwc_first_delay(iwb, owb) + iwb // owb - 1
+    return dwc_first_delay(iwb, owb)
+
+
+def dwc_pixel_lag(iwb: int, owb: int, pixel_bits: int, gap: float = 1.0) -> int:
+    """Cycles from the last input beat of a pixel (``pixel_bits`` bits, whole beats on both
+    sides) to the last output beat of it leaving a ``bnn_dwc``, its input beats ``gap``
+    cycles apart and nothing waiting downstream.
+
+    Output beat j (1-based) of the pixel holds bits up to j*OWB, so it leaves no earlier
+    than ``dwc_first_delay`` after input beat ceil(j*OWB/IWB), and at most one beat leaves
+    per cycle: the last leaves at the latest of (input k_j) + first delay + (beats after
+    j).  When the pixel's beats arrive faster than the converter sends them (a down
+    converter of R slices fed one beat per cycle), the output beats queue and the lag
+    grows past ``dwc_delay`` by (R - gap)(input beats - 1)."""
+    beats_in, beats_out = pixel_bits // iwb, pixel_bits // owb
+    lag = max(beats_out - j - (beats_in - -(-j * owb // iwb)) * gap
+              for j in range(1, beats_out + 1))
+    return dwc_first_delay(iwb, owb) + math.ceil(lag - 1e-9)
 
 
 def dwc_kind(iwb: int, owb: int) -> str:
