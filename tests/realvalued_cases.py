@@ -115,14 +115,15 @@ def int_matvec(rng: np.random.Generator, name: str, src: Node, out_ch: int, pe: 
 
 def int_conv_chain(rng: np.random.Generator, *, encoding: str = "uint", shape=(5, 5, 3),
                    weight_bits: int = 4, pe: int = 2, simd: int = 3, k: int = 3,
-                   stride: int = 1, padding: str = "same") -> Graph:
+                   stride: int = 1, padding: str = "same", pe_bn: int = 2,
+                   pe_sign: int = 4) -> Graph:
     """uint/fixed input -> multi-bit Conv2D (int accumulator) -> FixedAffine (PReLU-like)
     -> Threshold -> flatten -> binary Dense."""
     inp = (Input("input", [], TensorType(shape, "uint", 4, 1.0)) if encoding == "uint"
            else fixed_input(shape, 6, 2))
     conv = int_matvec(rng, "conv", inp, 4, pe, simd, weight_bits, k, stride, padding)
-    aff = random_affine(rng, "bn", conv, 2, 8, 6, 6)
-    thr = random_threshold(rng, "sign", aff, 4)
+    aff = random_affine(rng, "bn", conv, pe_bn, 8, 6, 6)
+    thr = random_threshold(rng, "sign", aff, pe_sign)
     flat = Reshape("flatten", [thr.name], thr.out.with_shape((thr.out.size,)))
     fc = binary_dense(rng, "fc", flat, 4, 2, 4)
     return Graph("int_conv_chain", [inp, conv, aff, thr, flat, fc])

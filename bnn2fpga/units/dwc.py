@@ -34,21 +34,23 @@ def dwc_delay(iwb: int, owb: int) -> int:
     return dwc_first_delay(iwb, owb)
 
 
-def dwc_pixel_lag(iwb: int, owb: int, pixel_bits: int, gap: float = 1.0) -> int:
-    """Cycles from the last input beat of a pixel (``pixel_bits`` bits, whole beats on both
-    sides) to the last output beat of it leaving a ``bnn_dwc``, its input beats ``gap``
-    cycles apart and nothing waiting downstream.
+def dwc_pixel_beats(iwb: int, owb: int, arrivals: np.ndarray) -> np.ndarray:
+    """Cycles at which the output beats of one pixel leave a ``bnn_dwc``, its input beats
+    arriving at ``arrivals`` (ascending; whole beats on both sides) and nothing waiting
+    downstream.
 
-    Output beat j (1-based) of the pixel holds bits up to j*OWB, so it leaves no earlier
-    than ``dwc_first_delay`` after input beat ceil(j*OWB/IWB), and at most one beat leaves
-    per cycle: the last leaves at the latest of (input k_j) + first delay + (beats after
-    j).  When the pixel's beats arrive faster than the converter sends them (a down
-    converter of R slices fed one beat per cycle), the output beats queue and the lag
-    grows past ``dwc_delay`` by (R - gap)(input beats - 1)."""
-    beats_in, beats_out = pixel_bits // iwb, pixel_bits // owb
-    lag = max(beats_out - j - (beats_in - -(-j * owb // iwb)) * gap
-              for j in range(1, beats_out + 1))
-    return dwc_first_delay(iwb, owb) + math.ceil(lag - 1e-9)
+    Output beat j (1-based) holds bits up to j*OWB, so it leaves ``dwc_first_delay`` after
+    input beat ceil(j*OWB/IWB) at the earliest, and at most one beat leaves per cycle.
+    When a pixel's beats arrive faster than the converter sends them (a down converter of
+    R slices fed one beat per cycle), its output beats queue: the last leaves
+    (R - 1)(beats - 1) cycles later than ``dwc_delay`` after the last input beat."""
+    first = dwc_first_delay(iwb, owb)
+    out = np.empty(len(arrivals) * iwb // owb)
+    t = -np.inf
+    for j in range(len(out)):
+        t = max(arrivals[-(-(j + 1) * owb // iwb) - 1] + first, t + 1)
+        out[j] = t
+    return out
 
 
 def dwc_kind(iwb: int, owb: int) -> str:
