@@ -240,6 +240,6 @@ def cases() -> dict[str, Graph]:
         "pool3_s2": window_pool_chain(rng(21), shape=(7, 7, 4), pe=4, kernel=3, stride=2,
                                       mul=455, shift=12),
         "affine_sign_dense": affine_threshold_chain(rng(6), pe_a=3, pe_t=2, tail="dense"),
-        "uint_requant_affine": uint_codes_chain(rng(22), pe_s=3),
+        "uint_requant_affine": uint_codes_chain(rng(22)),
         "uint_affine_p6": uint_codes_chain(rng(23), bits=4, pe_a=6, requant=False),
     }
