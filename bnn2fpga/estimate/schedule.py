@@ -97,8 +97,11 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
     to do after it (the sliding window's read latency and tap burst, the neuron folds that
     replay the stored input).  Unit register stages and the FIFOs, width converters and
     forks of the plan's streams (``input_delay``) are then added (each unit's ``delay`` in
-    ``bnn2fpga.units``).  A join (add, concat) takes pixel p once it has arrived on every
-    input.
+    ``bnn2fpga.units``).  An elementwise unit or average pool behind a width converter also
+    waits for the converter's output beats that leave after the pixel's last input beat:
+    the converter sends one beat per cycle, so a pixel whose beats came in a burst queues
+    there (``converter_burst``, from each node's ``beat_pattern``).  A join (add, concat)
+    takes pixel p once it has arrived on every input.
 
     ``input_interval``: the host spreads a frame's input beats over this many cycles (the
     pipeline's steady state at its bottleneck, ``paced_schedule``) instead of one per
