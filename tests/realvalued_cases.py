@@ -115,14 +115,15 @@ def int_matvec(rng: np.random.Generator, name: str, src: Node, out_ch: int, pe: 
 
 def int_conv_chain(rng: np.random.Generator, *, encoding: str = "uint", shape=(5, 5, 3),
                    weight_bits: int = 4, pe: int = 2, simd: int = 3, k: int = 3,
-                   stride: int = 1, padding: str = "same") -> Graph:
+                   stride: int = 1, padding: str = "same", pe_bn: int = 2,
+                   pe_sign: int = 4) -> Graph:
     """uint/fixed input -> multi-bit Conv2D (int accumulator) -> FixedAffine (PReLU-like)
     -> Threshold -> flatten -> binary Dense."""
     inp = (Input("input", [], TensorType(shape, "uint", 4, 1.0)) if encoding == "uint"
            else fixed_input(shape, 6, 2))
     conv = int_matvec(rng, "conv", inp, 4, pe, simd, weight_bits, k, stride, padding)
-    aff = random_affine(rng, "bn", conv, 2, 8, 6, 6)
-    thr = random_threshold(rng, "sign", aff, 4)
+    aff = random_affine(rng, "bn", conv, pe_bn, 8, 6, 6)
+    thr = random_threshold(rng, "sign", aff, pe_sign)
     flat = Reshape("flatten", [thr.name], thr.out.with_shape((thr.out.size,)))
     fc = binary_dense(rng, "fc", flat, 4, 2, 4)
     return Graph("int_conv_chain", [inp, conv, aff, thr, flat, fc])
@@ -239,6 +240,6 @@ def cases() -> dict[str, Graph]:
         "pool3_s2": window_pool_chain(rng(21), shape=(7, 7, 4), pe=4, kernel=3, stride=2,
                                       mul=455, shift=12),
         "affine_sign_dense": affine_threshold_chain(rng(6), pe_a=3, pe_t=2, tail="dense"),
-        "uint_requant_affine": uint_codes_chain(rng(22), pe_s=3),
+        "uint_requant_affine": uint_codes_chain(rng(22)),
         "uint_affine_p6": uint_codes_chain(rng(23), bits=4, pe_a=6, requant=False),
     }

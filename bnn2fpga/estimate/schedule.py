@@ -27,7 +27,7 @@ from bnn2fpga.ops import pgconv2d as pg
 from bnn2fpga.ops.window import has_window, is_pointwise
 from bnn2fpga.plan import FIFO_DEPTH, Plan, build_plan, input_fifo_depth
 from bnn2fpga.units import UNITS, unit_delay
-from bnn2fpga.units.dwc import dwc_capacity_beats, dwc_kind
+from bnn2fpga.units.dwc import dwc_capacity_beats, dwc_pixel_beats
 from bnn2fpga.units.swu import swu_rows
 
 # units that stream one beat of PE lanes per cycle, each output pixel from its own input
@@ -42,8 +42,26 @@ def input_arrival(graph: Graph, plan: Plan, interval: float | None = None) -> np
     pixels = folding.out_pixels(graph.input)
     per_pixel = (t.channels if len(t.shape) == 3 else t.size) / plan.input_stream.lanes
     if interval is not None:
-        per_pixel *= interval / plan.input_stream.beats
+        per_pixel *= input_beat_gap(plan, interval)
     return np.ceil((np.arange(pixels) + 1) * per_pixel - 1e-9).astype(np.int64)
+
+def input_beat_gap(plan: Plan, interval: float | None = None) -> float:
+    """Cycles between the host's input beats: one per cycle, or a frame's beats spread over
+    ``interval`` cycles."""
+    return 1.0 if interval is None else interval / plan.input_stream.beats
+
+def own_beats(plan: Plan, node: Node, per_pixel: float) -> np.ndarray:
+    """Cycles of one output pixel's beats leaving ``node``'s last unit, relative to its
+    last beat, for a unit that spaces them evenly over its ``per_pixel`` steps (an MVTU's
+    neuron folds; the host's input)."""
+    beats = pixel_beats(plan, node)
+    return -np.arange(beats - 1, -1, -1) * max(1.0, per_pixel / beats)
+
+def pixel_beats(plan: Plan, node: Node) -> int:
+    """Beats per output pixel on the stream ``node``'s last unit drives."""
+    unit = [u for u in plan.layer_units(node.name) if u.kind not in ("dwc", "fork")]
+    s = plan.stream(unit[-1].out) if unit else plan.input_stream
+    return s.beats // folding.out_pixels(node)
 
 def path_delay(plan: Plan, stream: str) -> int:
     """Register stages from a beat entering ``stream`` to its consumer's main unit: one per
@@ -79,8 +97,11 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
     to do after it (the sliding window's read latency and tap burst, the neuron folds that
     replay the stored input).  Unit register stages and the FIFOs, width converters and
     forks of the plan's streams (``input_delay``) are then added (each unit's ``delay`` in
-    ``bnn2fpga.units``).  A join (add, concat) takes pixel p once it has arrived on every
-    input.
+    ``bnn2fpga.units``).  An elementwise unit or average pool behind a width converter also
+    waits for the converter's output beats that leave after the pixel's last input beat:
+    the converter sends one beat per cycle, so a pixel whose beats came in a burst queues
+    there (``converter_burst``, from each node's ``beat_pattern``).  A join (add, concat)
+    takes pixel p once it has arrived on every input.
 
     ``input_interval``: the host spreads a frame's input beats over this many cycles (the
     pipeline's steady state at its bottleneck, ``paced_schedule``) instead of one per
@@ -89,12 +110,18 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
     avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph, plan,
                                                                    input_interval)}
     leaving = {graph.input.name: plan.input}    # node -> the stream its last unit drives
+    # node -> when one output pixel's beats leave, relative to its last (``beat_pattern``)
+    pattern = {graph.input.name: own_beats(plan, graph.input, pixel_beats(
+        plan, graph.input) * input_beat_gap(plan, input_interval))}
     for node in graph.nodes[1:]:
         if isinstance(node, Reshape):
             src = graph.producer(node)
             avail[node.name] = np.full(folding.out_pixels(node), avail[src.name][-1],
                                        dtype=np.int64)
             leaving[node.name] = leaving[src.name]
+            pattern[node.name] = (pattern[src.name] if len(avail[node.name]) ==
+                                  len(avail[src.name]) else np.concatenate(
+                [a - avail[src.name][-1] + pattern[src.name] for a in avail[src.name]]))
             continue
         main = [u for u in plan.layer_units(node.name) if u.kind not in ("dwc", "fork")]
         t_ins = [avail[name] + input_delay(plan, stream)
@@ -108,7 +135,7 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
             per_pixel = steps_per_pixel(node)
             lead = after_last_input(node, per_pixel) + inner_fifo_delay(plan, node.name)
             if isinstance(node, (*ELEMENTWISE, FixedAvgPool)):
-                lead += converter_burst(plan, main[0].inputs[0], node.out.shape[-1])
+                lead += converter_burst(plan, main[0].inputs[0], pattern[src.name])
             needed = needed_input_pixel(node, src)
             # a window wholly in the top padding waits for no input at all
             ready = np.where(needed >= 0, t_ins[0][np.maximum(needed, 0)], 0) + lead
@@ -119,22 +146,47 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
             last[i] = prev
         avail[node.name] = last + unit_delay(main[-1])
         leaving[node.name] = main[-1].out
+        pattern[node.name] = beat_pattern(plan, node, per_pixel,
+                                          [pattern[i] for i in node.inputs])
     out = graph.output.name
     avail[out] = avail[out] + path_delay(plan, leaving[out])
     return avail
 
-def converter_burst(plan: Plan, stream: str, elems: int) -> int:
-    """Extra cycles a pixel of ``elems`` elements spends in a "shift" width converter (the
-    producer of ``stream``, the stream into the node's first unit) after its last input
-    beat, beyond the converter's register: the output beats it can only send once that
-    beat is in, less the one its delay counts (an up or down converter's are in
-    ``dwc_delay``)."""
+def converter_beats(plan: Plan, stream: str, arrivals: np.ndarray) -> np.ndarray:
+    """When one pixel's beats enter the unit that reads ``stream``, relative to the
+    pixel's last beat leaving its producer (``arrivals``: the producer's beats, last 0),
+    through the width converter that produces ``stream`` (``dwc_pixel_beats``), if any;
+    FIFO and fork stages shift every beat alike and are left out."""
     s = plan.stream(stream)
     dwc = next((u for u in plan.units if u.name == s.producer and u.kind == "dwc"), None)
-    if dwc is None or dwc_kind(dwc.params["IWB"], dwc.params["OWB"]) != "shift":
+    if dwc is None:
+        return arrivals
+    return dwc_pixel_beats(dwc.params["IWB"], dwc.params["OWB"], arrivals)
+
+def converter_burst(plan: Plan, stream: str, arrivals: np.ndarray) -> int:
+    """Extra cycles a pixel spends in the width converter that produces ``stream`` (the
+    stream into the node's first unit) after its last input beat, beyond the converter's
+    ``dwc_delay`` (which ``input_delay`` counts): the output beats it can only send once
+    that beat is in, and those still queued when the pixel's beats (``arrivals``, the
+    producer's ``beat_pattern``) came faster than it sends them."""
+    s = plan.stream(stream)
+    dwc = next((u for u in plan.units if u.name == s.producer and u.kind == "dwc"), None)
+    if dwc is None:
         return 0
-    lanes_in, lanes_out = plan.stream(dwc.inp).lanes, s.lanes
-    return max(0, elems // lanes_out - (elems - lanes_in) // lanes_out - 1)
+    return max(0, int(np.ceil(converter_beats(plan, stream, arrivals)[-1] - 1e-9))
+               - unit_delay(dwc))
+
+def beat_pattern(plan: Plan, node: Node, per_pixel: int,
+                 in_patterns: list[np.ndarray]) -> np.ndarray:
+    """When one output pixel's beats leave ``node``'s last unit, relative to its last
+    beat: an elementwise unit passes each beat on as it arrives through its input's width
+    converter (``converter_beats``, one beat per cycle); other units space them evenly
+    over their steps (``own_beats``)."""
+    if isinstance(node, ELEMENTWISE):
+        main = next(u for u in plan.layer_units(node.name) if u.kind not in ("dwc", "fork"))
+        beats = converter_beats(plan, main.inputs[0], in_patterns[0])
+        return beats - beats[-1]
+    return own_beats(plan, node, per_pixel)
 
 def input_delay(plan: Plan, stream: str) -> int:
     """Register stages from the unit that produces a node's input tensor to the unit that

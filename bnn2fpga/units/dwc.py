@@ -18,13 +18,39 @@ from bnn2fpga.units import (
 )
 
 
+def dwc_first_delay(iwb: int, owb: int) -> int:
+    """Cycles from a beat entering an idle ``bnn_dwc`` to the first beat it makes leaving:
+    one register stage, two for the down converter (its holding register, then the word
+    register that shifts the slices out)."""
+    return 2 if dwc_kind(iwb, owb) == "down" else 1
+
+
 def dwc_delay(iwb: int, owb: int) -> int:
-    """Cycles from a beat entering a ``bnn_dwc`` to the last beat it makes leaving: one
-    register stage, except the down converter, whose word passes its holding register
-    and then leaves in R = IWB/OWB slices, one per cycle."""
+    """Cycles from a beat entering an idle ``bnn_dwc`` to the last beat it makes leaving:
+    ``dwc_first_delay``, and for the down converter the other R - 1 of its R = IWB/OWB
+    slices, one per cycle."""
     if dwc_kind(iwb, owb) == "down":
-        return 1 + iwb // owb
-    return 1
+        return dwc_first_delay(iwb, owb) + iwb // owb - 1
+    return dwc_first_delay(iwb, owb)
+
+
+def dwc_pixel_beats(iwb: int, owb: int, arrivals: np.ndarray) -> np.ndarray:
+    """Cycles at which the output beats of one pixel leave a ``bnn_dwc``, its input beats
+    arriving at ``arrivals`` (ascending; whole beats on both sides) and nothing waiting
+    downstream.
+
+    Output beat j (1-based) holds bits up to j*OWB, so it leaves ``dwc_first_delay`` after
+    input beat ceil(j*OWB/IWB) at the earliest, and at most one beat leaves per cycle.
+    When a pixel's beats arrive faster than the converter sends them (a down converter of
+    R slices fed one beat per cycle), its output beats queue: the last leaves
+    (R - 1)(beats - 1) cycles later than ``dwc_delay`` after the last input beat."""
+    first = dwc_first_delay(iwb, owb)
+    out = np.empty(len(arrivals) * iwb // owb)
+    t = -np.inf
+    for j in range(len(out)):
+        t = max(arrivals[-(-(j + 1) * owb // iwb) - 1] + first, t + 1)
+        out[j] = t
+    return out
 
 
 def dwc_kind(iwb: int, owb: int) -> str:
