@@ -43,7 +43,7 @@ module bnn_fixed_affine #(
     output logic               m_tvalid,
     input  logic               m_tready
 );
-  localparam int CW = 2 * MW + AIW + (AO2 ? 2 : 1) * AOW;
+  localparam int CW = 2 * MW + AIW + (AO2 != 0 ? 2 : 1) * AOW;
   localparam int NFW = NF > 1 ? $clog2(NF) : 1;
   localparam logic signed [PW-1:0] HALF = SHIFT > 0 ? PW'(1) <<< (SHIFT > 0 ? SHIFT - 1 : 0) : '0;
   localparam logic signed [PW-1:0] HI = PW'((1 << (OB - 1)) - 1);
@@ -80,7 +80,7 @@ module bnn_fixed_affine #(
     wire signed [MW-1:0] mul_neg = k[MW+:MW];
     wire signed [AIW-1:0] add_in = k[2*MW+:AIW];
     wire signed [AOW-1:0] add_out = k[2*MW+AIW+:AOW];
-    wire signed [AOW-1:0] add_neg = AO2 ? k[CW-AOW+:AOW] : add_out;
+    wire signed [AOW-1:0] add_neg = AO2 != 0 ? k[CW-AOW+:AOW] : add_out;
     wire signed [IB-1:0] x = s_tdata[p*IB+:IB];
     wire signed [UW-1:0] u0 = UW'(x) + UW'(add_in);
 
