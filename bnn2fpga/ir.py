@@ -310,19 +310,23 @@ class FixedAffine(Node):
     frac F_in; ``add_in`` in input codes):
 
         u = x + add_in[c]
-        p = u * (mul_pos[c] if u >= 0 else mul_neg[c]) + add_out[c]
+        p = u * mul_pos[c] + add_out[c]   if u >= 0
+            u * mul_neg[c] + add_neg[c]   if u < 0   (add_neg empty: add_out on both sides)
         y = saturate(round_shift(p, shift))        (output frac F_out)
 
     so a real value maps as y ~ (u * m) * 2^-(shift) with ``mul_*`` the multipliers in
-    units of 2^(F_out + shift - F_in).  ``add_out`` is in product units.  ``mul_bits``: the
-    signed width of the multipliers (what the hardware builds, DSP or LUTs).  ``pe``: lanes
-    per beat.  BN: mul_pos = mul_neg; ReLU: mul_neg = 0; RPReLU: add_in = shift_in and
-    add_out = shift_out << shift."""
+    units of 2^(F_out + shift - F_in).  ``add_out``/``add_neg`` are in product units.
+    ``mul_bits``: the signed width of the multipliers (what the hardware builds, DSP or
+    LUTs).  ``pe``: lanes per beat.  BN: mul_pos = mul_neg; ReLU: mul_neg = 0; RPReLU:
+    add_in = shift_in and add_out = shift_out << shift; BN -> RPReLU -> BN in one node
+    (``passes.real.lower_prelu_chain``): the pivot on the input codes and one offset per
+    side."""
 
     mul_pos: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     mul_neg: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     add_in: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     add_out: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    add_neg: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     shift: int = 0
     mul_bits: int = 2
     pe: int = 1

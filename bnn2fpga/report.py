@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +54,30 @@ def unit_synth_inputs(graph: Graph, plan: Plan, unit: Unit,
     return params, files
 
 
+INSTANCE = re.compile(r"^\s*(bnn_\w+)\s*(?:#|\w+\s*\()", re.M)
+
+
+def module_sources(module: str, library: dict[str, str]) -> list[str]:
+    """The library texts a module's synthesis reads: its own file and, transitively, those
+    of the library modules it instantiates (``library``: file name -> text; a module
+    ``bnn_x`` lives in ``bnn_x.sv``).  What a unit's synthesis cache key hashes, so that
+    editing one unit's RTL leaves the others' cached results valid."""
+    seen: list[str] = []
+    todo = [f"{module}.sv"]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in library:
+            continue
+        seen.append(name)
+        todo += [f"{m}.sv" for m in INSTANCE.findall(library[name])]
+    return [library[n] for n in sorted(seen)]
+
+
 def synth_units(project_dir: Path, graph: Graph, design: est.DesignEstimate,
                 plan: Plan, cache: Path | None = None) -> dict[str, dict]:
     """yosys LUT/FF/BRAM of every RTL unit of ``plan``, cached in ``cache`` (default
-    OUT/synth/) by a hash of the unit's module source, parameters, memory styles and memory
-    images; identical units (same hash) are synthesised once."""
+    OUT/synth/) by a hash of the unit's module sources (``module_sources``), parameters,
+    memory styles and memory images; identical units (same hash) are synthesised once."""
 
     library = resource_path("rtl")
     cache = project_dir / SYNTH_DIR if cache is None else cache
@@ -67,12 +87,13 @@ def synth_units(project_dir: Path, graph: Graph, design: est.DesignEstimate,
     instances = plan.instances()
     styles = {u.unit.name: {m.spec.name: m.style for m in u.memories}
               for layer in design.layers for u in layer.units}
-    sources = "".join((library / f).read_text() for f in RTL_LIBRARY)
+    texts = {f: (library / f).read_text() for f in RTL_LIBRARY}
     results: dict[str, dict] = {}
     by_digest: dict[str, dict] = {}
     for i, unit in enumerate(instances, 1):
         params, files = unit_synth_inputs(graph, plan, unit, mems)
         script = yosys_script(unit.module, params, styles.get(unit.name, {}), family)
+        sources = "".join(module_sources(unit.module, texts))
         digest = hashlib.sha256("\0".join([sources, script, *sorted(files),
                                            *files.values()]).encode()).hexdigest()[:16]
         path = cache / f"{digest}.json"

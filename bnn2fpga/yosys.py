@@ -19,7 +19,8 @@ RTL_LIBRARY = rtl_library()
 # yosys memory names (relative to the module) per estimator memory name
 YOSYS_MEMORIES = {"weights": "g_pe*.wmem", "thresholds": "g_pe*.g_thresh.tmem",
                   "input_buffer": "g_ibuf.ibuf", "tap_valid": "g_ibuf.ivalid",
-                  "line_buffer": "mem", "storage": "mem", "partial": "acc"}
+                  "line_buffer": "mem", "storage": "mem", "partial": "acc",
+                  "constants": "g_pe*.cmem"}
 YOSYS_STYLE = {"logic": ("rom_style", "logic"), "bram": ("rom_style", "block"),
                "register": ("ram_style", "logic"), "lutram": ("ram_style", "distributed"),
                "uram": ("ram_style", "ultra")}

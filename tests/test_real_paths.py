@@ -226,3 +226,73 @@ def test_random_fork_add_concat_graph(seed):
     # rounding of every tensor (2^-9 each) plus the stem's 10-bit weights (relative)
     bound = 4 * 2.0 ** -8 + math.ldexp(1, -9) + 0.01 * np.abs(values["pool"]).max()
     assert np.abs(y - values["pool"]).max() <= bound
+
+
+def prelu_graph(rng, c: int, t: TensorType) -> Graph:
+    """x -> BN -> RPReLU -> BN with negative, zero and positive BN scales and slopes."""
+    from bnn2fpga.ir import FloatPReLU
+
+    def bn(name, src, gamma):
+        return BatchNorm(name, [src], TensorType(t.shape, "float"),
+                         gamma=(gamma * rng.uniform(0.5, 2, c)).astype(np.float32),
+                         beta=rng.uniform(-2, 2, c).astype(np.float32),
+                         mean=rng.uniform(-2, 2, c).astype(np.float32),
+                         var=rng.uniform(0.5, 2, c).astype(np.float32))
+    signs = np.array([1, -1, 0, 1, -1, 1], np.float32)
+    prelu = FloatPReLU("act", ["bn1"], TensorType(t.shape, "float"),
+                       shift_in=rng.uniform(-1, 1, c).astype(np.float32),
+                       slope=np.array([0.25, -0.3, 0.5, 0.0, 1.5, -1.0], np.float32),
+                       shift_out=rng.uniform(-1, 1, c).astype(np.float32))
+    return Graph("g", [Input("x", [], t), bn("bn1", "x", signs), prelu,
+                       bn("bn2", "act", signs[::-1].copy())])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_prelu_pieces_are_the_exact_lines_on_every_code(seed):
+    """BN -> RPReLU -> BN as two lines meeting at an integer pivot: in exact arithmetic
+    equal to the float function on every input code (negative, zero and positive scales
+    and slopes), so only the final rounding and the multipliers' width remain."""
+    from bnn2fpga.passes.real import chain_terms, prelu_pieces
+
+    rng = np.random.default_rng(seed)
+    c, step = 6, 2.0 ** -4
+    g = prelu_graph(rng, c, TensorType.fixed((c,), 8, 4))
+    a1, b1 = chain_terms([g["bn1"]])
+    a3, b3 = chain_terms([g["bn2"]])
+    act = g["act"]
+    x0, mp, ap, mn, an = prelu_pieces(a1 * step, b1 + act.shift_in, act, a3, b3, -128, 127)
+    x = np.arange(-128, 128)[:, None].repeat(c, axis=1)
+    got = np.where(x >= x0, mp * (x - x0) + ap, mn * (x - x0) + an)
+    z = a1 * x * step + b1 + act.shift_in
+    want = a3 * (np.where(z >= 0, z, act.slope * z) + act.shift_out) + b3
+    assert np.abs(got - want).max() < 1e-9 * (1 + np.abs(want).max())
+    assert ((-128 <= x0) & (x0 <= 128)).all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_bn_prelu_bn_lowers_to_one_affine_within_its_rounding(seed):
+    """The chain becomes one FixedAffine with two offsets (round trip through design JSON),
+    within half an output step plus the multipliers' relative error on every code."""
+    from bnn2fpga.ops.fixed_affine import affine_params
+    from bnn2fpga.passes.real import lower_real_paths
+
+    rng = np.random.default_rng(seed)
+    c = 6
+    t = TensorType.fixed((c,), 8, 4)
+    g = prelu_graph(rng, c, t)
+    g.meta["formats"] = {"bn2": (24, 10)}
+    want_graph = prelu_graph(np.random.default_rng(seed), c, t)
+    g = lower_real_paths(g, precision=14)
+    assert [n.op for n in g.nodes] == ["input", "fixed_affine"]
+    node = g.nodes[1]
+    assert node.name == "bn2" and affine_params(node, t)["AO2"] == 1
+    g2 = graph_from_json(json.loads(json.dumps(graph_to_json(g))))
+    assert graphs_equal(g, g2)
+    x = np.arange(-128, 128)[:, None].repeat(c, axis=1)
+    got = fixed.to_real(FixedAffine_run(g2.nodes[1], t, x), node.out)
+    a1, b1 = want_graph["bn1"].scale_shift()
+    a3, b3 = want_graph["bn2"].scale_shift()
+    act = want_graph["act"]
+    z = a1 * x / 16.0 + b1 + act.shift_in
+    want = a3 * (np.where(z >= 0, z, act.slope * z) + act.shift_out) + b3
+    assert np.abs(got - want).max() <= 2.0 ** -11 + 2.0 ** -13 * np.abs(want).max()

@@ -58,3 +58,20 @@ def test_unit_model_covers_its_sweep(kind: str) -> None:
             assert mem.depth >= 1 and mem.width >= 1
         assert unit.delay(params) >= 1
     assert named <= seen, sorted(named - seen)
+
+
+def test_module_sources_follow_instantiations_only() -> None:
+    """A unit's synthesis cache key hashes its module and what it instantiates, transitively
+    (pg_mvtu -> xnor_popcount -> adder_tree), not the rest of the library."""
+    from bnn2fpga.backends.rtl import LIBRARY
+    from bnn2fpga.report import module_sources
+
+    lib = {f: (resource_path("rtl") / f).read_text() for f in LIBRARY}
+
+    def modules(m: str) -> set[str]:
+        return {f for t in module_sources(m, lib) for f, x in lib.items() if x == t}
+
+    assert modules("bnn_pg_mvtu") == {"bnn_pg_mvtu.sv", "bnn_xnor_popcount.sv",
+                                      "bnn_adder_tree.sv"}
+    assert modules("bnn_fixed_affine") == {"bnn_fixed_affine.sv"}
+    assert {"bnn_dwc_up.sv", "bnn_dwc_down.sv", "bnn_dwc_shift.sv"} < modules("bnn_dwc")

@@ -18,9 +18,21 @@ from bnn2fpga.ops.realvalued import (
 )
 
 
+def add_neg(node: FixedAffine) -> np.ndarray:
+    """The offset where u < 0 (``add_out`` unless the node has its own ``add_neg``)."""
+    return node.add_out if node.add_neg.size == 0 else node.add_neg
+
+
+def two_offsets(node: FixedAffine) -> bool:
+    """Whether the unit holds a second offset per channel (some add_neg != add_out)."""
+    return node.add_neg.size > 0 and bool(np.any(node.add_neg != node.add_out))
+
+
 def run(node: FixedAffine, in_type: TensorType, codes: np.ndarray) -> np.ndarray:
     u = np.asarray(codes, np.int64) + node.add_in
-    p = u * np.where(u >= 0, node.mul_pos, node.mul_neg) + node.add_out
+    pos = u >= 0
+    p = u * np.where(pos, node.mul_pos, node.mul_neg) + np.where(pos, node.add_out,
+                                                                add_neg(node))
     return fixed.saturate(fixed.round_shift(p, node.shift), node.out, node.name)
 
 
@@ -28,8 +40,10 @@ def check(node: FixedAffine, src: TensorType) -> None:
     check_codes(node, src)
     check_out_fixed(node)
     c = src.channels
-    for name in ("mul_pos", "mul_neg", "add_in", "add_out"):
+    for name in ("mul_pos", "mul_neg", "add_in", "add_out", "add_neg"):
         a = getattr(node, name)
+        if name == "add_neg" and a.size == 0:
+            continue
         if a.shape != (c,) or a.dtype.kind != "i":
             raise IRError(f"node {node.name!r} (fixed_affine): {name} must be {c} integers, "
                           f"got {a.dtype} {a.shape}")
@@ -55,13 +69,15 @@ def affine_params(node: FixedAffine, in_type: TensorType) -> dict[str, int]:
     ai = np.asarray(node.add_in, np.int64)
     u_abs = max(abs(lo + int(ai.min(initial=0))), abs(hi + int(ai.max(initial=0))))
     half = (1 << (node.shift - 1)) if node.shift > 0 else 0
-    p_abs = u_abs * (1 << (node.mul_bits - 1)) + max_abs(node.add_out) + half
+    add = max(max_abs(node.add_out), max_abs(add_neg(node)))
+    p_abs = u_abs * (1 << (node.mul_bits - 1)) + add + half
     ob = int(node.out.bits)
     return {"PE": node.pe, "NF": in_type.channels // node.pe, "IB": int(in_type.bits),
             "IN_SIGNED": signed_input(in_type), "OB": ob, "MW": node.mul_bits,
             "AIW": signed_bits_for(max_abs(node.add_in)),
-            "AOW": signed_bits_for(max_abs(node.add_out)), "UW": signed_bits_for(u_abs),
-            "PW": max(signed_bits_for(p_abs), ob + 1), "SHIFT": node.shift}
+            "AOW": signed_bits_for(add), "AO2": int(two_offsets(node)),
+            "UW": signed_bits_for(u_abs), "PW": max(signed_bits_for(p_abs), ob + 1),
+            "SHIFT": node.shift}
 
 
 def lower(b, node: FixedAffine, in_type: TensorType) -> None:

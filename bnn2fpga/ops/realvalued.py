@@ -70,10 +70,13 @@ def max_abs(a: np.ndarray) -> int:
 def channel_table(node: Node, kind: str, p: dict[str, int]) -> tuple[np.ndarray, list[int]]:
     """The per-channel ROM of a ``fixed_affine`` (kind ``affine``) or ``threshold`` unit: a
     (C, K) table of signed fields and their widths, word field 0 lowest."""
-    if kind == "affine":
+    if kind == "affine":     # the second offset (add_neg) only where the unit has one
         cols = [node.mul_pos, node.mul_neg, node.add_in, node.add_out]
-        return (np.stack([np.asarray(c, np.int64) for c in cols], axis=1),
-                [p["MW"], p["MW"], p["AIW"], p["AOW"]])
+        widths = [p["MW"], p["MW"], p["AIW"], p["AOW"]]
+        if p.get("AO2"):
+            cols.append(node.add_neg)
+            widths.append(p["AOW"])
+        return np.stack([np.asarray(c, np.int64) for c in cols], axis=1), widths
     if kind == "threshold":
         c = node.thresholds.shape[0]
         neg = np.zeros((c, 1), np.int64)

@@ -8,7 +8,8 @@ node each time, with one small function per kind:
   power-of-two step) and a float ``ChannelAffine`` (step, bias) behind it;
 * a chain of scale/bias/BatchNorm -> one ``FixedAffine`` (or, at the output behind an
   accumulator, the host's output affine; or, before a sign, part of the ``Threshold``);
-* ReLU/PReLU/RPReLU -> ``FixedAffine`` with two slopes;
+* ReLU/PReLU/RPReLU, with the scale/bias/BatchNorm chains on either side of it ->
+  one ``FixedAffine`` with two slopes and two offsets (``lower_prelu_chain``);
 * average pool / global average pool of reals -> ``FixedAvgPool``;
 * a sign on a real tensor (RSign: shift + sign) -> ``Threshold``;
 * a model's k-bit quantizer with uint codes (Larq DoReFa) on a real tensor -> ``Threshold``
@@ -212,15 +213,99 @@ def lower_affine_chain(graph: Graph, chain: list[Node], mul_bits: int) -> None:
     graph.replace(chain, [node])
 
 
-def lower_prelu(graph: Graph, node: FloatPReLU, mul_bits: int) -> None:
-    """ReLU/PReLU/RPReLU -> FixedAffine (add_in = shift_in, two slopes, add = shift_out)."""
-    src = as_fixed(graph, node.inputs[0], mul_bits)
-    c = node.out.shape[-1]
-    out = format_of(graph, node.name, node.out.shape)
-    hw = affine_node(node.name, src.name, real_step(graph, src), out, np.ones(c),
-                     np.asarray(node.slope, np.float64), np.asarray(node.shift_out, np.float64),
-                     np.asarray(node.shift_in, np.float64), mul_bits)
-    graph.replace([node], [hw])
+def prelu_pieces(a: np.ndarray, b: np.ndarray, prelu: FloatPReLU, post_a: np.ndarray,
+                 post_b: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+    """post(PReLU(a*x + b)) on integer codes x in [lo, hi], per channel, as two lines that
+    meet at an integer pivot x0: (x0, slope_pos, offset_pos, slope_neg, offset_neg) in real
+    values with y = slope * (x - x0) + offset, the "pos" line for x >= x0.  ``b`` includes
+    the PReLU's shift_in; the post affine (post_a, post_b) also takes its shift_out.  The
+    side of z = a*x + b >= 0 is decided exactly on the integer codes (x0 is the first code
+    on the side that holds for large x, clamped to [lo, hi + 1]), and each line is the
+    exact line of its side, so only the final rounding differs from the real function."""
+    slope = np.asarray(prelu.slope, np.float64)
+    c = post_a * np.asarray(prelu.shift_out, np.float64) + post_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.clip(np.where(a != 0, -b / np.where(a != 0, a, 1.0), 0.0), lo - 1, hi + 2)
+
+    def side(x: np.ndarray) -> np.ndarray:   # code x is on the side that holds for large x
+        return np.where(a > 0, a * x + b >= 0, a * x + b < 0)
+
+    x0 = np.where(a > 0, np.ceil(root), np.floor(root) + 1)
+    x0 = np.where(side(x0), x0, x0 + 1)          # float64's -b/a may be one code off
+    x0 = np.where(side(x0 - 1), x0 - 1, x0)
+    x0 = np.where(a == 0, lo, np.clip(x0, lo, hi + 1))
+    z0 = a * x0 + b                      # the true pre-activation at the pivot
+    up = post_a * a, post_a * z0 + c     # the z >= 0 line (slope per code, value at x0)
+    down = post_a * slope * a, post_a * slope * z0 + c
+    const = np.where(b >= 0, post_a * b, post_a * slope * b) + c   # a == 0
+    pos = [np.where(a == 0, 0.0, np.where(a > 0, up[i], down[i])) for i in range(2)]
+    neg = [np.where(a == 0, 0.0, np.where(a > 0, down[i], up[i])) for i in range(2)]
+    pos[1] = np.where(a == 0, const, pos[1])
+    neg[1] = np.where(a == 0, const, neg[1])
+    return x0.astype(np.int64), pos[0], pos[1], neg[0], neg[1]
+
+
+def code_bounds(graph: Graph, src: Node) -> tuple[int, int]:
+    """The codes ``src`` can emit: its type's range, or for an accumulator (whose width
+    ``assign_accumulator_widths`` sets later) +-its worst-case |acc|."""
+    if isinstance(src, Dense) and src.out.encoding == "int":
+        bound = accumulator_bound(src, graph.producer(src).out)
+        return -bound, bound
+    return src.out.code_range()
+
+
+def lower_prelu_chain(graph: Graph, pre: list[Node], prelu: FloatPReLU, post: list[Node],
+                      mul_bits: int) -> None:
+    """scale/bias/BatchNorm (``pre``, may be empty) -> ReLU/PReLU/RPReLU -> scale/bias/
+    BatchNorm (``post``, may be empty) on a real tensor -> one FixedAffine named for the
+    chain's end, with the pivot on the input codes and one offset per side
+    (``prelu_pieces``): one multiplier and one rounding instead of one per node (FracBNN's
+    BN -> RPReLU -> BN after every PG conv)."""
+    first = pre[0] if pre else prelu
+    src = graph.producer(first)
+    if pre:
+        if src.out.encoding not in ("fixed", "int"):
+            raise IRError(f"layer {first.name!r} ({first.op}) reads the {src.out.encoding} "
+                          f"tensor {src.name!r}; supported: scale, bias and BatchNorm on "
+                          "fixed-point tensors (after a float or binary conv/dense layer)")
+        if isinstance(src, Dense) and src.output_affine is None:
+            set_output_affine(graph, src)
+    else:
+        src = as_fixed(graph, prelu.inputs[0], mul_bits)
+    c = prelu.out.shape[-1]
+    a1, b1 = chain_terms(pre) if pre else (np.ones(c), np.zeros(c))
+    a3, b3 = chain_terms(post) if post else (np.ones(c), np.zeros(c))
+    step_in = real_step(graph, src)
+    lo, hi = code_bounds(graph, src)
+    x0, mp, ap, mn, an = prelu_pieces(a1 * step_in, b1 + np.asarray(prelu.shift_in, np.float64),
+                                      prelu, a3, b3, lo, hi)
+    end = post[-1] if post else prelu
+    out = format_of(graph, end.name, end.out.shape)
+    muls, shift = constant_multiplier(np.stack([mp, mn]) * math.ldexp(1.0, out.frac), mul_bits)
+    width = signed_bits_for(int(np.abs(muls).max(initial=1)))
+    hw = FixedAffine(end.name, [src.name], out, mul_pos=muls[0].copy(), mul_neg=muls[1].copy(),
+                     add_in=-x0, add_out=fixed.step_codes(ap, out.frac + shift),
+                     add_neg=fixed.step_codes(an, out.frac + shift), shift=shift,
+                     mul_bits=width)
+    graph.replace([*pre, prelu, *post], [hw])
+
+
+def prelu_chain(graph: Graph, node: Node) -> tuple[list[Node], FloatPReLU, list[Node]] | None:
+    """(pre, prelu, post) when ``node`` starts scale/bias/BatchNorm* -> ReLU/PReLU/RPReLU ->
+    scale/bias/BatchNorm*, each feeding only the next (``post`` stops before an affine
+    chain that a sign absorbs); None otherwise."""
+    pre = affine_chain(graph, node) if isinstance(node, AFFINE_OPS) else []
+    prelu = graph.consumers(pre[-1].name) if pre else [node]
+    if len(prelu) != 1 or not isinstance(prelu[0], FloatPReLU) or len(prelu[0].inputs) != 1:
+        return None
+    after = graph.consumers(prelu[0].name)
+    post: list[Node] = []
+    if len(after) == 1 and isinstance(after[0], AFFINE_OPS) and len(after[0].inputs) == 1:
+        post = affine_chain(graph, after[0])
+        last = graph.consumers(post[-1].name)
+        if len(last) == 1 and isinstance(last[0], Sign):
+            post = []
+    return pre, prelu[0], post
 
 
 def lower_sign(graph: Graph, sign: Sign) -> None:
@@ -453,6 +538,8 @@ def lower_real_paths(graph: Graph, precision: int) -> Graph:
                 lower_quantize(graph, after[0])
             elif not after and isinstance(src, Dense) and src.thresholds is None:
                 graph = fold_output_affine(graph)
+            elif (pieces := prelu_chain(graph, node)) is not None:
+                lower_prelu_chain(graph, *pieces, mul_bits)
             else:
                 lower_affine_chain(graph, chain, mul_bits)
         elif isinstance(node, Sign):
@@ -462,7 +549,7 @@ def lower_real_paths(graph: Graph, precision: int) -> Graph:
         elif isinstance(node, Quantize):
             lower_quantize(graph, node)
         elif isinstance(node, FloatPReLU):
-            lower_prelu(graph, node, mul_bits)
+            lower_prelu_chain(graph, *prelu_chain(graph, node), mul_bits)
         elif isinstance(node, (AvgPool2D, GlobalAvgPool)):
             lower_avgpool(graph, node, mul_bits)
         elif isinstance(node, (Add, Concat)):

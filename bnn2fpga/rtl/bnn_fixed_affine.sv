@@ -1,7 +1,7 @@
 // bnn_fixed_affine: per-channel fixed-point affine with a sign-dependent slope (IR
 // FixedAffine: BatchNorm on a real tensor, bias, ReLU/PReLU, RPReLU), PE lanes per beat.
 //
-//   u = x + add_in[c];  p = u * (u >= 0 ? mul_pos[c] : mul_neg[c]) + add_out[c]
+//   u = x + add_in[c];  p = u >= 0 ? u * mul_pos[c] + add_out[c] : u * mul_neg[c] + add_neg[c]
 //   y = saturate_OB(round_shift(p, SHIFT))      round half up: (p + 2^(SHIFT-1)) >>> SHIFT
 //
 // Parameters
@@ -9,12 +9,13 @@
 //              channels nf*PE .. nf*PE + PE - 1, lane p = channel nf*PE + p)
 //   IB, OB     input / output code bits (two's complement; unsigned input where IN_SIGNED = 0)
 //   IN_SIGNED  1: the input codes are signed (fixed/int); 0: unsigned (uint codes)
-//   MW         multiplier bits (IR mul_bits); AIW, AOW: add_in / add_out bits
+//   MW         multiplier bits (IR mul_bits); AIW, AOW: add_in / add_out (add_neg) bits
+//   AO2        1: a second offset add_neg per channel for u < 0; 0: add_out on both sides
 //   UW, PW     bits of u and of p + 2^(SHIFT-1): the plan sizes them from the constants, so
 //              nothing here can overflow before the saturation
 //   SHIFT      rounding shift (>= 0)
-//   CONST_FILE prefix of CONST_FILE_pe<ppp>.mem: NF words of {add_out, add_in, mul_neg,
-//              mul_pos}, mul_pos in the low MW bits (bnn2fpga.packing.pack_fields)
+//   CONST_FILE prefix of CONST_FILE_pe<ppp>.mem: NF words of {[add_neg,] add_out, add_in,
+//              mul_neg, mul_pos}, mul_pos in the low MW bits (bnn2fpga.packing.pack_fields)
 // Streams: s PE codes of IB bits per beat, m PE codes of OB bits per beat, NF beats a pixel.
 //
 // Pipeline (one enable, as bnn_mvtu: backpressure stalls both stages): stage 1 registers u
@@ -29,6 +30,7 @@ module bnn_fixed_affine #(
     parameter int MW = 4,
     parameter int AIW = 2,
     parameter int AOW = 2,
+    parameter int AO2 = 0,
     parameter int UW = 9,
     parameter int PW = 14,
     parameter int SHIFT = 0,
@@ -43,7 +45,7 @@ module bnn_fixed_affine #(
     output logic               m_tvalid,
     input  logic               m_tready
 );
-  localparam int CW = 2 * MW + AIW + AOW;
+  localparam int CW = 2 * MW + AIW + (AO2 != 0 ? 2 : 1) * AOW;
   localparam int NFW = NF > 1 ? $clog2(NF) : 1;
   localparam logic signed [PW-1:0] HALF = SHIFT > 0 ? PW'(1) <<< (SHIFT > 0 ? SHIFT - 1 : 0) : '0;
   localparam logic signed [PW-1:0] HI = PW'((1 << (OB - 1)) - 1);
@@ -80,6 +82,7 @@ module bnn_fixed_affine #(
     wire signed [MW-1:0] mul_neg = k[MW+:MW];
     wire signed [AIW-1:0] add_in = k[2*MW+:AIW];
     wire signed [AOW-1:0] add_out = k[2*MW+AIW+:AOW];
+    wire signed [AOW-1:0] add_neg = AO2 != 0 ? k[CW-AOW+:AOW] : add_out;
     wire [IB-1:0] xb = s_tdata[p*IB+:IB];
     wire signed [IB:0] x = {IN_SIGNED != 0 ? xb[IB-1] : 1'b0, xb};  // sign- or zero-extended
     wire signed [UW-1:0] u0 = UW'(x) + UW'(add_in);
@@ -91,7 +94,7 @@ module bnn_fixed_affine #(
       if (en) begin
         u1 <= u0;
         m1 <= u0 >= 0 ? mul_pos : mul_neg;
-        a1 <= add_out;
+        a1 <= u0 >= 0 ? add_out : add_neg;
       end
     end
 

@@ -42,8 +42,9 @@ def saturates(p: Params) -> bool:
 
 
 def features(p: Params, styles: dict[str, str]) -> dict[str, float]:
-    """Per lane: the add_in adder (UW bits), the sign's multiplier select (MW), the
-    multiplier in LUTs where it is not a DSP (UW x MW partial-product bits), the add_out
+    """Per lane: the add_in adder (UW bits), the sign's multiplier select (MW, and AOW for
+    the offset where the unit has two, AO2), the multiplier in LUTs where it is not a DSP
+    (UW x MW partial-product bits), the add_out
     adder (PW bits: a DSP's post-adder where the product is in one) and the rounding
     increment on the PW - SHIFT + 1 bits the shift keeps, the saturation (a compare of the
     top PW - SHIFT - OB + 1 bits and an OB-bit mux, absent when nothing can saturate);
@@ -53,7 +54,7 @@ def features(p: Params, styles: dict[str, str]) -> dict[str, float]:
     return {"const": 1.0,
             "counters": clog2(p["NF"]) if p["NF"] > 1 else 0.0,
             "add_bits": pe * p["UW"],
-            "select_bits": pe * p["MW"],
+            "select_bits": pe * (p["MW"] + p.get("AO2", 0) * p["AOW"]),
             "lut_mul_bits": 0.0 if dsp else pe * p["UW"] * p["MW"],
             "add_out_bits": 0.0 if dsp else pe * p["PW"],
             "round_bits": pe * max(0, p["PW"] - p["SHIFT"] + 1) if p["SHIFT"] else 0.0,
@@ -66,19 +67,22 @@ def features(p: Params, styles: dict[str, str]) -> dict[str, float]:
 def affine_registers(p: Params, styles: dict[str, str]) -> float:
     """Flip-flops as yosys keeps them: per lane the output, and u, the selected multiplier
     and add_out where they are not a DSP's A/B/C registers (add_out is a constant for
-    NF = 1); the fold counter and two valid bits; the constants ROM's read register
+    NF = 1 with one offset); the fold counter and two valid bits; the constants ROM's read register
     (``rom_read_registers``)."""
     pe, dsp = p["PE"], uses_dsp(p)
     nf = p["NF"]
-    lane = p["OB"] + (0 if dsp else p["UW"] + p["MW"]) + (p["AOW"] if nf > 1 and not dsp
+    varies = nf > 1 or p.get("AO2", 0)   # add_out (or the selected offset) is not constant
+    lane = p["OB"] + (0 if dsp else p["UW"] + p["MW"]) + (p["AOW"] if varies and not dsp
                                                           else 0)
     return (pe * lane + (clog2(nf) if nf > 1 else 0) + 2
             + rom_read_registers(memories(p)[0], styles.get("constants", "logic")))
 
 
 def memories(p: Params) -> list[MemorySpec]:
-    """The per-channel constants, one ROM of NF words per PE."""
-    return [MemorySpec("constants", p["NF"], 2 * p["MW"] + p["AIW"] + p["AOW"], True,
+    """The per-channel constants, one ROM of NF words per PE (``channel_table``'s fields:
+    a second offset where AO2)."""
+    return [MemorySpec("constants", p["NF"],
+                       2 * p["MW"] + p["AIW"] + (1 + p.get("AO2", 0)) * p["AOW"], True,
                        p["PE"], rom_model="lut6")]
 
 
@@ -92,7 +96,7 @@ def sweep_params(pe: int, nf: int, ib: int, ob: int, mw: int, shift: int) -> Par
     uw = max(ib, aiw) + 1
     pw = max(uw + mw, aow) + 2
     return {"PE": pe, "NF": nf, "IB": ib, "OB": ob, "MW": mw, "AIW": aiw, "AOW": aow,
-            "UW": uw, "PW": pw, "SHIFT": shift}
+            "AO2": 0, "UW": uw, "PW": pw, "SHIFT": shift}
 
 
 def sweep(rng: np.random.Generator) -> list[Params]:
