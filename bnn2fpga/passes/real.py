@@ -46,6 +46,7 @@ from bnn2fpga.ir import (
     Threshold,
     signed_bits_for,
 )
+from bnn2fpga.ops.dense import accumulator_bound
 from bnn2fpga.ops.realvalued import frac_of
 from bnn2fpga.passes.io import fold_output_affine
 from bnn2fpga.passes.structure import propagate_types
@@ -219,6 +220,15 @@ def lower_prelu(graph: Graph, node: FloatPReLU, mul_bits: int) -> None:
     graph.replace([node], [hw])
 
 
+def sign_input_range(graph: Graph, src: Node) -> tuple[int, int]:
+    """The codes a Threshold on ``src`` can see: an accumulator's worst case
+    (``accumulator_bound``; its width is assigned after this pass), else its type's."""
+    if isinstance(src, Dense) and not isinstance(src, PGConv2D) and src.out.encoding == "int":
+        bound = accumulator_bound(src, graph.producer(src).out)
+        return -bound, bound
+    return src.out.code_range()
+
+
 def lower_sign(graph: Graph, sign: Sign) -> None:
     """sign(chain(x)) on a real x -> Threshold: a*x + b >= 0 is x >= -b/a (a > 0), a
     negated compare (a < 0), or a constant (a = 0); on codes of x."""
@@ -229,10 +239,12 @@ def lower_sign(graph: Graph, sign: Sign) -> None:
         src = graph.producer(src)
     if src.out.encoding not in ("fixed", "int"):
         src = as_fixed(graph, src.name, 16)
+    if isinstance(src, Dense) and src.output_affine is None and src.thresholds is None:
+        set_output_affine(graph, src)     # the compare reads the accumulator's codes
     c = sign.out.shape[-1]
     a, b = chain_terms(chain) if chain else (np.ones(c), np.zeros(c))
     step = real_step(graph, src)
-    lo, hi = src.out.code_range()
+    lo, hi = sign_input_range(graph, src)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(a > 0, np.ceil(-b / (a * step)), np.ceil(b / (a * step)))
     t = np.where(a == 0, np.where(b >= 0, lo, hi + 1), t)
