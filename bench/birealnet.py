@@ -2,8 +2,9 @@
 the dataflow pipeline: compile time, reference frames/s, folding, estimate, RTL cycles,
 yosys resources and the skip FIFO depths (issue 12).
 
-    python bench/birealnet.py [--filters 64] [--sim-filters 8] [--synth-filters 64]
-                              [--target-fps 2000] [--frames 3] [--fifo-adds 1 4]
+    python bench/birealnet.py [--filters 64] [--sim-filters 8] [--synth-filters 8]
+                              [--synth-layers 19] [--target-fps 2000] [--frames 3]
+                              [--fifo-adds 1 4]
                               [--steps estimate rtl fifos synth]
                               [--part xczu9eg-ffvb1156-2-e] [--clock-ns 5]
                               [--check-parts xczu7ev-ffvc1156-2-e]
@@ -43,8 +44,11 @@ sizes the skip FIFOs from the schedule) and reused by everything below.  Steps:
   first downsampling block; ``--fifo-adds all`` bisects every one).
 - synth (at ``--synth-filters``): yosys LUT/FF/BRAM/DSP per RTL unit
   (``report.synth_units`` + ``synth_totals``: units separately, identical units once,
-  top-level glue not included), cached by content in ``--work``/synth so that a restarted
-  run resumes.
+  top-level glue not included) beside the estimator's figures for the same units, cached
+  by content in ``--work``/synth so that a restarted run resumes.  The network has 277
+  units at every width and each yosys run takes about 30 s on the shared machine, so
+  ``--synth-layers N`` synthesises the units of the first N layers only (19: the stem and
+  stage 1; 0: all, about 2.5 hours).
 
 Prints a table; writes bench/results/birealnet.json.  A run of some ``--steps`` keeps the
 stored results of the other steps where their width and folding are unchanged.
@@ -53,6 +57,7 @@ stored results of the other steps where their width and folding are unchanged.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -72,6 +77,7 @@ from bnn2fpga.backends import CompileOptions  # noqa: E402
 from bnn2fpga.backends import rtl as rtl_backend  # noqa: E402
 from bnn2fpga.compile import compile_model  # noqa: E402
 from bnn2fpga.estimate import estimate  # noqa: E402
+from bnn2fpga.estimate.resources import total  # noqa: E402
 from bnn2fpga.folding_search import apply_folding, choose_folding  # noqa: E402
 from bnn2fpga.ir import IRError  # noqa: E402
 from bnn2fpga.plan import build_plan  # noqa: E402
@@ -194,12 +200,23 @@ def fifos_step(b: dict, work: Path, frames: int, adds: list[int] | None) -> dict
     return {"adds_bisected": [j["join"] for j in chosen], **row}
 
 
-def synth_step(b: dict, work: Path, part: str, clock_ns: float) -> dict:
+def synth_step(b: dict, work: Path, part: str, clock_ns: float, layers: int) -> dict:
+    """yosys per RTL unit of the first ``layers`` graph layers (0: all), and the
+    estimator's figures for the same units."""
     t0 = time.perf_counter()
-    est = estimate(b["graph"], part=part, clock_ns=clock_ns, plan=b["plan"])
-    totals = synth_totals(synth_units(work / f"f{b['filters']}", b["graph"], est, b["plan"],
-                                      cache=work / "synth"))
+    g, plan = b["graph"], b["plan"]
+    est = estimate(g, part=part, clock_ns=clock_ns, plan=plan)
+    names = [n.name for n in g.nodes[1:]][:layers or None]
+    sub = copy.deepcopy(plan)
+    sub.units = [u for u in plan.units if u.layer in names]
+    results = synth_units(work / f"f{b['filters']}", g, est, sub, cache=work / "synth")
+    totals = synth_totals(results)
+    units = [u for le in est.layers for u in le.units if u.unit.name in results]
+    same = total(u.resources for u in units)
     return {**{k: v for k, v in totals.items() if k != "layers"},
+            "layers_synthesised": len(names), "last_layer": names[-1],
+            "plan_units": len(plan.instances()),
+            "estimate_same_units": {k: round(v) for k, v in same.as_dict().items()},
             "estimate": {k: round(v) for k, v in est.resources.as_dict().items()},
             "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -211,7 +228,7 @@ def merge(old: dict, new: dict) -> dict:
     for key, row in new["widths"].items():
         prev = widths.get(key, {})
         keep = {k: v for k, v in prev.items()
-                if k in STEPS and prev.get("folding") == row.get("folding")}
+                if k in (*STEPS, "part_checks") and prev.get("folding") == row.get("folding")}
         widths[key] = {**keep, **row}
     return {**new, "widths": widths}
 
@@ -235,11 +252,12 @@ def print_table(out: dict) -> None:
               f"{e.get('dsp', '-')!s:>5}")
         y = r.get("synth")
         if y:
-            print(f"{'':>7} yosys ({y['distinct_units']} distinct of {y['units']} units, "
-                  f"glue not included): LUT {y['lut']} FF {y['ff']} BRAM18 {y['bram18']} "
-                  f"DSP {y['dsp']} (estimate at this width: LUT {y['estimate']['lut']} "
-                  f"FF {y['estimate']['ff']} BRAM18 {y['estimate']['bram18']} "
-                  f"DSP {y['estimate']['dsp']})")
+            e = y["estimate_same_units"]
+            print(f"{'':>7} yosys on the {y['units']} units ({y['distinct_units']} distinct; "
+                  f"of {y['plan_units']}) of the first {y['layers_synthesised']} layers "
+                  f"(to {y['last_layer']}), glue not included: LUT {y['lut']} FF {y['ff']} "
+                  f"BRAM18 {y['bram18']} DSP {y['dsp']}; the estimate of the same units: "
+                  f"LUT {e['lut']} FF {e['ff']} BRAM18 {e['bram18']} DSP {e['dsp']}")
     print("(compile/search/plan: wall seconds on the shared machine; CPU seconds in the JSON)")
     for key in sorted(out["widths"], key=int):
         r = out["widths"][key]
@@ -263,12 +281,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--filters", type=int, default=64)
     ap.add_argument("--sim-filters", type=int, default=8)
-    ap.add_argument("--synth-filters", type=int, default=64)
+    ap.add_argument("--synth-filters", type=int, default=8)
     ap.add_argument("--target-fps", type=float, default=2000.0)
     ap.add_argument("--frames", type=int, default=3)
     ap.add_argument("--fifo-adds", nargs="*", default=["1", "4"],
                     help="indices (plan order) of the adds whose skip FIFOs are bisected, "
                          "or 'all'")
+    ap.add_argument("--synth-layers", type=int, default=19,
+                    help="synthesise the units of the first N graph layers only (0: all)")
     ap.add_argument("--steps", nargs="*", choices=STEPS, default=list(STEPS))
     ap.add_argument("--part", default="xczu9eg-ffvb1156-2-e")
     ap.add_argument("--check-parts", nargs="*", default=["xczu7ev-ffvc1156-2-e"],
@@ -300,7 +320,8 @@ def main() -> int:
         if "fifos" in todo:
             row["fifos"] = fifos_step(b, args.work, args.frames, adds)
         if "synth" in todo:
-            row["synth"] = synth_step(b, args.work, args.part, args.clock_ns)
+            row["synth"] = synth_step(b, args.work, args.part, args.clock_ns,
+                                      args.synth_layers)
         widths[str(filters)] = row
     new = {"part": args.part, "clock_ns": args.clock_ns, "target_fps": args.target_fps,
            "input_bits": INPUT_BITS, "calibration_frames": CAL_FRAMES, "widths": widths,
