@@ -2,8 +2,8 @@
 the dataflow pipeline: compile time, reference frames/s, folding, estimate, RTL cycles,
 yosys resources and the skip FIFO depths (issue 12).
 
-    python bench/birealnet.py [--filters 64] [--sim-filters 8] [--synth-filters 8]
-                              [--synth-layers 19] [--target-fps 2000] [--frames 3]
+    python bench/birealnet.py [--filters 64] [--sim-filters 64] [--synth-filters 8]
+                              [--synth-layers 26] [--target-fps 2000] [--frames 3]
                               [--fifo-adds 1 4]
                               [--steps estimate rtl fifos synth]
                               [--part xczu9eg-ffvb1156-2-e] [--clock-ns 5]
@@ -30,26 +30,24 @@ sizes the skip FIFOs from the schedule) and reused by everything below.  Steps:
 
 - estimate (at ``--filters``, 64 = the Bi-Real-Net-18 size): the bit-exact numpy
   reference's frames/s and the estimator's interval, latency and LUT/FF/BRAM18/DSP.
-- rtl (at ``--sim-filters``): Verilator cycles/frame (steady state) and first-frame latency
-  on ``--frames`` frames, against the estimator's, and whether the output equals the
-  reference bit for bit; the verilated build's time is measured (a cold build, in an
-  emptied cache).  The default width is 8,
-  not 64: the same topology and folding search, narrower, because the full-size design's
-  verilated build is long on the shared 2-core machines (``--sim-filters 64`` simulates the
-  full size; its build time is in the JSON when it was run).
+- rtl (at ``--sim-filters``, default 64: the full size): Verilator cycles/frame (steady
+  state) and first-frame latency on ``--frames`` frames, against the estimator's, and
+  whether the output equals the reference bit for bit; the verilated build's time is
+  measured (a cold build, in an emptied cache).  Measured: about 28 s at 64 filters and
+  42 s at 8 on a quiet machine (100-120 s under load), so the full size is simulated.
 - fifos (at ``--sim-filters``): the skip FIFO depths the plan chose against the smallest
   depths at which Verilator shows no slowdown, by ``bench/skip_fifos.py``'s bisection
   (``skip_fifos.measure``) on the skip streams of the adds ``--fifo-adds`` (indices in
-  plan order; each bisection rebuilds the verilated model, about a minute at width 8, so
-  not all 16 adds are bisected by default: add 1 is an identity block of stage 1, add 4 the
-  first downsampling block; ``--fifo-adds all`` bisects every one).
+  plan order; every bisection step is a verilated build of its own, so not all 16 adds are
+  bisected by default: add 1 is an identity block of stage 1, add 4 the first
+  downsampling block; ``--fifo-adds all`` bisects every one).
 - synth (at ``--synth-filters``): yosys LUT/FF/BRAM/DSP per RTL unit
   (``report.synth_units`` + ``synth_totals``: units separately, identical units once,
   top-level glue not included) beside the estimator's figures for the same units, cached
   by content in ``--work``/synth so that a restarted run resumes.  The network has 277
   units at every width and each yosys run takes about 30 s on the shared machine, so
-  ``--synth-layers N`` synthesises the units of the first N layers only (19: the stem and
-  stage 1; 0: all, about 2.5 hours).
+  ``--synth-layers N`` synthesises the units of the first N layers only (26, the default:
+  the stem, stage 1 and the first downsampling block, 96 units; 0: all, about 2.5 hours).
 
 Prints a table; writes bench/results/birealnet.json.  A run of some ``--steps`` keeps the
 stored results of the other steps where their width and folding are unchanged.
@@ -284,14 +282,14 @@ def print_table(out: dict) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--filters", type=int, default=64)
-    ap.add_argument("--sim-filters", type=int, default=8)
+    ap.add_argument("--sim-filters", type=int, default=64)
     ap.add_argument("--synth-filters", type=int, default=8)
     ap.add_argument("--target-fps", type=float, default=2000.0)
     ap.add_argument("--frames", type=int, default=3)
     ap.add_argument("--fifo-adds", nargs="*", default=["1", "4"],
                     help="indices (plan order) of the adds whose skip FIFOs are bisected, "
                          "or 'all'")
-    ap.add_argument("--synth-layers", type=int, default=19,
+    ap.add_argument("--synth-layers", type=int, default=26,
                     help="synthesise the units of the first N graph layers only (0: all)")
     ap.add_argument("--steps", nargs="*", choices=STEPS, default=list(STEPS))
     ap.add_argument("--part", default="xczu9eg-ffvb1156-2-e")
