@@ -18,6 +18,7 @@ the design).  Prints a table; writes bench/results/skip_fifos.json.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bnn2fpga import folding, reference, testing  # noqa: E402
 from bnn2fpga.backends import CompileOptions, rtl  # noqa: E402
-from bnn2fpga.plan import build_plan  # noqa: E402
+from bnn2fpga.plan import Plan, build_plan  # noqa: E402
 from bnn2fpga.sim.rtl import RtlSimError, simulate  # noqa: E402
 
 HANG_CYCLES = 20000
@@ -65,9 +66,16 @@ def larq_resnets(foldings: list[int]) -> list[tuple[str, object]]:
     return out
 
 
-def run(graph, codes, work: Path, tag: str, depths: dict[str, int]) -> dict:
-    """One Verilator run with the skip streams at ``depths``: interval, latency or hang."""
-    plan = build_plan(graph, f"{graph.name}_{tag}".replace("/", "_").replace("-", "_"))
+def run(graph, codes, work: Path, tag: str, depths: dict[str, int],
+        plan: Plan | None = None) -> dict:
+    """One Verilator run with the skip streams at ``depths``: interval, latency or hang
+    (``plan``: the graph's plan, built once by the caller and copied here; default: built)."""
+    top = f"{graph.name}_{tag}".replace("/", "_").replace("-", "_")
+    if plan is None:
+        plan = build_plan(graph, top)
+    else:
+        plan = copy.deepcopy(plan)
+        plan.top = top
     for s in plan.streams:
         if s.name in depths:
             s.depth = depths[s.name]
@@ -88,24 +96,33 @@ def no_slower(r: dict, base: dict) -> bool:
             and r["latency"] <= base["latency"])
 
 
-def measure(name: str, graph, frames: int, work: Path) -> dict:
+def measure(name: str, graph, frames: int, work: Path, plan: Plan | None = None,
+            streams: list[str] | None = None) -> dict:
+    """The design's interval and latency at the plan's skip depths, then each skip FIFO's
+    smallest depth without slowdown, bisected (``plan``: the graph's plan if already built;
+    ``streams``: bisect only these skip streams, default all)."""
     t0 = time.perf_counter()
     codes = testing.random_input_codes(np.random.default_rng(9), graph, frames)
-    plan = build_plan(graph)
+    plan = plan or build_plan(graph)
     chosen = {s.name: s.depth for s in plan.streams if s.skip}
+    if streams is not None and not set(streams) <= set(chosen):
+        raise ValueError(f"{name}: not skip streams of the plan: "
+                         f"{sorted(set(streams) - set(chosen))}; skip streams: {sorted(chosen)}")
     work = work / name.replace("/", "_")
-    base = run(graph, codes, work, "plan", chosen)
+    base = run(graph, codes, work, "plan", chosen, plan)
     row = {"design": name, "bottleneck_cycles": folding.bottleneck(graph)[1],
            "at_plan_depths": base, "fifos": []}
     if base["hang"]:
         row["seconds"] = round(time.perf_counter() - t0, 1)
         return row
     for s, depth in chosen.items():
+        if streams is not None and s not in streams:
+            continue
         lo, hi = 0, depth          # lo: slower (or hangs) at lo (0: untested), hi: no slower
         tried = {}
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            r = run(graph, codes, work, f"{s}_{mid}", {**chosen, s: mid})
+            r = run(graph, codes, work, f"{s}_{mid}", {**chosen, s: mid}, plan)
             tried[mid] = ("hang" if r["hang"] else r["interval"])
             if no_slower(r, base):
                 hi = mid

@@ -220,6 +220,27 @@ def test_rtl_is_bit_exact_under_stalls_at_the_bottleneck_rate(tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="open: the first-frame schedule of a join is off "
+                   "Verilator's by -11..+1 cycles (+1 with the add at the convs' PE, less "
+                   "with a narrower add or PE 1), found on larq-zoo's Bi-Real Net")
+def test_first_frame_latency_equals_the_schedule(tmp_path: Path) -> None:
+    """The cycle model's first-frame latency (``pixel_schedule``) is exact against
+    Verilator on graphs too, as it is on chains (tests/test_realvalued_units.py)."""
+    from bnn2fpga.estimate import pixel_schedule
+    from bnn2fpga.sim.rtl import simulate_many
+
+    jobs = _written(tmp_path, "rtl")
+    off = []
+    for (_, graph, _), res in zip(jobs, simulate_many(jobs, tmp_path / "cache", seed=3),
+                                  strict=True):
+        lat = res.summary["first_frame_latency_cycles"]
+        model = int(pixel_schedule(graph)[graph.output.name][-1])
+        if lat != model:
+            off.append(f"{graph.name}: Verilator {lat}, model {model}")
+    assert not off, "; ".join(off)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("control", ["ap_ctrl_none", "axilite"])
 def test_hls_csim_is_bit_exact(tmp_path: Path, control: str) -> None:
     from bnn2fpga.sim.csim import simulate_many

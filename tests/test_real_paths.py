@@ -296,3 +296,33 @@ def test_bn_prelu_bn_lowers_to_one_affine_within_its_rounding(seed):
     z = a1 * x / 16.0 + b1 + act.shift_in
     want = a3 * (np.where(z >= 0, z, act.slope * z) + act.shift_out) + b3
     assert np.abs(got - want).max() <= 2.0 ** -11 + 2.0 ** -13 * np.abs(want).max()
+
+
+def test_sign_of_a_float_conv_and_batchnorm_reads_its_accumulator():
+    """Float Conv2D -> BatchNorm -> a Larq binary conv's input sign: the BN+sign becomes a
+    Threshold on the float conv's integer accumulator, which then carries its real value
+    (an output affine), as it does when the BN's output is read by another real op, and
+    whose thresholds span the accumulator's worst case (its width is assigned later)."""
+    import larq as lq
+
+    from bnn2fpga.architectures import randomize_batchnorm
+
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input((6, 6, 3))
+    x = tf.keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="c0")(inp)
+    x = tf.keras.layers.BatchNormalization(name="bn0")(x)
+    x = lq.layers.QuantConv2D(4, 3, padding="same", input_quantizer="approx_sign",
+                              kernel_quantizer="ste_sign", use_bias=False, name="c1")(x)
+    x = tf.keras.layers.BatchNormalization(name="bn1")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    model = randomize_batchnorm(tf.keras.Model(inp, tf.keras.layers.Dense(3, name="fc")(x)))
+    cal = np.random.default_rng(0).integers(0, 1 << BITS, (32, 6, 6, 3)) * SCALE
+    g = compile_model(model, input_scale=SCALE, input_bits=BITS,
+                      calibration=cal.astype(np.float32))
+    (thr,) = [n for n in g.nodes if isinstance(n, Threshold)]
+    assert g.producer(thr).name == "c0" and g["c0"].output_affine is not None
+    # thresholds on the accumulator's full range (not clipped to a placeholder width)
+    assert np.abs(thr.thresholds).max() > 1000, thr.thresholds.ravel()
+    a = g.meta["agreement"]
+    assert a["sign_flips"] and all(f < 0.005 for f in a["sign_flips"].values()), a
+    assert a["argmax_agreement"] >= 0.95, a

@@ -308,6 +308,15 @@ def prelu_chain(graph: Graph, node: Node) -> tuple[list[Node], FloatPReLU, list[
     return pre, prelu[0], post
 
 
+def sign_input_range(graph: Graph, src: Node) -> tuple[int, int]:
+    """The codes a Threshold on ``src`` can see: an accumulator's worst case
+    (``accumulator_bound``; its width is assigned after this pass), else its type's."""
+    if isinstance(src, Dense) and not isinstance(src, PGConv2D) and src.out.encoding == "int":
+        bound = accumulator_bound(src, graph.producer(src).out)
+        return -bound, bound
+    return src.out.code_range()
+
+
 def lower_sign(graph: Graph, sign: Sign) -> None:
     """sign(chain(x)) on a real x -> Threshold: a*x + b >= 0 is x >= -b/a (a > 0), a
     negated compare (a < 0), or a constant (a = 0); on codes of x."""
@@ -318,10 +327,12 @@ def lower_sign(graph: Graph, sign: Sign) -> None:
         src = graph.producer(src)
     if src.out.encoding not in ("fixed", "int"):
         src = as_fixed(graph, src.name, 16)
+    if isinstance(src, Dense) and src.output_affine is None and src.thresholds is None:
+        set_output_affine(graph, src)     # the compare reads the accumulator's codes
     c = sign.out.shape[-1]
     a, b = chain_terms(chain) if chain else (np.ones(c), np.zeros(c))
     step = real_step(graph, src)
-    lo, hi = src.out.code_range()
+    lo, hi = sign_input_range(graph, src)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(a > 0, np.ceil(-b / (a * step)), np.ceil(b / (a * step)))
     t = np.where(a == 0, np.where(b >= 0, lo, hi + 1), t)
