@@ -308,6 +308,28 @@ def prelu_chain(graph: Graph, node: Node) -> tuple[list[Node], FloatPReLU, list[
     return pre, prelu[0], post
 
 
+def affine_chain_source(graph: Graph, node: Node) -> tuple[list[Node], Node]:
+    """The per-channel affine ops (in order) that ``node`` reads through, each read only by
+    the next, and the real tensor below them (made fixed point where it is not)."""
+    chain: list[Node] = []
+    src = graph.producer(node)
+    while isinstance(src, AFFINE_OPS) and len(graph.consumers(src.name)) == 1:
+        chain.insert(0, src)
+        src = graph.producer(src)
+    if src.out.encoding not in ("fixed", "int"):
+        src = as_fixed(graph, src.name, 16)
+    return chain, src
+
+
+def threshold_source(graph: Graph, node: Node) -> tuple[list[Node], Node]:
+    """``affine_chain_source`` for a Threshold unit that replaces ``node``: a matrix-vector
+    accumulator below the chain streams on to it, so it gets its output affine."""
+    chain, src = affine_chain_source(graph, node)
+    if isinstance(src, Dense) and src.output_affine is None and src.thresholds is None:
+        set_output_affine(graph, src)     # the compare reads the accumulator's codes
+    return chain, src
+
+
 def sign_input_range(graph: Graph, src: Node) -> tuple[int, int]:
     """The codes a Threshold on ``src`` can see: an accumulator's worst case
     (``accumulator_bound``; its width is assigned after this pass), else its type's."""
@@ -320,15 +342,7 @@ def sign_input_range(graph: Graph, src: Node) -> tuple[int, int]:
 def lower_sign(graph: Graph, sign: Sign) -> None:
     """sign(chain(x)) on a real x -> Threshold: a*x + b >= 0 is x >= -b/a (a > 0), a
     negated compare (a < 0), or a constant (a = 0); on codes of x."""
-    chain: list[Node] = []
-    src = graph.producer(sign)
-    while isinstance(src, AFFINE_OPS) and len(graph.consumers(src.name)) == 1:
-        chain.insert(0, src)
-        src = graph.producer(src)
-    if src.out.encoding not in ("fixed", "int"):
-        src = as_fixed(graph, src.name, 16)
-    if isinstance(src, Dense) and src.output_affine is None and src.thresholds is None:
-        set_output_affine(graph, src)     # the compare reads the accumulator's codes
+    chain, src = threshold_source(graph, sign)
     c = sign.out.shape[-1]
     a, b = chain_terms(chain) if chain else (np.ones(c), np.zeros(c))
     step = real_step(graph, src)
@@ -350,13 +364,7 @@ def lower_quantize2bit(graph: Graph, node: FloatQuantize2Bit) -> None:
     (``passes.fracbnn.quantizer_thresholds``: exhaustive over the codes in [-1, 1])."""
     from bnn2fpga.passes.fracbnn import quantizer_thresholds
 
-    chain: list[Node] = []
-    src = graph.producer(node)
-    while isinstance(src, AFFINE_OPS) and len(graph.consumers(src.name)) == 1:
-        chain.insert(0, src)
-        src = graph.producer(src)
-    if src.out.encoding not in ("fixed", "int"):
-        src = as_fixed(graph, src.name, 16)
+    chain, src = affine_chain_source(graph, node)
     c = node.out.shape[-1]
     a, b = chain_terms(chain) if chain else (np.ones(c), np.zeros(c))
     lo, hi = src.out.code_range()
@@ -423,20 +431,8 @@ def lower_quantize(graph: Graph, node: Quantize) -> None:
         raise IRError(f"quantizer {node.name!r} on a real-valued tensor: supported on a real "
                       "path: Larq DoReFa (k-bit unsigned codes); a QKeras quantizer there "
                       "needs its input to be a binary layer's accumulator")
-    chain: list[Node] = []
-    src = graph.producer(node)
-    while isinstance(src, AFFINE_OPS) and len(graph.consumers(src.name)) == 1:
-        chain.insert(0, src)
-        src = graph.producer(src)
-    if src.out.encoding not in ("fixed", "int"):
-        src = as_fixed(graph, src.name, 16)
-    if isinstance(src, Dense) and src.out.encoding == "int":
-        if src.output_affine is None:
-            set_output_affine(graph, src)  # the accumulator streams on to the threshold unit
-        bound = accumulator_bound(src, graph.producer(src).out)  # widths come later
-        lo, hi = -bound, bound
-    else:
-        lo, hi = src.out.code_range()
+    chain, src = threshold_source(graph, node)
+    lo, hi = sign_input_range(graph, src)
     c = node.out.shape[-1]
     a, b = chain_terms(chain) if chain else (np.ones(c), np.zeros(c))
     t, negate = quantize_thresholds(node, lo, hi, real_step(graph, src), a, b)
