@@ -85,11 +85,93 @@ def inner_fifo_delay(plan: Plan, layer: str) -> int:
                and plan.stream(u.out).depth and plan.stream(u.out).consumer in units)
 
 
+MAX_FORK_PASSES = 1000     # schedule passes before fork back-pressure counts as a deadlock
+
+
 def pixel_schedule(graph: Graph, plan: Plan | None = None,
                    input_interval: float | None = None) -> dict[str, np.ndarray]:
     """Cycle at which each output pixel (raster order) of each node leaves its last unit,
     for the first frame entering an idle pipeline (1 = first input beat); the output
-    node's entry is where the frame's beats reach the top's output port.
+    node's entry is where the frame's beats reach the top's output port
+    (``schedule_pass``).
+
+    A forked tensor reaches its readers no faster than the slowest takes it: ``bnn_fork``
+    passes a beat on only once every output took the previous one.  Each pass gives the
+    cycles at which the readers take the tensor's pixels (``input_take``); the fork then
+    holds pixel q until every reader's path has room for it (``fork_floor``), which can
+    delay other readers and so the takes; the passes repeat until the times (which only
+    grow) no longer change."""
+    plan = plan or build_plan(graph)
+    floor: dict[str, np.ndarray] = {}
+    for _ in range(MAX_FORK_PASSES):
+        avail, takes = schedule_pass(graph, plan, input_interval, floor)
+        grown = {k: np.maximum(floor.get(k, v), v) for k, v in fork_floor(plan, takes).items()}
+        if grown.keys() == floor.keys() and all(np.array_equal(grown[k], floor[k])
+                                                for k in floor):
+            return avail
+        floor = grown
+    raise ValueError(f"graph {graph.name!r}: the fork back-pressure of tensors "
+                     f"{sorted(floor)} does not settle in {MAX_FORK_PASSES} schedule passes "
+                     "(readers that wait on each other through a fork: a deadlock); deeper "
+                     "skip FIFOs behind the forks would decouple them")
+
+
+def fork_room(plan: Plan, stream: str) -> tuple[str, int] | None:
+    """The fork-side stream and the beats of it the path from the first fork to the unit
+    reading ``stream`` holds (each FIFO's depth, each width converter's
+    ``dwc_capacity_beats``, one per fork's output register), or None without a fork."""
+    room, forked = 0, False
+    while True:
+        s = plan.stream(stream)
+        room += s.depth
+        prod = next((u for u in plan.units if u.name == s.producer), None)
+        if prod is None or prod.kind not in ("dwc", "fork"):
+            return (stream, room) if forked else None
+        if prod.kind == "dwc":
+            room += dwc_capacity_beats(prod.params["IWB"], prod.params["OWB"])
+        else:
+            forked, room = True, room + 1
+        stream = prod.inp
+
+def fork_floor(plan: Plan, takes: dict[tuple[str, str], np.ndarray]
+               ) -> dict[str, np.ndarray]:
+    """Earliest cycle each pixel of a forked tensor can leave its producer: once every
+    reader behind a fork took the beat ``fork_room`` beats before the pixel's last beat
+    (``takes``: (tensor, stream into the reader) -> when the reader takes each pixel's
+    last beat, one beat per cycle within the pixel)."""
+    out: dict[str, np.ndarray] = {}
+    for (src, stream), take in takes.items():
+        found = fork_room(plan, stream)
+        if found is None:
+            continue
+        fork_in, room = found
+        n = len(take)
+        k = plan.stream(fork_in).beats // n        # beats per pixel at the fork
+        beat = (np.arange(n) + 1) * k - 1 - room   # the beat that must have been taken
+        t = np.where(beat >= 0, take[np.maximum(beat, 0) // k] - (k - 1 - beat % k), 0)
+        out[src] = np.maximum(out.get(src, t), t).astype(np.int64)
+    return out
+
+def input_take(node: Node, last: np.ndarray, per_pixel: int) -> np.ndarray | None:
+    """Cycle at which ``node``'s first unit takes each input pixel's last beat, given its
+    last step per output pixel (``last``): a join and an elementwise unit at that step, a
+    pointwise MVTU during its first neuron fold (it replays the stored pixel for the
+    others); None for a unit that takes its input as it arrives (a sliding window, a
+    dense layer's vector)."""
+    if len(node.inputs) > 1 or isinstance(node, ELEMENTWISE):
+        return last
+    if is_pointwise(node):
+        nf = node.out_channels // node.pe
+        return last - per_pixel + per_pixel // nf
+    return None
+
+
+def schedule_pass(graph: Graph, plan: Plan, input_interval: float | None,
+                  floor: dict[str, np.ndarray]
+                  ) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], np.ndarray]]:
+    """One pass of ``pixel_schedule``, each forked tensor held back to ``floor``
+    (``fork_floor``); also when the readers take each tensor's pixels (``input_take``:
+    (tensor, stream into the reader) -> cycles).
 
     A unit spends ``folding.node_cycles / out_pixels`` compute steps per output pixel, one
     per cycle.  Its last step for pixel p comes no earlier than ``per_pixel`` after the
@@ -106,9 +188,11 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
     ``input_interval``: the host spreads a frame's input beats over this many cycles (the
     pipeline's steady state at its bottleneck, ``paced_schedule``) instead of one per
     cycle."""
-    plan = plan or build_plan(graph)
     avail: dict[str, np.ndarray] = {graph.input.name: input_arrival(graph, plan,
                                                                    input_interval)}
+    takes: dict[tuple[str, str], np.ndarray] = {}
+    if graph.input.name in floor:
+        avail[graph.input.name] = np.maximum(avail[graph.input.name], floor[graph.input.name])
     leaving = {graph.input.name: plan.input}    # node -> the stream its last unit drives
     # node -> when one output pixel's beats leave, relative to its last (``beat_pattern``)
     pattern = {graph.input.name: own_beats(plan, graph.input, pixel_beats(
@@ -118,6 +202,8 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
             src = graph.producer(node)
             avail[node.name] = np.full(folding.out_pixels(node), avail[src.name][-1],
                                        dtype=np.int64)
+            if node.name in floor:
+                avail[node.name] = np.maximum(avail[node.name], floor[node.name])
             leaving[node.name] = leaving[src.name]
             pattern[node.name] = (pattern[src.name] if len(avail[node.name]) ==
                                   len(avail[src.name]) else np.concatenate(
@@ -145,12 +231,18 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
             prev = max(prev + per_pixel, int(r))
             last[i] = prev
         avail[node.name] = last + unit_delay(main[-1])
+        if node.name in floor:
+            avail[node.name] = np.maximum(avail[node.name], floor[node.name])
+        take = input_take(node, last, per_pixel)
+        if take is not None:
+            takes.update({(name, stream): take
+                          for name, stream in zip(node.inputs, main[0].inputs, strict=True)})
         leaving[node.name] = main[-1].out
         pattern[node.name] = beat_pattern(plan, node, per_pixel,
                                           [pattern[i] for i in node.inputs])
     out = graph.output.name
     avail[out] = avail[out] + path_delay(plan, leaving[out])
-    return avail
+    return avail, takes
 
 def converter_beats(plan: Plan, stream: str, arrivals: np.ndarray) -> np.ndarray:
     """When one pixel's beats enter the unit that reads ``stream``, relative to the
@@ -206,10 +298,11 @@ def input_delay(plan: Plan, stream: str) -> int:
 def paced_schedule(graph: Graph, plan: Plan) -> dict[str, np.ndarray]:
     """``pixel_schedule`` with the host sending a frame's input at the bottleneck's rate:
     every unit keeps up, so nothing back-pressures, and the times are the steady state's
-    (within a frame)."""
+    (within a frame).  One pass, no fork back-pressure (``fork_floor``): these are the
+    times the skip FIFOs are sized to allow (``skip_fifo_depths``), so that no fork
+    holds a beat back."""
     _, interval = folding.bottleneck(graph)
-    return pixel_schedule(graph, plan, input_interval=max(interval,
-                                                          plan.input_stream.beats))
+    return schedule_pass(graph, plan, max(interval, plan.input_stream.beats), {})[0]
 
 
 def skip_fifo_depths(graph: Graph, plan: Plan) -> dict[str, int]:
