@@ -1,8 +1,9 @@
 """First-frame latency of the join graphs (tests/test_graph_units.py's cases): Verilator
 against ``pixel_schedule``, as planned and with every FIFO behind a fork deepened to
-``--deep`` beats (a diagnostic: the part of the error a deeper fork buffer removes is the
-fork's back-pressure, which the schedule does not model).  Prints a table and writes
-bench/results/join_latency.json."""
+``--deep`` beats (the schedule holds a forked tensor to its slowest reader,
+``estimate.schedule.fork_floor``, so both columns check that model; only FIFOs the plan
+placed are deepened, a fork output of depth 0 stays unbuffered).  Prints a table and
+writes bench/results/join_latency.json."""
 
 from __future__ import annotations
 
