@@ -521,3 +521,29 @@ def residual_graph(rng: np.random.Generator, *, h: int = 6, w: int = 6, c: int =
                TensorType.fixed((h, w, out_ch), out_bits, out_frac), pe=add_pe)
     nodes += [add1, add2]
     return Graph("residual_add", nodes)
+
+
+def assert_engines_agree(graph: Graph, x: np.ndarray, work: Any, name: str,
+                         stalls: tuple[float, ...] = (0.3,), seed: int = 3) -> None:
+    """Write ``graph``'s RTL and HLS projects under ``work`` and assert that Verilator (at
+    each random-stall probability of ``stalls``) and the HLS C-sim give the reference's
+    output codes for float frames ``x``, bit for bit."""
+    from pathlib import Path
+
+    from bnn2fpga import reference
+    from bnn2fpga.backends import CompileOptions, hls, rtl
+    from bnn2fpga.sim import csim
+    from bnn2fpga.sim.rtl import simulate_many
+
+    work = Path(work)
+    codes = reference.quantize_input(graph.input, x)
+    want = reference.execute(graph, codes)[graph.output.name]
+    rtl.write_project(graph, work / "rtl", CompileOptions(top=f"{name}_rtl"))
+    (work / "hls").mkdir()
+    hls.write_project(graph, work / "hls", CompileOptions(top=f"{name}_hls"))
+    for stall in stalls:
+        (run,) = simulate_many([(work, graph, codes)], work / "cache", stall_prob=stall,
+                               seed=seed, name=name)
+        assert np.array_equal(run.codes, want), f"RTL differs (stall {stall})"
+    (res,) = csim.simulate_many([(work, graph, codes)], cache_dir=work / "csim")
+    assert np.array_equal(res.codes, want), "C-sim differs"

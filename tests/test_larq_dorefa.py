@@ -17,10 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnn2fpga import reference
+from bnn2fpga import reference, testing
 from bnn2fpga.backends import CompileOptions
-from bnn2fpga.backends import hls as hls_backend
-from bnn2fpga.backends import rtl as rtl_backend
 from bnn2fpga.compile import compile_model
 from bnn2fpga.frontends.keras import UnsupportedError
 from bnn2fpga.ir import (
@@ -279,39 +277,23 @@ def test_dorefa_on_a_real_tensor_is_a_threshold_unit(dorefa_real, digits):
     assert 0 < agreement["code_flips"][node.name] < 0.005    # vs the float model's codes
 
 
-def hardware_agrees(graph, x: np.ndarray, tmp_path, name: str) -> None:
-    from bnn2fpga.sim import csim
-    from bnn2fpga.sim.rtl import simulate_many
-
-    codes = reference.quantize_input(graph.input, x)
-    want = reference.execute(graph, codes)[graph.output.name]
-    rtl_backend.write_project(graph, tmp_path / "rtl", CompileOptions(top=f"{name}_rtl"))
-    (tmp_path / "hls").mkdir()
-    hls_backend.write_project(graph, tmp_path / "hls", CompileOptions(top=f"{name}_hls"))
-    (run,) = simulate_many([(tmp_path, graph, codes)], tmp_path / "cache", stall_prob=0.3,
-                           seed=3, name=name)
-    assert np.array_equal(run.codes, want), "RTL differs (stall 0.3)"
-    (res,) = csim.simulate_many([(tmp_path, graph, codes)], cache_dir=tmp_path / "csim")
-    assert np.array_equal(res.codes, want), "C-sim differs"
-
-
 @pytest.mark.slow
 def test_dorefa_hardware_equals_reference(dorefa, digits, tmp_path):
     k, _, graph = dorefa
-    hardware_agrees(graph, digits.x_test[:12], tmp_path, f"dorefa{k}")
+    testing.assert_engines_agree(graph, digits.x_test[:12], tmp_path, f"dorefa{k}")
 
 
 @pytest.mark.slow
 def test_dorefa_real_path_hardware_equals_reference(dorefa_real, digits, tmp_path):
     _, graph = dorefa_real
-    hardware_agrees(graph, digits.x_test[:12], tmp_path, "dorefa_real")
+    testing.assert_engines_agree(graph, digits.x_test[:12], tmp_path, "dorefa_real")
 
 
 @pytest.mark.slow
 def test_dorefa_pooled_codes_hardware_equals_reference(digits, tmp_path):
     """Max-pools of 2-bit DoReFa codes (the hoisted quantizer) in RTL and C-sim."""
     graph = compile_model(dorefanet_blocks_model(np.random.default_rng(7)))
-    hardware_agrees(graph, digits.x_test[:12], tmp_path, "dorefa_pool")
+    testing.assert_engines_agree(graph, digits.x_test[:12], tmp_path, "dorefa_pool")
 
 
 def test_dorefa_real_path_code_flips_in_report(dorefa_real, tmp_path):

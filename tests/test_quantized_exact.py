@@ -10,10 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnn2fpga import reference
-from bnn2fpga.backends import CompileOptions
-from bnn2fpga.backends import hls as hls_backend
-from bnn2fpga.backends import rtl as rtl_backend
+from bnn2fpga import reference, testing
 from bnn2fpga.compile import compile_model
 from bnn2fpga.ir import Dense, graph_from_json, graph_to_json, graphs_equal
 from bnn2fpga.testing import keras_quantized_codes
@@ -82,22 +79,9 @@ def test_w1a2_design_json_round_trip(w1a2, digits):
 
 @pytest.mark.slow
 def test_w1a2_hardware_equals_reference(w1a2, digits, tmp_path):
-    from bnn2fpga.sim import csim
-    from bnn2fpga.sim.rtl import simulate_many
-
     _, graph = w1a2
     x = digits.x_test[:12].reshape((12, 8, 8, 1))
-    codes = reference.quantize_input(graph.input, x)
-    want = reference.execute(graph, codes)[graph.output.name]
-    rtl_backend.write_project(graph, tmp_path / "rtl", CompileOptions(top="w1a2_rtl"))
-    (tmp_path / "hls").mkdir()
-    hls_backend.write_project(graph, tmp_path / "hls", CompileOptions(top="w1a2_hls"))
-    for stall in (0.0, 0.3):
-        (run,) = simulate_many([(tmp_path, graph, codes)], tmp_path / f"cache{stall}",
-                               stall_prob=stall, seed=3, name="w1a2")
-        assert np.array_equal(run.codes, want), f"RTL differs (stall {stall})"
-    (res,) = csim.simulate_many([(tmp_path, graph, codes)], cache_dir=tmp_path / "csim")
-    assert np.array_equal(res.codes, want), "C-sim differs"
+    testing.assert_engines_agree(graph, x, tmp_path, "w1a2", stalls=(0.0, 0.3))
 
 
 @pytest.fixture(scope="module")
@@ -132,21 +116,9 @@ def test_quantized_model_equals_keras(quantized, digits_all):
 
 @pytest.mark.slow
 def test_quantized_model_hardware_equals_reference(quantized, digits, tmp_path):
-    from bnn2fpga.sim import csim
-    from bnn2fpga.sim.rtl import simulate_many
-
     _, graph = quantized
     x = digits.x_test[:12].reshape((12, 8, 8, 1))
-    codes = reference.quantize_input(graph.input, x)
-    want = reference.execute(graph, codes)[graph.output.name]
-    rtl_backend.write_project(graph, tmp_path / "rtl", CompileOptions(top="qz_rtl"))
-    (tmp_path / "hls").mkdir()
-    hls_backend.write_project(graph, tmp_path / "hls", CompileOptions(top="qz_hls"))
-    (run,) = simulate_many([(tmp_path, graph, codes)], tmp_path / "cache", stall_prob=0.3,
-                           seed=3, name="qz")
-    assert np.array_equal(run.codes, want), "RTL differs"
-    (res,) = csim.simulate_many([(tmp_path, graph, codes)], cache_dir=tmp_path / "csim")
-    assert np.array_equal(res.codes, want), "C-sim differs"
+    testing.assert_engines_agree(graph, x, tmp_path, "qz", stalls=(0.3,))
 
 
 def test_quantizer_refusals():
@@ -243,22 +215,9 @@ def test_residual_design_json_round_trip(qres):
 
 @pytest.mark.slow
 def test_residual_hardware_equals_reference(qres, digits, tmp_path):
-    from bnn2fpga.sim import csim
-    from bnn2fpga.sim.rtl import simulate_many
-
     _, graph = qres
     x = digits.x_test[:12].reshape((12, 8, 8, 1))
-    codes = reference.quantize_input(graph.input, x)
-    want = reference.execute(graph, codes)[graph.output.name]
-    rtl_backend.write_project(graph, tmp_path / "rtl", CompileOptions(top="qres_rtl"))
-    (tmp_path / "hls").mkdir()
-    hls_backend.write_project(graph, tmp_path / "hls", CompileOptions(top="qres_hls"))
-    for stall in (0.0, 0.3):
-        (run,) = simulate_many([(tmp_path, graph, codes)], tmp_path / f"cache{stall}",
-                               stall_prob=stall, seed=3, name="qres")
-        assert np.array_equal(run.codes, want), f"RTL differs (stall {stall})"
-    (res,) = csim.simulate_many([(tmp_path, graph, codes)], cache_dir=tmp_path / "csim")
-    assert np.array_equal(res.codes, want), "C-sim differs"
+    testing.assert_engines_agree(graph, x, tmp_path, "qres", stalls=(0.0, 0.3))
 
 
 @pytest.fixture(scope="module")
@@ -290,21 +249,9 @@ def test_global_pool_of_quantized_codes_is_exact(qres_gap, digits_all):
 
 @pytest.mark.slow
 def test_global_pool_head_hardware_equals_reference(qres_gap, digits, tmp_path):
-    from bnn2fpga.sim import csim
-    from bnn2fpga.sim.rtl import simulate_many
-
     _, graph = qres_gap
     x = digits.x_test[:8].reshape((8, 8, 8, 1))
-    codes = reference.quantize_input(graph.input, x)
-    want = reference.execute(graph, codes)[graph.output.name]
-    rtl_backend.write_project(graph, tmp_path / "rtl", CompileOptions(top="qgap_rtl"))
-    (tmp_path / "hls").mkdir()
-    hls_backend.write_project(graph, tmp_path / "hls", CompileOptions(top="qgap_hls"))
-    (run,) = simulate_many([(tmp_path, graph, codes)], tmp_path / "cache", stall_prob=0.3,
-                           seed=5, name="qgap")
-    assert np.array_equal(run.codes, want), "RTL differs"
-    (res,) = csim.simulate_many([(tmp_path, graph, codes)], cache_dir=tmp_path / "csim")
-    assert np.array_equal(res.codes, want), "C-sim differs"
+    testing.assert_engines_agree(graph, x, tmp_path, "qgap", stalls=(0.3,), seed=5)
 
 
 def test_pool_of_a_non_power_of_two_count_is_refused():
