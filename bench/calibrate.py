@@ -341,6 +341,17 @@ def fit_module(module: str, rows: list[dict], cal: E.Calibration,
     return result
 
 
+def fit_errors(points: list[dict]) -> dict:
+    """LUT (fit and leave-one-out) and FF error statistics of fitted points, and how many
+    of them have BRAM18 and DSP counts equal to yosys's."""
+    return {"lut": error_stats(points, "lut", "error_pct"),
+            "lut_leave_one_out": error_stats(points, "lut", "loo_error_pct"),
+            "ff": error_stats(points, "ff", "error_pct"),
+            "bram18_exact": sum(p["bram18"]["yosys"] == p["bram18"]["estimate"]
+                                for p in points),
+            "dsp_exact": sum(p["dsp"]["yosys"] == p["dsp"]["estimate"] for p in points)}
+
+
 def error_stats(points: list[dict], res: str, key: str) -> dict:
     e = np.abs([p[res][key] for p in points])
     return {"mean_abs_pct": round(float(e.mean()), 2),
@@ -368,13 +379,7 @@ def fit_all(rows: list[dict], family: str) -> dict:
         out["coefficients"][module] = coefs
         out["fit_error"][module] = {
             "points": len(mrows),
-            "lut": error_stats(fitted["points"], "lut", "error_pct"),
-            "lut_leave_one_out": error_stats(fitted["points"], "lut", "loo_error_pct"),
-            "ff": error_stats(fitted["points"], "ff", "error_pct"),
-            "bram18_exact": sum(p["bram18"]["yosys"] == p["bram18"]["estimate"]
-                                for p in fitted["points"]),
-            "dsp_exact": sum(p["dsp"]["yosys"] == p["dsp"]["estimate"]
-                             for p in fitted["points"])}
+            **fit_errors(fitted["points"])}
         details[module] = fitted["points"]
     every = [p for pts in details.values() for p in pts]
     out["fit_error"]["all_units"] = {
@@ -446,13 +451,7 @@ def fit_kinds(rows: list[dict], kinds: list[str], family: str) -> tuple[dict, di
         calibration["fit_error"][name] = {
             "points": len(krows),
             "fitted": {r: f for r, f in fitted["fitted_features"].items()},
-            "lut": error_stats(fitted["points"], "lut", "error_pct"),
-            "lut_leave_one_out": error_stats(fitted["points"], "lut", "loo_error_pct"),
-            "ff": error_stats(fitted["points"], "ff", "error_pct"),
-            "bram18_exact": sum(p["bram18"]["yosys"] == p["bram18"]["estimate"]
-                                for p in fitted["points"]),
-            "dsp_exact": sum(p["dsp"]["yosys"] == p["dsp"]["estimate"]
-                             for p in fitted["points"])}
+            **fit_errors(fitted["points"])}
         details[name] = fitted["points"]
     fitted_names = ", ".join(kinds)
     src = calibration["source"].split("; refitted --kinds")[0]
