@@ -547,3 +547,17 @@ def assert_engines_agree(graph: Graph, x: np.ndarray, work: Any, name: str,
         assert np.array_equal(run.codes, want), f"RTL differs (stall {stall})"
     (res,) = csim.simulate_many([(work, graph, codes)], cache_dir=work / "csim")
     assert np.array_equal(res.codes, want), "C-sim differs"
+
+
+def assert_outputs_match(model: Any, graph: Graph, x: np.ndarray) -> None:
+    """The reference's outputs for float frames ``x`` (reshaped to the model's input) equal
+    Keras's: same argmax, and equal up to float32 rounding of the last affine step."""
+    from bnn2fpga import reference
+
+    x = x.reshape((len(x),) + tuple(model.input_shape[1:]))
+    keras_out = model.predict(x, verbose=0)
+    ref_out = reference.run(graph, x)
+    assert ref_out.dtype == np.float32 and ref_out.shape == keras_out.shape
+    assert np.array_equal(ref_out.argmax(-1), keras_out.argmax(-1))
+    tol = 8 * np.finfo(np.float32).eps * np.maximum(1.0, np.abs(keras_out))
+    assert np.all(np.abs(ref_out - keras_out) <= tol), np.abs(ref_out - keras_out).max()

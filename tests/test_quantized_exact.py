@@ -62,11 +62,7 @@ def test_w1a2_equals_keras(w1a2, digits_all):
     model, graph = w1a2
     x = digits_all.reshape((len(digits_all), 8, 8, 1))
     assert keras_code_mismatches(model, graph, x) == {"conv1": 0, "conv2": 0}
-    keras_out = model.predict(x, verbose=0)
-    ref_out = reference.run(graph, x)
-    assert np.array_equal(ref_out.argmax(-1), keras_out.argmax(-1))
-    tol = 8 * np.finfo(np.float32).eps * np.maximum(1.0, np.abs(keras_out))
-    assert np.all(np.abs(ref_out - keras_out) <= tol)
+    testing.assert_outputs_match(model, graph, x)
 
 
 def test_w1a2_design_json_round_trip(w1a2, digits):
@@ -107,11 +103,7 @@ def test_quantized_model_equals_keras(quantized, digits_all):
     assert convs["conv2"].weight_bits == 1 and convs["conv2"].thresholds.shape[1] == 7
     x = digits_all.reshape((len(digits_all), 8, 8, 1))
     assert keras_code_mismatches(model, graph, x) == {"conv1": 0, "conv2": 0}
-    keras_out = model.predict(x, verbose=0)
-    ref_out = reference.run(graph, x)
-    assert np.array_equal(ref_out.argmax(-1), keras_out.argmax(-1))
-    tol = 8 * np.finfo(np.float32).eps * np.maximum(1.0, np.abs(keras_out))
-    assert np.all(np.abs(ref_out - keras_out) <= tol)
+    testing.assert_outputs_match(model, graph, x)
 
 
 @pytest.mark.slow
@@ -198,11 +190,7 @@ def test_residual_model_equals_keras(qres, digits_all):
     assert set(got) >= {"conv0", "b1_in", "b1_conv", "b1_add", "b1_s", "b2_in", "b2_conv",
                         "b2_add", "b2_s", "head_q"}
     assert all(v == 0 for v in got.values()), got
-    keras_out = model.predict(x, verbose=0)
-    ref_out = reference.run(graph, x)
-    assert np.array_equal(ref_out.argmax(-1), keras_out.argmax(-1))
-    tol = 8 * np.finfo(np.float32).eps * np.maximum(1.0, np.abs(keras_out))
-    assert np.all(np.abs(ref_out - keras_out) <= tol)
+    testing.assert_outputs_match(model, graph, x)
 
 
 def test_residual_design_json_round_trip(qres):

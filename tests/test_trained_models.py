@@ -7,24 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnn2fpga import reference
+from bnn2fpga import reference, testing
 from bnn2fpga.compile import compile_model
 from bnn2fpga.ir import Conv2D, MaxPool2D, graph_from_json, graph_to_json, graphs_equal
 
 
 def model_inputs(model, x: np.ndarray) -> np.ndarray:
     return x.reshape((len(x),) + tuple(model.input_shape[1:]))
-
-
-def assert_outputs_match(model, graph, x):
-    x = model_inputs(model, x)
-    keras_out = model.predict(x, verbose=0)
-    ref_out = reference.run(graph, x)
-    assert ref_out.dtype == np.float32 and ref_out.shape == keras_out.shape
-    assert np.array_equal(ref_out.argmax(-1), keras_out.argmax(-1))
-    # equal up to float32 rounding of the last affine step
-    tol = 8 * np.finfo(np.float32).eps * np.maximum(1.0, np.abs(keras_out))
-    assert np.all(np.abs(ref_out - keras_out) <= tol), np.abs(ref_out - keras_out).max()
 
 
 def assert_activations_match(model, graph, x):
@@ -44,7 +33,7 @@ def assert_activations_match(model, graph, x):
 
 
 def test_qkeras_mlp_outputs(qkeras_mlp, mlp_graph, digits_all):
-    assert_outputs_match(qkeras_mlp, mlp_graph, digits_all)
+    testing.assert_outputs_match(qkeras_mlp, mlp_graph, digits_all)
 
 
 def test_qkeras_mlp_activations(qkeras_mlp, mlp_graph, digits_all):
@@ -52,7 +41,7 @@ def test_qkeras_mlp_activations(qkeras_mlp, mlp_graph, digits_all):
 
 
 def test_larq_cnn_outputs(larq_cnn, cnn_graph, digits_all):
-    assert_outputs_match(larq_cnn, cnn_graph, digits_all)
+    testing.assert_outputs_match(larq_cnn, cnn_graph, digits_all)
 
 
 def test_larq_cnn_activations(larq_cnn, cnn_graph, digits_all):
@@ -60,7 +49,7 @@ def test_larq_cnn_activations(larq_cnn, cnn_graph, digits_all):
 
 
 def test_qkeras_cnn_outputs(qkeras_cnn, qcnn_graph, digits_all):
-    assert_outputs_match(qkeras_cnn, qcnn_graph, digits_all)
+    testing.assert_outputs_match(qkeras_cnn, qcnn_graph, digits_all)
 
 
 def test_qkeras_cnn_activations(qkeras_cnn, qcnn_graph, digits_all):
@@ -144,5 +133,5 @@ def test_qkeras_options_model(digits_all, digits):
     graph = compile_model(model)
     assert graph.input.out.bits == 5 and graph.input.quantizer == "round_half_even"
     x = digits_all.reshape(len(digits_all), 64)
-    assert_outputs_match(model, graph, x)
+    testing.assert_outputs_match(model, graph, x)
     assert_activations_match(model, graph, x)
