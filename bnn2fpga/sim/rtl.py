@@ -159,12 +159,14 @@ def run_ports(sources: list[Path], top: str, pipes: list[Pipe], run_dir: Path,
               cache_root: Path, *, stall_prob: float = 0.0, trace: str | Path | None = None,
               hang_cycles: int = 100_000, seed: int = 1, clock: str = "ap_clk",
               reset: str = "ap_rst_n", reset_active_low: bool = True,
-              start: str | None = None, label: str | None = None
+              start: str | None = None, label: str | None = None, timeline: bool = False
               ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Build (cached) and run the harness on ``top``; returns each pipe's output codes
     (frames, elements) and the harness's raw JSON.  ``run_dir`` is the working directory
     (where ``$readmemh`` finds the memory files); ``label`` names the design in errors
-    (default ``top``; the user's top rather than its simulation wrapper)."""
+    (default ``top``; the user's top rather than its simulation wrapper); ``timeline``: each
+    pipe's JSON also has ``timeline``, unit -> the cycles of its first frame's output
+    handshakes."""
     label = label or top
     if not 0.0 <= stall_prob < 1.0:
         raise ValueError(f"stall_prob={stall_prob}: expected 0 <= p < 1")
@@ -192,6 +194,8 @@ def run_ports(sources: list[Path], top: str, pipes: list[Pipe], run_dir: Path,
                "--hang-cycles", str(int(hang_cycles))]
         if trace:
             cmd += ["--trace", str(Path(trace).absolute())]
+        if timeline:
+            cmd.append("--timeline")
         proc = subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True)
         if not (tmp / "result.json").is_file():
             raise RtlSimError(f"the RTL simulation of {label} failed (exit {proc.returncode}):\n"
@@ -221,7 +225,9 @@ def run_ports(sources: list[Path], top: str, pipes: list[Pipe], run_dir: Path,
 
 def cycle_summary(pipe_result: dict[str, Any], frames: int, clock_ns: float,
                   graph: Graph | None = None) -> dict[str, Any]:
-    """First-frame latency, steady-state interval, total cycles and frames/s."""
+    """First-frame latency, steady-state interval, total cycles and frames/s; with the
+    harness's ``timeline``, ``unit_out_cycles``: unit -> its first frame's output
+    handshakes, counted as the latency is (1 = the first input beat's cycle)."""
     done = pipe_result["frame_done"]
     first = pipe_result["first_in"]
     latency = done[0] - first + 1 if done else None
@@ -240,6 +246,9 @@ def cycle_summary(pipe_result: dict[str, Any], frames: int, clock_ns: float,
     if graph is not None:
         name, cycles = folding.bottleneck(graph)
         summary["bottleneck"] = {"unit": name, "cycles_per_frame": cycles}
+    if "timeline" in pipe_result:
+        summary["unit_out_cycles"] = {u: np.asarray(c, dtype=np.int64) - first + 1
+                                      for u, c in pipe_result["timeline"].items()}
     return summary
 
 
@@ -351,10 +360,11 @@ def simulate(project_dir: Path, graph: Graph, codes: np.ndarray, *, stall_prob: 
 
 def simulate_many(designs: list[tuple[Path, Graph, np.ndarray]], cache_dir: Path, *,
                   stall_prob: float = 0.0, hang_cycles: int | None = None, seed: int = 1,
-                  clock_ns: float = DEFAULT_CLOCK_NS, name: str = "sim_multi"
-                  ) -> list[SimResult]:
+                  clock_ns: float = DEFAULT_CLOCK_NS, name: str = "sim_multi",
+                  timeline: bool = False) -> list[SimResult]:
     """Simulate several RTL projects (each written with a distinct ``top``) in ONE build:
-    a generated wrapper instantiates every top with its own stream pair."""
+    a generated wrapper instantiates every top with its own stream pair.  ``timeline``:
+    each summary has ``unit_out_cycles`` (``cycle_summary``)."""
     infos, pipes, sources = [], [], {}
     cache_dir = Path(cache_dir).absolute()
     run_dir = _mkdir(cache_dir / "run" / name)
@@ -374,7 +384,7 @@ def simulate_many(designs: list[tuple[Path, Graph, np.ndarray]], cache_dir: Path
     hang = hang_cycles or max(default_hang_cycles(g) for _, g, _ in designs)
     outputs, result = run_ports([*sources.values(), run_dir / f"{name}.sv"], name, pipes,
                                 run_dir, cache_dir / "build", stall_prob=stall_prob,
-                                hang_cycles=hang, seed=seed)
+                                hang_cycles=hang, seed=seed, timeline=timeline)
     results = []
     for k, (_, graph, codes) in enumerate(designs):
         summary = cycle_summary(result["pipes"][k], codes.shape[0], clock_ns, graph)

@@ -7,7 +7,9 @@
 // the optional per-unit debug handshake vectors.  See README.md.
 //
 // Usage: harness --config run.cfg --json result.json [--stall-prob P] [--seed S]
-//                [--hang-cycles K] [--trace wave.fst] [--max-cycles N]
+//                [--hang-cycles K] [--trace wave.fst] [--max-cycles N] [--timeline]
+// --timeline: the JSON also lists, per unit, the cycles of its first frame's output
+// handshakes (the cycle model's per-layer schedule is checked against them).
 // run.cfg lines:
 //   pipe <in.bin> <out.bin> <frames> <in_beats_per_frame> <out_beats_per_frame>
 //   unit <pipe> <name> <in_beats_per_frame> <out_beats_per_frame>
@@ -37,6 +39,7 @@ struct Unit {
   long in_bpf = 0, out_bpf = 0;
   long in_fires = 0, out_fires = 0, last_fire = -1;
   int iv = 0, ir = 0, ov = 0, orr = 0;
+  std::vector<long> first_frame_out;  // --timeline: cycles of frame 0's output beats
 };
 
 struct Pipe {
@@ -134,6 +137,7 @@ int main(int argc, char** argv) {
   double stall = 0.0;
   long hang = 100000, max_cycles = -1;
   uint64_t seed = 1;
+  bool timeline = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -147,6 +151,7 @@ int main(int argc, char** argv) {
     else if (a == "--hang-cycles") hang = std::atol(next().c_str());
     else if (a == "--trace") trace_path = next();
     else if (a == "--max-cycles") max_cycles = std::atol(next().c_str());
+    else if (a == "--timeline") timeline = true;
     else die("unknown option " + a);
   }
   if (config.empty() || json_path.empty()) die("usage: harness --config FILE --json FILE ...");
@@ -289,6 +294,7 @@ int main(int argc, char** argv) {
           }
           for (uint32_t f = dbg_ov[w] & dbg_or[w]; f; f &= f - 1) {
             Unit& uu = pp.units[w * 32 + __builtin_ctz(f)];
+            if (timeline && uu.out_fires < uu.out_bpf) uu.first_frame_out.push_back(cycle);
             ++uu.out_fires;
             uu.last_fire = cycle;
             progress = true;
@@ -334,7 +340,18 @@ int main(int argc, char** argv) {
     j << (p ? ", " : "") << "{\"first_in\": " << pp.first_in << ", \"out_beats\": " << pp.out_got
       << ", \"frame_done\": [";
     for (std::size_t i = 0; i < pp.frame_done.size(); ++i) j << (i ? ", " : "") << pp.frame_done[i];
-    j << "]}";
+    j << "]";
+    if (timeline) {
+      j << ", \"timeline\": {";
+      for (std::size_t u = 0; u < pp.units.size(); ++u) {
+        j << (u ? ", " : "") << '"' << json_escape(pp.units[u].name) << "\": [";
+        const auto& c = pp.units[u].first_frame_out;
+        for (std::size_t i = 0; i < c.size(); ++i) j << (i ? ", " : "") << c[i];
+        j << "]";
+      }
+      j << "}";
+    }
+    j << "}";
   }
   j << "]}\n";
   return error.empty() ? 0 : 3;
