@@ -5,7 +5,8 @@ binary layers, multi-bit convs, global average pools, a final Dense; random fold
 
 On every graph: reference == Verilator (no stalls and random stalls, never a hang) == HLS
 C-sim, bit for bit; the RTL's interval is the cycle model's bottleneck and the HLS dataflow
-model's within 1%; design.json and plan.json round-trip.  Over the set: every feature
+model's within 1%, its first-frame latency the cycle model's exactly; design.json and
+plan.json round-trip.  Over the set: every feature
 occurs and saturation happens (in adds and in affines)."""
 
 from __future__ import annotations
@@ -177,6 +178,19 @@ def _interval(written, rtl_runs, name) -> int:
 def test_rtl_interval_is_the_cycle_model(written, rtl_runs, name, graph):
     interval, want = _interval(written, rtl_runs, name), folding.bottleneck(graph)[1]
     assert abs(interval - want) <= 0.01 * want, f"RTL {interval} vs bottleneck {want}"
+
+
+@pytest.mark.slow
+def test_rtl_first_frame_latency_is_the_cycle_model(written, rtl_runs):
+    """``pixel_schedule`` (fork trees, width converters and back-pressure followed beat by
+    beat, ``estimate.forks``) is Verilator's first-frame latency on every graph."""
+    from bnn2fpga.estimate import pixel_schedule
+
+    off = [f"{g.name}: RTL {r.summary['first_frame_latency_cycles']}, model "
+           f"{pixel_schedule(g)[g.output.name][-1]}"
+           for (_, g, _), r in zip(written, rtl_runs[0.0], strict=True)
+           if pixel_schedule(g)[g.output.name][-1] != r.summary["first_frame_latency_cycles"]]
+    assert not off, "; ".join(off)
 
 
 @pytest.mark.slow
