@@ -3,7 +3,9 @@ memories), grouped by layer, with the cycle model's interval and latency."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from bnn2fpga import folding
@@ -78,10 +80,16 @@ class DesignEstimate:
     layers: list[LayerEstimate]
     bottleneck: str
     interval_cycles: int        # steady-state cycles per frame (slowest unit)
-    latency_cycles: int         # first frame in -> last output out (schedule estimate)
+    # first frame in -> last output out (``pixel_schedule``), worked out when first asked
+    # for: the folding search compares many designs by their resources alone
+    latency_of: Callable[[], int] = field(repr=False, compare=False)
     calibration: str
     serialisations: list[Serialisation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @cached_property
+    def latency_cycles(self) -> int:
+        return self.latency_of()
 
     @property
     def expected_interval_cycles(self) -> int:
@@ -164,10 +172,9 @@ def estimate(graph: Graph, *, part: str, clock_ns: float,
             node.pe if dense else None, node.simd if dense else None,
             folding.node_cycles(node, in_shape), by_layer.get(node.name, [])))
     name, interval = folding.bottleneck(graph)
-    schedule = pixel_schedule(graph, plan)
     return DesignEstimate(graph.name, device, part, clock_ns, layers, name, interval,
-                          int(schedule[graph.output.name][-1]), calibration.source,
-                          serialisations(graph, plan))
+                          lambda: int(pixel_schedule(graph, plan)[graph.output.name][-1]),
+                          calibration.source, serialisations(graph, plan))
 
 def matvec_layer_cost(graph: Graph, node: Dense, pe: int, simd: int, device: Device,
                       calibration: Calibration) -> Resources:

@@ -237,8 +237,10 @@ def schedule_pass(graph: Graph, plan: Plan, input_interval: float | None,
     ``bnn2fpga.units``).  An elementwise unit or average pool behind a width converter also
     waits for the converter's output beats that leave after the pixel's last input beat:
     the converter sends one beat per cycle, so a pixel whose beats came in a burst queues
-    there (``converter_burst``, from each node's ``beat_pattern``).  A join (add, concat)
-    takes pixel p once it has arrived on every input.
+    there (``converter_burst``, from each node's ``beat_pattern``), as do a dense layer
+    and each input of a join.  A join (add, concat) takes beat b of pixel p once it has
+    arrived on every input.  A stream tree's arrivals (``arrive``) hold all of that
+    already, and a unit that stood still (``held``) runs its steps in its own time.
 
     ``input_interval``: the host spreads a frame's input beats over this many cycles (the
     pipeline's steady state at its bottleneck, ``paced_schedule``) instead of one per
@@ -249,7 +251,7 @@ def schedule_pass(graph: Graph, plan: Plan, input_interval: float | None,
     takes: dict[tuple[str, str], np.ndarray] = {}
     offered: dict[str, np.ndarray] = {}
     own: dict[str, np.ndarray] = {}         # offered, in the unit's own time (``Stalls``)
-    leaving = {graph.input.name: plan.input}    # node -> the stream its last unit drives
+    leaving = leaving_streams(graph, plan)
     # node -> when one output pixel's beats leave, relative to its last (``beat_pattern``)
     pattern = {graph.input.name: own_beats(plan, graph.input, pixel_beats(
         plan, graph.input) * input_beat_gap(plan, input_interval))}
@@ -261,7 +263,6 @@ def schedule_pass(graph: Graph, plan: Plan, input_interval: float | None,
             src = graph.producer(node)
             avail[node.name] = np.full(folding.out_pixels(node), avail[src.name][-1],
                                        dtype=np.int64)
-            leaving[node.name] = leaving[src.name]
             pattern[node.name] = (pattern[src.name] if len(avail[node.name]) ==
                                   len(avail[src.name]) else np.concatenate(
                 [a - avail[src.name][-1] + pattern[src.name] for a in avail[src.name]]))
@@ -282,11 +283,6 @@ def schedule_pass(graph: Graph, plan: Plan, input_interval: float | None,
                      for t, name, stream in zip(t_ins, node.inputs, main[0].inputs,
                                                 strict=True)]
             ready = np.max(np.stack(t_ins), axis=0)
-            # when each beat of each input arrives: a join takes beat b once it is there
-            # on every input
-            beats_in = [arrive[(name, stream)] if (name, stream) in arrive else offer(
-                t, relative(converter_beats(plan, stream, pattern[name])))
-                for t, name, stream in zip(t_ins, node.inputs, main[0].inputs, strict=True)]
         else:
             src = graph.producer(node)
             per_pixel = steps_per_pixel(node)
@@ -301,6 +297,12 @@ def schedule_pass(graph: Graph, plan: Plan, input_interval: float | None,
             needed = needed_input_pixel(node, src)
             # a window wholly in the top padding waits for no input at all
             ready = np.where(needed >= 0, t_ins[0][np.maximum(needed, 0)], 0) + lead
+        # when each beat of each input arrives: a join takes beat b once it is there on
+        # every input
+        beats_in = [arrive[(name, stream)] if (name, stream) in arrive else offer(
+            t, relative(converter_beats(plan, stream, pattern[name])))
+            for t, name, stream in zip(t_ins, node.inputs, main[0].inputs, strict=True)
+        ] if len(node.inputs) > 1 else []
         # a unit whose output waited in the fork tree stood still meanwhile: its steps
         # follow the fork tree's handshakes in its own time (``streams.Stalls``)
         stalls = streams.Stalls(*held[node.name]) if node.name in (held or {}) else None
@@ -313,19 +315,17 @@ def schedule_pass(graph: Graph, plan: Plan, input_interval: float | None,
             prev = max(prev + per_pixel, int(r))
             last[i] = prev
         avail[node.name] = last + unit_delay(main[-1])      # (own time)
-        leaving[node.name] = main[-1].out
         pattern[node.name] = beat_pattern(plan, node, per_pixel,
                                           [pattern[i] for i in node.inputs])
         take = input_take(node, last, per_pixel)
         if take is not None:
-            for i, (name, stream) in enumerate(zip(node.inputs, main[0].inputs,
-                                                   strict=True)):
+            there = np.max(np.stack(beats_in), axis=0) if beats_in else None
+            for name, stream in zip(node.inputs, main[0].inputs, strict=True):
                 beats = take_beats(plan, node, stream, take, last)
                 if stalls is not None:
                     beats = stalls.cycle(beats)
-                if len(node.inputs) > 1:
-                    beats = np.max(np.stack([beats] + [b for j, b in enumerate(beats_in)
-                                                       if j != i]), axis=0)
+                if there is not None:
+                    beats = np.maximum(beats, there)
                 takes[(name, stream)] = beats
         own[node.name] = offer(avail[node.name], pattern[node.name])
         if len(node.inputs) > 1:    # a join's beat b leaves once it is there on every input
@@ -385,16 +385,12 @@ def converter_burst(plan: Plan, stream: str, arrivals: np.ndarray) -> int:
 def beat_pattern(plan: Plan, node: Node, per_pixel: int,
                  in_patterns: list[np.ndarray]) -> np.ndarray:
     """When one output pixel's beats leave ``node``'s last unit, relative to its last
-    beat: an elementwise unit or a join passes each beat on as it arrives through its
-    inputs' width converters (``converter_beats``, one beat per cycle); other units space
-    them evenly over their steps (``own_beats``)."""
-    if isinstance(node, ELEMENTWISE) or len(node.inputs) > 1:
+    beat: an elementwise unit passes each beat on as it arrives through its input's width
+    converter (``converter_beats``, one beat per cycle); other units space them evenly
+    over their steps (``own_beats``; a join's, from its inputs', ``schedule_pass``)."""
+    if isinstance(node, ELEMENTWISE):
         main = next(u for u in plan.layer_units(node.name) if u.kind not in ("dwc", "fork"))
-        # a join's beat b waits for beat b of every input: of the inputs' patterns (each
-        # spaced a cycle or more), the latest relative to the pixel's last beat
-        beats = [converter_beats(plan, stream, pattern)
-                 for stream, pattern in zip(main.inputs, in_patterns, strict=True)]
-        return np.max(np.stack([b - b[-1] for b in beats]), axis=0)
+        return relative(converter_beats(plan, main.inputs[0], in_patterns[0]))
     return own_beats(plan, node, per_pixel)
 
 def input_delay(plan: Plan, stream: str) -> int:
