@@ -287,7 +287,7 @@ def test_a_down_converter_takes_a_word_per_r_cycles_and_holds_one_more() -> None
 
 def test_the_vectorised_timing_is_the_beat_level_one() -> None:
     """``streams.unhindered`` (no beat waits) gives ``handshakes``'s times wherever it
-    answers, on the fork trees of the join graphs and of random graphs, with the readers'
+    answers, on the stream trees of the join graphs and of random graphs, with the readers'
     takes as scheduled and made later; both paths occur."""
     from bnn2fpga.estimate import streams
     from bnn2fpga.estimate.schedule import schedule_pass, stream_trees

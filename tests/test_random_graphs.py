@@ -182,8 +182,8 @@ def test_rtl_interval_is_the_cycle_model(written, rtl_runs, name, graph):
 
 @pytest.mark.slow
 def test_rtl_first_frame_latency_is_the_cycle_model(written, rtl_runs):
-    """``pixel_schedule`` (fork trees, width converters and back-pressure followed beat by
-    beat, ``estimate.forks``) is Verilator's first-frame latency on every graph."""
+    """``pixel_schedule`` (back-pressure through forks, FIFOs and width converters followed
+    beat by beat, ``estimate.streams``) is Verilator's first-frame latency on every graph."""
     from bnn2fpga.estimate import pixel_schedule
 
     off = [f"{g.name}: RTL {r.summary['first_frame_latency_cycles']}, model "

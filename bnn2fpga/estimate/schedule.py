@@ -171,15 +171,16 @@ def leaving_streams(graph: Graph, plan: Plan) -> dict[str, str]:
 
 
 def stream_trees(graph: Graph, plan: Plan) -> dict[str, list[streams.TreeStream]]:
-    """Tensor -> its stream tree (``streams.stream_tree``), where the pixel-level
-    schedule's beats fit it (whole beats per pixel on every stream)."""
+    """Tensor -> its stream tree (``streams.stream_tree``), where there is one and the
+    pixel-level schedule's beats fit it (whole beats per pixel on every stream); other
+    tensors' readers get them at the producer's time plus the path's delay."""
     out = {}
     for name, stream in leaving_streams(graph, plan).items():
         if any(t[0].name == stream for t in out.values()):
             continue            # a reshape's: its producer's tree
         tree = streams.stream_tree(plan, stream)
         n = folding.out_pixels(graph[name])
-        if all(s.beats % n == 0 for s in tree):
+        if tree is not None and all(s.beats % n == 0 for s in tree):
             out[name] = tree
     return out
 
@@ -224,8 +225,8 @@ def schedule_pass(graph: Graph, plan: Plan, input_interval: float | None,
     there; a pair absent: the producer's time plus ``input_delay``).  Also returns when the
     readers take each tensor's pixels (``input_take``: (tensor, stream into the reader) ->
     cycles) and, per node, when its last unit offers each beat (before ``floor``: what a
-    fork tree's timing starts from).  ``held``: forked tensor -> its producer's offered
-    beats and their handshakes in the fork tree: the producer, stalled while a beat waits,
+    stream tree's timing starts from).  ``held``: tensor -> its producer's offered
+    beats and their handshakes in its stream tree: the producer, stalled while a beat waits,
     runs in its own time (``streams.Stalls``).
 
     A unit spends ``folding.node_cycles / out_pixels`` compute steps per output pixel, one
@@ -287,7 +288,7 @@ def schedule_pass(graph: Graph, plan: Plan, input_interval: float | None,
             src = graph.producer(node)
             per_pixel = steps_per_pixel(node)
             lead = after_last_input(node, per_pixel) + inner_fifo_delay(plan, node.name)
-            # (a fork tree's arrivals already hold the converter's queue); a sliding
+            # (a stream tree's arrivals already hold the converter's queue); a sliding
             # window starts on a pixel's first beats, so only units that read the pixel
             # (or vector) itself wait for its last
             if (src.name, main[0].inputs[0]) not in arrive and (
@@ -303,8 +304,8 @@ def schedule_pass(graph: Graph, plan: Plan, input_interval: float | None,
             t, relative(converter_beats(plan, stream, pattern[name])))
             for t, name, stream in zip(t_ins, node.inputs, main[0].inputs, strict=True)
         ] if len(node.inputs) > 1 else []
-        # a unit whose output waited in the fork tree stood still meanwhile: its steps
-        # follow the fork tree's handshakes in its own time (``streams.Stalls``)
+        # a unit whose output waited in its stream tree stood still meanwhile: its steps
+        # follow the tree's handshakes in its own time (``streams.Stalls``)
         stalls = streams.Stalls(*held[node.name]) if node.name in (held or {}) else None
         if stalls is not None:
             ready = stalls.own_time(ready - lead) + lead if len(node.inputs) == 1 \
@@ -411,7 +412,7 @@ def input_delay(plan: Plan, stream: str) -> int:
 def paced_schedule(graph: Graph, plan: Plan) -> dict[str, np.ndarray]:
     """``pixel_schedule`` with the host sending a frame's input at the bottleneck's rate:
     every unit keeps up, so nothing back-pressures, and the times are the steady state's
-    (within a frame).  One pass, no fork back-pressure (``estimate.forks``): these are the
+    (within a frame).  One pass, no fork back-pressure (``estimate.streams``): these are the
     times the skip FIFOs are sized to allow (``skip_fifo_depths``), so that no fork
     holds a beat back."""
     _, interval = folding.bottleneck(graph)

@@ -34,7 +34,7 @@ it enters the consumer; with no FIFO they are one handshake.
 Each constraint refers to the same beat upstream or to earlier beats, so one pass over the
 beats in a dependency order gives the least solution (``solve``).  The plan places forks
 right behind the producer and width converters behind the forks, per reader; a tree with a
-fork behind a width converter is refused (``stream_tree``)."""
+fork behind a width converter is left out (``stream_tree``)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ from bnn2fpga.units.dwc import dwc_capacity_beats, dwc_kind
 
 @dataclass
 class TreeStream:
-    """One stream of a fork tree: how its beats come from its parent (``via``: "root",
+    """One stream of a stream tree: how its beats come from its parent (``via``: "root",
     "fork", "up", "down" or "shift"; ``ratio`` R of an up/down converter) and what
     consumes it (``consumer``: "fork", "dwc" or "leaf")."""
 
@@ -64,11 +64,16 @@ class TreeStream:
     below_dwc: bool = False
 
 
-def stream_tree(plan: Plan, root: str) -> list[TreeStream]:
+def stream_tree(plan: Plan, root: str) -> list[TreeStream] | None:
     """The streams from ``root`` (a producer's output stream) to its readers (through forks
-    and width converters; a chain is a tree of one leaf), parents first."""
+    and width converters; a chain is a tree of one leaf), parents first; None for a fork
+    behind a width converter, which ``dependency_order`` does not cover (the planner puts
+    forks right behind producers)."""
     units = {u.name: u for u in plan.units}
     tree: list[TreeStream] = []
+
+    class ForkBehindConverter(Exception):
+        pass
 
     def add(name: str, parent: int | None, via: str, ratio: int, below: bool) -> None:
         s = plan.stream(name)
@@ -84,8 +89,7 @@ def stream_tree(plan: Plan, root: str) -> list[TreeStream]:
         node.consumer = unit.kind
         if unit.kind == "fork":
             if below:
-                raise ValueError(f"stream {name!r}: a fork behind a width converter; the "
-                                 "fork-tree timing expects converters behind the forks")
+                raise ForkBehindConverter
             for out in unit.outputs:
                 add(out, k, "fork", 1, False)
             return
@@ -94,7 +98,10 @@ def stream_tree(plan: Plan, root: str) -> list[TreeStream]:
         ratio = owb // iwb if kind == "up" else iwb // owb if kind == "down" else 1
         add(unit.out, k, kind, ratio, True)
 
-    add(root, None, "root", 1, False)
+    try:
+        add(root, None, "root", 1, False)
+    except ForkBehindConverter:
+        return None
     return tree
 
 
