@@ -108,9 +108,9 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
     whose beat waited stood still meanwhile, ``streams.Stalls``) and when each reader
     receives each beat, which the next pass uses; the passes repeat until nothing
     changes.  Where they cycle instead through the same few schedules, or wander without
-    growing (seen on one random graph in 80, within 0.3% of Verilator's latency), the
-    latest of the last ones is returned; where the latency keeps growing, the readers
-    wait on each other (a deadlock) and that is an error."""
+    growing (one random graph in 120, ``bench/join_latency.py``: 1.9% over Verilator's
+    latency), the slowest of the last ones is returned; where the latency keeps growing,
+    readers wait on each other (a deadlock), which is an error."""
     plan = plan or build_plan(graph)
     trees = stream_trees(graph, plan)
     floor: dict[str, np.ndarray] = {}
@@ -138,7 +138,7 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
                                     for v in d.values())).digest()
         if key in seen:
             # the passes cycle through the same schedules (each pass's waits move the
-            # next one's) instead of settling: the latest of them
+            # next one's) instead of settling: the slowest of them
             cycle = schedules[seen[key]:]
             return max(cycle, key=lambda a: int(a[graph.output.name][-1]))
         seen[key] = len(schedules)
@@ -146,12 +146,12 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
     ends = [int(a[graph.output.name][-1]) for a in schedules[-UNSETTLED_PASSES:]]
     if max(ends) - min(ends) <= max(ends) // 50:
         # no repeat, but no growth either: the passes wander between schedules within 2%
-        # of each other; the latest of them
+        # of each other; the slowest of them
         return max(schedules[-UNSETTLED_PASSES:], key=lambda a: int(a[graph.output.name][-1]))
-    raise ValueError(f"graph {graph.name!r}: the fork back-pressure of tensors "
-                     f"{sorted(floor)} does not settle in {MAX_FORK_PASSES} schedule passes "
-                     "(readers that wait on each other through a fork: a deadlock); deeper "
-                     "skip FIFOs behind the forks would decouple them")
+    raise ValueError(f"graph {graph.name!r}: the back-pressure schedule does not settle in "
+                     f"{MAX_FORK_PASSES} passes and its latency keeps growing (readers that "
+                     "wait on each other through a fork: a deadlock); deeper skip FIFOs "
+                     "behind the forks would decouple them")
 
 
 def same(a: dict, b: dict) -> bool:
