@@ -32,8 +32,10 @@ FRAMES = 5
 # pixel in a width converter; fixed in estimate.schedule.skip_fifo_depths); [1212, 34]
 # ran 639 instead of 486 cycles/frame in RTL and deadlocked the HLS model (skip FIFOs too
 # short for the HLS processes; fixed by sizing them also from the HLS dataflow model,
-# estimate.hls_schedule.hls_skip_depths, as were g1212_3 and g1212_5)
-REGRESSION: list[tuple[int, int]] = [(SEED, 20), (SEED, 34)]
+# estimate.hls_schedule.hls_skip_depths, as were g1212_3 and g1212_5); [42, 35] made the
+# first-frame schedule raise "does not settle" (its passes wander between 146 and 152
+# cycles; Verilator: 146, the most common; estimate.schedule.pixel_schedule)
+REGRESSION: list[tuple[int, int]] = [(SEED, 20), (SEED, 34), (42, 35)]
 # open bugs, checked as strict xfails (they turn into failures once fixed: drop them then);
 # none open now
 HLS_MODEL_DEADLOCKS: set[str] = set()
@@ -178,6 +180,31 @@ def _interval(written, rtl_runs, name) -> int:
 def test_rtl_interval_is_the_cycle_model(written, rtl_runs, name, graph):
     interval, want = _interval(written, rtl_runs, name), folding.bottleneck(graph)[1]
     assert abs(interval - want) <= 0.01 * want, f"RTL {interval} vs bottleneck {want}"
+
+
+def test_the_first_frame_schedule_settles_or_warns_on_many_graphs():
+    """``pixel_schedule`` settles on 100 more random graphs into a causal schedule (no
+    node done before its inputs), but for g42_35 and g42_42, where it says in a warning
+    that its passes wander and takes the latency most of them give (Verilator's, on
+    both)."""
+    import warnings
+
+    from bnn2fpga.estimate import pixel_schedule
+
+    unsettled = []
+    for b in range(100):
+        g = random_dag(np.random.default_rng([42, b]), name=f"g42_{b}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sched = pixel_schedule(g)
+        said = [str(w.message) for w in caught if "did not settle" in str(w.message)]
+        if said:
+            unsettled.append(g.name)
+            assert f"takes the most common, {sched[g.output.name][-1]:,}" in said[0]
+            continue
+        for node in g.nodes[1:]:
+            assert all(sched[node.name][-1] >= sched[i][-1] for i in node.inputs), g.name
+    assert unsettled == ["g42_35", "g42_42"]
 
 
 @pytest.mark.slow

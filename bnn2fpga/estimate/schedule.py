@@ -5,6 +5,7 @@ plan's units, FIFOs and register delays (``bnn2fpga.units``)."""
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +90,7 @@ def inner_fifo_delay(plan: Plan, layer: str) -> int:
 
 
 MAX_FORK_PASSES = 400      # schedule passes before back-pressure that settles nowhere
-UNSETTLED_PASSES = 50      # counts as a deadlock unless these are within 2% of each other
+UNSETTLED_PASSES = 50      # is taken as the slowest of the last of them
 
 
 def pixel_schedule(graph: Graph, plan: Plan | None = None,
@@ -107,10 +108,10 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
     (``streams.solve``) then gives the producer's handshakes (its ``floor``; a producer
     whose beat waited stood still meanwhile, ``streams.Stalls``) and when each reader
     receives each beat, which the next pass uses; the passes repeat until nothing
-    changes.  Where they cycle instead through the same few schedules, or wander without
-    growing (one random graph in 120, ``bench/join_latency.py``: 1.9% over Verilator's
-    latency), the slowest of the last ones is returned; where the latency keeps growing,
-    readers wait on each other (a deadlock), which is an error."""
+    changes.  Where they cycle instead through the same few schedules, the slowest of the
+    cycle is returned; where they wander without repeating (5 random graphs in 420:
+    Verilator's latency on 2 of them, +4 to +13 cycles, at most 1.4%, on the others), the
+    schedule most of the last passes give, with a warning."""
     plan = plan or build_plan(graph)
     trees = stream_trees(graph, plan)
     floor: dict[str, np.ndarray] = {}
@@ -143,15 +144,17 @@ def pixel_schedule(graph: Graph, plan: Plan | None = None,
             return max(cycle, key=lambda a: int(a[graph.output.name][-1]))
         seen[key] = len(schedules)
         schedules.append(avail)
-    ends = [int(a[graph.output.name][-1]) for a in schedules[-UNSETTLED_PASSES:]]
-    if max(ends) - min(ends) <= max(ends) // 50:
-        # no repeat, but no growth either: the passes wander between schedules within 2%
-        # of each other; the slowest of them
-        return max(schedules[-UNSETTLED_PASSES:], key=lambda a: int(a[graph.output.name][-1]))
-    raise ValueError(f"graph {graph.name!r}: the back-pressure schedule does not settle in "
-                     f"{MAX_FORK_PASSES} passes and its latency keeps growing (readers that "
-                     "wait on each other through a fork: a deadlock); deeper skip FIFOs "
-                     "behind the forks would decouple them")
+    # no repeat: the passes wander between schedules (or, if the latency only grows,
+    # readers wait on each other through a fork: a deadlock, which the skip FIFOs are
+    # sized to rule out); the one most of the last passes give, with a warning
+    last = schedules[-UNSETTLED_PASSES:]
+    ends = [int(a[graph.output.name][-1]) for a in last]
+    common = max(set(ends), key=lambda e: (ends.count(e), e))
+    warnings.warn(f"graph {graph.name!r}: the back-pressure schedule did not settle in "
+                  f"{MAX_FORK_PASSES} passes; its last {len(last)} give first-frame latencies "
+                  f"of {min(ends):,} to {max(ends):,} cycles, and the estimate takes the most "
+                  f"common, {common:,}", stacklevel=2)
+    return last[len(ends) - 1 - ends[::-1].index(common)]
 
 
 def same(a: dict, b: dict) -> bool:
