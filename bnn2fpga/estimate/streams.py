@@ -282,7 +282,6 @@ def handshakes(tree: list[TreeStream], offered: np.ndarray, takes: dict[str, np.
     return p, c, {tree[k].name: a for k, a in arrival.items()}
 
 
-
 class Stalls:
     """A stall-all unit (``en = !m_tvalid || m_tready``) in its own time: it runs its
     stall-free schedule, except that it stands still while an output beat is valid and
