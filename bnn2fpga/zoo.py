@@ -48,12 +48,15 @@ def _seed_everything(seed: int) -> None:
         pass
 
 
-def _fit(model: Any, data: Digits, epochs: int, flat: bool) -> None:
+def _fit(model: Any, data: Digits, epochs: int, flat: bool, from_logits: bool = True
+         ) -> None:
+    """Adam(0.01) on sparse cross-entropy, batches of 64 (``from_logits=False``: a model
+    that ends in softmax)."""
     import tensorflow as tf
 
     x = data.x_train.reshape(len(data.x_train), -1) if flat else data.x_train
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
                   metrics=["accuracy"])
     model.fit(x, data.y_train, epochs=epochs, batch_size=64, verbose=0, shuffle=True)
 
@@ -238,11 +241,7 @@ def train_qkeras_residual(seed: int = 0, data: Digits | None = None, epochs: int
                bias_quantizer=quantized_bits(8, 3, alpha=1), name="fc")(x)
     out = layers.Activation("softmax", name="softmax")(x)
     model = tf.keras.Model(inp, out, name="qkeras_residual")
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=["accuracy"])
-    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64, verbose=0,
-              shuffle=True)
+    _fit(model, data, epochs, flat=False, from_logits=False)
     return model
 
 
@@ -406,11 +405,7 @@ def train_larq_resnet(seed: int = 0, data: Digits | None = None, epochs: int = 1
         if isinstance(layer, RPReLU):
             c = layer.slope.shape[0]
             layer.slope.assign([0.25 if i % 4 else -0.2 for i in range(c)])
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.01),
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=["accuracy"])
-    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=64, verbose=0,
-              shuffle=True)
+    _fit(model, data, epochs, flat=False, from_logits=False)
     return model
 
 

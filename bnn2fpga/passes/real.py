@@ -197,15 +197,22 @@ def set_output_affine(graph: Graph, dense: Dense) -> None:
     dense.output_affine = (np.full(c, step), np.zeros(c))
 
 
-def lower_affine_chain(graph: Graph, chain: list[Node], mul_bits: int) -> None:
-    """scale/bias/BatchNorm on a real tensor -> one FixedAffine named for the chain's end."""
-    src = graph.producer(chain[0])
+def affine_input(graph: Graph, first: Node) -> Node:
+    """The fixed-point producer an affine chain starting at ``first`` reads (a matrix-vector
+    accumulator gets its output affine); any other tensor is refused, naming the layer."""
+    src = graph.producer(first)
     if src.out.encoding not in ("fixed", "int"):
-        raise IRError(f"layer {chain[0].name!r} ({chain[0].op}) reads the {src.out.encoding} "
+        raise IRError(f"layer {first.name!r} ({first.op}) reads the {src.out.encoding} "
                       f"tensor {src.name!r}; supported: scale, bias and BatchNorm on "
                       "fixed-point tensors (after a float or binary conv/dense layer)")
     if isinstance(src, Dense) and src.output_affine is None:
         set_output_affine(graph, src)
+    return src
+
+
+def lower_affine_chain(graph: Graph, chain: list[Node], mul_bits: int) -> None:
+    """scale/bias/BatchNorm on a real tensor -> one FixedAffine named for the chain's end."""
+    src = affine_input(graph, chain[0])
     a, b = chain_terms(chain)
     out = format_of(graph, chain[-1].name, chain[-1].out.shape)
     node = affine_node(chain[-1].name, src.name, real_step(graph, src), out, a, a, b, None,
@@ -261,17 +268,7 @@ def lower_prelu_chain(graph: Graph, pre: list[Node], prelu: FloatPReLU, post: li
     chain's end, with the pivot on the input codes and one offset per side
     (``prelu_pieces``): one multiplier and one rounding instead of one per node (FracBNN's
     BN -> RPReLU -> BN after every PG conv)."""
-    first = pre[0] if pre else prelu
-    src = graph.producer(first)
-    if pre:
-        if src.out.encoding not in ("fixed", "int"):
-            raise IRError(f"layer {first.name!r} ({first.op}) reads the {src.out.encoding} "
-                          f"tensor {src.name!r}; supported: scale, bias and BatchNorm on "
-                          "fixed-point tensors (after a float or binary conv/dense layer)")
-        if isinstance(src, Dense) and src.output_affine is None:
-            set_output_affine(graph, src)
-    else:
-        src = as_fixed(graph, prelu.inputs[0], mul_bits)
+    src = affine_input(graph, pre[0]) if pre else as_fixed(graph, prelu.inputs[0], mul_bits)
     c = prelu.out.shape[-1]
     a1, b1 = chain_terms(pre) if pre else (np.ones(c), np.zeros(c))
     a3, b3 = chain_terms(post) if post else (np.ones(c), np.zeros(c))
